@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * config: command line and OTEL_* environment, validated into one struct. Pure: the
+ * environment is read through a callback so tests can supply their own.
+ * Precedence: defaults < OTEL_EXPORTER_OTLP_X < OTEL_EXPORTER_OTLP_TRACES_X < flags.
+ * Empty variables count as unset. Errors name the flag or variable at fault.
+ */
+#ifndef CLN_OTLP_CONFIG_H
+#define CLN_OTLP_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "otlp.h"
+
+#define CONFIG_MAX_LIST 32 /* files, binaries, pids, headers, resource attributes */
+
+enum config_exporter {
+	CONFIG_EXPORTER_OTLP = 0,
+	CONFIG_EXPORTER_STDOUT,
+	CONFIG_EXPORTER_CONSOLE,
+};
+
+enum config_protocol {
+	CONFIG_PROTO_HTTP_PROTOBUF = 0,
+	CONFIG_PROTO_HTTP_JSON,
+	CONFIG_PROTO_GRPC,
+};
+
+struct config_header {
+	char *name;
+	char *value; /* secret: never logged */
+};
+
+struct config {
+	/* sources */
+	char *files[CONFIG_MAX_LIST];
+	size_t n_files;
+	bool follow;
+	char *socket_path;
+	char *lightningd[CONFIG_MAX_LIST];
+	size_t n_lightningd;
+	bool usdt;	 /* capture with eBPF (--lightningd given, or no other source) */
+	bool no_plugins;
+	uint32_t pids[CONFIG_MAX_LIST];
+	size_t n_pids;
+	uint64_t ringbuf_size; /* bytes, power of two */
+
+	/* export */
+	enum config_exporter exporter;
+	enum config_protocol protocol;
+	char *endpoint;	   /* the full URL requests go to (…/v1/traces for HTTP) */
+	struct config_header headers[CONFIG_MAX_LIST];
+	size_t n_headers;
+	bool gzip;
+	uint64_t timeout_ms; /* per request */
+	char *ca_cert;
+	char *client_cert;
+	char *client_key;
+	bool insecure; /* plain http / skip TLS verification (OTEL_EXPORTER_OTLP_INSECURE) */
+	unsigned max_inflight;
+	uint64_t retry_max_elapsed_ms;
+
+	/* batching */
+	size_t max_queue_spans;
+	size_t max_queue_bytes;
+	size_t batch_size;
+	uint64_t schedule_delay_ms;
+	uint64_t export_timeout_ms; /* OTEL_BSP_EXPORT_TIMEOUT */
+	uint64_t shutdown_timeout_ms;
+
+	/* resource */
+	char *service_name;
+	struct otlp_kv resource_attrs[CONFIG_MAX_LIST];
+	size_t n_resource_attrs;
+
+	/* operation */
+	int verbosity; /* 0 default, >0 -v, <0 -q */
+	uint64_t stats_interval_s;
+	char *metrics_listen;
+	char *user;
+	char *rpc_file;
+	uint64_t suspend_ttl_ms; /* suspend/resume times kept for spans not yet emitted */
+
+	bool help;
+	bool version;
+};
+
+typedef const char *(*config_getenv_fn)(const char *name);
+
+void config_init(struct config *cfg);
+void config_free(struct config *cfg);
+
+/*
+ * Defaults, then @getenv (NULL: no environment), then @argv. Returns 0, or -EINVAL with a
+ * message in @err naming the flag or variable and what it accepts.
+ */
+int config_load(struct config *cfg, int argc, char **argv, config_getenv_fn getenv_fn,
+		char *err, size_t err_size);
+
+/* Parse "k=v,k2=v2" with percent-decoded keys and values (OTEL headers, resource attrs). */
+int config_parse_kv_list(const char *s, struct config_header *out, size_t max, size_t *n);
+/* Percent-decode @s into a new string; NULL on a malformed escape or ENOMEM. */
+char *config_percent_decode(const char *s, size_t len);
+
+/* Usage text (--help). */
+void config_usage(FILE *out);
+
+#endif

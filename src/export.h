@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * export: the interface every exporter implements (stdout, console, OTLP over HTTP/gRPC).
+ * The pipeline hands an exporter a batch; the exporter owns it until it calls done(),
+ * exactly once per batch, with the final outcome (retries happen inside the exporter).
+ */
+#ifndef CLN_OTLP_EXPORT_H
+#define CLN_OTLP_EXPORT_H
+
+#include <stdbool.h>
+
+#include "queue.h"
+
+enum export_result {
+	EXPORT_OK = 0,		 /* delivered (a partial success counts here, rejects counted) */
+	EXPORT_FAIL_REJECTED,	 /* not retryable: collector refused it */
+	EXPORT_FAIL_EXPIRED,	 /* retryable failures past the retry budget */
+	EXPORT_FAIL_SHUTDOWN,	 /* still unfinished when shutdown ran out of time */
+	EXPORT_FAIL_ENCODE,	 /* could not be encoded (out of memory) */
+	EXPORT_FAIL_IO,		 /* local output failed (stdout closed...) */
+};
+
+struct exporter;
+
+typedef void (*exporter_done_cb)(void *ctx, struct queue_batch *batch, enum export_result res);
+
+struct exporter_ops {
+	/* Take @batch. Returns 0, or -EBUSY when at capacity (the batch stays the caller's). */
+	int (*submit)(struct exporter *ex, struct queue_batch *batch);
+	/* True when submit() would return -EBUSY. */
+	bool (*busy)(const struct exporter *ex);
+	/* Batches taken and not yet done. */
+	unsigned (*pending)(const struct exporter *ex);
+	/* Give up everything unfinished now: done(EXPORT_FAIL_SHUTDOWN) for each. */
+	void (*abort)(struct exporter *ex);
+	void (*free)(struct exporter *ex);
+};
+
+/* Embedded as the first member of every exporter. */
+struct exporter {
+	const struct exporter_ops *ops;
+	const char *name;
+	exporter_done_cb done;
+	void *done_ctx;
+};
+
+static inline void exporter_set_done(struct exporter *ex, exporter_done_cb cb, void *ctx)
+{
+	ex->done = cb;
+	ex->done_ctx = ctx;
+}
+
+static inline void exporter__free(struct exporter *ex)
+{
+	if (ex)
+		ex->ops->free(ex);
+}
+
+#endif

@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * export_http: OTLP/HTTP (protobuf or JSON) and OTLP/gRPC over libcurl's multi socket API,
+ * driven by the loop. Retries per the OTLP specification. Only this module includes curl.
+ */
+#ifndef CLN_OTLP_EXPORT_HTTP_H
+#define CLN_OTLP_EXPORT_HTTP_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "export.h"
+#include "loop.h"
+#include "otlp.h"
+
+/*
+ * @res must outlive the exporter. Returns NULL with a message in @err (bad endpoint,
+ * unreadable certificate, curl without HTTP/2 for grpc...).
+ */
+struct exporter *export_http__new(struct loop *loop, const struct config *cfg,
+				  const struct otlp_resource_cfg *res, char *err, size_t err_size);
+
+#endif

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * otlp: spans -> OTLP ExportTraceServiceRequest, as protobuf (protobuf-c) or OTLP/JSON.
+ * Pure: no I/O. The mapping follows the OpenTelemetry Collector's Zipkin v2 translator,
+ * with CLN's exceptions (README, "Mapping"):
+ *   - 16-hex traceIds: zeros in bytes 0-7, the value in bytes 8-15;
+ *   - tag error="true" -> status ERROR, attribute removed; error="false" -> status UNSET,
+ *     attribute kept (CLN plugins tag every RPC error:"false");
+ *   - otel.status_code / otel.status_description tags -> status; span.kind tag -> kind;
+ *   - suspend/resume -> span events "cln.suspend" / "cln.resume".
+ * One ResourceSpans per (service.name, process); one ScopeSpans "cln-otlp" in each.
+ */
+#ifndef CLN_OTLP_OTLP_H
+#define CLN_OTLP_OTLP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "span.h"
+
+#define OTLP_SCOPE_NAME "cln-otlp"
+
+struct otlp_kv {
+	const char *key;
+	const char *value;
+};
+
+/* Process-wide resource settings, shared by every ResourceSpans. */
+struct otlp_resource_cfg {
+	const char *service_name; /* OTEL_SERVICE_NAME; NULL: the span's serviceName */
+	const char *host_name;	  /* host.name; NULL: omitted */
+	const struct otlp_kv *attrs; /* OTEL_RESOURCE_ATTRIBUTES and node identity */
+	size_t n_attrs;
+};
+
+/* A growable output buffer, reused across batches. */
+struct otlp_buf {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+};
+
+void otlp_buf_reset(struct otlp_buf *buf);
+void otlp_buf_release(struct otlp_buf *buf);
+
+/*
+ * Encode @n spans as one ExportTraceServiceRequest into @out (replacing its contents).
+ * Returns 0, or -ENOMEM. Spans are grouped by resource in order of first appearance.
+ */
+int otlp_encode_pb(const struct otlp_resource_cfg *cfg, struct span *const *spans, size_t n,
+		   struct otlp_buf *out);
+/* Same, as one line of OTLP/JSON (no newline). */
+int otlp_encode_json(const struct otlp_resource_cfg *cfg, struct span *const *spans, size_t n,
+		     struct otlp_buf *out);
+
+/* Status the mapping gives a span (exposed for the console view and tests). */
+enum otlp_status_code {
+	OTLP_STATUS_UNSET = 0,
+	OTLP_STATUS_OK = 1,
+	OTLP_STATUS_ERROR = 2,
+};
+
+/*
+ * Decode an ExportTraceServiceResponse (partial success). Returns 0 and the rejected count
+ * and message (truncated to @msg_size), or -EBADMSG.
+ */
+int otlp_decode_response(const uint8_t *data, size_t len, int64_t *rejected, char *msg,
+			 size_t msg_size);
+/* Decode a google.rpc.Status body into its message (truncated). Returns 0 or -EBADMSG. */
+int otlp_decode_rpc_status(const uint8_t *data, size_t len, int32_t *code, char *msg,
+			   size_t msg_size);
+
+#endif

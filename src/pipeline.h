@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pipeline: what every source feeds. Parses a payload (span), attaches the suspend/resume
+ * events seen for it, counts, queues (queue) and hands batches to the exporter when a
+ * batch is full or its oldest span is older than the schedule delay.
+ */
+#ifndef CLN_OTLP_PIPELINE_H
+#define CLN_OTLP_PIPELINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "export.h"
+#include "loop.h"
+#include "queue.h"
+#include "span.h"
+#include "stats.h"
+
+struct pipeline;
+struct suspend_table;
+
+struct pipeline_cfg {
+	struct queue_cfg queue;
+	uint64_t schedule_delay_ms; /* OTEL_BSP_SCHEDULE_DELAY */
+};
+
+/* Takes ownership of @ex. */
+struct pipeline *pipeline__new(struct loop *loop, const struct pipeline_cfg *cfg,
+			       struct exporter *ex);
+void pipeline__free(struct pipeline *p);
+
+/* Where a payload came from. */
+struct pipeline_origin {
+	enum stats_source source;
+	uint32_t pid;	      /* 0 when unknown */
+	const char *exe_path; /* interned (span_intern) or NULL */
+};
+
+/*
+ * Parse one span_emit payload and queue it. Returns SPAN_OK or the reject reason (already
+ * counted); a span that parses but finds the queue full is counted as dropped, not
+ * rejected, and SPAN_OK is returned.
+ */
+enum span_reject pipeline_ingest(struct pipeline *p, const struct pipeline_origin *origin,
+				 const char *json, size_t len);
+
+/* A suspend/resume seen for span @span_id of process @pid (0: unknown) at @time_unix_ns. */
+void pipeline_span_event(struct pipeline *p, uint32_t pid, uint64_t span_id,
+			 enum span_event_kind kind, uint64_t time_unix_ns);
+
+/* Send everything waiting now, regardless of batch size and age. */
+void pipeline_flush(struct pipeline *p);
+/* Nothing waiting and nothing in flight. */
+bool pipeline_idle(const struct pipeline *p);
+/* Give up whatever is unfinished (shutdown timeout): counted as dropped. */
+void pipeline_abort(struct pipeline *p);
+
+/* Called when pipeline_idle() becomes true after pipeline_flush(). */
+void pipeline_on_idle(struct pipeline *p, void (*cb)(void *ctx), void *ctx);
+
+#endif

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * source_usdt: capture lightningd:span_emit (and span_start/end/suspend/resume) with eBPF.
+ * Opens, configures, loads and attaches the BPF skeleton to lightningd and its C plugins,
+ * consumes the ring buffer from the loop and feeds the pipeline. Only this module includes
+ * libbpf.
+ */
+#ifndef CLN_OTLP_SOURCE_USDT_H
+#define CLN_OTLP_SOURCE_USDT_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "loop.h"
+#include "pipeline.h"
+
+struct source_usdt;
+
+/*
+ * Discover the binaries (cfg->lightningd, or lightningd on PATH; plugins unless
+ * cfg->no_plugins), load and attach. Returns NULL with a message in @err that says what to
+ * do (binary not found, no probes, not root, kernel lacks uprobes or ring buffers).
+ */
+struct source_usdt *source_usdt__new(struct loop *loop, const struct config *cfg,
+				     struct pipeline *p, char *err, size_t err_size);
+/* Drain what the ring buffer holds now (at shutdown, before flushing the pipeline). */
+void source_usdt_drain(struct source_usdt *src);
+/* Detach and free; NULL is fine. */
+void source_usdt__free(struct source_usdt *src);
+
+#endif

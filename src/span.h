@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * span: one CLN span, parsed from the JSON that lightningd hands to its `span_emit`
+ * probe, trace socket or trace file.
+ *
+ * CLN writes that JSON with snprintf and escapes nothing, so a `"` or `\` in a tag value
+ * (SQL text, RPC ids) makes it invalid. span_parse() tries, in order:
+ *   1. a strict JSON parse of the shape CLN writes (fast path, no allocation but the span);
+ *   2. a strict general JSON parse (cJSON): any key order, escapes, unknown fields;
+ *   3. recovery: a structural parse anchored on CLN's fixed key order and on the
+ *      `},"traceId":"<hex>"}]` tail, which gives every value back exactly as CLN had it.
+ * Anything else is rejected with a reason, never silently.
+ *
+ * A span is one allocation: the struct followed by an arena holding its strings.
+ */
+#ifndef CLN_OTLP_SPAN_H
+#define CLN_OTLP_SPAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* CLN formats each span into a 2048-byte buffer (common/trace.c). */
+#define SPAN_MAX_PAYLOAD 2048
+/* CLN emits at most 2 tags; other producers may send a few more. */
+#define SPAN_MAX_TAGS	 16
+/* Suspend/resume pairs kept per span; more are counted in dropped_events. */
+#define SPAN_MAX_EVENTS	 16
+
+enum span_reject {
+	SPAN_OK = 0,
+	SPAN_REJECT_TOO_LONG,	   /* payload over SPAN_MAX_PAYLOAD bytes */
+	SPAN_REJECT_EMPTY,	   /* nothing but whitespace, or `[]` */
+	SPAN_REJECT_INVALID_JSON,  /* invalid JSON that recovery could not repair */
+	SPAN_REJECT_MISSING_FIELD, /* id, name, timestamp, duration or traceId absent */
+	SPAN_REJECT_BAD_ID,	   /* id not 16 hex digits, or all zero */
+	SPAN_REJECT_BAD_PARENT_ID, /* parentId not 16 hex digits, or all zero */
+	SPAN_REJECT_BAD_TRACE_ID,  /* traceId not 16 or 32 hex digits, or all zero */
+	SPAN_REJECT_BAD_TIME,	   /* timestamp/duration not a non-negative integer, or overflows */
+	SPAN_REJECT_BAD_FIELD,	   /* a known field of the wrong type (name not a string...) */
+	SPAN_REJECT_TOO_MANY_TAGS, /* more than SPAN_MAX_TAGS tags */
+	SPAN_REJECT_NOMEM,
+	SPAN_REJECT__MAX,
+};
+
+/* Short, stable name of a reject reason (for counters and the summary). */
+const char *span_reject_str(enum span_reject why);
+
+/* How the payload was understood. */
+enum span_parse_path {
+	SPAN_PATH_FAST = 0, /* strict, CLN's own shape */
+	SPAN_PATH_JSON,	    /* strict, general JSON */
+	SPAN_PATH_RECOVERED /* invalid JSON (unescaped quote or backslash), recovered */
+};
+
+struct span_str {
+	const char *ptr; /* NUL-terminated, in the span's arena */
+	uint32_t len;
+};
+
+struct span_tag {
+	struct span_str key;
+	struct span_str value;
+};
+
+enum span_event_kind {
+	SPAN_EVENT_SUSPEND = 0,
+	SPAN_EVENT_RESUME,
+};
+
+struct span_event {
+	uint64_t time_unix_ns;
+	enum span_event_kind kind;
+};
+
+struct span {
+	uint8_t trace_id[16]; /* 16-hex (old CLN) traceIds: zeros, then the value */
+	uint8_t span_id[8];
+	uint8_t parent_id[8];
+	bool has_parent;     /* parentId present, valid and not equal to span_id */
+	bool short_trace_id; /* traceId was 16 hex digits */
+	bool truncated;	     /* CLN cut the payload at 2048 bytes; what precedes the cut kept */
+	uint8_t path;	     /* enum span_parse_path */
+	uint64_t timestamp_us;
+	uint64_t duration_us;
+	struct span_str name;
+	struct span_str service; /* localEndpoint.serviceName; len 0 when absent */
+	uint32_t n_tags;
+	struct span_tag tags[SPAN_MAX_TAGS];
+
+	/* Where the span came from; filled in by its source, 0/NULL when unknown. */
+	uint32_t pid;
+	const char *exe_path; /* interned (span_intern), never freed while spans live */
+
+	uint32_t n_events;
+	uint32_t dropped_events;
+	struct span_event events[SPAN_MAX_EVENTS];
+
+	uint32_t payload_len; /* bytes of the JSON this span came from (queue accounting) */
+	uint32_t arena_len;
+	char arena[];
+};
+
+/*
+ * Parse one span_emit payload of @len bytes (need not be NUL-terminated). On success
+ * returns 0 and sets *out to a new span (free with span__free). On failure returns a
+ * negative errno (-EINVAL for bad input, -ENOMEM) and sets *why.
+ */
+int span_parse(const char *json, size_t len, struct span **out, enum span_reject *why);
+
+void span__free(struct span *span);
+
+/* Append a suspend/resume event; counts it as dropped past SPAN_MAX_EVENTS. */
+void span_add_event(struct span *span, enum span_event_kind kind, uint64_t time_unix_ns);
+
+/* Parse exactly @n hex digits (either case) into n/2 bytes. Returns false on any non-hex. */
+bool span_hex_decode(const char *hex, size_t n, uint8_t *out);
+/* Write 2*n lowercase hex digits and a NUL into @out. */
+void span_hex_encode(const uint8_t *in, size_t n, char *out);
+/* Parse 16 hex digits as a big-endian u64 (CLN span ids are u64s printed with %016lx). */
+bool span_id_parse_u64(const char *hex, size_t n, uint64_t *out);
+
+/* Tag lookup: NULL when absent. */
+const struct span_tag *span_tag_get(const struct span *span, const char *key);
+
+/*
+ * Intern a string for the life of the process (executable paths and the like: a handful of
+ * distinct values). Returns NULL when the table (256 entries) is full or on ENOMEM.
+ */
+const char *span_intern(const char *s);
+void span_intern_reset(void); /* frees the table: only at exit, when no span lives */
+
+#endif

@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: MIT
+#include "stats.h"
+
+#include <string.h>
+
+struct stats stats;
+
+static const char *const source_names[STATS_SRC__MAX] = {
+	[STATS_SRC_USDT] = "usdt",
+	[STATS_SRC_SOCKET] = "socket",
+	[STATS_SRC_FILE] = "file",
+};
+
+static const char *const drop_names[STATS_DROP__MAX] = {
+	[STATS_DROP_QUEUE_FULL] = "queue_full",
+	[STATS_DROP_RETRY_EXPIRED] = "retry_expired",
+	[STATS_DROP_NOT_RETRYABLE] = "not_retryable",
+	[STATS_DROP_SHUTDOWN] = "shutdown",
+	[STATS_DROP_ENCODE] = "encode",
+};
+
+const char *stats_source_str(enum stats_source src)
+{
+	return (unsigned)src < STATS_SRC__MAX ? source_names[src] : "?";
+}
+
+const char *stats_drop_str(enum stats_drop why)
+{
+	return (unsigned)why < STATS_DROP__MAX ? drop_names[why] : "?";
+}
+
+uint64_t stats_rejected_total(void)
+{
+	uint64_t n = 0;
+
+	for (int i = 1; i < SPAN_REJECT__MAX; i++)
+		n += stats.rejected[i];
+	return n;
+}
+
+uint64_t stats_dropped_total(void)
+{
+	uint64_t n = 0;
+
+	for (int i = 0; i < STATS_DROP__MAX; i++)
+		n += stats.dropped[i];
+	return n;
+}
+
+uint64_t stats_received_total(void)
+{
+	uint64_t n = 0;
+
+	for (int i = 0; i < STATS_SRC__MAX; i++)
+		n += stats.received[i];
+	return n;
+}
+
+/* Append "name=value" pairs; stops quietly when @buf is full (the line is a summary). */
+static size_t stats_put(char *buf, size_t size, size_t off, const char *fmt, const char *name,
+			uint64_t v)
+{
+	int n;
+
+	if (off >= size)
+		return off;
+	n = snprintf(buf + off, size - off, fmt, name, (unsigned long long)v);
+	return n < 0 ? off : off + (size_t)n;
+}
+
+void stats_format_line(char *buf, size_t size)
+{
+	size_t off = 0;
+
+	if (!size)
+		return;
+	buf[0] = '\0';
+	off = stats_put(buf, size, off, "%s=%llu", "received", stats_received_total());
+	for (int i = 0; i < STATS_SRC__MAX; i++)
+		if (stats.received[i])
+			off = stats_put(buf, size, off, " %s=%llu", source_names[i],
+					stats.received[i]);
+	off = stats_put(buf, size, off, " %s=%llu", "rejected", stats_rejected_total());
+	off = stats_put(buf, size, off, " %s=%llu", "recovered", stats.recovered);
+	off = stats_put(buf, size, off, " %s=%llu", "ringbuf_lost", stats.ringbuf_lost);
+	off = stats_put(buf, size, off, " %s=%llu", "queued", stats.queued);
+	off = stats_put(buf, size, off, " %s=%llu", "exported", stats.exported);
+	off = stats_put(buf, size, off, " %s=%llu", "dropped", stats_dropped_total());
+	for (int i = 0; i < STATS_DROP__MAX; i++)
+		if (stats.dropped[i])
+			off = stats_put(buf, size, off, " drop_%s=%llu", drop_names[i],
+					stats.dropped[i]);
+	off = stats_put(buf, size, off, " %s=%llu", "retries", stats.retries);
+	off = stats_put(buf, size, off, " %s=%llu", "failed_batches", stats.failed_batches);
+	stats_put(buf, size, off, " %s=%llu", "in_queue", stats.queue_spans);
+}

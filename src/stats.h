@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * stats: one counter for every stage of the pipeline. Single-threaded, so plain integers;
+ * every module bumps its own counters through the global `stats`.
+ */
+#ifndef CLN_OTLP_STATS_H
+#define CLN_OTLP_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "span.h"
+
+enum stats_source {
+	STATS_SRC_USDT = 0,
+	STATS_SRC_SOCKET,
+	STATS_SRC_FILE,
+	STATS_SRC__MAX,
+};
+
+enum stats_drop {
+	STATS_DROP_QUEUE_FULL = 0, /* queue at its span or byte cap */
+	STATS_DROP_RETRY_EXPIRED,  /* a batch kept failing past the retry budget */
+	STATS_DROP_NOT_RETRYABLE,  /* collector refused the batch (4xx, gRPC non-retryable) */
+	STATS_DROP_SHUTDOWN,	   /* still queued when the shutdown timeout ran out */
+	STATS_DROP_ENCODE,	   /* could not encode (out of memory) */
+	STATS_DROP__MAX,
+};
+
+struct stats {
+	uint64_t received[STATS_SRC__MAX];    /* payloads seen, accepted or not */
+	uint64_t rejected[SPAN_REJECT__MAX];  /* by reason */
+	uint64_t recovered;		      /* invalid JSON repaired */
+	uint64_t truncated;		      /* spans cut by CLN, kept */
+	uint64_t ringbuf_lost;		      /* records the kernel could not reserve */
+	uint64_t events;		      /* suspend/resume events attached */
+	uint64_t queued;		      /* spans accepted into the queue */
+	uint64_t dropped[STATS_DROP__MAX];    /* spans, by reason */
+	uint64_t exported;		      /* spans the collector accepted */
+	uint64_t partial_rejected;	      /* spans refused in a partial success */
+	uint64_t batches_sent;		      /* requests that got an answer */
+	uint64_t retries;		      /* requests retried */
+	uint64_t failed_batches;	      /* batches given up */
+	uint64_t export_latency_us_sum;	      /* request latency, for the mean */
+	uint64_t export_latency_us_max;
+	uint64_t queue_spans;		      /* gauge: spans queued or in flight */
+	uint64_t queue_bytes;		      /* gauge: their payload bytes */
+};
+
+extern struct stats stats;
+
+const char *stats_source_str(enum stats_source src);
+const char *stats_drop_str(enum stats_drop why);
+
+uint64_t stats_rejected_total(void);
+uint64_t stats_dropped_total(void);
+uint64_t stats_received_total(void);
+
+/* One line: "received=… rejected=… queued=… exported=… dropped=… …". */
+void stats_format_line(char *buf, size_t size);
+
+#endif
