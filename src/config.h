@@ -44,6 +44,7 @@ struct config {
 	size_t n_lightningd;
 	bool usdt;	 /* capture with eBPF (--lightningd given, or no other source) */
 	bool no_plugins;
+	bool all_probes; /* also attach span_start/span_end (costs two more uprobe hits a span) */
 	uint32_t pids[CONFIG_MAX_LIST];
 	size_t n_pids;
 	uint64_t ringbuf_size; /* bytes, power of two */
