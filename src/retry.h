@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * retry: the OTLP retry policy, pure (no I/O, no clock, no randomness of its own: callers
+ * pass the time and a random number, so every decision is testable).
+ *   - which answers retry: HTTP 429, 502, 503, 504; gRPC codes 1, 4, 10, 11, 14, 15, and 8
+ *     only when the server sent RetryInfo;
+ *   - how long to wait: the server's hint (Retry-After in seconds or as an HTTP date, or
+ *     gRPC RetryInfo) when there is one, else exponential backoff with decorrelated jitter
+ *     (each wait drawn between the initial wait and three times the previous one, so it
+ *     doubles on average, capped per wait);
+ *   - when to give up: once the time since the first attempt reaches the budget, every
+ *     wait being cut to what remains of it.
+ */
+#ifndef CLN_OTLP_RETRY_H
+#define CLN_OTLP_RETRY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define RETRY_INITIAL_MS  1000
+#define RETRY_MAX_WAIT_MS 30000
+
+struct retry_policy {
+	uint64_t initial_ms;	 /* first wait (lower bound of every wait) */
+	uint64_t max_wait_ms;	 /* cap of one backoff wait */
+	uint64_t max_elapsed_ms; /* budget from the first attempt; 0: never retry */
+};
+
+/* The state one batch carries across its attempts. */
+struct retry_state {
+	uint64_t first_ms; /* monotonic time of the first attempt */
+	uint64_t prev_wait_ms;
+	unsigned attempts; /* attempts made so far */
+};
+
+void retry_policy_init(struct retry_policy *p, uint64_t max_elapsed_ms);
+void retry_state_start(struct retry_state *st, uint64_t now_ms);
+
+/* HTTP status codes worth retrying (429, 502, 503, 504). */
+bool retry_http_status(long status);
+/* gRPC status codes worth retrying; RESOURCE_EXHAUSTED (8) only with RetryInfo. */
+bool retry_grpc_code(int code, bool has_retry_info);
+/* The gRPC code an HTTP status maps to when a gRPC answer carries no grpc-status. */
+int retry_http_to_grpc(long status);
+
+/*
+ * Parse a Retry-After value: delay-seconds, or an HTTP date (IMF-fixdate, RFC 850 or asctime
+ * form) compared with @now (wall clock, seconds). A date in the past gives 0. Surrounding
+ * blanks are ignored. Returns 0 and the delay in *ms, or -EINVAL.
+ */
+int retry_parse_retry_after(const char *value, size_t len, time_t now, uint64_t *ms);
+
+/*
+ * Parse an HTTP date into seconds since the epoch. Returns 0 or -EINVAL.
+ */
+int retry_parse_http_date(const char *value, size_t len, time_t *out);
+
+/*
+ * Find google.rpc.RetryInfo in a serialized google.rpc.Status (the grpc-status-details-bin
+ * trailer, base64-decoded). Returns 0 and its retry_delay in *ms, -ENOENT when the status
+ * has no RetryInfo, or -EBADMSG.
+ */
+int retry_grpc_retry_info(const uint8_t *status, size_t len, uint64_t *ms);
+
+/* Decode base64 (standard or URL alphabet, padding optional). Returns bytes written or -EINVAL. */
+int retry_base64_decode(const char *in, size_t len, uint8_t *out, size_t out_size);
+
+/*
+ * Decide what follows a failed retryable attempt that ended at @now_ms. @hint_ms is the
+ * server's wait (Retry-After, RetryInfo) or -1 when none; @rnd any random 64-bit value.
+ * Returns true and the wait in *wait_ms when another attempt fits in the budget, false
+ * when the batch should be given up. Updates @st.
+ */
+bool retry_next(const struct retry_policy *p, struct retry_state *st, uint64_t now_ms,
+		int64_t hint_ms, uint64_t rnd, uint64_t *wait_ms);
+
+#endif
