@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * export: the interface every exporter implements (stdout, console, OTLP over HTTP/gRPC).
- * The pipeline hands an exporter a batch; the exporter owns it until it calls done(),
+ * The pipeline hands an exporter a batch; the exporter holds it until it calls done(),
  * exactly once per batch, with the final outcome (retries happen inside the exporter).
+ * The batch (struct and spans) stays the pipeline's to free: the exporter never frees it,
+ * and must not touch it after done(). done() may be called from inside submit().
  */
 #ifndef CLN_OTLP_EXPORT_H
 #define CLN_OTLP_EXPORT_H
@@ -12,12 +14,12 @@
 #include "queue.h"
 
 enum export_result {
-	EXPORT_OK = 0,		 /* delivered (a partial success counts here, rejects counted) */
-	EXPORT_FAIL_REJECTED,	 /* not retryable: collector refused it */
-	EXPORT_FAIL_EXPIRED,	 /* retryable failures past the retry budget */
-	EXPORT_FAIL_SHUTDOWN,	 /* still unfinished when shutdown ran out of time */
-	EXPORT_FAIL_ENCODE,	 /* could not be encoded (out of memory) */
-	EXPORT_FAIL_IO,		 /* local output failed (stdout closed...) */
+	EXPORT_OK = 0,	      /* delivered (a partial success counts here, rejects counted) */
+	EXPORT_FAIL_REJECTED, /* not retryable: collector refused it */
+	EXPORT_FAIL_EXPIRED,  /* retryable failures past the retry budget */
+	EXPORT_FAIL_SHUTDOWN, /* still unfinished when shutdown ran out of time */
+	EXPORT_FAIL_ENCODE,   /* could not be encoded (out of memory) */
+	EXPORT_FAIL_IO,	      /* local output failed (stdout closed...) */
 };
 
 struct exporter;

@@ -27,8 +27,8 @@ struct otlp_kv {
 
 /* Process-wide resource settings, shared by every ResourceSpans. */
 struct otlp_resource_cfg {
-	const char *service_name; /* OTEL_SERVICE_NAME; NULL: the span's serviceName */
-	const char *host_name;	  /* host.name; NULL: omitted */
+	const char *service_name;    /* OTEL_SERVICE_NAME; NULL: the span's serviceName */
+	const char *host_name;	     /* host.name; NULL: omitted */
 	const struct otlp_kv *attrs; /* OTEL_RESOURCE_ATTRIBUTES and node identity */
 	size_t n_attrs;
 };

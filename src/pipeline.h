@@ -23,6 +23,8 @@ struct suspend_table;
 struct pipeline_cfg {
 	struct queue_cfg queue;
 	uint64_t schedule_delay_ms; /* OTEL_BSP_SCHEDULE_DELAY */
+	uint64_t suspend_ttl_ms;    /* how long suspend/resume times wait for their span */
+	size_t suspend_max;	    /* spans with pending suspend/resume times, at most */
 };
 
 /* Takes ownership of @ex. */
@@ -48,6 +50,13 @@ enum span_reject pipeline_ingest(struct pipeline *p, const struct pipeline_origi
 /* A suspend/resume seen for span @span_id of process @pid (0: unknown) at @time_unix_ns. */
 void pipeline_span_event(struct pipeline *p, uint32_t pid, uint64_t span_id,
 			 enum span_event_kind kind, uint64_t time_unix_ns);
+
+/*
+ * The queue is nearly full: a source that can wait (a file) should stop reading until it
+ * drains, rather than have spans dropped. Sources that cannot wait (the kernel's ring
+ * buffer, a datagram socket) keep pushing and drops are counted.
+ */
+bool pipeline_backlogged(const struct pipeline *p);
 
 /* Send everything waiting now, regardless of batch size and age. */
 void pipeline_flush(struct pipeline *p);

@@ -24,6 +24,7 @@ struct queue_batch {
 	struct span **spans;
 	size_t n;
 	size_t bytes;
+	size_t rejected; /* set by the exporter: spans refused in a partial success */
 };
 
 struct queue;
@@ -37,6 +38,9 @@ void queue__free(struct queue *q);
  * freed and counted (stats.dropped[STATS_DROP_QUEUE_FULL]).
  */
 int queue_push_take(struct queue *q, struct span *span);
+
+/* Less than an eighth of the span or byte budget left. */
+bool queue_nearly_full(const struct queue *q);
 
 /* Spans waiting (not yet in a batch). */
 size_t queue_waiting(const struct queue *q);

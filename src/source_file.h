@@ -18,9 +18,14 @@
 
 struct source_file;
 
-/* Returns NULL with a message in @err when the file cannot be opened. */
+/*
+ * Start reading @path ("-": standard input). @on_done runs once when the end of the input
+ * has been read (never when following). Returns NULL with a message in @err when the file
+ * cannot be opened.
+ */
 struct source_file *source_file__new(struct loop *loop, struct pipeline *p, const char *path,
-				     bool follow, char *err, size_t err_size);
+				     bool follow, void (*on_done)(void *ctx), void *ctx, char *err,
+				     size_t err_size);
 void source_file__free(struct source_file *src);
 
 /* End of input reached (never true when following). */

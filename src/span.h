@@ -23,9 +23,9 @@
 /* CLN formats each span into a 2048-byte buffer (common/trace.c). */
 #define SPAN_MAX_PAYLOAD 2048
 /* CLN emits at most 2 tags; other producers may send a few more. */
-#define SPAN_MAX_TAGS	 16
+#define SPAN_MAX_TAGS 8
 /* Suspend/resume pairs kept per span; more are counted in dropped_events. */
-#define SPAN_MAX_EVENTS	 16
+#define SPAN_MAX_EVENTS 8
 
 enum span_reject {
 	SPAN_OK = 0,
@@ -39,6 +39,7 @@ enum span_reject {
 	SPAN_REJECT_BAD_TIME,	   /* timestamp/duration not a non-negative integer, or overflows */
 	SPAN_REJECT_BAD_FIELD,	   /* a known field of the wrong type (name not a string...) */
 	SPAN_REJECT_TOO_MANY_TAGS, /* more than SPAN_MAX_TAGS tags */
+	SPAN_REJECT_TRUNCATED,	   /* cut by CLN at 2048 bytes and its traceId never found */
 	SPAN_REJECT_NOMEM,
 	SPAN_REJECT__MAX,
 };
@@ -80,6 +81,7 @@ struct span {
 	bool has_parent;     /* parentId present, valid and not equal to span_id */
 	bool short_trace_id; /* traceId was 16 hex digits */
 	bool truncated;	     /* CLN cut the payload at 2048 bytes; what precedes the cut kept */
+	bool has_trace_id;   /* false only for a truncated span (traceId lost in the cut) */
 	uint8_t path;	     /* enum span_parse_path */
 	uint64_t timestamp_us;
 	uint64_t duration_us;
@@ -96,8 +98,8 @@ struct span {
 	uint32_t dropped_events;
 	struct span_event events[SPAN_MAX_EVENTS];
 
-	uint32_t payload_len; /* bytes of the JSON this span came from (queue accounting) */
-	uint32_t arena_len;
+	uint32_t payload_len; /* bytes of the JSON this span came from */
+	uint32_t arena_len;   /* span_mem_size() = sizeof(struct span) + arena_len */
 	char arena[];
 };
 
@@ -105,10 +107,19 @@ struct span {
  * Parse one span_emit payload of @len bytes (need not be NUL-terminated). On success
  * returns 0 and sets *out to a new span (free with span__free). On failure returns a
  * negative errno (-EINVAL for bad input, -ENOMEM) and sets *why.
+ * A payload CLN cut at its 2048-byte buffer comes back as a span with truncated set and,
+ * when the cut took the traceId, has_trace_id false: the caller decides (it may take the
+ * traceId from the span's parent, emitted later by the same process).
  */
 int span_parse(const char *json, size_t len, struct span **out, enum span_reject *why);
 
 void span__free(struct span *span);
+
+/* Bytes this span holds in memory (queue accounting). */
+static inline size_t span_mem_size(const struct span *span)
+{
+	return sizeof(*span) + span->arena_len;
+}
 
 /* Append a suspend/resume event; counts it as dropped past SPAN_MAX_EVENTS. */
 void span_add_event(struct span *span, enum span_event_kind kind, uint64_t time_unix_ns);

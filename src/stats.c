@@ -56,15 +56,16 @@ uint64_t stats_received_total(void)
 	return n;
 }
 
-/* Append "name=value" pairs; stops quietly when @buf is full (the line is a summary). */
-static size_t stats_put(char *buf, size_t size, size_t off, const char *fmt, const char *name,
+/* Append " name=value"; stops quietly when @buf is full (the line is a summary). */
+static size_t stats_put(char *buf, size_t size, size_t off, const char *prefix, const char *name,
 			uint64_t v)
 {
 	int n;
 
 	if (off >= size)
 		return off;
-	n = snprintf(buf + off, size - off, fmt, name, (unsigned long long)v);
+	n = snprintf(buf + off, size - off, "%s%s%s=%llu", off ? " " : "", prefix, name,
+		     (unsigned long long)v);
 	return n < 0 ? off : off + (size_t)n;
 }
 
@@ -75,22 +76,20 @@ void stats_format_line(char *buf, size_t size)
 	if (!size)
 		return;
 	buf[0] = '\0';
-	off = stats_put(buf, size, off, "%s=%llu", "received", stats_received_total());
+	off = stats_put(buf, size, off, "", "received", stats_received_total());
 	for (int i = 0; i < STATS_SRC__MAX; i++)
 		if (stats.received[i])
-			off = stats_put(buf, size, off, " %s=%llu", source_names[i],
-					stats.received[i]);
-	off = stats_put(buf, size, off, " %s=%llu", "rejected", stats_rejected_total());
-	off = stats_put(buf, size, off, " %s=%llu", "recovered", stats.recovered);
-	off = stats_put(buf, size, off, " %s=%llu", "ringbuf_lost", stats.ringbuf_lost);
-	off = stats_put(buf, size, off, " %s=%llu", "queued", stats.queued);
-	off = stats_put(buf, size, off, " %s=%llu", "exported", stats.exported);
-	off = stats_put(buf, size, off, " %s=%llu", "dropped", stats_dropped_total());
+			off = stats_put(buf, size, off, "", source_names[i], stats.received[i]);
+	off = stats_put(buf, size, off, "", "rejected", stats_rejected_total());
+	off = stats_put(buf, size, off, "", "recovered", stats.recovered);
+	off = stats_put(buf, size, off, "", "ringbuf_lost", stats.ringbuf_lost);
+	off = stats_put(buf, size, off, "", "queued", stats.queued);
+	off = stats_put(buf, size, off, "", "exported", stats.exported);
+	off = stats_put(buf, size, off, "", "dropped", stats_dropped_total());
 	for (int i = 0; i < STATS_DROP__MAX; i++)
 		if (stats.dropped[i])
-			off = stats_put(buf, size, off, " drop_%s=%llu", drop_names[i],
-					stats.dropped[i]);
-	off = stats_put(buf, size, off, " %s=%llu", "retries", stats.retries);
-	off = stats_put(buf, size, off, " %s=%llu", "failed_batches", stats.failed_batches);
-	stats_put(buf, size, off, " %s=%llu", "in_queue", stats.queue_spans);
+			off = stats_put(buf, size, off, "drop_", drop_names[i], stats.dropped[i]);
+	off = stats_put(buf, size, off, "", "retries", stats.retries);
+	off = stats_put(buf, size, off, "", "failed_batches", stats.failed_batches);
+	stats_put(buf, size, off, "", "in_queue", stats.queue_spans);
 }

@@ -29,23 +29,23 @@ enum stats_drop {
 };
 
 struct stats {
-	uint64_t received[STATS_SRC__MAX];    /* payloads seen, accepted or not */
-	uint64_t rejected[SPAN_REJECT__MAX];  /* by reason */
-	uint64_t recovered;		      /* invalid JSON repaired */
-	uint64_t truncated;		      /* spans cut by CLN, kept */
-	uint64_t ringbuf_lost;		      /* records the kernel could not reserve */
-	uint64_t events;		      /* suspend/resume events attached */
-	uint64_t queued;		      /* spans accepted into the queue */
-	uint64_t dropped[STATS_DROP__MAX];    /* spans, by reason */
-	uint64_t exported;		      /* spans the collector accepted */
-	uint64_t partial_rejected;	      /* spans refused in a partial success */
-	uint64_t batches_sent;		      /* requests that got an answer */
-	uint64_t retries;		      /* requests retried */
-	uint64_t failed_batches;	      /* batches given up */
-	uint64_t export_latency_us_sum;	      /* request latency, for the mean */
+	uint64_t received[STATS_SRC__MAX];   /* payloads seen, accepted or not */
+	uint64_t rejected[SPAN_REJECT__MAX]; /* by reason */
+	uint64_t recovered;		     /* invalid JSON repaired */
+	uint64_t truncated;		     /* spans cut by CLN, kept */
+	uint64_t ringbuf_lost;		     /* records the kernel could not reserve */
+	uint64_t events;		     /* suspend/resume events attached */
+	uint64_t queued;		     /* spans accepted into the queue */
+	uint64_t dropped[STATS_DROP__MAX];   /* spans, by reason */
+	uint64_t exported;		     /* spans the collector accepted */
+	uint64_t partial_rejected;	     /* spans refused in a partial success */
+	uint64_t batches_sent;		     /* requests that got an answer */
+	uint64_t retries;		     /* requests retried */
+	uint64_t failed_batches;	     /* batches given up */
+	uint64_t export_latency_us_sum;	     /* request latency, for the mean */
 	uint64_t export_latency_us_max;
-	uint64_t queue_spans;		      /* gauge: spans queued or in flight */
-	uint64_t queue_bytes;		      /* gauge: their payload bytes */
+	uint64_t queue_spans; /* gauge: spans queued or in flight */
+	uint64_t queue_bytes; /* gauge: their payload bytes */
 };
 
 extern struct stats stats;

@@ -1,0 +1,325 @@
+// SPDX-License-Identifier: MIT
+/*
+ * cln-otlp: wires the modules together and runs the loop. Nothing else lives here.
+ *
+ * Exit status: 0 when the sources were read to the end (or a signal stopped them) and
+ * every accepted span was delivered; 1 when the run failed (input I/O error, spans lost);
+ * 2 on bad options or a start-up failure.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "export_http.h"
+#include "export_stdout.h"
+#include "log.h"
+#include "loop.h"
+#include "pipeline.h"
+#include "source_file.h"
+#include "source_socket.h"
+#include "stats.h"
+#ifdef CLN_OTLP_HAVE_BPF
+#include "source_usdt.h"
+#endif
+
+struct app {
+	struct config cfg;
+	struct otlp_resource_cfg res;
+	char host[256];
+	struct loop *loop;
+	struct pipeline *pipeline;
+	struct source_file *files[CONFIG_MAX_LIST];
+	size_t n_files;
+	size_t files_done;
+	struct source_socket *socket;
+#ifdef CLN_OTLP_HAVE_BPF
+	struct source_usdt *usdt;
+#endif
+	int sigfd;
+	struct loop_timer *shutdown_timer;
+	struct loop_timer *stats_timer;
+	bool stopping;
+	bool timed_out;
+};
+
+static void app_print_stats(const char *when)
+{
+	char line[1024];
+
+	stats_format_line(line, sizeof(line));
+	log_info("%s: %s", when, line);
+}
+
+static void app_idle(void *ctx)
+{
+	struct app *app = ctx;
+
+	loop_stop(app->loop);
+}
+
+static void app_shutdown_timeout(struct loop *loop, void *ctx)
+{
+	struct app *app = ctx;
+
+	log_warn("shutdown timeout (%llu ms) reached with %llu spans undelivered: giving up",
+		 (unsigned long long)app->cfg.shutdown_timeout_ms,
+		 (unsigned long long)stats.queue_spans);
+	app->timed_out = true;
+	pipeline_abort(app->pipeline);
+	loop_stop(loop);
+}
+
+/* Stop reading, send what was read, and stop the loop once it is delivered (or timed out). */
+static void app_begin_shutdown(struct app *app, bool with_deadline)
+{
+	if (app->stopping)
+		return;
+	app->stopping = true;
+#ifdef CLN_OTLP_HAVE_BPF
+	if (app->usdt)
+		source_usdt_drain(app->usdt);
+#endif
+	for (size_t i = 0; i < app->n_files; i++)
+		source_file_stop(app->files[i]);
+	source_socket_stop(app->socket);
+	if (with_deadline)
+		loop_timer_arm(app->shutdown_timer, app->cfg.shutdown_timeout_ms);
+	pipeline_on_idle(app->pipeline, app_idle, app);
+	pipeline_flush(app->pipeline);
+}
+
+static void app_file_done(void *ctx)
+{
+	struct app *app = ctx;
+	bool live = app->socket || app->cfg.follow;
+
+#ifdef CLN_OTLP_HAVE_BPF
+	live = live || app->usdt;
+#endif
+	/* With only files to read, the end of the last one is the end of the run. */
+	if (++app->files_done == app->n_files && !live)
+		app_begin_shutdown(app, false);
+}
+
+static void app_signal(struct loop *loop, int fd, uint32_t events, void *ctx)
+{
+	struct app *app = ctx;
+	struct signalfd_siginfo si;
+
+	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGUSR1) {
+			app_print_stats("stats");
+			continue;
+		}
+		if (app->stopping) {
+			log_warn("second signal: giving up on undelivered spans");
+			app->timed_out = true;
+			pipeline_abort(app->pipeline);
+			loop_stop(loop);
+			return;
+		}
+		log_info("%s: stopping; flushing (up to %llu ms)", strsignal((int)si.ssi_signo),
+			 (unsigned long long)app->cfg.shutdown_timeout_ms);
+		app_begin_shutdown(app, true);
+	}
+}
+
+static void app_stats_timer(struct loop *loop, void *ctx)
+{
+	struct app *app = ctx;
+
+	app_print_stats("stats");
+	loop_timer_arm(app->stats_timer, app->cfg.stats_interval_s * 1000);
+}
+
+static int app_signals(struct app *app)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGUSR1);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -errno;
+	app->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (app->sigfd < 0)
+		return -errno;
+	return loop_add(app->loop, app->sigfd, EPOLLIN, app_signal, app);
+}
+
+static struct exporter *app_exporter(struct app *app, char *err, size_t err_size)
+{
+	switch (app->cfg.exporter) {
+	case CONFIG_EXPORTER_STDOUT:
+		return export_stdout__new(&app->res, stdout);
+	case CONFIG_EXPORTER_OTLP:
+		return export_http__new(app->loop, &app->cfg, &app->res, err, err_size);
+	case CONFIG_EXPORTER_CONSOLE:
+		snprintf(err, err_size, "the console exporter is not available in this build");
+		return NULL;
+	}
+	return NULL;
+}
+
+static int app_start(struct app *app)
+{
+	struct pipeline_cfg pcfg = {
+		.queue = {.max_spans = app->cfg.max_queue_spans,
+			  .max_bytes = app->cfg.max_queue_bytes,
+			  .batch_size = app->cfg.batch_size},
+		.schedule_delay_ms = app->cfg.schedule_delay_ms,
+		.suspend_ttl_ms = app->cfg.suspend_ttl_ms,
+		.suspend_max = 65536,
+	};
+	struct exporter *ex;
+	char err[512] = "";
+
+	if (gethostname(app->host, sizeof(app->host) - 1) == 0)
+		app->res.host_name = app->host;
+	app->res.service_name = app->cfg.service_name;
+	app->res.attrs = app->cfg.resource_attrs;
+	app->res.n_attrs = app->cfg.n_resource_attrs;
+
+	app->loop = loop__new();
+	if (!app->loop || app_signals(app) < 0) {
+		log_error("cannot set up the event loop: %s", strerror(errno));
+		return -1;
+	}
+	app->shutdown_timer = loop_timer__new(app->loop, app_shutdown_timeout, app);
+	app->stats_timer = loop_timer__new(app->loop, app_stats_timer, app);
+	if (!app->shutdown_timer || !app->stats_timer)
+		return -1;
+	if (app->cfg.stats_interval_s)
+		loop_timer_arm(app->stats_timer, app->cfg.stats_interval_s * 1000);
+
+	ex = app_exporter(app, err, sizeof(err));
+	if (!ex) {
+		log_error("%s", err[0] ? err : "cannot create the exporter: out of memory");
+		return -1;
+	}
+	app->pipeline = pipeline__new(app->loop, &pcfg, ex);
+	if (!app->pipeline) {
+		log_error("cannot create the pipeline: out of memory");
+		return -1;
+	}
+#ifdef CLN_OTLP_HAVE_BPF
+	if (app->cfg.usdt) {
+		app->usdt = source_usdt__new(app->loop, &app->cfg, app->pipeline, err, sizeof(err));
+		if (!app->usdt) {
+			log_error("%s", err);
+			return -1;
+		}
+	}
+#else
+	if (app->cfg.usdt) {
+		log_error("this build has no eBPF capture (built with -DCLN_OTLP_BPF=OFF): use "
+			  "--file or --socket");
+		return -1;
+	}
+#endif
+	if (app->cfg.socket_path) {
+		app->socket = source_socket__new(app->loop, app->pipeline, app->cfg.socket_path,
+						 err, sizeof(err));
+		if (!app->socket) {
+			log_error("%s", err);
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < app->cfg.n_files; i++) {
+		struct source_file *f =
+			source_file__new(app->loop, app->pipeline, app->cfg.files[i],
+					 app->cfg.follow, app_file_done, app, err, sizeof(err));
+		if (!f) {
+			log_error("%s", err);
+			return -1;
+		}
+		app->files[app->n_files++] = f;
+	}
+	return 0;
+}
+
+static void app_free(struct app *app)
+{
+	for (size_t i = 0; i < app->n_files; i++)
+		source_file__free(app->files[i]);
+	source_socket__free(app->socket);
+#ifdef CLN_OTLP_HAVE_BPF
+	source_usdt__free(app->usdt);
+#endif
+	pipeline__free(app->pipeline);
+	loop_timer__free(app->stats_timer);
+	loop_timer__free(app->shutdown_timer);
+	if (app->sigfd > 0)
+		close(app->sigfd);
+	loop__free(app->loop);
+	span_intern_reset();
+	config_free(&app->cfg);
+}
+
+static int app_exit_status(const struct app *app)
+{
+	int status = 0;
+
+	for (size_t i = 0; i < app->n_files; i++) {
+		if (app->n_files > 1 || stats_rejected_total() || log_get_level() >= LOG_LVL_INFO)
+			source_file_summary(app->files[i], stderr);
+		if (source_file_error(app->files[i]))
+			status = 1;
+	}
+	app_print_stats("done");
+	if (stats_dropped_total() || stats.partial_rejected) {
+		log_error("%llu spans were not delivered (%llu dropped, %llu refused by the "
+			  "collector)",
+			  (unsigned long long)(stats_dropped_total() + stats.partial_rejected),
+			  (unsigned long long)stats_dropped_total(),
+			  (unsigned long long)stats.partial_rejected);
+		status = 1;
+	}
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	struct app app = {.sigfd = -1};
+	char err[512];
+	int status = 2;
+
+	config_init(&app.cfg);
+	if (config_load(&app.cfg, argc, argv, (config_getenv_fn)getenv, err, sizeof(err)) < 0) {
+		fprintf(stderr, "cln-otlp: %s\n", err);
+		fprintf(stderr, "Try 'cln-otlp --help' for more information.\n");
+		config_free(&app.cfg);
+		return 2;
+	}
+	if (app.cfg.help) {
+		config_usage(stdout);
+		config_free(&app.cfg);
+		return 0;
+	}
+	if (app.cfg.version) {
+		printf("cln-otlp %s\n", CLN_OTLP_VERSION);
+		config_free(&app.cfg);
+		return 0;
+	}
+	log_set_level(app.cfg.verbosity > 0   ? LOG_LVL_DEBUG
+		      : app.cfg.verbosity < 0 ? LOG_LVL_WARN
+					      : LOG_LVL_INFO);
+	if (app_start(&app) == 0) {
+		int r = loop_run(app.loop);
+
+		if (r < 0)
+			log_error("event loop failed: %s", strerror(-r));
+		status = app_exit_status(&app);
+		if (r < 0)
+			status = 1;
+	}
+	app_free(&app);
+	return status;
+}

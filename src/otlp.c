@@ -1,0 +1,740 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The mapping from CLN spans to OTLP is computed once per span (otlp_map) and then
+ * written out by two encoders: protobuf through protobuf-c's generated structs, and
+ * OTLP/JSON by hand (hex ids, 64-bit integers as strings, enums as integers).
+ */
+#include "otlp.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "google/rpc/status.pb-c.h"
+#include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
+
+#ifndef CLN_OTLP_VERSION
+#define CLN_OTLP_VERSION "0"
+#endif
+
+typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest otlp_pb_request;
+typedef Opentelemetry__Proto__Trace__V1__ResourceSpans otlp_pb_rs;
+typedef Opentelemetry__Proto__Trace__V1__ScopeSpans otlp_pb_ss;
+typedef Opentelemetry__Proto__Trace__V1__Span otlp_pb_span;
+typedef Opentelemetry__Proto__Trace__V1__Span__Event otlp_pb_event;
+typedef Opentelemetry__Proto__Trace__V1__Status otlp_pb_status;
+typedef Opentelemetry__Proto__Common__V1__KeyValue otlp_pb_kv;
+typedef Opentelemetry__Proto__Common__V1__AnyValue otlp_pb_any;
+typedef Opentelemetry__Proto__Common__V1__InstrumentationScope otlp_pb_scope;
+typedef Opentelemetry__Proto__Resource__V1__Resource otlp_pb_resource;
+
+/* ---- buffers -------------------------------------------------------------------------- */
+
+void otlp_buf_reset(struct otlp_buf *buf)
+{
+	buf->len = 0;
+}
+
+void otlp_buf_release(struct otlp_buf *buf)
+{
+	free(buf->data);
+	buf->data = NULL;
+	buf->len = buf->cap = 0;
+}
+
+static int otlp_buf_reserve(struct otlp_buf *buf, size_t more)
+{
+	size_t cap;
+	uint8_t *data;
+
+	if (buf->cap - buf->len >= more)
+		return 0;
+	cap = buf->cap ? buf->cap : 4096;
+	while (cap - buf->len < more)
+		cap *= 2;
+	data = realloc(buf->data, cap);
+	if (!data)
+		return -ENOMEM;
+	buf->data = data;
+	buf->cap = cap;
+	return 0;
+}
+
+/* ---- the mapping ---------------------------------------------------------------------- */
+
+#define OTLP_KIND_UNSPECIFIED 0
+
+struct otlp_map {
+	int kind;
+	int status_code;
+	const struct span_str *status_msg; /* NULL: none */
+	uint32_t keep;			   /* bit i: tag i is an attribute */
+	uint32_t n_attrs;		   /* kept tags + cln.truncated */
+};
+
+static bool otlp_str_is(const struct span_str *s, const char *lit)
+{
+	return s->len == strlen(lit) && !memcmp(s->ptr, lit, s->len);
+}
+
+static bool otlp_str_case_is(const struct span_str *s, const char *lit)
+{
+	return s->len == strlen(lit) && !strncasecmp(s->ptr, lit, s->len);
+}
+
+/* Zipkin's span.kind values, as the Collector's translator reads them. */
+static int otlp_kind_of(const struct span_str *v)
+{
+	static const char *const kinds[] = {"",	      "internal", "server",
+					    "client", "producer", "consumer"};
+
+	for (int i = 1; i < 6; i++)
+		if (otlp_str_case_is(v, kinds[i]))
+			return i;
+	return -1;
+}
+
+static void otlp_map_span(const struct span *s, struct otlp_map *m)
+{
+	const struct span_tag *status_tag = NULL;
+
+	memset(m, 0, sizeof(*m));
+	for (uint32_t i = 0; i < s->n_tags; i++) {
+		const struct span_tag *t = &s->tags[i];
+		int kind;
+
+		if (otlp_str_is(&t->key, "error")) {
+			/* CLN: "false" is not an error (plugins tag every RPC so). */
+			if (otlp_str_is(&t->value, "false")) {
+				m->keep |= 1u << i;
+				continue;
+			}
+			if (m->status_code == OTLP_STATUS_UNSET)
+				m->status_code = OTLP_STATUS_ERROR;
+			if (!otlp_str_is(&t->value, "true") && t->value.len && !m->status_msg)
+				m->status_msg = &t->value;
+			continue;
+		}
+		if (otlp_str_is(&t->key, "otel.status_code")) {
+			status_tag = t;
+			continue;
+		}
+		if (otlp_str_is(&t->key, "otel.status_description")) {
+			m->status_msg = &t->value;
+			continue;
+		}
+		if (otlp_str_is(&t->key, "span.kind") && (kind = otlp_kind_of(&t->value)) > 0) {
+			m->kind = kind;
+			continue;
+		}
+		m->keep |= 1u << i;
+	}
+	/* An explicit OpenTelemetry status wins over the error tag. */
+	if (status_tag) {
+		if (otlp_str_case_is(&status_tag->value, "ERROR"))
+			m->status_code = OTLP_STATUS_ERROR;
+		else if (otlp_str_case_is(&status_tag->value, "OK"))
+			m->status_code = OTLP_STATUS_OK;
+		else if (otlp_str_case_is(&status_tag->value, "UNSET"))
+			m->status_code = OTLP_STATUS_UNSET;
+		else
+			m->keep |= 1u << (status_tag - s->tags); /* not a status: keep as is */
+	}
+	if (m->status_code != OTLP_STATUS_ERROR)
+		m->status_msg = NULL; /* only an error status carries a message */
+	m->n_attrs = (uint32_t)__builtin_popcount(m->keep) + (s->truncated ? 1 : 0);
+}
+
+/* ---- resources ------------------------------------------------------------------------ */
+
+struct otlp_group {
+	const char *service; /* NUL-terminated */
+	uint32_t pid;
+	const char *exe_path;
+	size_t n_spans;
+	size_t first; /* index into the order array */
+};
+
+struct otlp_plan {
+	struct otlp_group *groups;
+	size_t n_groups;
+	size_t *order; /* span indices, grouped */
+};
+
+static const char *otlp_service_of(const struct otlp_resource_cfg *cfg, const struct span *s)
+{
+	if (cfg->service_name && *cfg->service_name)
+		return cfg->service_name;
+	if (s->service.len)
+		return s->service.ptr;
+	return "unknown_service";
+}
+
+static void otlp_plan_free(struct otlp_plan *plan)
+{
+	free(plan->groups);
+	free(plan->order);
+}
+
+/* Group spans by (service.name, pid, executable), in order of first appearance. */
+static int otlp_plan(const struct otlp_resource_cfg *cfg, struct span *const *spans, size_t n,
+		     struct otlp_plan *plan)
+{
+	size_t *group_of = NULL, *fill = NULL;
+	int err = -ENOMEM;
+
+	memset(plan, 0, sizeof(*plan));
+	plan->groups = calloc(n ? n : 1, sizeof(*plan->groups));
+	plan->order = calloc(n ? n : 1, sizeof(*plan->order));
+	group_of = calloc(n ? n : 1, sizeof(*group_of));
+	if (!plan->groups || !plan->order || !group_of)
+		goto cleanup;
+	for (size_t i = 0; i < n; i++) {
+		const char *svc = otlp_service_of(cfg, spans[i]);
+		size_t g;
+
+		for (g = 0; g < plan->n_groups; g++) {
+			struct otlp_group *gr = &plan->groups[g];
+
+			if (gr->pid == spans[i]->pid && gr->exe_path == spans[i]->exe_path &&
+			    !strcmp(gr->service, svc))
+				break;
+		}
+		if (g == plan->n_groups) {
+			plan->groups[g].service = svc;
+			plan->groups[g].pid = spans[i]->pid;
+			plan->groups[g].exe_path = spans[i]->exe_path;
+			plan->n_groups++;
+		}
+		plan->groups[g].n_spans++;
+		group_of[i] = g;
+	}
+	fill = calloc(plan->n_groups ? plan->n_groups : 1, sizeof(*fill));
+	if (!fill)
+		goto cleanup;
+	for (size_t g = 0, at = 0; g < plan->n_groups; g++) {
+		plan->groups[g].first = at;
+		fill[g] = at;
+		at += plan->groups[g].n_spans;
+	}
+	for (size_t i = 0; i < n; i++)
+		plan->order[fill[group_of[i]]++] = i;
+	err = 0;
+cleanup:
+	free(group_of);
+	free(fill);
+	if (err)
+		otlp_plan_free(plan);
+	return err;
+}
+
+static const char *otlp_basename(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+
+	return slash ? slash + 1 : path;
+}
+
+/* The resource attributes of a group, as (key, string value | int value). */
+struct otlp_rattr {
+	const char *key;
+	const char *str; /* NULL: int */
+	int64_t num;
+};
+
+#define OTLP_MAX_RATTRS (5 + 32)
+
+static size_t otlp_resource_attrs(const struct otlp_resource_cfg *cfg, const struct otlp_group *g,
+				  struct otlp_rattr *out)
+{
+	size_t n = 0;
+
+	out[n++] = (struct otlp_rattr){"service.name", g->service, 0};
+	if (g->pid)
+		out[n++] = (struct otlp_rattr){"process.pid", NULL, g->pid};
+	if (g->exe_path) {
+		out[n++] = (struct otlp_rattr){"process.executable.name",
+					       otlp_basename(g->exe_path), 0};
+		out[n++] = (struct otlp_rattr){"process.executable.path", g->exe_path, 0};
+	}
+	if (cfg->host_name && *cfg->host_name)
+		out[n++] = (struct otlp_rattr){"host.name", cfg->host_name, 0};
+	for (size_t i = 0; i < cfg->n_attrs && n < OTLP_MAX_RATTRS; i++) {
+		if (!strcmp(cfg->attrs[i].key, "service.name"))
+			continue;
+		out[n++] = (struct otlp_rattr){cfg->attrs[i].key, cfg->attrs[i].value, 0};
+	}
+	return n;
+}
+
+static const char *otlp_event_name(enum span_event_kind kind)
+{
+	return kind == SPAN_EVENT_SUSPEND ? "cln.suspend" : "cln.resume";
+}
+
+/* ---- protobuf ------------------------------------------------------------------------- */
+
+/*
+ * All the generated structs one request needs, allocated in one go from counts computed
+ * beforehand; strings point into the spans and the configuration (no copies).
+ */
+struct otlp_pb_mem {
+	otlp_pb_rs *rs;
+	otlp_pb_rs **rs_ptrs;
+	otlp_pb_ss *ss;
+	otlp_pb_ss **ss_ptrs;
+	otlp_pb_resource *res;
+	otlp_pb_span *spans;
+	otlp_pb_span **span_ptrs;
+	otlp_pb_status *status;
+	otlp_pb_kv *kv;
+	otlp_pb_kv **kv_ptrs;
+	otlp_pb_any *any;
+	otlp_pb_event *events;
+	otlp_pb_event **event_ptrs;
+	char *strs; /* copies of status messages and resource names (NUL-terminated) */
+};
+
+static void otlp_pb_mem_free(struct otlp_pb_mem *m)
+{
+	free(m->rs);
+	free(m->rs_ptrs);
+	free(m->ss);
+	free(m->ss_ptrs);
+	free(m->res);
+	free(m->spans);
+	free(m->span_ptrs);
+	free(m->status);
+	free(m->kv);
+	free(m->kv_ptrs);
+	free(m->any);
+	free(m->events);
+	free(m->event_ptrs);
+}
+
+#define OTLP_ALLOC(ptr, count) ((ptr) = calloc((count) ? (count) : 1, sizeof(*(ptr))))
+
+static otlp_pb_kv *otlp_pb_kv_str(struct otlp_pb_mem *m, size_t *nkv, const char *key,
+				  const char *value)
+{
+	otlp_pb_kv *kv = &m->kv[*nkv];
+	otlp_pb_any *any = &m->any[*nkv];
+
+	opentelemetry__proto__common__v1__any_value__init(any);
+	any->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
+	any->string_value = (char *)value;
+	opentelemetry__proto__common__v1__key_value__init(kv);
+	kv->key = (char *)key;
+	kv->value = any;
+	m->kv_ptrs[*nkv] = kv;
+	(*nkv)++;
+	return kv;
+}
+
+int otlp_encode_pb(const struct otlp_resource_cfg *cfg, struct span *const *spans, size_t n,
+		   struct otlp_buf *out)
+{
+	otlp_pb_request req =
+		OPENTELEMETRY__PROTO__COLLECTOR__TRACE__V1__EXPORT_TRACE_SERVICE_REQUEST__INIT;
+	otlp_pb_scope scope = OPENTELEMETRY__PROTO__COMMON__V1__INSTRUMENTATION_SCOPE__INIT;
+	struct otlp_pb_mem m = {0};
+	struct otlp_plan plan;
+	struct otlp_rattr rattrs[OTLP_MAX_RATTRS];
+	struct otlp_map *maps = NULL;
+	size_t n_kv = 0, n_events = 0, kv_at = 0, ev_at = 0, size;
+	int err;
+
+	otlp_buf_reset(out);
+	err = otlp_plan(cfg, spans, n, &plan);
+	if (err)
+		return err;
+	err = -ENOMEM;
+	if (!OTLP_ALLOC(maps, n))
+		goto cleanup;
+	for (size_t i = 0; i < n; i++) {
+		otlp_map_span(spans[i], &maps[i]);
+		n_kv += maps[i].n_attrs;
+		n_events += spans[i]->n_events;
+	}
+	n_kv += plan.n_groups * OTLP_MAX_RATTRS;
+	if (!OTLP_ALLOC(m.rs, plan.n_groups) || !OTLP_ALLOC(m.rs_ptrs, plan.n_groups) ||
+	    !OTLP_ALLOC(m.ss, plan.n_groups) || !OTLP_ALLOC(m.ss_ptrs, plan.n_groups) ||
+	    !OTLP_ALLOC(m.res, plan.n_groups) || !OTLP_ALLOC(m.spans, n) ||
+	    !OTLP_ALLOC(m.span_ptrs, n) || !OTLP_ALLOC(m.status, n) || !OTLP_ALLOC(m.kv, n_kv) ||
+	    !OTLP_ALLOC(m.kv_ptrs, n_kv) || !OTLP_ALLOC(m.any, n_kv) ||
+	    !OTLP_ALLOC(m.events, n_events) || !OTLP_ALLOC(m.event_ptrs, n_events))
+		goto cleanup;
+
+	scope.name = OTLP_SCOPE_NAME;
+	scope.version = CLN_OTLP_VERSION;
+	/* The span strings are NUL-terminated in their arenas; pid strings need none. */
+	for (size_t g = 0; g < plan.n_groups; g++) {
+		const struct otlp_group *gr = &plan.groups[g];
+		otlp_pb_rs *rs = &m.rs[g];
+		otlp_pb_ss *ss = &m.ss[g];
+		otlp_pb_resource *res = &m.res[g];
+		size_t nr = otlp_resource_attrs(cfg, gr, rattrs), first_kv = kv_at;
+
+		opentelemetry__proto__resource__v1__resource__init(res);
+		for (size_t a = 0; a < nr; a++) {
+			otlp_pb_kv *kv = otlp_pb_kv_str(&m, &kv_at, rattrs[a].key, rattrs[a].str);
+
+			if (!rattrs[a].str) {
+				kv->value->value_case =
+					OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
+				kv->value->int_value = rattrs[a].num;
+			}
+		}
+		res->n_attributes = nr;
+		res->attributes = &m.kv_ptrs[first_kv];
+
+		opentelemetry__proto__trace__v1__scope_spans__init(ss);
+		ss->scope = &scope;
+		ss->n_spans = gr->n_spans;
+		ss->spans = &m.span_ptrs[gr->first];
+		m.ss_ptrs[g] = ss;
+
+		opentelemetry__proto__trace__v1__resource_spans__init(rs);
+		rs->resource = res;
+		rs->n_scope_spans = 1;
+		rs->scope_spans = &m.ss_ptrs[g];
+		m.rs_ptrs[g] = rs;
+
+		for (size_t k = 0; k < gr->n_spans; k++) {
+			size_t idx = plan.order[gr->first + k];
+			const struct span *s = spans[idx];
+			const struct otlp_map *mp = &maps[idx];
+			otlp_pb_span *ps = &m.spans[gr->first + k];
+			otlp_pb_status *st = &m.status[gr->first + k];
+			size_t first_attr = kv_at, first_ev = ev_at;
+
+			opentelemetry__proto__trace__v1__span__init(ps);
+			ps->trace_id.data = (uint8_t *)s->trace_id;
+			ps->trace_id.len = 16;
+			ps->span_id.data = (uint8_t *)s->span_id;
+			ps->span_id.len = 8;
+			if (s->has_parent) {
+				ps->parent_span_id.data = (uint8_t *)s->parent_id;
+				ps->parent_span_id.len = 8;
+			}
+			ps->name = (char *)s->name.ptr;
+			ps->kind = mp->kind;
+			ps->start_time_unix_nano = s->timestamp_us * 1000;
+			ps->end_time_unix_nano = (s->timestamp_us + s->duration_us) * 1000;
+			for (uint32_t t = 0; t < s->n_tags; t++)
+				if (mp->keep & (1u << t))
+					otlp_pb_kv_str(&m, &kv_at, s->tags[t].key.ptr,
+						       s->tags[t].value.ptr);
+			if (s->truncated) {
+				otlp_pb_kv *kv = otlp_pb_kv_str(&m, &kv_at, "cln.truncated", NULL);
+
+				kv->value->value_case =
+					OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE;
+				kv->value->bool_value = 1;
+			}
+			ps->n_attributes = kv_at - first_attr;
+			ps->attributes = &m.kv_ptrs[first_attr];
+			for (uint32_t e = 0; e < s->n_events; e++) {
+				otlp_pb_event *ev = &m.events[ev_at];
+
+				opentelemetry__proto__trace__v1__span__event__init(ev);
+				ev->time_unix_nano = s->events[e].time_unix_ns;
+				ev->name = (char *)otlp_event_name(s->events[e].kind);
+				m.event_ptrs[ev_at++] = ev;
+			}
+			ps->n_events = ev_at - first_ev;
+			ps->events = &m.event_ptrs[first_ev];
+			ps->dropped_events_count = s->dropped_events;
+			opentelemetry__proto__trace__v1__status__init(st);
+			st->code = mp->status_code;
+			/* protobuf-c needs NUL-terminated strings: a tag value is one. */
+			if (mp->status_msg)
+				st->message = (char *)mp->status_msg->ptr;
+			ps->status = st;
+			m.span_ptrs[gr->first + k] = ps;
+		}
+	}
+	req.n_resource_spans = plan.n_groups;
+	req.resource_spans = m.rs_ptrs;
+	size = opentelemetry__proto__collector__trace__v1__export_trace_service_request__get_packed_size(
+		&req);
+	err = otlp_buf_reserve(out, size);
+	if (err)
+		goto cleanup;
+	out->len = opentelemetry__proto__collector__trace__v1__export_trace_service_request__pack(
+		&req, out->data);
+	err = 0;
+cleanup:
+	otlp_pb_mem_free(&m);
+	free(maps);
+	otlp_plan_free(&plan);
+	return err;
+}
+
+/* ---- OTLP/JSON ------------------------------------------------------------------------ */
+
+struct otlp_json {
+	struct otlp_buf *b;
+	int err;
+};
+
+static void oj_raw(struct otlp_json *j, const char *s, size_t n)
+{
+	if (j->err || (j->err = otlp_buf_reserve(j->b, n)))
+		return;
+	memcpy(j->b->data + j->b->len, s, n);
+	j->b->len += n;
+}
+
+static void oj_lit(struct otlp_json *j, const char *s)
+{
+	oj_raw(j, s, strlen(s));
+}
+
+/* A JSON string: the input is valid UTF-8 (span.c makes it so); escape what JSON needs. */
+static void oj_str(struct otlp_json *j, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t run = 0;
+
+	oj_raw(j, "\"", 1);
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		char esc[6];
+		size_t elen = 2;
+
+		if (c >= 0x20 && c != '"' && c != '\\') {
+			run++;
+			continue;
+		}
+		oj_raw(j, s + i - run, run);
+		run = 0;
+		esc[0] = '\\';
+		switch (c) {
+		case '"':
+			esc[1] = '"';
+			break;
+		case '\\':
+			esc[1] = '\\';
+			break;
+		case '\n':
+			esc[1] = 'n';
+			break;
+		case '\r':
+			esc[1] = 'r';
+			break;
+		case '\t':
+			esc[1] = 't';
+			break;
+		default:
+			memcpy(esc, "\\u00", 4);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			elen = 6;
+		}
+		oj_raw(j, esc, elen);
+	}
+	oj_raw(j, s + n - run, run);
+	oj_raw(j, "\"", 1);
+}
+
+static void oj_cstr(struct otlp_json *j, const char *s)
+{
+	oj_str(j, s, strlen(s));
+}
+
+static void oj_u64str(struct otlp_json *j, uint64_t v)
+{
+	char num[24];
+	int len = snprintf(num, sizeof(num), "\"%" PRIu64 "\"", v);
+
+	oj_raw(j, num, (size_t)len);
+}
+
+static void oj_int(struct otlp_json *j, long long v)
+{
+	char num[24];
+	int len = snprintf(num, sizeof(num), "%lld", v);
+
+	oj_raw(j, num, (size_t)len);
+}
+
+static void oj_hex(struct otlp_json *j, const uint8_t *bytes, size_t n)
+{
+	char hex[33];
+
+	span_hex_encode(bytes, n, hex);
+	oj_raw(j, "\"", 1);
+	oj_raw(j, hex, 2 * n);
+	oj_raw(j, "\"", 1);
+}
+
+static void oj_kv_str(struct otlp_json *j, const char *key, size_t klen, const char *val,
+		      size_t vlen)
+{
+	oj_lit(j, "{\"key\":");
+	oj_str(j, key, klen);
+	oj_lit(j, ",\"value\":{\"stringValue\":");
+	oj_str(j, val, vlen);
+	oj_lit(j, "}}");
+}
+
+static void oj_span(struct otlp_json *j, const struct span *s, const struct otlp_map *m)
+{
+	bool first = true;
+
+	oj_lit(j, "{\"traceId\":");
+	oj_hex(j, s->trace_id, 16);
+	oj_lit(j, ",\"spanId\":");
+	oj_hex(j, s->span_id, 8);
+	if (s->has_parent) {
+		oj_lit(j, ",\"parentSpanId\":");
+		oj_hex(j, s->parent_id, 8);
+	}
+	oj_lit(j, ",\"name\":");
+	oj_str(j, s->name.ptr, s->name.len);
+	oj_lit(j, ",\"kind\":");
+	oj_int(j, m->kind);
+	oj_lit(j, ",\"startTimeUnixNano\":");
+	oj_u64str(j, s->timestamp_us * 1000);
+	oj_lit(j, ",\"endTimeUnixNano\":");
+	oj_u64str(j, (s->timestamp_us + s->duration_us) * 1000);
+	oj_lit(j, ",\"attributes\":[");
+	for (uint32_t t = 0; t < s->n_tags; t++) {
+		if (!(m->keep & (1u << t)))
+			continue;
+		if (!first)
+			oj_lit(j, ",");
+		first = false;
+		oj_kv_str(j, s->tags[t].key.ptr, s->tags[t].key.len, s->tags[t].value.ptr,
+			  s->tags[t].value.len);
+	}
+	if (s->truncated)
+		oj_lit(j, first ? "{\"key\":\"cln.truncated\",\"value\":{\"boolValue\":true}}"
+				: ",{\"key\":\"cln.truncated\",\"value\":{\"boolValue\":true}}");
+	oj_lit(j, "]");
+	if (s->n_events) {
+		oj_lit(j, ",\"events\":[");
+		for (uint32_t e = 0; e < s->n_events; e++) {
+			oj_lit(j, e ? ",{\"timeUnixNano\":" : "{\"timeUnixNano\":");
+			oj_u64str(j, s->events[e].time_unix_ns);
+			oj_lit(j, ",\"name\":");
+			oj_cstr(j, otlp_event_name(s->events[e].kind));
+			oj_lit(j, "}");
+		}
+		oj_lit(j, "]");
+	}
+	if (s->dropped_events) {
+		oj_lit(j, ",\"droppedEventsCount\":");
+		oj_int(j, s->dropped_events);
+	}
+	oj_lit(j, ",\"status\":{");
+	if (m->status_msg) {
+		oj_lit(j, "\"message\":");
+		oj_str(j, m->status_msg->ptr, m->status_msg->len);
+		oj_lit(j, ",");
+	}
+	oj_lit(j, "\"code\":");
+	oj_int(j, m->status_code);
+	oj_lit(j, "}}");
+}
+
+int otlp_encode_json(const struct otlp_resource_cfg *cfg, struct span *const *spans, size_t n,
+		     struct otlp_buf *out)
+{
+	struct otlp_json j = {out, 0};
+	struct otlp_rattr rattrs[OTLP_MAX_RATTRS];
+	struct otlp_plan plan;
+	int err;
+
+	otlp_buf_reset(out);
+	err = otlp_plan(cfg, spans, n, &plan);
+	if (err)
+		return err;
+	oj_lit(&j, "{\"resourceSpans\":[");
+	for (size_t g = 0; g < plan.n_groups; g++) {
+		const struct otlp_group *gr = &plan.groups[g];
+		size_t nr = otlp_resource_attrs(cfg, gr, rattrs);
+
+		oj_lit(&j,
+		       g ? ",{\"resource\":{\"attributes\":[" : "{\"resource\":{\"attributes\":[");
+		for (size_t a = 0; a < nr; a++) {
+			if (a)
+				oj_lit(&j, ",");
+			if (rattrs[a].str) {
+				oj_kv_str(&j, rattrs[a].key, strlen(rattrs[a].key), rattrs[a].str,
+					  strlen(rattrs[a].str));
+				continue;
+			}
+			oj_lit(&j, "{\"key\":");
+			oj_cstr(&j, rattrs[a].key);
+			oj_lit(&j, ",\"value\":{\"intValue\":");
+			oj_u64str(&j, (uint64_t)rattrs[a].num);
+			oj_lit(&j, "}}");
+		}
+		oj_lit(&j, "]},\"scopeSpans\":[{\"scope\":{\"name\":\"" OTLP_SCOPE_NAME
+			   "\",\"version\":\"" CLN_OTLP_VERSION "\"},\"spans\":[");
+		for (size_t k = 0; k < gr->n_spans; k++) {
+			size_t idx = plan.order[gr->first + k];
+			struct otlp_map m;
+
+			if (k)
+				oj_lit(&j, ",");
+			otlp_map_span(spans[idx], &m);
+			oj_span(&j, spans[idx], &m);
+		}
+		oj_lit(&j, "]}]}");
+	}
+	oj_lit(&j, "]}");
+	otlp_plan_free(&plan);
+	return j.err;
+}
+
+/* ---- responses ------------------------------------------------------------------------ */
+
+static void otlp_copy_msg(const char *src, char *msg, size_t msg_size)
+{
+	if (!msg_size)
+		return;
+	snprintf(msg, msg_size, "%s", src ? src : "");
+}
+
+int otlp_decode_response(const uint8_t *data, size_t len, int64_t *rejected, char *msg,
+			 size_t msg_size)
+{
+	Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceResponse *resp;
+
+	*rejected = 0;
+	otlp_copy_msg(NULL, msg, msg_size);
+	resp = opentelemetry__proto__collector__trace__v1__export_trace_service_response__unpack(
+		NULL, len, data);
+	if (!resp)
+		return -EBADMSG;
+	if (resp->partial_success) {
+		*rejected = resp->partial_success->rejected_spans;
+		otlp_copy_msg(resp->partial_success->error_message, msg, msg_size);
+	}
+	opentelemetry__proto__collector__trace__v1__export_trace_service_response__free_unpacked(
+		resp, NULL);
+	return 0;
+}
+
+int otlp_decode_rpc_status(const uint8_t *data, size_t len, int32_t *code, char *msg,
+			   size_t msg_size)
+{
+	Google__Rpc__Status *st;
+
+	*code = 0;
+	otlp_copy_msg(NULL, msg, msg_size);
+	st = google__rpc__status__unpack(NULL, len, data);
+	if (!st)
+		return -EBADMSG;
+	*code = st->code;
+	otlp_copy_msg(st->message, msg, msg_size);
+	google__rpc__status__free_unpacked(st, NULL);
+	return 0;
+}

@@ -1,0 +1,251 @@
+// SPDX-License-Identifier: MIT
+#include "pipeline.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "log.h"
+#include "suspend.h"
+
+struct pipeline {
+	struct loop *loop;
+	struct pipeline_cfg cfg;
+	struct queue *queue;
+	struct exporter *ex;
+	struct suspend_table *suspend;
+	struct loop_timer *batch_timer;
+	struct loop_timer *expire_timer;
+	bool flushing;
+	bool aborting; /* no new batches while the exporter gives back the old ones */
+	bool pumping;  /* pipeline_pump() is on the stack: a re-entry only asks for a rerun */
+	bool repump;
+	void (*idle_cb)(void *ctx);
+	void *idle_ctx;
+	struct log_ratelimit rl_full;
+	struct log_ratelimit rl_reject;
+};
+
+static void pipeline_pump(struct pipeline *p);
+
+static void pipeline_batch_timer(struct loop *loop, void *ctx)
+{
+	pipeline_pump(ctx);
+}
+
+static void pipeline_expire_timer(struct loop *loop, void *ctx)
+{
+	struct pipeline *p = ctx;
+
+	suspend_table_expire(p->suspend, loop_now_ms());
+	loop_timer_arm(p->expire_timer, p->cfg.suspend_ttl_ms / 4 + 1);
+}
+
+static void pipeline_check_idle(struct pipeline *p)
+{
+	if (p->flushing && p->idle_cb && pipeline_idle(p))
+		p->idle_cb(p->idle_ctx);
+}
+
+static void pipeline_done(void *ctx, struct queue_batch *batch, enum export_result res)
+{
+	struct pipeline *p = ctx;
+	size_t n = batch->n;
+
+	switch (res) {
+	case EXPORT_OK:
+		stats.exported += n - (batch->rejected < n ? batch->rejected : n);
+		break;
+	case EXPORT_FAIL_REJECTED:
+		stats.dropped[STATS_DROP_NOT_RETRYABLE] += n;
+		break;
+	case EXPORT_FAIL_EXPIRED:
+		stats.dropped[STATS_DROP_RETRY_EXPIRED] += n;
+		break;
+	case EXPORT_FAIL_SHUTDOWN:
+		stats.dropped[STATS_DROP_SHUTDOWN] += n;
+		break;
+	case EXPORT_FAIL_ENCODE:
+	case EXPORT_FAIL_IO:
+		stats.dropped[STATS_DROP_ENCODE] += n;
+		break;
+	}
+	queue_release_batch(p->queue, batch);
+	free(batch);
+	pipeline_pump(p);
+	pipeline_check_idle(p);
+}
+
+struct pipeline *pipeline__new(struct loop *loop, const struct pipeline_cfg *cfg,
+			       struct exporter *ex)
+{
+	struct pipeline *p = calloc(1, sizeof(*p));
+
+	if (!p) {
+		exporter__free(ex);
+		return NULL;
+	}
+	p->loop = loop;
+	p->cfg = *cfg;
+	p->ex = ex;
+	exporter_set_done(ex, pipeline_done, p);
+	p->queue = queue__new(&cfg->queue);
+	p->suspend = suspend_table__new(cfg->suspend_max, cfg->suspend_ttl_ms);
+	p->batch_timer = loop_timer__new(loop, pipeline_batch_timer, p);
+	p->expire_timer = loop_timer__new(loop, pipeline_expire_timer, p);
+	if (!p->queue || !p->suspend || !p->batch_timer || !p->expire_timer) {
+		pipeline__free(p);
+		return NULL;
+	}
+	loop_timer_arm(p->expire_timer, cfg->suspend_ttl_ms / 4 + 1);
+	return p;
+}
+
+void pipeline__free(struct pipeline *p)
+{
+	if (!p)
+		return;
+	/* The exporter first: it may still hold batches whose spans the queue accounts. */
+	if (p->ex && p->ex->ops->pending(p->ex))
+		p->ex->ops->abort(p->ex);
+	exporter__free(p->ex);
+	loop_timer__free(p->expire_timer);
+	loop_timer__free(p->batch_timer);
+	suspend_table__free(p->suspend);
+	queue__free(p->queue);
+	free(p);
+}
+
+/* Hand out batches while the exporter has room and a batch is due. */
+static void pipeline_pump_once(struct pipeline *p)
+{
+	uint64_t now = loop_now_ms();
+
+	while (queue_waiting(p->queue) && !p->ex->ops->busy(p->ex)) {
+		uint64_t age = now - queue_oldest_ms(p->queue);
+		struct queue_batch *batch;
+
+		if (!p->flushing && queue_waiting(p->queue) < p->cfg.queue.batch_size &&
+		    age < p->cfg.schedule_delay_ms) {
+			loop_timer_arm(p->batch_timer, p->cfg.schedule_delay_ms - age);
+			return;
+		}
+		batch = calloc(1, sizeof(*batch));
+		if (!batch || queue_take_batch(p->queue, batch) <= 0) {
+			free(batch);
+			loop_timer_arm(p->batch_timer, 100); /* out of memory: try again soon */
+			return;
+		}
+		if (p->ex->ops->submit(p->ex, batch) < 0) {
+			/* busy() said there was room: cannot happen; still count, never leak. */
+			stats.dropped[STATS_DROP_ENCODE] += batch->n;
+			queue_release_batch(p->queue, batch);
+			free(batch);
+		}
+	}
+}
+
+/*
+ * An exporter may finish a batch inside submit() (stdout does): its done() then calls
+ * back here. Rather than recurse, the outer call runs again.
+ */
+static void pipeline_pump(struct pipeline *p)
+{
+	if (p->aborting)
+		return;
+	if (p->pumping) {
+		p->repump = true;
+		return;
+	}
+	p->pumping = true;
+	do {
+		p->repump = false;
+		pipeline_pump_once(p);
+	} while (p->repump);
+	p->pumping = false;
+}
+
+enum span_reject pipeline_ingest(struct pipeline *p, const struct pipeline_origin *origin,
+				 const char *json, size_t len)
+{
+	enum span_reject why;
+	struct span *span;
+	uint64_t now;
+
+	stats.received[origin->source]++;
+	if (span_parse(json, len, &span, &why) < 0) {
+		stats.rejected[why]++;
+		log_limited(&p->rl_reject, LOG_LVL_WARN, "rejected a span payload (%s, %zu bytes)",
+			    span_reject_str(why), len);
+		return why;
+	}
+	if (span->truncated && !span->has_trace_id) {
+		/* Cut by CLN before its traceId: nothing to file it under. */
+		span__free(span);
+		stats.rejected[SPAN_REJECT_TRUNCATED]++;
+		return SPAN_REJECT_TRUNCATED;
+	}
+	if (span->path == SPAN_PATH_RECOVERED)
+		stats.recovered++;
+	if (span->truncated)
+		stats.truncated++;
+	span->pid = origin->pid;
+	span->exe_path = origin->exe_path;
+	suspend_table_take(p->suspend, span);
+	stats.events += span->n_events;
+	now = loop_now_ms();
+	queue_set_clock(p->queue, now);
+	if (queue_push_take(p->queue, span) < 0) {
+		log_limited(&p->rl_full, LOG_LVL_WARN,
+			    "queue full (%zu spans held): dropping spans; raise --queue-size or "
+			    "--queue-bytes, or check the collector",
+			    (size_t)stats.queue_spans);
+		return SPAN_OK;
+	}
+	if (queue_waiting(p->queue) >= p->cfg.queue.batch_size || p->flushing)
+		pipeline_pump(p);
+	else if (!loop_timer_armed(p->batch_timer))
+		loop_timer_arm(p->batch_timer, p->cfg.schedule_delay_ms);
+	return SPAN_OK;
+}
+
+void pipeline_span_event(struct pipeline *p, uint32_t pid, uint64_t span_id,
+			 enum span_event_kind kind, uint64_t time_unix_ns)
+{
+	suspend_table_add(p->suspend, pid, span_id, kind, time_unix_ns, loop_now_ms());
+}
+
+bool pipeline_backlogged(const struct pipeline *p)
+{
+	return queue_nearly_full(p->queue);
+}
+
+void pipeline_flush(struct pipeline *p)
+{
+	p->flushing = true;
+	pipeline_pump(p);
+	pipeline_check_idle(p);
+}
+
+bool pipeline_idle(const struct pipeline *p)
+{
+	return !queue_waiting(p->queue) && !p->ex->ops->pending(p->ex);
+}
+
+void pipeline_abort(struct pipeline *p)
+{
+	struct queue_batch batch;
+
+	p->idle_cb = NULL;
+	p->aborting = true;
+	p->ex->ops->abort(p->ex);
+	while (queue_take_batch(p->queue, &batch) > 0) {
+		stats.dropped[STATS_DROP_SHUTDOWN] += batch.n;
+		queue_release_batch(p->queue, &batch);
+	}
+}
+
+void pipeline_on_idle(struct pipeline *p, void (*cb)(void *ctx), void *ctx)
+{
+	p->idle_cb = cb;
+	p->idle_ctx = ctx;
+}

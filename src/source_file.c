@@ -1,0 +1,447 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Reading runs in slices from a zero-delay timer (regular files cannot be watched with
+ * epoll) or from epoll readiness (pipes, terminals), so a large file never starves the
+ * exporter's sockets or the signal fd. When the queue is nearly full, reading pauses
+ * until it drains: a file can wait, so nothing read from it is dropped for lack of room.
+ */
+#include "source_file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define FILE_LINE_MAX	    (64 * 1024) /* longer lines are rejected (too_long) */
+#define FILE_SLICE_LINES    1024	/* lines per turn of the loop */
+#define FILE_FOLLOW_POLL_MS 200
+#define FILE_BACKLOG_MS	    20
+#define FILE_FIRST_LINES    5 /* line numbers kept per reject reason */
+
+struct source_file {
+	struct loop *loop;
+	struct pipeline *p;
+	char *path;
+	int fd;
+	bool is_stdin;
+	bool follow;
+	bool pollable; /* epoll works on the fd (pipe, tty) */
+	bool done;
+	bool stopped;
+	bool paused; /* the queue was nearly full: waiting for it to drain */
+	void (*on_done)(void *ctx);
+	void *on_done_ctx;
+	int error;
+	ino_t ino;
+	dev_t dev;
+	off_t offset;
+	struct loop_timer *timer;
+	struct pipeline_origin origin;
+
+	char *buf; /* FILE_LINE_MAX + 1: the current partial line */
+	size_t len;
+	bool skipping; /* inside an over-long line: drop bytes up to the next newline */
+
+	uint64_t lineno;
+	uint64_t spans;
+	uint64_t skipped; /* lines that are neither spans nor trace-file events */
+	uint64_t events;
+	uint64_t rejected[SPAN_REJECT__MAX];
+	uint64_t first_lines[SPAN_REJECT__MAX][FILE_FIRST_LINES];
+};
+
+static void source_file_schedule(struct source_file *src, uint64_t ms)
+{
+	if (!src->stopped)
+		loop_timer_arm(src->timer, ms);
+}
+
+/* A CLN trace file is `<path>.<pid>`: take the pid from the name when it has one. */
+static uint32_t source_file_pid_of(const char *path)
+{
+	const char *dot = strrchr(path, '.');
+	char *end;
+	unsigned long v;
+
+	if (!dot || !dot[1] || strchr(dot, '/'))
+		return 0;
+	errno = 0;
+	v = strtoul(dot + 1, &end, 10);
+	if (*end || errno || v == 0 || v > 0x7fffffff)
+		return 0;
+	return (uint32_t)v;
+}
+
+static void source_file_reject(struct source_file *src, enum span_reject why)
+{
+	if (src->rejected[why] < FILE_FIRST_LINES)
+		src->first_lines[why][src->rejected[why]] = src->lineno;
+	src->rejected[why]++;
+}
+
+static bool source_file_word(const char *line, size_t len, const char *word, size_t *rest)
+{
+	size_t n = strlen(word);
+
+	if (len < n || memcmp(line, word, n) || (len > n && line[n] != ' '))
+		return false;
+	*rest = len > n ? n + 1 : n;
+	return true;
+}
+
+/* One line: a trace-file record, a bare JSON payload, or something to skip. */
+static void source_file_line(struct source_file *src, const char *line, size_t len)
+{
+	enum span_reject why;
+	size_t rest;
+	bool suspend;
+
+	src->lineno++;
+	if (len && line[len - 1] == '\r')
+		len--;
+	if (!len)
+		return;
+	if (source_file_word(line, len, "span_emit", &rest)) {
+		/* `span_emit <id> <json>`: the payload follows the id. */
+		const char *json = memchr(line + rest, ' ', len - rest);
+
+		if (!json) {
+			stats.received[STATS_SRC_FILE]++;
+			stats.rejected[SPAN_REJECT_EMPTY]++;
+			source_file_reject(src, SPAN_REJECT_EMPTY);
+			return;
+		}
+		json++;
+		len -= (size_t)(json - line);
+		line = json;
+	} else {
+		suspend = source_file_word(line, len, "span_suspend", &rest);
+		if (suspend || source_file_word(line, len, "span_resume", &rest)) {
+			uint64_t id;
+
+			/* The file has no times: only a follower, reading as CLN writes, has them. */
+			if (src->follow && span_id_parse_u64(line + rest, len - rest, &id)) {
+				pipeline_span_event(src->p, src->origin.pid, id,
+						    suspend ? SPAN_EVENT_SUSPEND
+							    : SPAN_EVENT_RESUME,
+						    loop_realtime_ns());
+				src->events++;
+			}
+			return;
+		}
+		if (source_file_word(line, len, "span_start", &rest) ||
+		    source_file_word(line, len, "span_end", &rest))
+			return;
+		if (line[0] != '[' && line[0] != '{') {
+			src->skipped++; /* "Attaching 1 probe..." and the like */
+			return;
+		}
+	}
+	why = pipeline_ingest(src->p, &src->origin, line, len);
+	if (why != SPAN_OK)
+		source_file_reject(src, why);
+	else
+		src->spans++;
+}
+
+/* Feed complete lines from @data; keep the partial tail in src->buf. */
+static void source_file_feed(struct source_file *src, const char *data, size_t n)
+{
+	while (n) {
+		const char *nl = memchr(data, '\n', n);
+		size_t take = nl ? (size_t)(nl - data) : n;
+
+		if (src->skipping) {
+			if (nl)
+				src->skipping = false;
+		} else if (src->len + take > FILE_LINE_MAX) {
+			/* Longer than any span can be: count it once, skip to its end. */
+			src->lineno++;
+			stats.received[STATS_SRC_FILE]++;
+			stats.rejected[SPAN_REJECT_TOO_LONG]++;
+			source_file_reject(src, SPAN_REJECT_TOO_LONG);
+			src->len = 0;
+			src->skipping = !nl;
+		} else if (!nl) {
+			memcpy(src->buf + src->len, data, take);
+			src->len += take;
+		} else if (src->len) {
+			memcpy(src->buf + src->len, data, take);
+			source_file_line(src, src->buf, src->len + take);
+			src->len = 0;
+		} else {
+			source_file_line(src, data, take);
+		}
+		if (!nl)
+			return;
+		data = nl + 1;
+		n -= take + 1;
+	}
+}
+
+/* End of input: a last line without a newline still counts. */
+static void source_file_eof(struct source_file *src)
+{
+	if (src->len && !src->skipping)
+		source_file_line(src, src->buf, src->len);
+	src->len = 0;
+	src->skipping = false;
+}
+
+static int source_file_open(struct source_file *src)
+{
+	struct stat st;
+
+	src->fd = open(src->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (src->fd < 0)
+		return -errno;
+	if (fstat(src->fd, &st) == 0) {
+		src->ino = st.st_ino;
+		src->dev = st.st_dev;
+	}
+	src->offset = 0;
+	return 0;
+}
+
+/* Following: the file was replaced (new inode) or truncated: start over on the new one. */
+static void source_file_check_rotation(struct source_file *src)
+{
+	struct stat st;
+
+	if (stat(src->path, &st) < 0)
+		return; /* gone for now: keep the old fd until a new file appears */
+	if (st.st_ino != src->ino || st.st_dev != src->dev) {
+		log_info("%s was replaced: reading the new file from its start", src->path);
+		source_file_eof(src);
+		close(src->fd);
+		if (source_file_open(src) < 0)
+			src->fd = -1;
+	} else if (st.st_size < src->offset) {
+		log_info("%s was truncated: reading from its start", src->path);
+		source_file_eof(src);
+		lseek(src->fd, 0, SEEK_SET);
+		src->offset = 0;
+	}
+}
+
+/* Read one slice. Returns true when there may be more right away. */
+static bool source_file_slice(struct source_file *src)
+{
+	char chunk[65536];
+	uint64_t lines_before = src->lineno;
+
+	while (src->lineno - lines_before < FILE_SLICE_LINES) {
+		ssize_t n;
+
+		if (pipeline_backlogged(src->p)) {
+			src->paused = true;
+			source_file_schedule(src, FILE_BACKLOG_MS);
+			return false;
+		}
+		n = read(src->fd, chunk, sizeof(chunk));
+		if (n > 0) {
+			src->offset += n;
+			source_file_feed(src, chunk, (size_t)n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return false; /* pipe: epoll tells when there is more */
+		if (n < 0) {
+			src->error = -errno;
+			log_error("reading %s: %s", src->path, strerror(errno));
+			source_file_eof(src);
+			src->done = true;
+			return false;
+		}
+		/* End of file (for a pipe: the writer is gone, whatever follow says). */
+		if (src->follow && !src->is_stdin) {
+			source_file_check_rotation(src);
+			source_file_schedule(src, FILE_FOLLOW_POLL_MS);
+			return false;
+		}
+		source_file_eof(src);
+		src->done = true;
+		return false;
+	}
+	return true;
+}
+
+static void source_file_finish(struct source_file *src)
+{
+	if (src->pollable && src->fd >= 0)
+		loop_del(src->loop, src->fd);
+	if (src->on_done)
+		src->on_done(src->on_done_ctx);
+}
+
+static void source_file_run(struct source_file *src)
+{
+	bool more;
+
+	if (src->done || src->stopped)
+		return;
+	if (src->fd < 0) { /* following a file that is gone: wait for it to come back */
+		if (source_file_open(src) < 0) {
+			source_file_schedule(src, FILE_FOLLOW_POLL_MS);
+			return;
+		}
+	}
+	more = source_file_slice(src);
+	if (src->done) {
+		source_file_finish(src);
+		return;
+	}
+	if (src->paused) {
+		/* Level-triggered epoll would fire on and on: stop watching until it drains. */
+		if (src->pollable)
+			loop_mod(src->loop, src->fd, 0);
+		return;
+	}
+	if (more && !src->pollable)
+		source_file_schedule(src, 0);
+}
+
+static void source_file_timer(struct loop *loop, void *ctx)
+{
+	struct source_file *src = ctx;
+
+	if (src->paused) {
+		src->paused = false;
+		if (src->pollable)
+			loop_mod(loop, src->fd, EPOLLIN);
+	}
+	source_file_run(src);
+}
+
+static void source_file_readable(struct loop *loop, int fd, uint32_t events, void *ctx)
+{
+	source_file_run(ctx);
+}
+
+struct source_file *source_file__new(struct loop *loop, struct pipeline *p, const char *path,
+				     bool follow, void (*on_done)(void *ctx), void *ctx, char *err,
+				     size_t err_size)
+{
+	struct source_file *src = calloc(1, sizeof(*src));
+	int r;
+
+	if (!src) {
+		snprintf(err, err_size, "out of memory");
+		return NULL;
+	}
+	src->loop = loop;
+	src->p = p;
+	src->follow = follow;
+	src->on_done = on_done;
+	src->on_done_ctx = ctx;
+	src->fd = -1;
+	src->is_stdin = !strcmp(path, "-");
+	src->path = strdup(src->is_stdin ? "standard input" : path);
+	src->buf = malloc(FILE_LINE_MAX + 1);
+	src->timer = loop_timer__new(loop, source_file_timer, src);
+	if (!src->path || !src->buf || !src->timer) {
+		snprintf(err, err_size, "out of memory");
+		goto fail;
+	}
+	src->origin.source = STATS_SRC_FILE;
+	if (src->is_stdin) {
+		src->fd = dup(STDIN_FILENO);
+		if (src->fd < 0) {
+			snprintf(err, err_size, "cannot read standard input: %s", strerror(errno));
+			goto fail;
+		}
+		fcntl(src->fd, F_SETFL, fcntl(src->fd, F_GETFL) | O_NONBLOCK);
+	} else {
+		r = source_file_open(src);
+		if (r < 0) {
+			snprintf(err, err_size, "cannot open %s: %s%s", path, strerror(-r),
+				 r == -ENOENT
+					 ? " (check the path; CLN_DEV_TRACE_FILE=<path> writes "
+					   "<path>.<pid>)"
+					 : "");
+			goto fail;
+		}
+		src->origin.pid = source_file_pid_of(path);
+	}
+	r = loop_add(loop, src->fd, EPOLLIN, source_file_readable, src);
+	if (r == 0) {
+		src->pollable = true;
+	} else if (r != -EPERM) { /* EPERM: a regular file, read from the timer */
+		snprintf(err, err_size, "cannot watch %s: %s", src->path, strerror(-r));
+		goto fail;
+	}
+	source_file_schedule(src, 0);
+	return src;
+fail:
+	source_file__free(src);
+	return NULL;
+}
+
+void source_file__free(struct source_file *src)
+{
+	if (!src)
+		return;
+	if (src->fd >= 0) {
+		if (src->pollable && !src->done)
+			loop_del(src->loop, src->fd);
+		close(src->fd);
+	}
+	loop_timer__free(src->timer);
+	free(src->buf);
+	free(src->path);
+	free(src);
+}
+
+bool source_file_done(const struct source_file *src)
+{
+	return src->done;
+}
+
+int source_file_error(const struct source_file *src)
+{
+	return src->error;
+}
+
+void source_file_stop(struct source_file *src)
+{
+	if (src->stopped)
+		return;
+	src->stopped = true;
+	loop_timer_disarm(src->timer);
+	if (src->pollable && src->fd >= 0 && !src->done)
+		loop_mod(src->loop, src->fd, 0);
+}
+
+void source_file_summary(const struct source_file *src, FILE *out)
+{
+	uint64_t rejected = 0;
+
+	for (int i = 1; i < SPAN_REJECT__MAX; i++)
+		rejected += src->rejected[i];
+	fprintf(out, "cln-otlp: %s: %llu lines, %llu spans accepted, %llu rejected", src->path,
+		(unsigned long long)src->lineno, (unsigned long long)src->spans,
+		(unsigned long long)rejected);
+	if (src->events)
+		fprintf(out, ", %llu suspend/resume events", (unsigned long long)src->events);
+	if (src->skipped)
+		fprintf(out, ", %llu other lines skipped", (unsigned long long)src->skipped);
+	fprintf(out, "\n");
+	for (int i = 1; i < SPAN_REJECT__MAX; i++) {
+		uint64_t n = src->rejected[i];
+
+		if (!n)
+			continue;
+		fprintf(out, "cln-otlp:   %s: %llu (line%s", span_reject_str(i),
+			(unsigned long long)n, n > 1 ? "s" : "");
+		for (uint64_t k = 0; k < n && k < FILE_FIRST_LINES; k++)
+			fprintf(out, "%s %llu", k ? "," : "",
+				(unsigned long long)src->first_lines[i][k]);
+		fprintf(out, "%s)\n", n > FILE_FIRST_LINES ? ", ..." : "");
+	}
+}

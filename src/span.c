@@ -1,0 +1,993 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Parsing CLN's span JSON. Three paths fill one `struct span_fields` (raw slices of the
+ * input, or of cJSON's strings), and one finisher validates them and builds the span:
+ *
+ *   span_parse_fast()    strict JSON, the keys CLN writes in any order, strings without
+ *                        escapes: CLN's own output. Anything else bails to the next path.
+ *   span_parse_cjson()   strict JSON of any shape (escapes, unknown fields) through cJSON.
+ *   span_parse_recover() invalid JSON as CLN makes it (an unescaped `"` or `\` or control
+ *                        character in a value): anchored on CLN's fixed key order and on
+ *                        the `},"traceId":"<hex>"}]` tail, values taken byte for byte.
+ *
+ * Strings are copied into a scratch arena on the stack while parsing, with invalid UTF-8
+ * replaced by U+FFFD (OTLP strings must be UTF-8); the span is then allocated at its exact
+ * size and the arena copied behind it.
+ */
+#include "span.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+/* Every byte may become U+FFFD (3 bytes), plus NULs. */
+#define SPAN_ARENA_MAX (3 * SPAN_MAX_PAYLOAD + 64)
+
+struct span_raw {
+	const char *p;
+	size_t n;
+	bool present;
+};
+
+struct span_fields {
+	struct span_raw id, parent, trace, name, service;
+	bool has_ts, has_dur;
+	uint64_t ts, dur;
+	bool bad_time;
+	bool bad_field;
+	bool too_many_tags;
+	bool truncated;
+	size_t n_tags;
+	struct span_raw tag_key[SPAN_MAX_TAGS];
+	struct span_raw tag_val[SPAN_MAX_TAGS];
+};
+
+enum span_try {
+	SPAN_TRY_OK = 0,
+	SPAN_TRY_BAIL, /* this path cannot tell: try the next one */
+};
+
+static const char *const span_reject_names[SPAN_REJECT__MAX] = {
+	[SPAN_OK] = "ok",
+	[SPAN_REJECT_TOO_LONG] = "too_long",
+	[SPAN_REJECT_EMPTY] = "empty",
+	[SPAN_REJECT_INVALID_JSON] = "invalid_json",
+	[SPAN_REJECT_MISSING_FIELD] = "missing_field",
+	[SPAN_REJECT_BAD_ID] = "bad_id",
+	[SPAN_REJECT_BAD_PARENT_ID] = "bad_parent_id",
+	[SPAN_REJECT_BAD_TRACE_ID] = "bad_trace_id",
+	[SPAN_REJECT_BAD_TIME] = "bad_time",
+	[SPAN_REJECT_BAD_FIELD] = "bad_field",
+	[SPAN_REJECT_TOO_MANY_TAGS] = "too_many_tags",
+	[SPAN_REJECT_TRUNCATED] = "truncated",
+	[SPAN_REJECT_NOMEM] = "nomem",
+};
+
+const char *span_reject_str(enum span_reject why)
+{
+	return (unsigned)why < SPAN_REJECT__MAX ? span_reject_names[why] : "?";
+}
+
+/* ---- hex ---------------------------------------------------------------------------- */
+
+static int span_hexval(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+bool span_hex_decode(const char *hex, size_t n, uint8_t *out)
+{
+	if (n % 2)
+		return false;
+	for (size_t i = 0; i < n; i += 2) {
+		int hi = span_hexval((unsigned char)hex[i]);
+		int lo = span_hexval((unsigned char)hex[i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return false;
+		out[i / 2] = (uint8_t)(hi << 4 | lo);
+	}
+	return true;
+}
+
+void span_hex_encode(const uint8_t *in, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[in[i] >> 4];
+		out[2 * i + 1] = digits[in[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+bool span_id_parse_u64(const char *hex, size_t n, uint64_t *out)
+{
+	uint8_t b[8];
+	uint64_t v = 0;
+
+	if (n != 16 || !span_hex_decode(hex, n, b))
+		return false;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | b[i];
+	*out = v;
+	return true;
+}
+
+static bool span_all_zero(const uint8_t *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
+/* ---- the scratch arena ---------------------------------------------------------------- */
+
+struct span_builder {
+	struct span span;
+	size_t used;
+	char arena[SPAN_ARENA_MAX];
+};
+
+static void span_put_utf8(char *dst, size_t *o, uint32_t cp)
+{
+	if (cp < 0x80) {
+		dst[(*o)++] = (char)cp;
+	} else if (cp < 0x800) {
+		dst[(*o)++] = (char)(0xc0 | cp >> 6);
+		dst[(*o)++] = (char)(0x80 | (cp & 0x3f));
+	} else if (cp < 0x10000) {
+		dst[(*o)++] = (char)(0xe0 | cp >> 12);
+		dst[(*o)++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		dst[(*o)++] = (char)(0x80 | (cp & 0x3f));
+	} else {
+		dst[(*o)++] = (char)(0xf0 | cp >> 18);
+		dst[(*o)++] = (char)(0x80 | ((cp >> 12) & 0x3f));
+		dst[(*o)++] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		dst[(*o)++] = (char)(0x80 | (cp & 0x3f));
+	}
+}
+
+/* Length of the valid UTF-8 sequence at @s (at most @n bytes), or 0 if invalid. */
+static size_t span_utf8_len(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	size_t len;
+	uint32_t cp;
+
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xc2 && c <= 0xdf)
+		len = 2, cp = c & 0x1f;
+	else if (c >= 0xe0 && c <= 0xef)
+		len = 3, cp = c & 0x0f;
+	else if (c >= 0xf0 && c <= 0xf4)
+		len = 4, cp = c & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	/* Overlong forms, surrogates, beyond U+10FFFF. */
+	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+/*
+ * Copy @raw into the arena, replacing invalid UTF-8 (and NUL) with U+FFFD. Never fails: the
+ * arena is sized for the worst case of a maximal payload. Raw strings hold no escapes: the
+ * fast path bails on them, cJSON decodes them, and recovery keeps CLN's bytes as they are.
+ */
+static struct span_str span_arena_put(struct span_builder *b, const struct span_raw *raw)
+{
+	const unsigned char *s = (const unsigned char *)raw->p;
+	struct span_str out;
+	char *dst = b->arena;
+	size_t o = b->used;
+
+	out.ptr = dst + o;
+	for (size_t i = 0; i < raw->n;) {
+		size_t l;
+
+		l = span_utf8_len(s + i, raw->n - i);
+		if (!l || s[i] == '\0') {
+			span_put_utf8(dst, &o, 0xfffd);
+			i++;
+			continue;
+		}
+		memcpy(dst + o, s + i, l);
+		o += l;
+		i += l;
+	}
+	dst[o] = '\0';
+	out.len = (uint32_t)(o - b->used);
+	b->used = o + 1;
+	return out;
+}
+
+/* ---- shared helpers for the hand-written paths --------------------------------------- */
+
+static bool span_is_ws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static const char *span_skip_ws(const char *p, const char *end)
+{
+	while (p < end && span_is_ws(*p))
+		p++;
+	return p;
+}
+
+/* Parse a non-negative decimal integer the JSON way (no leading zeros, no sign). */
+static const char *span_parse_uint(const char *p, const char *end, uint64_t *out, bool *overflow)
+{
+	const char *start = p;
+	uint64_t v = 0;
+
+	*overflow = false;
+	if (p < end && *p == '0') {
+		*out = 0;
+		return p + 1;
+	}
+	while (p < end && *p >= '0' && *p <= '9') {
+		unsigned d = (unsigned)(*p - '0');
+
+		if (v > (UINT64_MAX - d) / 10)
+			*overflow = true;
+		v = v * 10 + d;
+		p++;
+	}
+	*out = v;
+	return p == start ? NULL : p;
+}
+
+static bool span_key_is(const struct span_raw *k, const char *name)
+{
+	size_t n = strlen(name);
+
+	return k->n == n && !memcmp(k->p, name, n);
+}
+
+/* ---- path 1: the fast strict parser --------------------------------------------------- */
+
+struct span_fast {
+	const char *p;
+	const char *end;
+};
+
+/* A JSON string without escapes or control characters; bails otherwise. */
+static enum span_try span_fast_str(struct span_fast *f, struct span_raw *out)
+{
+	const char *p = f->p;
+
+	if (p >= f->end || *p != '"')
+		return SPAN_TRY_BAIL;
+	p++;
+	out->p = p;
+	while (p < f->end && *p != '"') {
+		if (*p == '\\' || (unsigned char)*p < 0x20)
+			return SPAN_TRY_BAIL;
+		p++;
+	}
+	if (p >= f->end)
+		return SPAN_TRY_BAIL;
+	out->n = (size_t)(p - out->p);
+	out->present = true;
+	f->p = p + 1;
+	return SPAN_TRY_OK;
+}
+
+static bool span_fast_char(struct span_fast *f, char c)
+{
+	f->p = span_skip_ws(f->p, f->end);
+	if (f->p < f->end && *f->p == c) {
+		f->p++;
+		f->p = span_skip_ws(f->p, f->end);
+		return true;
+	}
+	return false;
+}
+
+/* An object of string members; calls back per member. */
+static enum span_try span_fast_strobj(struct span_fast *f, struct span_fields *sf, bool tags)
+{
+	if (!span_fast_char(f, '{'))
+		return SPAN_TRY_BAIL;
+	if (span_fast_char(f, '}'))
+		return SPAN_TRY_OK;
+	for (;;) {
+		struct span_raw k = {0}, v = {0};
+
+		if (span_fast_str(f, &k) || !span_fast_char(f, ':') || span_fast_str(f, &v))
+			return SPAN_TRY_BAIL;
+		if (tags) {
+			for (size_t i = 0; i < sf->n_tags && i < SPAN_MAX_TAGS; i++)
+				if (sf->tag_key[i].n == k.n && !memcmp(sf->tag_key[i].p, k.p, k.n))
+					return SPAN_TRY_BAIL; /* duplicate: let cJSON decide */
+			if (sf->n_tags < SPAN_MAX_TAGS) {
+				sf->tag_key[sf->n_tags] = k;
+				sf->tag_val[sf->n_tags] = v;
+			} else {
+				sf->too_many_tags = true;
+			}
+			sf->n_tags++;
+		} else if (span_key_is(&k, "serviceName")) {
+			if (sf->service.present)
+				return SPAN_TRY_BAIL;
+			sf->service = v;
+		}
+		if (span_fast_char(f, '}'))
+			return SPAN_TRY_OK;
+		if (!span_fast_char(f, ','))
+			return SPAN_TRY_BAIL;
+	}
+}
+
+static enum span_try span_fast_member(struct span_fast *f, struct span_fields *sf)
+{
+	struct span_raw k = {0};
+	struct span_raw *str = NULL;
+
+	if (span_fast_str(f, &k) || !span_fast_char(f, ':'))
+		return SPAN_TRY_BAIL;
+	if (span_key_is(&k, "id"))
+		str = &sf->id;
+	else if (span_key_is(&k, "name"))
+		str = &sf->name;
+	else if (span_key_is(&k, "parentId"))
+		str = &sf->parent;
+	else if (span_key_is(&k, "traceId"))
+		str = &sf->trace;
+	if (str) {
+		if (str->present)
+			return SPAN_TRY_BAIL;
+		return span_fast_str(f, str);
+	}
+	if (span_key_is(&k, "timestamp") || span_key_is(&k, "duration")) {
+		bool ts = k.n == 9, ovf;
+		uint64_t v;
+		const char *q = span_parse_uint(f->p, f->end, &v, &ovf);
+
+		if (!q || ovf || (ts ? sf->has_ts : sf->has_dur))
+			return SPAN_TRY_BAIL;
+		/* A fraction or exponent is still JSON: the general parser judges it. */
+		if (q < f->end && (*q == '.' || *q == 'e' || *q == 'E'))
+			return SPAN_TRY_BAIL;
+		f->p = q;
+		if (ts)
+			sf->has_ts = true, sf->ts = v;
+		else
+			sf->has_dur = true, sf->dur = v;
+		return SPAN_TRY_OK;
+	}
+	if (span_key_is(&k, "localEndpoint"))
+		return span_fast_strobj(f, sf, false);
+	if (span_key_is(&k, "tags")) {
+		if (sf->n_tags)
+			return SPAN_TRY_BAIL;
+		return span_fast_strobj(f, sf, true);
+	}
+	return SPAN_TRY_BAIL; /* unknown field: the general parser */
+}
+
+static enum span_try span_parse_fast(const char *json, size_t len, struct span_fields *sf)
+{
+	struct span_fast f = {json, json + len};
+	bool array;
+
+	f.p = span_skip_ws(f.p, f.end);
+	array = span_fast_char(&f, '[');
+	if (!span_fast_char(&f, '{'))
+		return SPAN_TRY_BAIL;
+	if (!span_fast_char(&f, '}')) {
+		for (;;) {
+			if (span_fast_member(&f, sf))
+				return SPAN_TRY_BAIL;
+			if (span_fast_char(&f, '}'))
+				break;
+			if (!span_fast_char(&f, ','))
+				return SPAN_TRY_BAIL;
+		}
+	}
+	if (array && !span_fast_char(&f, ']'))
+		return SPAN_TRY_BAIL;
+	f.p = span_skip_ws(f.p, f.end);
+	return f.p == f.end ? SPAN_TRY_OK : SPAN_TRY_BAIL;
+}
+
+/* ---- path 2: cJSON -------------------------------------------------------------------- */
+
+static void span_cjson_str(const cJSON *obj, const char *key, struct span_raw *out,
+			   struct span_fields *sf)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	if (!item)
+		return;
+	if (!cJSON_IsString(item) || !item->valuestring) {
+		sf->bad_field = true;
+		return;
+	}
+	out->p = item->valuestring;
+	out->n = strlen(item->valuestring);
+	out->present = true;
+}
+
+static void span_cjson_time(const cJSON *obj, const char *key, bool *has, uint64_t *out,
+			    struct span_fields *sf)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
+	double d;
+
+	if (!item)
+		return;
+	*has = true;
+	if (!cJSON_IsNumber(item)) {
+		sf->bad_time = true;
+		return;
+	}
+	d = item->valuedouble;
+	/* Integers only, exactly representable (2^53 µs is 285 years). */
+	if (!(d >= 0) || d > 9007199254740992.0 || d != (double)(uint64_t)d) {
+		sf->bad_time = true;
+		return;
+	}
+	*out = (uint64_t)d;
+}
+
+/* Fills @sf from @root; strings point into @root, which must outlive the finisher. */
+static enum span_reject span_from_cjson(const cJSON *root, struct span_fields *sf)
+{
+	const cJSON *obj = root, *le, *tags, *t;
+
+	if (cJSON_IsArray(root)) {
+		int n = cJSON_GetArraySize(root);
+
+		if (n == 0)
+			return SPAN_REJECT_EMPTY;
+		if (n != 1)
+			return SPAN_REJECT_BAD_FIELD; /* CLN emits one span per payload */
+		obj = cJSON_GetArrayItem(root, 0);
+	}
+	if (!cJSON_IsObject(obj))
+		return SPAN_REJECT_BAD_FIELD;
+	span_cjson_str(obj, "id", &sf->id, sf);
+	span_cjson_str(obj, "name", &sf->name, sf);
+	span_cjson_str(obj, "parentId", &sf->parent, sf);
+	span_cjson_str(obj, "traceId", &sf->trace, sf);
+	span_cjson_time(obj, "timestamp", &sf->has_ts, &sf->ts, sf);
+	span_cjson_time(obj, "duration", &sf->has_dur, &sf->dur, sf);
+	le = cJSON_GetObjectItemCaseSensitive(obj, "localEndpoint");
+	if (le) {
+		if (!cJSON_IsObject(le))
+			sf->bad_field = true;
+		else
+			span_cjson_str(le, "serviceName", &sf->service, sf);
+	}
+	tags = cJSON_GetObjectItemCaseSensitive(obj, "tags");
+	if (tags && !cJSON_IsObject(tags)) {
+		sf->bad_field = true;
+		tags = NULL;
+	}
+	cJSON_ArrayForEach(t, tags)
+	{
+		const char *v;
+
+		/* Zipkin tags are strings; a number or bool is written as its JSON text. */
+		if (cJSON_IsString(t))
+			v = t->valuestring;
+		else if (cJSON_IsTrue(t))
+			v = "true";
+		else if (cJSON_IsFalse(t))
+			v = "false";
+		else {
+			sf->bad_field = true;
+			continue;
+		}
+		if (sf->n_tags >= SPAN_MAX_TAGS) {
+			sf->too_many_tags = true;
+			continue;
+		}
+		sf->tag_key[sf->n_tags] = (struct span_raw){t->string, strlen(t->string), true};
+		sf->tag_val[sf->n_tags] = (struct span_raw){v, strlen(v), true};
+		sf->n_tags++;
+	}
+	return SPAN_OK;
+}
+
+/* ---- path 3: recovery of CLN's unescaped JSON ---------------------------------------- */
+
+/*
+ * A matcher for CLN's punctuation with optional whitespace around it: the pattern is
+ * literal text where a space means "any whitespace, maybe none".
+ */
+static const char *span_match(const char *p, const char *end, const char *pat)
+{
+	for (; *pat; pat++) {
+		if (*pat == ' ') {
+			p = span_skip_ws(p, end);
+			continue;
+		}
+		if (p >= end || *p != *pat)
+			return NULL;
+		p++;
+	}
+	return p;
+}
+
+/* First position at or after @p where @pat matches; sets *after to the end of the match. */
+static const char *span_find(const char *p, const char *end, const char *pat, const char **after)
+{
+	for (; p < end; p++) {
+		const char *q = span_match(p, end, pat);
+
+		if (q) {
+			*after = q;
+			return p;
+		}
+	}
+	return NULL;
+}
+
+/* A run of [0-9a-fA-F] from @p; returns its end. */
+static const char *span_hex_run(const char *p, const char *end)
+{
+	while (p < end && span_hexval((unsigned char)*p) >= 0)
+		p++;
+	return p;
+}
+
+static bool span_is_ident(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_' || c == '.' || c == '-' || c == ':' || c == '/';
+}
+
+/*
+ * Where a tag separator `" , "<ident>" : "` starts at @p (the closing quote of the
+ * previous value), return the key's start and length and the next value's start.
+ */
+static const char *span_tag_sep(const char *p, const char *end, struct span_raw *key)
+{
+	const char *q = span_match(p, end, "\" , \"");
+	const char *k;
+
+	if (!q)
+		return NULL;
+	k = q;
+	while (q < end && span_is_ident(*q))
+		q++;
+	if (q == k)
+		return NULL;
+	key->p = k;
+	key->n = (size_t)(q - k);
+	key->present = true;
+	return span_match(q, end, "\" : \"");
+}
+
+/*
+ * Split the body of "tags":{ ... } (between the braces) into tags. Keys are identifiers
+ * (CLN's are static names); values are anything. Separators are taken from the right, so
+ * a value that happens to contain `", "x":"` can only mislead the split in the last tag.
+ * With @cut_short the last value lost its closing quote (and the rest) to CLN's buffer end.
+ */
+static bool span_recover_tags(const char *p, const char *end, bool cut_short,
+			      struct span_fields *sf)
+{
+	struct span_raw key[SPAN_MAX_TAGS];
+	const char *vs[SPAN_MAX_TAGS], *ve[SPAN_MAX_TAGS];
+	const char *first_key, *first_val, *cut, *q;
+	size_t n = 0;
+
+	p = span_skip_ws(p, end);
+	if (!cut_short)
+		while (end > p && span_is_ws(end[-1]))
+			end--;
+	if (p == end)
+		return true;
+	if (*p != '"')
+		return false;
+	first_key = q = p + 1;
+	while (q < end && span_is_ident(*q))
+		q++;
+	if (q == first_key)
+		return false;
+	first_val = span_match(q, end, "\" : \"");
+	if (!first_val)
+		return false;
+	if (cut_short) {
+		cut = end;
+	} else {
+		if (end[-1] != '"' || end - 1 < first_val)
+			return false;
+		cut = end - 1; /* the last value's closing quote */
+	}
+	for (const char *s = cut - 1; s >= first_val; s--) {
+		struct span_raw k;
+		const char *v;
+
+		if (*s != '"' || !(v = span_tag_sep(s, cut, &k)))
+			continue;
+		if (n == SPAN_MAX_TAGS - 1) {
+			sf->too_many_tags = true;
+			return true;
+		}
+		key[n] = k;
+		vs[n] = v;
+		ve[n] = cut;
+		n++;
+		cut = s;
+	}
+	key[n] = (struct span_raw){first_key, (size_t)(q - first_key), true};
+	vs[n] = first_val;
+	ve[n] = cut;
+	n++;
+	for (size_t i = 0; i < n; i++) {
+		sf->tag_key[i] = key[n - 1 - i];
+		sf->tag_val[i] = (struct span_raw){vs[n - 1 - i],
+						   (size_t)(ve[n - 1 - i] - vs[n - 1 - i]), true};
+	}
+	sf->n_tags = n;
+	return true;
+}
+
+/*
+ * The head, in CLN's order: id, name, timestamp, duration, localEndpoint, [parentId], tags.
+ * Returns where the tags object's body starts, or NULL.
+ */
+static const char *span_recover_head(const char *p, const char *end, struct span_fields *sf)
+{
+	const char *q, *after, *at;
+	bool ovf;
+
+	p = span_skip_ws(p, end);
+	if (p < end && *p == '[')
+		p++;
+	p = span_match(p, end, " { \"id\" : \"");
+	if (!p)
+		return NULL;
+	q = span_hex_run(p, end);
+	sf->id = (struct span_raw){p, (size_t)(q - p), true};
+	p = span_match(q, end, "\" , \"name\" : \"");
+	if (!p)
+		return NULL;
+	/* The name runs to `","timestamp":` (it may hold quotes). */
+	at = span_find(p, end, "\" , \"timestamp\" : ", &after);
+	if (!at) {
+		/* Cut inside the name: keep what there is. */
+		sf->name = (struct span_raw){p, (size_t)(end - p), true};
+		sf->truncated = true;
+		return NULL;
+	}
+	sf->name = (struct span_raw){p, (size_t)(at - p), true};
+	p = after;
+	q = span_parse_uint(p, end, &sf->ts, &ovf);
+	if (!q) {
+		if (p == end)
+			sf->truncated = true;
+		return NULL;
+	}
+	sf->has_ts = true;
+	sf->bad_time |= ovf;
+	p = span_match(q, end, " , \"duration\" : ");
+	if (!p)
+		return NULL;
+	q = span_parse_uint(p, end, &sf->dur, &ovf);
+	if (!q)
+		return NULL;
+	sf->has_dur = true;
+	sf->bad_time |= ovf;
+	p = span_match(q, end, " , \"localEndpoint\" : { \"serviceName\" : \"");
+	if (!p)
+		return NULL;
+	at = span_find(p, end, "\" } , \"", &after);
+	if (!at)
+		return NULL;
+	sf->service = (struct span_raw){p, (size_t)(at - p), true};
+	p = after - 1; /* back on the quote opening the next key */
+	q = span_match(p, end, "\"parentId\" : \"");
+	if (q) {
+		p = span_hex_run(q, end);
+		sf->parent = (struct span_raw){q, (size_t)(p - q), true};
+		p = span_match(p, end, "\" , ");
+		if (!p)
+			return NULL;
+	}
+	return span_match(p, end, "\"tags\" : {");
+}
+
+/* The tail: `} , "traceId" : "<hex>" } ]` at the very end. Returns where `}` starts. */
+static const char *span_recover_tail(const char *p, const char *end, struct span_fields *sf)
+{
+	const char *q = end;
+	const char *hex_end, *hex_start;
+
+	while (q > p && span_is_ws(q[-1]))
+		q--;
+	if (q > p && q[-1] == ']')
+		q--;
+	while (q > p && span_is_ws(q[-1]))
+		q--;
+	if (q <= p || q[-1] != '}')
+		return NULL;
+	q--;
+	while (q > p && span_is_ws(q[-1]))
+		q--;
+	if (q <= p || q[-1] != '"')
+		return NULL;
+	hex_end = --q;
+	while (q > p && span_hexval((unsigned char)q[-1]) >= 0)
+		q--;
+	hex_start = q;
+	/* Now `} , "traceId" : "` must end right here. */
+	for (const char *s = q; s > p; s--) {
+		const char *m;
+
+		if (s[-1] != '}')
+			continue;
+		m = span_match(s - 1, hex_start, "} , \"traceId\" : \"");
+		if (m == hex_start) {
+			sf->trace =
+				(struct span_raw){hex_start, (size_t)(hex_end - hex_start), true};
+			return s - 1;
+		}
+		break; /* only whitespace may stand between; anything else: not CLN's tail */
+	}
+	return NULL;
+}
+
+static enum span_reject span_parse_recover(const char *json, size_t len, struct span_fields *sf)
+{
+	const char *end = json + len;
+	const char *tags, *tail;
+
+	memset(sf, 0, sizeof(*sf));
+	tags = span_recover_head(json, end, sf);
+	tail = span_recover_tail(json, end, sf);
+	if (tags && tail && tail >= tags) {
+		if (!span_recover_tags(tags, tail, false, sf))
+			return SPAN_REJECT_INVALID_JSON;
+		return SPAN_OK;
+	}
+	/*
+	 * No tail: CLN cut the span at its buffer's end. Keep what precedes the cut: the
+	 * head's fields and the tags up to the cut, the last value cut short.
+	 */
+	if (!tail && len >= SPAN_MAX_PAYLOAD - 1 && sf->id.present) {
+		sf->truncated = true;
+		if (tags && !span_recover_tags(tags, end, true, sf))
+			sf->n_tags = 0;
+		return SPAN_OK;
+	}
+	return SPAN_REJECT_INVALID_JSON;
+}
+
+/* ---- finishing: validate and build -------------------------------------------------- */
+
+static enum span_reject span_finish(struct span_builder *b, const struct span_fields *sf)
+{
+	struct span *s = &b->span;
+
+	if (sf->bad_field)
+		return SPAN_REJECT_BAD_FIELD;
+	if (sf->bad_time)
+		return SPAN_REJECT_BAD_TIME;
+	if (!sf->id.present || !sf->name.present || !sf->has_ts ||
+	    (!sf->has_dur && !sf->truncated) || (!sf->trace.present && !sf->truncated))
+		return SPAN_REJECT_MISSING_FIELD;
+	if (sf->id.n != 16 || !span_hex_decode(sf->id.p, 16, s->span_id) ||
+	    span_all_zero(s->span_id, 8))
+		return SPAN_REJECT_BAD_ID;
+	if (sf->trace.present) {
+		if (sf->trace.n == 32) {
+			if (!span_hex_decode(sf->trace.p, 32, s->trace_id))
+				return SPAN_REJECT_BAD_TRACE_ID;
+		} else if (sf->trace.n == 16) {
+			memset(s->trace_id, 0, 8);
+			if (!span_hex_decode(sf->trace.p, 16, s->trace_id + 8))
+				return SPAN_REJECT_BAD_TRACE_ID;
+			s->short_trace_id = true;
+		} else {
+			return SPAN_REJECT_BAD_TRACE_ID;
+		}
+		if (span_all_zero(s->trace_id, 16))
+			return SPAN_REJECT_BAD_TRACE_ID;
+		s->has_trace_id = true;
+	}
+	if (sf->parent.present) {
+		if (sf->parent.n != 16 || !span_hex_decode(sf->parent.p, 16, s->parent_id) ||
+		    span_all_zero(s->parent_id, 8))
+			return SPAN_REJECT_BAD_PARENT_ID;
+		/* A span that is its own parent is a root (as the Zipkin translator does). */
+		s->has_parent = memcmp(s->parent_id, s->span_id, 8) != 0;
+		if (!s->has_parent)
+			memset(s->parent_id, 0, 8);
+	}
+	/* Times go to nanoseconds: both ends must fit in 64 bits. */
+	if (sf->ts > UINT64_MAX / 1000 || sf->dur > UINT64_MAX / 1000 - sf->ts)
+		return SPAN_REJECT_BAD_TIME;
+	if (sf->too_many_tags)
+		return SPAN_REJECT_TOO_MANY_TAGS;
+	s->timestamp_us = sf->ts;
+	s->duration_us = sf->dur;
+	s->truncated = sf->truncated;
+	s->name = span_arena_put(b, &sf->name);
+	if (sf->service.present)
+		s->service = span_arena_put(b, &sf->service);
+	for (size_t i = 0; i < sf->n_tags; i++) {
+		s->tags[i].key = span_arena_put(b, &sf->tag_key[i]);
+		s->tags[i].value = span_arena_put(b, &sf->tag_val[i]);
+	}
+	s->n_tags = (uint32_t)sf->n_tags;
+	return SPAN_OK;
+}
+
+static const char *span_rebase(const char *p, const struct span_builder *b, struct span *dst)
+{
+	return p ? dst->arena + (p - b->arena) : NULL;
+}
+
+static int span_build(struct span_builder *b, struct span **out)
+{
+	struct span *s = malloc(sizeof(*s) + b->used);
+
+	if (!s)
+		return -ENOMEM;
+	*s = b->span;
+	memcpy(s->arena, b->arena, b->used);
+	s->arena_len = (uint32_t)b->used;
+	s->name.ptr = span_rebase(b->span.name.ptr, b, s);
+	s->service.ptr = b->span.service.ptr ? span_rebase(b->span.service.ptr, b, s) : "";
+	for (uint32_t i = 0; i < s->n_tags; i++) {
+		s->tags[i].key.ptr = span_rebase(b->span.tags[i].key.ptr, b, s);
+		s->tags[i].value.ptr = span_rebase(b->span.tags[i].value.ptr, b, s);
+	}
+	*out = s;
+	return 0;
+}
+
+static bool span_blank(const char *json, size_t len)
+{
+	const char *p = span_skip_ws(json, json + len);
+
+	if (p < json + len && *p == '[') {
+		p = span_skip_ws(p + 1, json + len);
+		if (p < json + len && *p == ']')
+			p = span_skip_ws(p + 1, json + len);
+		else
+			return false;
+	}
+	return p == json + len;
+}
+
+int span_parse(const char *json, size_t len, struct span **out, enum span_reject *why)
+{
+	struct span_builder *b;
+	struct span_fields sf;
+	enum span_reject r;
+	cJSON *root = NULL;
+	uint8_t path = SPAN_PATH_FAST;
+	int err;
+
+	*out = NULL;
+	if (len > SPAN_MAX_PAYLOAD) {
+		*why = SPAN_REJECT_TOO_LONG;
+		return -EINVAL;
+	}
+	if (span_blank(json, len)) {
+		*why = SPAN_REJECT_EMPTY;
+		return -EINVAL;
+	}
+	/* 6 KiB of scratch: heap, not stack, so that fuzzers and small stacks are safe. */
+	b = malloc(sizeof(*b));
+	if (!b) {
+		*why = SPAN_REJECT_NOMEM;
+		return -ENOMEM;
+	}
+	memset(&b->span, 0, sizeof(b->span));
+	b->used = 0;
+	memset(&sf, 0, sizeof(sf));
+	if (span_parse_fast(json, len, &sf) == SPAN_TRY_OK) {
+		r = SPAN_OK;
+	} else {
+		memset(&sf, 0, sizeof(sf));
+		root = cJSON_ParseWithLength(json, len);
+		if (root) {
+			path = SPAN_PATH_JSON;
+			r = span_from_cjson(root, &sf);
+		} else {
+			path = SPAN_PATH_RECOVERED;
+			r = span_parse_recover(json, len, &sf);
+		}
+	}
+	if (r == SPAN_OK)
+		r = span_finish(b, &sf);
+	cJSON_Delete(root); /* after span_finish: cJSON's strings were copied */
+	if (r != SPAN_OK) {
+		err = -EINVAL;
+		goto out;
+	}
+	b->span.path = path;
+	b->span.payload_len = (uint32_t)len;
+	err = span_build(b, out);
+	if (err)
+		r = SPAN_REJECT_NOMEM;
+out:
+	free(b);
+	*why = r;
+	return err;
+}
+
+void span__free(struct span *span)
+{
+	free(span);
+}
+
+void span_add_event(struct span *span, enum span_event_kind kind, uint64_t time_unix_ns)
+{
+	if (span->n_events >= SPAN_MAX_EVENTS) {
+		span->dropped_events++;
+		return;
+	}
+	span->events[span->n_events].kind = kind;
+	span->events[span->n_events].time_unix_ns = time_unix_ns;
+	span->n_events++;
+}
+
+const struct span_tag *span_tag_get(const struct span *span, const char *key)
+{
+	size_t n = strlen(key);
+
+	for (uint32_t i = 0; i < span->n_tags; i++)
+		if (span->tags[i].key.len == n && !memcmp(span->tags[i].key.ptr, key, n))
+			return &span->tags[i];
+	return NULL;
+}
+
+/* ---- interning ------------------------------------------------------------------------ */
+
+#define SPAN_INTERN_MAX 256
+
+static char *span_interned[SPAN_INTERN_MAX];
+static size_t span_n_interned;
+
+const char *span_intern(const char *s)
+{
+	char *copy;
+
+	if (!s)
+		return NULL;
+	for (size_t i = 0; i < span_n_interned; i++)
+		if (!strcmp(span_interned[i], s))
+			return span_interned[i];
+	if (span_n_interned == SPAN_INTERN_MAX)
+		return NULL;
+	copy = strdup(s);
+	if (!copy)
+		return NULL;
+	span_interned[span_n_interned++] = copy;
+	return copy;
+}
+
+void span_intern_reset(void)
+{
+	for (size_t i = 0; i < span_n_interned; i++)
+		free(span_interned[i]);
+	span_n_interned = 0;
+}
