@@ -31,7 +31,7 @@
 #define CONFIG_DEF_TIMEOUT_MS	  10000
 #define CONFIG_DEF_MAX_INFLIGHT	  4
 #define CONFIG_DEF_RETRY_MAX_MS	  300000
-#define CONFIG_DEF_QUEUE_SPANS	  65536
+#define CONFIG_DEF_QUEUE_SPANS	  65536 /* spec: 2048, too few for CLN's start-up burst */
 #define CONFIG_DEF_QUEUE_BYTES	  (64 * CONFIG_MIB)
 #define CONFIG_DEF_BATCH_SIZE	  512
 #define CONFIG_DEF_SCHEDULE_MS	  5000
@@ -349,22 +349,13 @@ static int config_kv_parse(const char *s, struct config_header *out, size_t max,
 		}
 		out[*n].name = config_percent_decode(kb, (size_t)(ke - kb));
 		out[*n].value = config_percent_decode(vb, (size_t)(ve - vb));
-		if (!out[*n].name || !out[*n].value) {
-			/* Malformed escape (or ENOMEM, which this interface cannot tell apart). */
-			free(out[*n].name);
-			free(out[*n].value);
-			out[*n].name = out[*n].value = NULL;
-			err = -EINVAL;
-			goto cleanup;
-		}
-		if (!out[*n].name[0]) {
-			free(out[*n].name);
-			free(out[*n].value);
-			out[*n].name = out[*n].value = NULL;
-			err = -EINVAL;
-			goto cleanup;
-		}
+		/* Counted even if half-decoded, so that cleanup frees it. */
 		(*n)++;
+		if (!out[*n - 1].name || !out[*n - 1].value) {
+			/* Malformed escape (or ENOMEM, which this interface cannot tell apart). */
+			err = -EINVAL;
+			goto cleanup;
+		}
 	next:
 		p = *end ? end + 1 : end;
 	}
@@ -559,6 +550,44 @@ static int config_get_exporter(const char *who, const char *s, enum config_expor
 				   "%s: \"%.*s\" is not an exporter (otlp, stdout or console)", who,
 				   CONFIG_SHOWN_MAX, s);
 	return 0;
+}
+
+/* Well-formed UTF-8 (no overlongs, no surrogates): OTLP strings must be, or the whole
+ * request is rejected. */
+static bool config_utf8_ok(const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	unsigned need, i;
+	uint32_t cp;
+
+	while (*s) {
+		if (*s < 0x80) {
+			s++;
+			continue;
+		}
+		if (*s >= 0xc2 && *s <= 0xdf) {
+			need = 1;
+			cp = *s & 0x1f;
+		} else if (*s >= 0xe0 && *s <= 0xef) {
+			need = 2;
+			cp = *s & 0x0f;
+		} else if (*s >= 0xf0 && *s <= 0xf4) {
+			need = 3;
+			cp = *s & 0x07;
+		} else {
+			return false;
+		}
+		for (i = 1; i <= need; i++) {
+			if ((s[i] & 0xc0) != 0x80)
+				return false;
+			cp = cp << 6 | (s[i] & 0x3f);
+		}
+		if ((need == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+		    (need == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+			return false;
+		s += need + 1;
+	}
+	return true;
 }
 
 /* RFC 9110 token characters, the only ones allowed in a header name. */
@@ -871,10 +900,15 @@ static int config_apply_flag(struct config *cfg, struct config_pending *p, int o
 			cfg->shutdown_timeout_ms = v;
 		return ret;
 	case OPT_SERVICE_NAME:
+		if (!config_utf8_ok(arg))
+			return config_fail(err, err_size, "%s: the name is not valid UTF-8", who);
 		return config_set_nonempty(who, &cfg->service_name, arg, "a service name", err,
 					   err_size);
 	case OPT_RESOURCE_ATTR:
 		ret = config_split_kv_flag(who, arg, "KEY", &kv, err, err_size);
+		if (!ret && (!config_utf8_ok(kv.name) || !config_utf8_ok(kv.value)))
+			ret = config_fail(err, err_size, "%s: the key or value is not valid UTF-8",
+					  who);
 		if (!ret)
 			ret = config_list_put_take(p->flag_attrs, &p->n_flag_attrs, &kv, false, who,
 						   "resource attributes", err, err_size);
@@ -1143,6 +1177,12 @@ static int config_load_env(struct config *cfg, struct config_pending *p,
 	/* Service and resource. */
 	s = config_env_get(env, "OTEL_SERVICE_NAME");
 	if (!config_seen(p, OPT_SERVICE_NAME) && s) {
+		if (!config_utf8_ok(s)) {
+			ret = config_fail(err, err_size,
+					  "OTEL_SERVICE_NAME: the name is not valid "
+					  "UTF-8");
+			goto cleanup;
+		}
 		ret = config_set_str(&cfg->service_name, s, err, err_size);
 		if (ret)
 			goto cleanup;
@@ -1153,6 +1193,16 @@ static int config_load_env(struct config *cfg, struct config_pending *p,
 				    err, err_size);
 		if (ret)
 			goto cleanup;
+		for (i = 0; i < n; i++) {
+			if (!config_utf8_ok(list[i].name) || !config_utf8_ok(list[i].value)) {
+				ret = config_fail(
+					err, err_size,
+					"OTEL_RESOURCE_ATTRIBUTES: entry %zu does not decode "
+					"to valid UTF-8",
+					i + 1);
+				goto cleanup;
+			}
+		}
 		for (i = 0; i < n; i++) {
 			ret = config_list_put_take(p->env_attrs, &p->n_env_attrs, &list[i], false,
 						   "OTEL_RESOURCE_ATTRIBUTES",
@@ -1447,7 +1497,7 @@ void config_usage(FILE *out)
 	      "\n"
 	      "Operation:\n"
 	      "  -v, --verbose           more messages; repeatable\n"
-	      "  -q, --quiet             errors only\n"
+	      "  -q, --quiet             warnings and errors only\n"
 	      "  --stats-interval SECS   log counters this often, 0 = off (default 60)\n"
 	      "  --metrics-listen ADDR:PORT\n"
 	      "                          serve counters for Prometheus, e.g.\n"

@@ -96,14 +96,27 @@ void config_free(struct config *cfg);
 
 /*
  * Defaults, then @getenv (NULL: no environment), then @argv. Returns 0, or -EINVAL with a
- * message in @err naming the flag or variable and what it accepts.
+ * message in @err naming the flag or variable and what it accepts (-ENOMEM: out of memory).
+ * @cfg is initialised here (config_init), so it must not hold a loaded config; on failure
+ * it may hold some strings: config_free() it either way. -h/-V stop parsing at once and
+ * return 0 with cfg->help/cfg->version set. Uses getopt_long (resets optind; argv is not
+ * permuted). Header values and endpoint URLs are never quoted in messages.
  */
 int config_load(struct config *cfg, int argc, char **argv, config_getenv_fn getenv_fn,
 		char *err, size_t err_size);
 
-/* Parse "k=v,k2=v2" with percent-decoded keys and values (OTEL headers, resource attrs). */
+/*
+ * Parse "k=v,k2=v2" with percent-decoded keys and values (OTEL headers, resource attrs).
+ * Spaces and tabs around keys and values are trimmed, blank entries skipped, a value may
+ * hold '='. Fills out[0..*n) with allocated strings (the caller frees them). Returns 0,
+ * -EINVAL (an entry without '=', an empty key, a malformed escape) or -E2BIG (more than
+ * @max entries); on error nothing stays allocated and *n is 0.
+ */
 int config_parse_kv_list(const char *s, struct config_header *out, size_t max, size_t *n);
-/* Percent-decode @s into a new string; NULL on a malformed escape or ENOMEM. */
+/*
+ * Percent-decode @len bytes of @s into a new string; NULL on a malformed escape ('%' not
+ * followed by two hex digits), on "%00" (the result is a C string) or on ENOMEM.
+ */
 char *config_percent_decode(const char *s, size_t len);
 
 /* Usage text (--help). */
