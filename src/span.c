@@ -582,18 +582,16 @@ static const char *span_tag_sep(const char *p, const char *end, struct span_raw 
 }
 
 /*
- * Split the body of "tags":{ ... } (between the braces) into tags. Keys are identifiers
- * (CLN's are static names); values are anything. Separators are taken from the right, so
- * a value that happens to contain `", "x":"` can only mislead the split in the last tag.
+ * Split the body of "tags":{ ... } (between the braces) into tags. CLN writes at most two
+ * tags, the second (when there is one) a short flag such as "error":"false", so the split
+ * is at the rightmost `", "<ident>":"`: a value that happens to contain such text stays
+ * whole in the first tag. Keys are identifiers (CLN's are static names); values anything.
  * With @cut_short the last value lost its closing quote (and the rest) to CLN's buffer end.
  */
 static bool span_recover_tags(const char *p, const char *end, bool cut_short,
 			      struct span_fields *sf)
 {
-	struct span_raw key[SPAN_MAX_TAGS];
-	const char *vs[SPAN_MAX_TAGS], *ve[SPAN_MAX_TAGS];
 	const char *first_key, *first_val, *cut, *q;
-	size_t n = 0;
 
 	p = span_skip_ws(p, end);
 	if (!cut_short)
@@ -618,32 +616,21 @@ static bool span_recover_tags(const char *p, const char *end, bool cut_short,
 			return false;
 		cut = end - 1; /* the last value's closing quote */
 	}
+	sf->tag_key[0] = (struct span_raw){ first_key, (size_t)(q - first_key), true };
+	sf->n_tags = 1;
 	for (const char *s = cut - 1; s >= first_val; s--) {
 		struct span_raw k;
 		const char *v;
 
 		if (*s != '"' || !(v = span_tag_sep(s, cut, &k)))
 			continue;
-		if (n == SPAN_MAX_TAGS - 1) {
-			sf->too_many_tags = true;
-			return true;
-		}
-		key[n] = k;
-		vs[n] = v;
-		ve[n] = cut;
-		n++;
+		sf->tag_key[1] = k;
+		sf->tag_val[1] = (struct span_raw){ v, (size_t)(cut - v), true };
+		sf->n_tags = 2;
 		cut = s;
+		break;
 	}
-	key[n] = (struct span_raw){first_key, (size_t)(q - first_key), true};
-	vs[n] = first_val;
-	ve[n] = cut;
-	n++;
-	for (size_t i = 0; i < n; i++) {
-		sf->tag_key[i] = key[n - 1 - i];
-		sf->tag_val[i] = (struct span_raw){vs[n - 1 - i],
-						   (size_t)(ve[n - 1 - i] - vs[n - 1 - i]), true};
-	}
-	sf->n_tags = n;
+	sf->tag_val[0] = (struct span_raw){ first_val, (size_t)(cut - first_val), true };
 	return true;
 }
 
