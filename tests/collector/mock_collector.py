@@ -709,6 +709,7 @@ class FrontConn:
 		self.addr = addr
 		self.up = None
 		self.dropped = False
+		self.last_io = time.monotonic()  # when bytes last moved, or still wait to be sent
 		self.lock = threading.Lock()
 		self.messages = []  # gRPC messages seen, waiting for the handler to claim them
 		self.observer = H2Observer(self.on_message)
@@ -798,6 +799,8 @@ class FrontConn:
 			r, w, _ = select.select(rl, wl, [], 0 if pending else 1.0)
 			if self.dropped:
 				return
+			if r or w or to_up or to_cl:
+				self.last_io = time.monotonic()
 			if pending and cs not in r:
 				r.append(cs)
 			if cs in r:
@@ -906,6 +909,11 @@ class GrpcService:
 
 		return Handler()
 
+	def count_when_done(self, ctx):
+		# --max-requests: count the RPC once its answer is out, not when the handler returns
+		if not ctx.add_callback(self.app.done):
+			self.app.done()
+
 	def context_info(self, ctx, message, path):
 		conn = self.front.conn_for(ctx.peer()) if self.front else None
 		entry = conn.claim(message) if conn else None
@@ -926,15 +934,16 @@ class GrpcService:
 		return conn, info
 
 	def unknown(self, method, message, ctx):
+		self.count_when_done(ctx)
 		conn, info = self.context_info(ctx, message, method)
 		info.update(req=self.app.next_seq(), status=12, action="reject",
 			    error="unknown method %s" % method)
 		self.app.write(None, info)
-		self.app.done()
 		ctx.abort(self.grpc.StatusCode.UNIMPLEMENTED, "mock collector: unknown method %s" % method)
 
 	def export(self, message, ctx):
 		app = self.app
+		self.count_when_done(ctx)
 		conn, info = self.context_info(ctx, message, EXPORT_METHOD)
 		info["req"] = app.next_seq()
 		try:
@@ -943,7 +952,6 @@ class GrpcService:
 		except BadRequest as e:
 			info.update(status=3, action="reject", error=str(e))
 			app.write(None, info)
-			app.done()
 			ctx.abort(self.grpc.StatusCode.INVALID_ARGUMENT, "mock collector: %s" % e)
 		step = app.script.next()
 		info["action"] = step.text
@@ -952,14 +960,12 @@ class GrpcService:
 			app.write(None, info)
 			if conn:
 				conn.drop()
-			app.done()
 			ctx.abort(self.grpc.StatusCode.UNAVAILABLE, "mock collector: dropped")
 		if step.kind == "delay":
 			time.sleep(step.delay)
 			if not ctx.is_active():
 				info.update(status=None, client_gone=True)
 				app.write(None, info)
-				app.done()
 				return b""
 		if step.kind in ("ok", "delay", "partial"):
 			msg = pb["Response"]()
@@ -972,7 +978,6 @@ class GrpcService:
 				"req": info["req"]}
 			info["status"] = 0
 			app.write(span_records(req, base), info)
-			app.done()
 			return msg.SerializeToString()
 		code = step.grpc
 		message_text = "mock collector: scripted %s" % step.text
@@ -982,7 +987,6 @@ class GrpcService:
 			ctx.set_trailing_metadata((("grpc-status-details-bin", st.SerializeToString()),))
 		info["status"] = code
 		app.write(None, info)
-		app.done()
 		ctx.abort(self.codes[code], message_text)
 
 
@@ -1096,10 +1100,15 @@ def main():
 	if front:
 		front.close()
 	if grpc_server:
-		grpc_server.stop(grace=2).wait(5)
-		# let the front forward the last answers before the process goes
-		deadline = time.time() + 2
-		while front.conns and time.time() < deadline:
+		grpc_server.stop(grace=0.5).wait(5)
+		# let the front forward the last answers before the process goes: wait until every
+		# connection has been quiet for a moment
+		deadline = time.monotonic() + 2
+		while time.monotonic() < deadline:
+			with front.lock:
+				last = max([c.last_io for c in front.conns.values()], default=0)
+			if time.monotonic() - last > 0.15:
+				break
 			time.sleep(0.02)
 	app.close()
 	log("stopped after %d requests" % app.answered)
