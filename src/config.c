@@ -1518,11 +1518,12 @@ void config_usage(FILE *out)
 	      "    sudo " CONFIG_PROG " --lightningd /usr/local/bin/lightningd \\\n"
 	      "      --endpoint http://localhost:4318\n"
 	      "  Send to Honeycomb, with the API key in a header:\n"
-	      "    " CONFIG_PROG " --endpoint https://api.honeycomb.io \\\n"
+	      "    sudo " CONFIG_PROG " --endpoint https://api.honeycomb.io \\\n"
 	      "      --header x-honeycomb-team=YOUR_API_KEY --service-name my-node\n"
 	      "  The same through the environment, over gRPC:\n"
-	      "    OTEL_EXPORTER_OTLP_PROTOCOL=grpc \\\n"
-	      "    OTEL_EXPORTER_OTLP_ENDPOINT=https://api.honeycomb.io:443 \\\n"
-	      "    OTEL_EXPORTER_OTLP_HEADERS=x-honeycomb-team=YOUR_API_KEY " CONFIG_PROG "\n",
+	      "    sudo env OTEL_EXPORTER_OTLP_PROTOCOL=grpc \\\n"
+	      "      OTEL_EXPORTER_OTLP_ENDPOINT=https://api.honeycomb.io:443 \\\n"
+	      "      OTEL_EXPORTER_OTLP_HEADERS=x-honeycomb-team=YOUR_API_KEY \\\n"
+	      "      OTEL_SERVICE_NAME=my-node " CONFIG_PROG "\n",
 	      out);
 }
