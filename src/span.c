@@ -133,9 +133,9 @@ static bool span_all_zero(const uint8_t *b, size_t n)
 /* ---- the scratch arena ---------------------------------------------------------------- */
 
 struct span_builder {
-	struct span span;
 	size_t used;
 	char arena[SPAN_ARENA_MAX];
+	struct span span; /* last: its flexible arena is unused here */
 };
 
 static void span_put_utf8(char *dst, size_t *o, uint32_t cp)
