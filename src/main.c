@@ -294,7 +294,6 @@ int main(int argc, char **argv)
 	config_init(&app.cfg);
 	if (config_load(&app.cfg, argc, argv, (config_getenv_fn)getenv, err, sizeof(err)) < 0) {
 		fprintf(stderr, "cln-otlp: %s\n", err);
-		fprintf(stderr, "Try 'cln-otlp --help' for more information.\n");
 		config_free(&app.cfg);
 		return 2;
 	}
