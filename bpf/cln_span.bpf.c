@@ -1,0 +1,235 @@
+// SPDX-License-Identifier: MIT
+/*
+ * USDT programs for Core Lightning's tracing probes (provider `lightningd`):
+ *   span_emit(char *id, char *json)  -> one record with the whole JSON
+ *   span_start/span_end/span_suspend/span_resume(u64 id) -> one header-only record
+ *
+ * The JSON is read into a per-CPU scratch buffer (the BPF stack is 512 bytes) and copied
+ * into the ring with its real length, so a ring holds as many spans as their bytes allow.
+ * Records are submitted without waking the reader; a wake-up is forced only when the ring
+ * fills past wakeup_bytes, and the reader also polls on a short timer.
+ * Every failure is counted in a per-CPU counter, never silently lost.
+ */
+#include <linux/bpf.h>
+#include <linux/ptrace.h>
+#include <stdbool.h>
+
+#define BPF_USDT_MAX_SPEC_CNT 1024 /* attachments: binaries x probes x call sites */
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/usdt.bpf.h>
+
+#include "cln_span.h"
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
+
+/* Set by user space before load. */
+const volatile bool filter_pids = false;
+const volatile __u64 wakeup_bytes = 1 << 20;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 16 << 20); /* resized before load */
+} rb SEC(".maps");
+
+/* tgids to capture when filter_pids is set. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u8);
+} pids SEC(".maps");
+
+struct scratch {
+	__u64 busy; /* non-zero while a program uses rec on this CPU */
+	struct cln_span_rec rec;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch);
+} scratch SEC(".maps");
+
+/* One entry, so user space reads every counter of every CPU with one lookup. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct cln_span_counters);
+} counters SEC(".maps");
+
+static __always_inline void count(__u32 which)
+{
+	struct cln_span_counters *c;
+	__u32 zero = 0;
+
+	c = bpf_map_lookup_elem(&counters, &zero);
+	if (c && which < CLN_SPAN_CNT__MAX)
+		__sync_fetch_and_add(&c->v[which], 1); /* a preempted program may share the CPU */
+}
+
+static __always_inline bool wanted(__u32 tgid)
+{
+	if (!filter_pids)
+		return true;
+	return bpf_map_lookup_elem(&pids, &tgid) != NULL;
+}
+
+/*
+ * Wake the reader only for the record that takes the ring past wakeup_bytes. A reader that
+ * is awake consumes until the ring is empty, so it needs no more; waking it for every record
+ * while it catches up would cost each probe hit a cross-CPU wake-up.
+ */
+static __always_inline __u64 rb_flags(__u64 size)
+{
+	__u64 avail = bpf_ringbuf_query(&rb, BPF_RB_AVAIL_DATA);
+
+	return avail < wakeup_bytes && avail + size >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+								    : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline void fill_hdr(struct cln_span_hdr *h, __u32 kind, __u64 pid_tgid,
+				     __u64 cookie)
+{
+	h->ktime_ns = bpf_ktime_get_ns();
+	h->span_id = 0;
+	h->kind = kind;
+	h->pid = pid_tgid >> 32;
+	h->tid = (__u32)pid_tgid;
+	h->binary = (__u32)cookie;
+	h->json_len = 0;
+	h->flags = 0;
+	bpf_get_current_comm(h->comm, sizeof(h->comm));
+}
+
+/* Read the id and JSON into @rec; returns the JSON length, or -1 (counted). */
+static __always_inline long read_emit(struct cln_span_rec *rec, const void *id, const void *json)
+{
+	long n;
+
+	n = bpf_probe_read_user_str(rec->hdr.id_hex, CLN_SPAN_ID_HEX + 1, id);
+	if (n < 0) {
+		rec->hdr.id_hex[0] = '\0';
+		rec->hdr.flags |= CLN_SPAN_F_NO_ID;
+		count(CLN_SPAN_CNT_READ_FAIL);
+	}
+	n = bpf_probe_read_user_str(rec->json, sizeof(rec->json), json);
+	if (n <= 0) {
+		count(CLN_SPAN_CNT_READ_FAIL);
+		return -1;
+	}
+	n -= 1; /* the NUL */
+	if (n > CLN_SPAN_JSON_MAX) {
+		n = CLN_SPAN_JSON_MAX;
+		rec->hdr.flags |= CLN_SPAN_F_CUT;
+		count(CLN_SPAN_CNT_CUT);
+	}
+	rec->hdr.json_len = n;
+	return n;
+}
+
+/*
+ * The scratch buffer is per CPU, but a uprobe program runs with migration (not preemption)
+ * disabled: on a preemptible kernel another task on this CPU may enter while one is inside.
+ * The busy flag catches that; the latecomer reserves a full-size record instead.
+ */
+static __always_inline int emit_reserved(const void *id, const void *json, __u64 pid_tgid,
+					 __u64 cookie)
+{
+	struct cln_span_rec *rec;
+	long n;
+
+	rec = bpf_ringbuf_reserve(&rb, sizeof(*rec), 0);
+	if (!rec) {
+		count(CLN_SPAN_CNT_RB_LOST);
+		return 0;
+	}
+	fill_hdr(&rec->hdr, CLN_SPAN_EMIT, pid_tgid, cookie);
+	rec->hdr.flags = CLN_SPAN_F_RESERVE;
+	n = read_emit(rec, id, json);
+	if (n < 0) {
+		bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);
+		return 0;
+	}
+	/* Rare path: the reserved record already counts in the ring's data. */
+	bpf_ringbuf_submit(rec, bpf_ringbuf_query(&rb, BPF_RB_AVAIL_DATA) >= wakeup_bytes
+					? BPF_RB_FORCE_WAKEUP
+					: BPF_RB_NO_WAKEUP);
+	return 0;
+}
+
+SEC("usdt")
+int BPF_USDT(cln_span_emit, void *id, void *json)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u64 cookie = bpf_usdt_cookie(ctx);
+	struct scratch *s;
+	__u32 zero = 0;
+	__u64 size;
+	long n;
+
+	if (!wanted(pid_tgid >> 32))
+		return 0;
+	s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return 0;
+	if (__sync_fetch_and_add(&s->busy, 1) != 0) {
+		__sync_fetch_and_add(&s->busy, -1);
+		count(CLN_SPAN_CNT_BUSY);
+		return emit_reserved(id, json, pid_tgid, cookie);
+	}
+
+	fill_hdr(&s->rec.hdr, CLN_SPAN_EMIT, pid_tgid, cookie);
+	n = read_emit(&s->rec, id, json);
+	if (n < 0)
+		goto out;
+	size = sizeof(struct cln_span_hdr) + (n & 0xfff);
+	if (size > sizeof(s->rec))
+		goto out; /* cannot happen; tells the verifier the bound */
+	if (bpf_ringbuf_output(&rb, &s->rec, size, rb_flags(size)))
+		count(CLN_SPAN_CNT_RB_LOST);
+out:
+	__sync_fetch_and_add(&s->busy, -1);
+	return 0;
+}
+
+static __always_inline int id_event(struct pt_regs *ctx, __u32 kind, __u64 span_id)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct cln_span_hdr h;
+
+	if (!wanted(pid_tgid >> 32))
+		return 0;
+	fill_hdr(&h, kind, pid_tgid, bpf_usdt_cookie(ctx));
+	h.span_id = span_id;
+	__builtin_memset(h.id_hex, 0, sizeof(h.id_hex));
+	if (bpf_ringbuf_output(&rb, &h, sizeof(h), rb_flags(sizeof(h))))
+		count(CLN_SPAN_CNT_RB_LOST);
+	return 0;
+}
+
+SEC("usdt")
+int BPF_USDT(cln_span_start, __u64 span_id)
+{
+	return id_event(ctx, CLN_SPAN_START, span_id);
+}
+
+SEC("usdt")
+int BPF_USDT(cln_span_end, __u64 span_id)
+{
+	return id_event(ctx, CLN_SPAN_END, span_id);
+}
+
+SEC("usdt")
+int BPF_USDT(cln_span_suspend, __u64 span_id)
+{
+	return id_event(ctx, CLN_SPAN_SUSPEND, span_id);
+}
+
+SEC("usdt")
+int BPF_USDT(cln_span_resume, __u64 span_id)
+{
+	return id_event(ctx, CLN_SPAN_RESUME, span_id);
+}
