@@ -23,7 +23,11 @@ struct source_usdt;
  */
 struct source_usdt *source_usdt__new(struct loop *loop, const struct config *cfg,
 				     struct pipeline *p, char *err, size_t err_size);
-/* Drain what the ring buffer holds now (at shutdown, before flushing the pipeline). */
+/*
+ * Drain what the ring buffer holds now (at shutdown, before flushing the pipeline). This
+ * also detaches the probes and stops reading: every span fired before the call reaches the
+ * pipeline, none after, so the flush that follows can finish.
+ */
 void source_usdt_drain(struct source_usdt *src);
 /* Detach and free; NULL is fine. */
 void source_usdt__free(struct source_usdt *src);
