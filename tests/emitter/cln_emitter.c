@@ -1,0 +1,572 @@
+// SPDX-License-Identifier: MIT
+/*
+ * cln-emitter: fires Core Lightning's tracing probes exactly as lightningd does (provider
+ * `lightningd`, span_emit(char *id, char *json), span_start/span_end/span_suspend/
+ * span_resume(u64 id)), either replaying CLN trace files (CLN_DEV_TRACE_FILE output) or
+ * firing synthetic spans of an exact payload size. Used by the integration tests and by the
+ * probe-cost benchmarks; see README.md for the command line.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sdt.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define EMITTER_MAX_JSON   65536 /* synthetic payloads may exceed CLN's 2048 to test cutting */
+#define EMITTER_MAX_EVENTS 10000000
+
+enum ev_kind {
+	EV_START,
+	EV_END,
+	EV_EMIT,
+	EV_SUSPEND,
+	EV_RESUME,
+};
+
+struct ev {
+	enum ev_kind kind;
+	uint64_t id;
+	char *json; /* EV_EMIT: owned, NUL-terminated */
+};
+
+struct evs {
+	struct ev *v;
+	size_t n, cap;
+};
+
+struct opts {
+	double rate; /* span_emit fires per second; 0: as fast as possible */
+	unsigned long repeat;
+	unsigned long synthetic;
+	size_t size;
+	const char *log_path;
+	const char *wait_file;
+	bool wait_signal;
+	bool emit_only;
+	bool unique_ids;
+	bool quiet;
+	const char *pid_file;
+};
+
+static void usage(FILE *out)
+{
+	fputs("usage: cln-emitter [options] [TRACE_FILE...]\n"
+	      "Fire lightningd:span_* USDT probes like Core Lightning does.\n"
+	      "  --rate N[/s]      span_emit fires per second (0: as fast as possible; default 0)\n"
+	      "  --repeat N        replay the input N times (default 1)\n"
+	      "  --unique-ids      give every repeat its own span ids (id XOR repeat number)\n"
+	      "  --synthetic N     fire N synthetic spans instead of (or after) trace files\n"
+	      "  --size B          exact JSON size of synthetic spans in bytes (default 280)\n"
+	      "  --seed N          seed of the synthetic span ids (default: fixed; runs repeat)\n"
+	      "  --emit-only       fire only span_emit (no start/end/suspend/resume)\n"
+	      "  --log FILE        write every fired span as '<id> <json>' (suspend/resume as\n"
+	      "                    'span_suspend <id>' / 'span_resume <id>')\n"
+	      "  --wait-file FILE  wait until FILE exists before firing\n"
+	      "  --wait-signal     wait for SIGUSR1 before firing\n"
+	      "  --pid-file FILE   write the process id to FILE before waiting\n"
+	      "  --quiet           no summary on stderr\n",
+	      out);
+}
+
+static int evs_push(struct evs *e, enum ev_kind kind, uint64_t id, char *json)
+{
+	if (e->n == e->cap) {
+		size_t cap = e->cap ? e->cap * 2 : 1024;
+		struct ev *v;
+
+		if (cap > EMITTER_MAX_EVENTS)
+			return -E2BIG;
+		v = realloc(e->v, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		e->v = v;
+		e->cap = cap;
+	}
+	e->v[e->n].kind = kind;
+	e->v[e->n].id = id;
+	e->v[e->n].json = json;
+	e->n++;
+	return 0;
+}
+
+static bool parse_id(const char *s, size_t n, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (n != 16)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		unsigned d;
+
+		if (c >= '0' && c <= '9')
+			d = c - '0';
+		else if (c >= 'a' && c <= 'f')
+			d = c - 'a' + 10;
+		else if (c >= 'A' && c <= 'F')
+			d = c - 'A' + 10;
+		else
+			return false;
+		v = v << 4 | d;
+	}
+	*out = v;
+	return true;
+}
+
+/* One trace file: `span_start <id> <name>`, `span_end <id>`, `span_emit <id> <json>`... */
+static int load_trace(const char *path, struct evs *e)
+{
+	FILE *f = fopen(path, "r");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t len;
+	unsigned long lineno = 0;
+	int err = 0;
+
+	if (!f) {
+		fprintf(stderr, "cln-emitter: %s: %s\n", path, strerror(errno));
+		return -errno;
+	}
+	while ((len = getline(&line, &cap, f)) >= 0) {
+		char *sp, *id, *rest;
+		enum ev_kind kind;
+		size_t idlen;
+		uint64_t v;
+
+		lineno++;
+		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+			line[--len] = '\0';
+		if (len == 0)
+			continue;
+		sp = strchr(line, ' ');
+		if (!sp)
+			goto bad;
+		*sp = '\0';
+		id = sp + 1;
+		rest = strchr(id, ' ');
+		idlen = rest ? (size_t)(rest - id) : strlen(id);
+		if (!parse_id(id, idlen, &v))
+			goto bad;
+		if (!strcmp(line, "span_start"))
+			kind = EV_START;
+		else if (!strcmp(line, "span_end"))
+			kind = EV_END;
+		else if (!strcmp(line, "span_emit"))
+			kind = EV_EMIT;
+		else if (!strcmp(line, "span_suspend"))
+			kind = EV_SUSPEND;
+		else if (!strcmp(line, "span_resume"))
+			kind = EV_RESUME;
+		else
+			goto bad;
+		if (kind == EV_EMIT) {
+			char *json;
+
+			if (!rest)
+				goto bad;
+			json = strdup(rest + 1);
+			if (!json) {
+				err = -ENOMEM;
+				break;
+			}
+			err = evs_push(e, kind, v, json);
+			if (err)
+				free(json);
+		} else {
+			err = evs_push(e, kind, v, NULL);
+		}
+		if (err)
+			break;
+		continue;
+	bad:
+		fprintf(stderr, "cln-emitter: %s:%lu: not a CLN trace line\n", path, lineno);
+		err = -EINVAL;
+		break;
+	}
+	free(line);
+	fclose(f);
+	return err;
+}
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+
+static uint64_t rng_next(void)
+{
+	/* splitmix64: deterministic, so runs are reproducible */
+	uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return (z ^ (z >> 31)) | 1; /* never zero */
+}
+
+/*
+ * A CLN-shaped span whose JSON is exactly @size bytes: the tag `query` is padded to fit.
+ * Every 8th span is a root (no parentId); the others are children of their group's root.
+ */
+static char *synthetic_json(size_t i, size_t size, uint64_t id, uint64_t root, uint64_t trace_hi,
+			    uint64_t trace_lo)
+{
+	static const char fill[] = "SELECT x FROM t WHERE n = 'synthetic-0123456789-abcdefghij' ";
+	char head[512], tail[128];
+	bool is_root = id == root;
+	size_t hl, tl, pad;
+	char *out;
+
+	if (is_root)
+		snprintf(head, sizeof(head),
+			 "[{\"id\":\"%016" PRIx64
+			 "\",\"name\":\"synthetic/root\",\"timestamp\":%" PRIu64
+			 ",\"duration\":%zu,\"localEndpoint\":{\"serviceName\":\"lightningd\"},"
+			 "\"tags\":{\"n\":\"%zu\", \"query\":\"",
+			 id, (uint64_t)1795660314000000ull + i * 10, i % 1000 + 1, i);
+	else
+		snprintf(head, sizeof(head),
+			 "[{\"id\":\"%016" PRIx64
+			 "\",\"name\":\"synthetic/child\",\"timestamp\":%" PRIu64
+			 ",\"duration\":%zu,\"localEndpoint\":{\"serviceName\":\"lightningd\"},"
+			 "\"parentId\":\"%016" PRIx64 "\",\"tags\":{\"n\":\"%zu\", \"query\":\"",
+			 id, (uint64_t)1795660314000000ull + i * 10, i % 1000 + 1, root, i);
+	snprintf(tail, sizeof(tail), "\"},\"traceId\":\"%016" PRIx64 "%016" PRIx64 "\"}]", trace_hi,
+		 trace_lo);
+	hl = strlen(head);
+	tl = strlen(tail);
+	if (hl + tl > size)
+		return NULL;
+	pad = size - hl - tl;
+	out = malloc(size + 1);
+	if (!out)
+		return NULL;
+	memcpy(out, head, hl);
+	for (size_t k = 0; k < pad; k++)
+		out[hl + k] = fill[(k + i) % (sizeof(fill) - 1)];
+	memcpy(out + hl + pad, tail, tl + 1);
+	return out;
+}
+
+static int build_synthetic(struct evs *e, unsigned long n, size_t size, bool emit_only)
+{
+	uint64_t root = 0, thi = 0, tlo = 0;
+
+	for (unsigned long i = 0; i < n; i++) {
+		uint64_t id = rng_next();
+		char *json;
+		int err;
+
+		if (i % 8 == 0) {
+			root = id;
+			thi = rng_next();
+			tlo = rng_next();
+		}
+		json = synthetic_json(i, size, id, root, thi, tlo);
+		if (!json) {
+			fprintf(stderr, "cln-emitter: --size %zu is too small for a CLN span\n",
+				size);
+			return -EINVAL;
+		}
+		if (!emit_only && (err = evs_push(e, EV_START, id, NULL)))
+			goto fail;
+		if (!emit_only && (err = evs_push(e, EV_END, id, NULL)))
+			goto fail;
+		if ((err = evs_push(e, EV_EMIT, id, json)))
+			goto fail;
+		continue;
+	fail:
+		free(json);
+		return err;
+	}
+	return 0;
+}
+
+static volatile sig_atomic_t got_usr1;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	got_usr1 = 1;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+}
+
+static void sleep_until(uint64_t t)
+{
+	struct timespec ts = {.tv_sec = t / 1000000000ull, .tv_nsec = t % 1000000000ull};
+
+	while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+		;
+}
+
+/* Rewrite the 16-hex value after every `"<key>":"` in @json with id ^ @x. */
+static void remap_json(char *json, uint64_t x)
+{
+	static const char *const keys[] = {"\"id\":\"", "\"parentId\":\""};
+
+	for (size_t k = 0; k < 2; k++) {
+		char *p = strstr(json, keys[k]);
+		uint64_t v;
+		char buf[17];
+
+		if (!p)
+			continue;
+		p += strlen(keys[k]);
+		if (!parse_id(p, 16, &v) || strlen(p) < 16)
+			continue;
+		snprintf(buf, sizeof(buf), "%016" PRIx64, v ^ x);
+		memcpy(p, buf, 16);
+	}
+}
+
+static int parse_ulong(const char *flag, const char *s, unsigned long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoul(s, &end, 10);
+	if (errno || end == s || *end) {
+		fprintf(stderr, "cln-emitter: %s wants a number, not '%s'\n", flag, s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o = {.repeat = 1, .size = 280};
+	struct evs e = {0};
+	FILE *log = NULL;
+	char *scratch = NULL;
+	const char **files;
+	size_t n_files = 0;
+	uint64_t t0, t1, fired = 0, emits = 0;
+	int ret = 1;
+	int i;
+
+	files = calloc(argc, sizeof(*files));
+	if (!files)
+		return 1;
+	for (i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *val = i + 1 < argc ? argv[i + 1] : NULL;
+		unsigned long u;
+
+		if (a[0] != '-' || !a[1]) {
+			files[n_files++] = a;
+			continue;
+		} else if (!strcmp(a, "--")) {
+			while (++i < argc)
+				files[n_files++] = argv[i];
+			break;
+		} else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+			usage(stdout);
+			ret = 0;
+			goto cleanup;
+		} else if (!strcmp(a, "--emit-only")) {
+			o.emit_only = true;
+			continue;
+		} else if (!strcmp(a, "--unique-ids")) {
+			o.unique_ids = true;
+			continue;
+		} else if (!strcmp(a, "--wait-signal")) {
+			o.wait_signal = true;
+			continue;
+		} else if (!strcmp(a, "--quiet")) {
+			o.quiet = true;
+			continue;
+		}
+		if (strcmp(a, "--rate") && strcmp(a, "--repeat") && strcmp(a, "--synthetic") &&
+		    strcmp(a, "--size") && strcmp(a, "--seed") && strcmp(a, "--log") &&
+		    strcmp(a, "--wait-file") && strcmp(a, "--pid-file")) {
+			fprintf(stderr, "cln-emitter: unknown option %s (see --help)\n", a);
+			goto usage_err;
+		}
+		if (!val) {
+			fprintf(stderr, "cln-emitter: %s needs a value (see --help)\n", a);
+			goto usage_err;
+		}
+		i++;
+		if (!strcmp(a, "--rate")) {
+			char *end;
+
+			errno = 0;
+			o.rate = strtod(val, &end);
+			if (errno || end == val || (*end && strcmp(end, "/s")) || o.rate < 0) {
+				fprintf(stderr, "cln-emitter: --rate wants N or N/s, not '%s'\n",
+					val);
+				goto usage_err;
+			}
+		} else if (!strcmp(a, "--repeat")) {
+			if (parse_ulong(a, val, &o.repeat))
+				goto usage_err;
+		} else if (!strcmp(a, "--synthetic")) {
+			if (parse_ulong(a, val, &o.synthetic))
+				goto usage_err;
+		} else if (!strcmp(a, "--seed")) {
+			if (parse_ulong(a, val, &u))
+				goto usage_err;
+			/* Start each seed at an unrelated point of the sequence. */
+			rng_state = u;
+			rng_state = rng_next();
+		} else if (!strcmp(a, "--size")) {
+			if (parse_ulong(a, val, &u))
+				goto usage_err;
+			if (u > EMITTER_MAX_JSON) {
+				fprintf(stderr, "cln-emitter: --size at most %d\n",
+					EMITTER_MAX_JSON);
+				goto usage_err;
+			}
+			o.size = u;
+		} else if (!strcmp(a, "--log")) {
+			o.log_path = val;
+		} else if (!strcmp(a, "--wait-file")) {
+			o.wait_file = val;
+		} else if (!strcmp(a, "--pid-file")) {
+			o.pid_file = val;
+		} else {
+			fprintf(stderr, "cln-emitter: unknown option %s (see --help)\n", a);
+			goto usage_err;
+		}
+	}
+	for (size_t f = 0; f < n_files; f++)
+		if (load_trace(files[f], &e))
+			goto cleanup;
+	if (o.synthetic && build_synthetic(&e, o.synthetic, o.size, o.emit_only))
+		goto cleanup;
+	if (e.n == 0) {
+		fprintf(stderr,
+			"cln-emitter: nothing to fire: give trace files or --synthetic N\n");
+		goto cleanup;
+	}
+	scratch = malloc(EMITTER_MAX_JSON + 1);
+	if (!scratch)
+		goto cleanup;
+	if (o.log_path) {
+		log = fopen(o.log_path, "w");
+		if (!log) {
+			fprintf(stderr, "cln-emitter: %s: %s\n", o.log_path, strerror(errno));
+			goto cleanup;
+		}
+	}
+	if (o.wait_signal) {
+		struct sigaction sa = {.sa_handler = on_usr1};
+
+		sigaction(SIGUSR1, &sa, NULL);
+	}
+	if (o.pid_file) {
+		FILE *pf = fopen(o.pid_file, "w");
+
+		if (!pf || fprintf(pf, "%d\n", (int)getpid()) < 0 || fclose(pf)) {
+			fprintf(stderr, "cln-emitter: %s: %s\n", o.pid_file, strerror(errno));
+			goto cleanup;
+		}
+	}
+	if (!o.quiet)
+		fprintf(stderr, "cln-emitter: pid %d, %zu events x %lu\n", (int)getpid(), e.n,
+			o.repeat);
+	while (o.wait_signal && !got_usr1)
+		usleep(1000);
+	if (o.wait_file) {
+		struct stat st;
+
+		while (stat(o.wait_file, &st) != 0)
+			usleep(1000);
+	}
+
+	t0 = now_ns();
+	for (unsigned long r = 0; r < o.repeat; r++) {
+		uint64_t x = o.unique_ids ? (uint64_t)r * 0x9e3779b97f4a7c15ull : 0;
+
+		for (size_t k = 0; k < e.n; k++) {
+			const struct ev *ev = &e.v[k];
+			uint64_t id = ev->id ^ x;
+			char idhex[17];
+
+			if (o.emit_only && ev->kind != EV_EMIT)
+				continue;
+			switch (ev->kind) {
+			case EV_START:
+				DTRACE_PROBE1(lightningd, span_start, id);
+				break;
+			case EV_END:
+				DTRACE_PROBE1(lightningd, span_end, id);
+				break;
+			case EV_SUSPEND:
+				DTRACE_PROBE1(lightningd, span_suspend, id);
+				if (log)
+					fprintf(log, "span_suspend %016" PRIx64 "\n", id);
+				break;
+			case EV_RESUME:
+				DTRACE_PROBE1(lightningd, span_resume, id);
+				if (log)
+					fprintf(log, "span_resume %016" PRIx64 "\n", id);
+				break;
+			case EV_EMIT: {
+				char *json = ev->json;
+
+				if (o.rate > 0) {
+					uint64_t due = t0 + (uint64_t)(emits / o.rate * 1e9);
+
+					if (due > now_ns())
+						sleep_until(due);
+				}
+				if (x) {
+					size_t jl = strlen(json);
+
+					memcpy(scratch, json, jl + 1);
+					remap_json(scratch, x);
+					json = scratch;
+				}
+				snprintf(idhex, sizeof(idhex), "%016" PRIx64, id);
+				DTRACE_PROBE2(lightningd, span_emit, idhex, json);
+				if (log)
+					fprintf(log, "%s %s\n", idhex, json);
+				emits++;
+				break;
+			}
+			}
+			fired++;
+		}
+	}
+	t1 = now_ns();
+	if (log && fclose(log)) {
+		log = NULL;
+		fprintf(stderr, "cln-emitter: %s: %s\n", o.log_path, strerror(errno));
+		goto cleanup;
+	}
+	log = NULL;
+	if (!o.quiet) {
+		double s = (t1 - t0) / 1e9;
+
+		fprintf(stderr,
+			"cln-emitter: fired %" PRIu64 " probes (%" PRIu64 " span_emit) in %.3f s: "
+			"%.1f ns/probe, %.0f span_emit/s (asked: %s%.0f)\n",
+			fired, emits, s, fired ? (t1 - t0) / (double)fired : 0.0,
+			s > 0 ? emits / s : 0.0, o.rate > 0 ? "" : "unpaced ", o.rate);
+	}
+	ret = 0;
+	goto cleanup;
+usage_err:
+	ret = 2;
+cleanup:
+	if (log)
+		fclose(log);
+	for (size_t k = 0; k < e.n; k++)
+		free(e.v[k].json);
+	free(e.v);
+	free(scratch);
+	free(files);
+	return ret;
+}
