@@ -14,7 +14,6 @@ from proto/ (CMake target mock_collector_py) and found through --proto-py or $MO
 import argparse
 import base64
 import email.utils
-import gzip
 import json
 import math
 import os

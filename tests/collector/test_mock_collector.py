@@ -7,7 +7,6 @@ it, checking what it records and how it answers.
 Needs MOCK_PROTO_PY (generated classes) in the environment; CTest sets it.
 """
 
-import base64
 import email.utils
 import gzip
 import http.client
@@ -19,7 +18,6 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
 import urllib.error
@@ -568,6 +566,17 @@ class GrpcTests(Base):
 		with self.assertRaises(grpc.RpcError) as cm:
 			ch.unary_unary(EXPORT)(make_request().SerializeToString(), timeout=10)
 		self.assertEqual(cm.exception.code(), grpc.StatusCode.UNAVAILABLE)
+
+	def test_max_requests_exits_after_the_answer(self):
+		mc = self.start(http=False, grpc=True, max_requests=2, script="grpc=14")
+		call = self.channel(mc).unary_unary(EXPORT)
+		body = make_request().SerializeToString()
+		with self.assertRaises(grpc.RpcError):
+			call(body, timeout=10)
+		resp = call(body, timeout=10)  # the last answer still arrives
+		self.assertEqual(resp, b"")
+		self.assertEqual(mc.proc.wait(10), 0)
+		self.assertEqual([r["status"] for r in mc.requests()], [14, 0])
 
 	def test_concurrent_calls_matched_to_their_headers(self):
 		mc = self.start(http=False, grpc=True)
