@@ -32,6 +32,10 @@ if not PROTO_PY or not os.path.isdir(PROTO_PY):
 	sys.exit("MOCK_PROTO_PY must name the generated classes (build target mock_collector_py)")
 sys.path.insert(0, PROTO_PY)
 import grpc  # noqa: E402
+try:
+	import hpack  # noqa: E402,F401  (the collector reports gRPC's HTTP/2 headers with it)
+except ImportError:
+	sys.exit("python3-hpack is missing: apt-get install python3-hpack")
 from google.protobuf import any_pb2, duration_pb2  # noqa: E402
 from google.rpc import status_pb2  # noqa: E402
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as ts  # noqa: E402
