@@ -9,7 +9,7 @@ pkgs=(
 	libcurl4-openssl-dev libnghttp2-dev libcjson-dev          # export, JSON
 	libcap-dev libmicrohttpd-dev                              # privileges, /metrics
 	systemtap-sdt-dev                                         # the test emitter's USDT probes
-	python3 python3-grpcio python3-protobuf openssl curl      # mock collector, test CA
+	python3 python3-grpcio python3-protobuf python3-hpack openssl curl # mock collector, CA
 	bpftrace valgrind docker-compose                          # comparisons, leak checks, compose
 )
 missing=()

@@ -39,8 +39,13 @@ void otlp_buf_reset(struct otlp_buf *buf)
 	buf->len = 0;
 }
 
+struct otlp_pb_mem;
+static void otlp_pb_mem_free(struct otlp_pb_mem *m);
+
 void otlp_buf_release(struct otlp_buf *buf)
 {
+	otlp_pb_mem_free(buf->pb_scratch);
+	buf->pb_scratch = NULL;
 	free(buf->data);
 	buf->data = NULL;
 	buf->len = buf->cap = 0;
@@ -279,10 +284,12 @@ static const char *otlp_event_name(enum span_event_kind kind)
 /* ---- protobuf ------------------------------------------------------------------------- */
 
 /*
- * All the generated structs one request needs, allocated in one go from counts computed
- * beforehand; strings point into the spans and the configuration (no copies).
+ * All the generated structs one request needs. They live in the output buffer's scratch
+ * and only grow, so a steady stream of batches allocates nothing; strings point into the
+ * spans and the configuration (no copies).
  */
 struct otlp_pb_mem {
+	size_t cap_groups, cap_spans, cap_kv, cap_events;
 	otlp_pb_rs *rs;
 	otlp_pb_rs **rs_ptrs;
 	otlp_pb_ss *ss;
@@ -291,16 +298,18 @@ struct otlp_pb_mem {
 	otlp_pb_span *spans;
 	otlp_pb_span **span_ptrs;
 	otlp_pb_status *status;
+	struct otlp_map *maps;
 	otlp_pb_kv *kv;
 	otlp_pb_kv **kv_ptrs;
 	otlp_pb_any *any;
 	otlp_pb_event *events;
 	otlp_pb_event **event_ptrs;
-	char *strs; /* copies of status messages and resource names (NUL-terminated) */
 };
 
 static void otlp_pb_mem_free(struct otlp_pb_mem *m)
 {
+	if (!m)
+		return;
 	free(m->rs);
 	free(m->rs_ptrs);
 	free(m->ss);
@@ -309,14 +318,56 @@ static void otlp_pb_mem_free(struct otlp_pb_mem *m)
 	free(m->spans);
 	free(m->span_ptrs);
 	free(m->status);
+	free(m->maps);
 	free(m->kv);
 	free(m->kv_ptrs);
 	free(m->any);
 	free(m->events);
 	free(m->event_ptrs);
+	free(m);
 }
 
-#define OTLP_ALLOC(ptr, count) ((ptr) = calloc((count) ? (count) : 1, sizeof(*(ptr))))
+static int otlp_grow(void **ptr, size_t size, size_t count)
+{
+	void *p = realloc(*ptr, (count ? count : 1) * size);
+
+	if (!p)
+		return -ENOMEM;
+	*ptr = p;
+	return 0;
+}
+
+#define OTLP_GROW(m, arr, count) otlp_grow((void **)&(m)->arr, sizeof(*(m)->arr), (count))
+
+/* Room for @groups resources, @spans spans, @kv attributes and @events events. */
+static int otlp_pb_mem_reserve(struct otlp_pb_mem *m, size_t groups, size_t spans, size_t kv,
+			       size_t events)
+{
+	if (groups > m->cap_groups) {
+		if (OTLP_GROW(m, rs, groups) || OTLP_GROW(m, rs_ptrs, groups) ||
+		    OTLP_GROW(m, ss, groups) || OTLP_GROW(m, ss_ptrs, groups) ||
+		    OTLP_GROW(m, res, groups))
+			return -ENOMEM;
+		m->cap_groups = groups;
+	}
+	if (spans > m->cap_spans) {
+		if (OTLP_GROW(m, spans, spans) || OTLP_GROW(m, span_ptrs, spans) ||
+		    OTLP_GROW(m, status, spans) || OTLP_GROW(m, maps, spans))
+			return -ENOMEM;
+		m->cap_spans = spans;
+	}
+	if (kv > m->cap_kv) {
+		if (OTLP_GROW(m, kv, kv) || OTLP_GROW(m, kv_ptrs, kv) || OTLP_GROW(m, any, kv))
+			return -ENOMEM;
+		m->cap_kv = kv;
+	}
+	if (events > m->cap_events) {
+		if (OTLP_GROW(m, events, events) || OTLP_GROW(m, event_ptrs, events))
+			return -ENOMEM;
+		m->cap_events = events;
+	}
+	return 0;
+}
 
 static otlp_pb_kv *otlp_pb_kv_str(struct otlp_pb_mem *m, size_t *nkv, const char *key,
 				  const char *value)
@@ -341,7 +392,7 @@ int otlp_encode_pb(const struct otlp_resource_cfg *cfg, struct span *const *span
 	otlp_pb_request req =
 		OPENTELEMETRY__PROTO__COLLECTOR__TRACE__V1__EXPORT_TRACE_SERVICE_REQUEST__INIT;
 	otlp_pb_scope scope = OPENTELEMETRY__PROTO__COMMON__V1__INSTRUMENTATION_SCOPE__INIT;
-	struct otlp_pb_mem m = {0};
+	struct otlp_pb_mem *mem;
 	struct otlp_plan plan;
 	struct otlp_rattr rattrs[OTLP_MAX_RATTRS];
 	struct otlp_map *maps = NULL;
@@ -349,39 +400,38 @@ int otlp_encode_pb(const struct otlp_resource_cfg *cfg, struct span *const *span
 	int err;
 
 	otlp_buf_reset(out);
+	if (!out->pb_scratch && !(out->pb_scratch = calloc(1, sizeof(struct otlp_pb_mem))))
+		return -ENOMEM;
+	mem = out->pb_scratch;
 	err = otlp_plan(cfg, spans, n, &plan);
 	if (err)
 		return err;
-	err = -ENOMEM;
-	if (!OTLP_ALLOC(maps, n))
+	err = otlp_pb_mem_reserve(mem, plan.n_groups, n, 0, 0);
+	if (err)
 		goto cleanup;
+	maps = mem->maps;
 	for (size_t i = 0; i < n; i++) {
 		otlp_map_span(spans[i], &maps[i]);
 		n_kv += maps[i].n_attrs;
 		n_events += spans[i]->n_events;
 	}
 	n_kv += plan.n_groups * OTLP_MAX_RATTRS;
-	if (!OTLP_ALLOC(m.rs, plan.n_groups) || !OTLP_ALLOC(m.rs_ptrs, plan.n_groups) ||
-	    !OTLP_ALLOC(m.ss, plan.n_groups) || !OTLP_ALLOC(m.ss_ptrs, plan.n_groups) ||
-	    !OTLP_ALLOC(m.res, plan.n_groups) || !OTLP_ALLOC(m.spans, n) ||
-	    !OTLP_ALLOC(m.span_ptrs, n) || !OTLP_ALLOC(m.status, n) || !OTLP_ALLOC(m.kv, n_kv) ||
-	    !OTLP_ALLOC(m.kv_ptrs, n_kv) || !OTLP_ALLOC(m.any, n_kv) ||
-	    !OTLP_ALLOC(m.events, n_events) || !OTLP_ALLOC(m.event_ptrs, n_events))
+	err = otlp_pb_mem_reserve(mem, plan.n_groups, n, n_kv, n_events);
+	if (err)
 		goto cleanup;
-
 	scope.name = OTLP_SCOPE_NAME;
 	scope.version = CLN_OTLP_VERSION;
 	/* The span strings are NUL-terminated in their arenas; pid strings need none. */
 	for (size_t g = 0; g < plan.n_groups; g++) {
 		const struct otlp_group *gr = &plan.groups[g];
-		otlp_pb_rs *rs = &m.rs[g];
-		otlp_pb_ss *ss = &m.ss[g];
-		otlp_pb_resource *res = &m.res[g];
+		otlp_pb_rs *rs = &mem->rs[g];
+		otlp_pb_ss *ss = &mem->ss[g];
+		otlp_pb_resource *res = &mem->res[g];
 		size_t nr = otlp_resource_attrs(cfg, gr, rattrs), first_kv = kv_at;
 
 		opentelemetry__proto__resource__v1__resource__init(res);
 		for (size_t a = 0; a < nr; a++) {
-			otlp_pb_kv *kv = otlp_pb_kv_str(&m, &kv_at, rattrs[a].key, rattrs[a].str);
+			otlp_pb_kv *kv = otlp_pb_kv_str(mem, &kv_at, rattrs[a].key, rattrs[a].str);
 
 			if (!rattrs[a].str) {
 				kv->value->value_case =
@@ -390,26 +440,26 @@ int otlp_encode_pb(const struct otlp_resource_cfg *cfg, struct span *const *span
 			}
 		}
 		res->n_attributes = nr;
-		res->attributes = &m.kv_ptrs[first_kv];
+		res->attributes = &mem->kv_ptrs[first_kv];
 
 		opentelemetry__proto__trace__v1__scope_spans__init(ss);
 		ss->scope = &scope;
 		ss->n_spans = gr->n_spans;
-		ss->spans = &m.span_ptrs[gr->first];
-		m.ss_ptrs[g] = ss;
+		ss->spans = &mem->span_ptrs[gr->first];
+		mem->ss_ptrs[g] = ss;
 
 		opentelemetry__proto__trace__v1__resource_spans__init(rs);
 		rs->resource = res;
 		rs->n_scope_spans = 1;
-		rs->scope_spans = &m.ss_ptrs[g];
-		m.rs_ptrs[g] = rs;
+		rs->scope_spans = &mem->ss_ptrs[g];
+		mem->rs_ptrs[g] = rs;
 
 		for (size_t k = 0; k < gr->n_spans; k++) {
 			size_t idx = plan.order[gr->first + k];
 			const struct span *s = spans[idx];
 			const struct otlp_map *mp = &maps[idx];
-			otlp_pb_span *ps = &m.spans[gr->first + k];
-			otlp_pb_status *st = &m.status[gr->first + k];
+			otlp_pb_span *ps = &mem->spans[gr->first + k];
+			otlp_pb_status *st = &mem->status[gr->first + k];
 			size_t first_attr = kv_at, first_ev = ev_at;
 
 			opentelemetry__proto__trace__v1__span__init(ps);
@@ -427,27 +477,27 @@ int otlp_encode_pb(const struct otlp_resource_cfg *cfg, struct span *const *span
 			ps->end_time_unix_nano = (s->timestamp_us + s->duration_us) * 1000;
 			for (uint32_t t = 0; t < s->n_tags; t++)
 				if (mp->keep & (1u << t))
-					otlp_pb_kv_str(&m, &kv_at, s->tags[t].key.ptr,
+					otlp_pb_kv_str(mem, &kv_at, s->tags[t].key.ptr,
 						       s->tags[t].value.ptr);
 			if (s->truncated) {
-				otlp_pb_kv *kv = otlp_pb_kv_str(&m, &kv_at, "cln.truncated", NULL);
+				otlp_pb_kv *kv = otlp_pb_kv_str(mem, &kv_at, "cln.truncated", NULL);
 
 				kv->value->value_case =
 					OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE;
 				kv->value->bool_value = 1;
 			}
 			ps->n_attributes = kv_at - first_attr;
-			ps->attributes = &m.kv_ptrs[first_attr];
+			ps->attributes = &mem->kv_ptrs[first_attr];
 			for (uint32_t e = 0; e < s->n_events; e++) {
-				otlp_pb_event *ev = &m.events[ev_at];
+				otlp_pb_event *ev = &mem->events[ev_at];
 
 				opentelemetry__proto__trace__v1__span__event__init(ev);
 				ev->time_unix_nano = s->events[e].time_unix_ns;
 				ev->name = (char *)otlp_event_name(s->events[e].kind);
-				m.event_ptrs[ev_at++] = ev;
+				mem->event_ptrs[ev_at++] = ev;
 			}
 			ps->n_events = ev_at - first_ev;
-			ps->events = &m.event_ptrs[first_ev];
+			ps->events = &mem->event_ptrs[first_ev];
 			ps->dropped_events_count = s->dropped_events;
 			opentelemetry__proto__trace__v1__status__init(st);
 			st->code = mp->status_code;
@@ -455,11 +505,11 @@ int otlp_encode_pb(const struct otlp_resource_cfg *cfg, struct span *const *span
 			if (mp->status_msg)
 				st->message = (char *)mp->status_msg->ptr;
 			ps->status = st;
-			m.span_ptrs[gr->first + k] = ps;
+			mem->span_ptrs[gr->first + k] = ps;
 		}
 	}
 	req.n_resource_spans = plan.n_groups;
-	req.resource_spans = m.rs_ptrs;
+	req.resource_spans = mem->rs_ptrs;
 	size = opentelemetry__proto__collector__trace__v1__export_trace_service_request__get_packed_size(
 		&req);
 	err = otlp_buf_reserve(out, size);
@@ -469,8 +519,6 @@ int otlp_encode_pb(const struct otlp_resource_cfg *cfg, struct span *const *span
 		&req, out->data);
 	err = 0;
 cleanup:
-	otlp_pb_mem_free(&m);
-	free(maps);
 	otlp_plan_free(&plan);
 	return err;
 }

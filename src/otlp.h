@@ -33,11 +33,12 @@ struct otlp_resource_cfg {
 	size_t n_attrs;
 };
 
-/* A growable output buffer, reused across batches. */
+/* A growable output buffer, reused across batches (with the encoder's scratch). */
 struct otlp_buf {
 	uint8_t *data;
 	size_t len;
 	size_t cap;
+	void *pb_scratch; /* the protobuf encoder's structs, kept for the next batch */
 };
 
 void otlp_buf_reset(struct otlp_buf *buf);

@@ -72,15 +72,17 @@ const char *span_reject_str(enum span_reject why)
 
 /* ---- hex ---------------------------------------------------------------------------- */
 
+/* Digit value + 1, 0 for non-hex: parsing a span decodes 48 hex digits. */
+static const unsigned char span_hex_table[256] = {
+	['0'] = 1,  ['1'] = 2,	['2'] = 3,  ['3'] = 4,	['4'] = 5,  ['5'] = 6,
+	['6'] = 7,  ['7'] = 8,	['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12,
+	['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16, ['A'] = 11, ['B'] = 12,
+	['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
+};
+
 static int span_hexval(unsigned char c)
 {
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
+	return (int)span_hex_table[c] - 1;
 }
 
 bool span_hex_decode(const char *hex, size_t n, uint8_t *out)
@@ -202,8 +204,17 @@ static struct span_str span_arena_put(struct span_builder *b, const struct span_
 
 	out.ptr = dst + o;
 	for (size_t i = 0; i < raw->n;) {
-		size_t l;
+		size_t l, run = i;
 
+		/* Printable ASCII is the common case: copy runs of it at once. */
+		while (run < raw->n && s[run] && s[run] < 0x80)
+			run++;
+		if (run > i) {
+			memcpy(dst + o, s + i, run - i);
+			o += run - i;
+			i = run;
+			continue;
+		}
 		l = span_utf8_len(s + i, raw->n - i);
 		if (!l || s[i] == '\0') {
 			span_put_utf8(dst, &o, 0xfffd);
@@ -266,6 +277,15 @@ static bool span_key_is(const struct span_raw *k, const char *name)
 
 /* ---- path 1: the fast strict parser --------------------------------------------------- */
 
+/* Bytes that end a plain string for the fast path: quote, backslash, control characters. */
+static const bool span_str_stop[256] = {
+	[0x00] = 1, [0x01] = 1, [0x02] = 1, [0x03] = 1, [0x04] = 1, [0x05] = 1, [0x06] = 1,
+	[0x07] = 1, [0x08] = 1, [0x09] = 1, [0x0a] = 1, [0x0b] = 1, [0x0c] = 1, [0x0d] = 1,
+	[0x0e] = 1, [0x0f] = 1, [0x10] = 1, [0x11] = 1, [0x12] = 1, [0x13] = 1, [0x14] = 1,
+	[0x15] = 1, [0x16] = 1, [0x17] = 1, [0x18] = 1, [0x19] = 1, [0x1a] = 1, [0x1b] = 1,
+	[0x1c] = 1, [0x1d] = 1, [0x1e] = 1, [0x1f] = 1, ['"'] = 1,  ['\\'] = 1,
+};
+
 struct span_fast {
 	const char *p;
 	const char *end;
@@ -280,13 +300,10 @@ static enum span_try span_fast_str(struct span_fast *f, struct span_raw *out)
 		return SPAN_TRY_BAIL;
 	p++;
 	out->p = p;
-	while (p < f->end && *p != '"') {
-		if (*p == '\\' || (unsigned char)*p < 0x20)
-			return SPAN_TRY_BAIL;
+	while (p < f->end && !span_str_stop[(unsigned char)*p])
 		p++;
-	}
-	if (p >= f->end)
-		return SPAN_TRY_BAIL;
+	if (p >= f->end || *p != '"')
+		return SPAN_TRY_BAIL; /* escape, control character, or no closing quote */
 	out->n = (size_t)(p - out->p);
 	out->present = true;
 	f->p = p + 1;
@@ -616,7 +633,7 @@ static bool span_recover_tags(const char *p, const char *end, bool cut_short,
 			return false;
 		cut = end - 1; /* the last value's closing quote */
 	}
-	sf->tag_key[0] = (struct span_raw){ first_key, (size_t)(q - first_key), true };
+	sf->tag_key[0] = (struct span_raw){first_key, (size_t)(q - first_key), true};
 	sf->n_tags = 1;
 	for (const char *s = cut - 1; s >= first_val; s--) {
 		struct span_raw k;
@@ -625,12 +642,12 @@ static bool span_recover_tags(const char *p, const char *end, bool cut_short,
 		if (*s != '"' || !(v = span_tag_sep(s, cut, &k)))
 			continue;
 		sf->tag_key[1] = k;
-		sf->tag_val[1] = (struct span_raw){ v, (size_t)(cut - v), true };
+		sf->tag_val[1] = (struct span_raw){v, (size_t)(cut - v), true};
 		sf->n_tags = 2;
 		cut = s;
 		break;
 	}
-	sf->tag_val[0] = (struct span_raw){ first_val, (size_t)(cut - first_val), true };
+	sf->tag_val[0] = (struct span_raw){first_val, (size_t)(cut - first_val), true};
 	return true;
 }
 
@@ -865,7 +882,7 @@ static bool span_blank(const char *json, size_t len)
 
 int span_parse(const char *json, size_t len, struct span **out, enum span_reject *why)
 {
-	struct span_builder *b;
+	struct span_builder builder, *b = &builder; /* 7 KiB of scratch on the stack */
 	struct span_fields sf;
 	enum span_reject r;
 	cJSON *root = NULL;
@@ -880,12 +897,6 @@ int span_parse(const char *json, size_t len, struct span **out, enum span_reject
 	if (span_blank(json, len)) {
 		*why = SPAN_REJECT_EMPTY;
 		return -EINVAL;
-	}
-	/* 6 KiB of scratch: heap, not stack, so that fuzzers and small stacks are safe. */
-	b = malloc(sizeof(*b));
-	if (!b) {
-		*why = SPAN_REJECT_NOMEM;
-		return -ENOMEM;
 	}
 	memset(&b->span, 0, sizeof(b->span));
 	b->used = 0;
@@ -916,7 +927,6 @@ int span_parse(const char *json, size_t len, struct span **out, enum span_reject
 	if (err)
 		r = SPAN_REJECT_NOMEM;
 out:
-	free(b);
 	*why = r;
 	return err;
 }
