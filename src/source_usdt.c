@@ -95,7 +95,7 @@ struct usdt_ident {
 
 struct usdt_binary {
 	char *path;	      /* absolute, symlinks resolved */
-	const char *exe_path; /* interned copy for process.executable.path */
+	const char *exe_path; /* interned copy for process.executable.path (once attached) */
 	bool plugin;
 	bool has_probes;      /* the file we looked at carries lightningd:span_emit */
 	bool present;	      /* the path existed at the last look */
@@ -292,17 +292,28 @@ static int usdt_attach(struct source_usdt *src, size_t idx, struct bpf_link **li
 		}
 		n++;
 	}
+	/* Interned once something can send spans: files without probes take no entry. */
+	b->exe_path = span_intern(b->path);
 	return n;
 }
 
-static int usdt_find_bin(const struct source_usdt *src, const char *path,
-			 const struct usdt_ident *id)
+static int usdt_find_path(const struct source_usdt *src, const char *path)
+{
+	for (size_t i = 0; i < src->n_bins; i++)
+		if (!strcmp(src->bins[i].path, path))
+			return (int)i;
+	return -1;
+}
+
+/* The entry (other than @except) last seen as file @id; with @attached, only one with probes. */
+static int usdt_find_file(const struct source_usdt *src, const struct usdt_ident *id, size_t except,
+			  bool attached)
 {
 	for (size_t i = 0; i < src->n_bins; i++) {
 		const struct usdt_binary *b = &src->bins[i];
 
-		if (!strcmp(b->path, path) ||
-		    (id && b->present && usdt_ident_same_file(&b->id, id)))
+		if (i != except && usdt_ident_same_file(&b->id, id) &&
+		    (!attached || usdt_links_count(b->links)))
 			return (int)i;
 	}
 	return -1;
@@ -326,7 +337,6 @@ static int usdt_add_bin(struct source_usdt *src, const char *path, const struct 
 	b->path = strdup(path);
 	if (!b->path)
 		return -ENOMEM;
-	b->exe_path = span_intern(path);
 	b->plugin = plugin;
 	b->present = true;
 	b->id = *id;
@@ -474,18 +484,36 @@ static const char *usdt_err_hint(int err)
 static void usdt_consider_plugin(struct source_usdt *src, const char *path)
 {
 	struct bpf_link *links[USDT__MAX] = {NULL};
-	struct usdt_ident id;
+	struct usdt_ident id = {0};
 	struct stat st;
 	int idx, n;
 
 	if (stat(path, &st) || !S_ISREG(st.st_mode) || !(st.st_mode & 0111))
 		return;
-	if (usdt_find_bin(src, path, NULL) >= 0)
+	if (usdt_find_path(src, path) >= 0)
 		return;
 	if (usdt_ident_get(path, &id))
 		return;
-	if (usdt_find_bin(src, path, &id) >= 0)
-		return; /* same file under another name (a hard link) */
+	idx = usdt_find_file(src, &id, SIZE_MAX, false);
+	if (idx >= 0) {
+		struct usdt_binary *b = &src->bins[idx];
+		struct usdt_ident cur = {0};
+		char *copy;
+
+		if (!usdt_ident_get(b->path, &cur) && usdt_ident_same_file(&cur, &id))
+			return; /* the same file under a second name (a hard link) */
+		/* Renamed: installers write `pay.dpkg-new` and move it into place. */
+		copy = strdup(path);
+		if (!copy)
+			return;
+		log_debug("%s was renamed to %s", b->path, path);
+		free(b->path);
+		b->path = copy;
+		b->present = true;
+		if (b->exe_path)
+			b->exe_path = span_intern(path);
+		return;
+	}
 	idx = usdt_add_bin(src, path, &id, true);
 	if (idx < 0)
 		return;
@@ -531,7 +559,8 @@ static void usdt_check_binary(struct source_usdt *src, size_t idx)
 {
 	struct usdt_binary *b = &src->bins[idx];
 	struct bpf_link *links[USDT__MAX] = {NULL};
-	struct usdt_ident id;
+	struct usdt_ident id = {0};
+	int64_t age;
 	int n;
 
 	if (usdt_ident_get(b->path, &id)) {
@@ -543,10 +572,10 @@ static void usdt_check_binary(struct source_usdt *src, size_t idx)
 	b->present = true;
 	if (usdt_ident_equal(&id, &b->id))
 		return;
-	/* Being written (cp, install): wait until it has settled. */
-	if (usdt_clock_ns(CLOCK_REALTIME) -
-		    ((int64_t)id.mtime.tv_sec * 1000000000ll + id.mtime.tv_nsec) <
-	    USDT_SETTLE_NS)
+	/* Being written (cp, install): wait until it has settled. A future mtime is no reason. */
+	age = usdt_clock_ns(CLOCK_REALTIME) -
+	      ((int64_t)id.mtime.tv_sec * 1000000000ll + id.mtime.tv_nsec);
+	if (age >= 0 && age < USDT_SETTLE_NS)
 		return;
 	/*
 	 * Rewritten in place (same inode): nothing can still run the old contents, so the old
@@ -554,11 +583,35 @@ static void usdt_check_binary(struct source_usdt *src, size_t idx)
 	 */
 	if (usdt_ident_same_file(&id, &b->id))
 		usdt_links_destroy(b->links);
+	/*
+	 * The new file may be traced already under the temporary name it was installed as
+	 * (pay.dpkg-new, then renamed over pay): take those probes over rather than attaching
+	 * twice. Their records carry the other entry's cookie, so it now names this path.
+	 */
+	n = usdt_find_file(src, &id, idx, true);
+	if (n >= 0) {
+		struct usdt_binary *tmp = &src->bins[n];
+
+		usdt_links_destroy(b->prev);
+		memcpy(b->prev, b->links, sizeof(b->prev));
+		memcpy(b->links, tmp->links, sizeof(b->links));
+		memset(tmp->links, 0, sizeof(tmp->links));
+		tmp->has_probes = false;
+		b->exe_path = span_intern(b->path);
+		tmp->exe_path = b->exe_path;
+		b->id = id;
+		b->failures = 0;
+		b->has_probes = true;
+		log_info("%s was replaced (installed as %s): its probes are attached", b->path,
+			 tmp->path);
+		return;
+	}
 	n = usdt_attach(src, idx, links);
 	if (n == -ENOMSG || n == -ENOEXEC) {
-		log_warn("%s was replaced by a file without %s:span_emit probes: not traced until "
-			 "a build with probes is installed",
-			 b->path, USDT_PROVIDER);
+		log_msg(b->has_probes ? LOG_LVL_WARN : LOG_LVL_DEBUG,
+			"%s was replaced by a file without %s:span_emit probes: not traced until "
+			"a build with probes is installed",
+			b->path, USDT_PROVIDER);
 		b->has_probes = false;
 		b->id = id;
 		return;
@@ -844,7 +897,7 @@ static int usdt_main_binaries(struct source_usdt *src, const struct config *cfg,
 	}
 	for (size_t i = 0; i < n; i++) {
 		char real[PATH_MAX];
-		struct usdt_ident id;
+		struct usdt_ident id = {0};
 
 		ret = usdt_resolve_main(args[i], real, err, err_size);
 		if (ret)
@@ -854,8 +907,9 @@ static int usdt_main_binaries(struct source_usdt *src, const struct config *cfg,
 			snprintf(err, err_size, "%s: %s", real, strerror(-ret));
 			return ret;
 		}
-		if (usdt_find_bin(src, real, &id) >= 0)
-			continue;
+		if (usdt_find_path(src, real) >= 0 ||
+		    usdt_find_file(src, &id, SIZE_MAX, false) >= 0)
+			continue; /* given twice, or a hard link of one given */
 		ret = usdt_add_bin(src, real, &id, false);
 		if (ret < 0) {
 			snprintf(err, err_size, "%s: %s", real, strerror(-ret));

@@ -411,6 +411,33 @@ def t_replace(args, tmp):
     check(len(got) == 55, "want 55 spans, got %d" % len(got))
     log("ok: replaced binary re-attached; the old process still traced")
 
+    # Package managers write `<name>.dpkg-new` and rename it into place: the temporary file
+    # may be attached first; the spans must still arrive once, named by the final path.
+    lightningd, pay = plugin_tree(args, tmp, "pkg/bin/lightningd", "pkg/libexec/c-lightning/plugins")
+    plugins = os.path.dirname(pay)
+    tr = cln_otlp(args, tmp, "--lightningd", lightningd, "-v", name="dpkg")
+    for name in ("pay", "offers"):  # an upgraded plugin, a new one
+        final = os.path.join(plugins, name)
+        staged = final + ".dpkg-new"
+        shutil.copy2(args.emitter, staged)
+        os.utime(staged, None)
+        tr.wait_for("attached 3 probes to plugin " + staged, 15)
+        os.rename(staged, final)
+        tr.wait_for("was replaced (installed as " + staged if name == "pay"
+                    else staged + " was renamed to " + final, 15)
+    fired = []
+    for k, name in enumerate(("pay", "offers")):
+        path = os.path.join(plugins, name)
+        p = run_emitter(path, "--synthetic", "15", "--seed", str(30 + k), "--log",
+                        os.path.join(tmp, name + ".log"))
+        fired.append((path, int(p.stderr.split("pid ")[1].split(",")[0])))
+    got = parse_otlp(tr.stop())
+    for path, pid in fired:
+        compare(read_log(os.path.join(tmp, os.path.basename(path) + ".log"))[0],
+                spans_of(got, pid), pid=pid, exe=path)
+    check(len(got) == 30, "want 30 spans, got %d (duplicates?)" % len(got))
+    log("ok: plugins installed under a temporary name and renamed: traced once, right path")
+
 
 def t_pid(args, tmp):
     """--pid captures the given process only (filtered in the kernel)."""
