@@ -35,6 +35,7 @@ struct ev {
 	enum ev_kind kind;
 	uint64_t id;
 	char *json; /* EV_EMIT: owned, NUL-terminated */
+	size_t len; /* strlen(json) */
 };
 
 struct evs {
@@ -93,6 +94,7 @@ static int evs_push(struct evs *e, enum ev_kind kind, uint64_t id, char *json)
 	e->v[e->n].kind = kind;
 	e->v[e->n].id = id;
 	e->v[e->n].json = json;
+	e->v[e->n].len = json ? strlen(json) : 0;
 	e->n++;
 	return 0;
 }
@@ -522,13 +524,14 @@ int main(int argc, char **argv)
 					if (due > now_ns())
 						sleep_until(due);
 				}
-				if (x) {
-					size_t jl = strlen(json);
-
-					memcpy(scratch, json, jl + 1);
+				/*
+				 * CLN formats each span into one buffer just before the probe,
+				 * so the probe reads hot memory: copy into ours likewise.
+				 */
+				memcpy(scratch, json, ev->len + 1);
+				if (x)
 					remap_json(scratch, x);
-					json = scratch;
-				}
+				json = scratch;
 				snprintf(idhex, sizeof(idhex), "%016" PRIx64, id);
 				DTRACE_PROBE2(lightningd, span_emit, idhex, json);
 				if (log)
