@@ -1,0 +1,1455 @@
+// SPDX-License-Identifier: MIT
+/*
+ * export_http: OTLP/HTTP (protobuf, JSON) and OTLP/gRPC over libcurl's multi socket API.
+ *
+ * One multi handle keeps the connections (HTTP/1.1 keep-alive, or one HTTP/2 connection
+ * multiplexing every request). curl's sockets and its timer sit in the process's loop:
+ * nothing blocks, no thread of ours. A batch occupies one slot from submit() until done():
+ * while it is sent, and while it waits to be retried, so max_inflight also bounds how many
+ * batches hammer a collector that is down. A batch is encoded once; its retries resend
+ * the same bytes.
+ *
+ * Header values are secrets: they go to curl and nowhere else (never logged, curl's
+ * verbose mode never turned on).
+ */
+#include "export_http.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <zlib.h>
+
+#include "log.h"
+#include "retry.h"
+#include "stats.h"
+
+#ifndef CLN_OTLP_VERSION
+#define CLN_OTLP_VERSION "0"
+#endif
+
+#define EXPORT_HTTP_MAX_INFLIGHT 64
+#define RESP_BODY_CAP		 (64 * 1024) /* response bytes kept; the rest is read and dropped */
+#define GRPC_MESSAGE_CAP	 512
+#define GRPC_DETAILS_CAP	 4096
+#define ERR_MSG_CAP		 256
+#define GRPC_PATH		 "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+
+enum slot_state {
+	SLOT_FREE = 0,
+	SLOT_SENDING, /* easy handle in the multi */
+	SLOT_WAITING, /* waiting for its retry timer (or a deferred failure) */
+};
+
+struct http_slot {
+	struct export_http *ex;
+	CURL *easy;
+	struct loop_timer *timer; /* retry backoff, or deferred failure */
+	enum slot_state state;
+	struct queue_batch *batch;
+	int deferred; /* > 0: finish with this export_result when the timer fires */
+
+	struct otlp_buf enc;  /* the encoded ExportTraceServiceRequest */
+	struct otlp_buf body; /* gzip and/or gRPC framing of enc, when needed */
+	const uint8_t *req;
+	size_t req_len;
+
+	struct retry_state retry;
+	uint64_t sent_ns;
+
+	/* The answer to the current attempt. */
+	int64_t retry_after_ms; /* -1: none */
+	int grpc_status;	/* -1: none seen */
+	bool resp_json;
+	bool resp_grpc_gzip;
+	bool has_retry_info;
+	uint64_t retry_info_ms;
+	char grpc_message[GRPC_MESSAGE_CAP];
+	struct otlp_buf resp;
+	char errbuf[CURL_ERROR_SIZE];
+	char last_error[2 * ERR_MSG_CAP]; /* why the last attempt failed, for the give-up message */
+};
+
+/* A socket curl asked us to watch. */
+struct http_sock {
+	struct http_sock *next;
+	int fd;
+	uint32_t events;
+};
+
+struct export_http {
+	struct exporter base;
+	struct loop *loop;
+	const struct otlp_resource_cfg *res;
+	enum config_protocol proto;
+	bool gzip;
+	bool grpc;
+	bool tls;
+	bool have_ca;
+	bool have_client_cert;
+	bool no_reuse; /* one connection per request (see export_http__new) */
+	char *url;
+	char *display; /* scheme://host:port, for messages (no credentials, no query) */
+	CURLM *multi;
+	struct loop_timer *curl_timer;
+	struct curl_slist *headers;
+	struct http_sock *socks;
+	unsigned max_inflight;
+	unsigned n_active;
+	struct http_slot *slots;
+	struct retry_policy policy;
+	z_stream deflate;
+	bool deflate_ready;
+	bool aborting;
+	bool closing;
+	bool curl_ready;
+	uint64_t rnd;
+	struct log_ratelimit rl_transport, rl_refused, rl_partial, rl_expired, rl_internal;
+};
+
+static const struct exporter_ops export_http_ops;
+
+/* ---- small helpers --------------------------------------------------------------------- */
+
+static int buf_reserve(struct otlp_buf *b, size_t need)
+{
+	uint8_t *p;
+	size_t cap;
+
+	if (need <= b->cap)
+		return 0;
+	cap = b->cap ? b->cap : 4096;
+	while (cap < need)
+		cap *= 2;
+	p = realloc(b->data, cap);
+	if (!p)
+		return -ENOMEM;
+	b->data = p;
+	b->cap = cap;
+	return 0;
+}
+
+static uint64_t next_rnd(struct export_http *ex)
+{
+	/* xorshift64*: jitter needs spread, not secrecy */
+	ex->rnd ^= ex->rnd >> 12;
+	ex->rnd ^= ex->rnd << 25;
+	ex->rnd ^= ex->rnd >> 27;
+	return ex->rnd * 2685821657736338717ULL;
+}
+
+/* snprintf for messages, where cutting a long message short is the intent. */
+static void __attribute__((format(printf, 3, 4))) msgf(char *dst, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(dst, size, fmt, ap);
+	va_end(ap);
+}
+
+/* Copy untrusted text (a collector's message) for a log line: printable ASCII only. */
+static void sanitize(char *dst, size_t size, const char *src, size_t len)
+{
+	size_t n = 0;
+
+	if (!size)
+		return;
+	for (size_t i = 0; i < len && n + 1 < size; i++) {
+		unsigned char c = (unsigned char)src[i];
+
+		if (c == '\0')
+			break;
+		dst[n++] = (c >= 0x20 && c < 0x7f) ? (char)c : (c == '\n' || c == '\t' ? ' ' : '?');
+	}
+	while (n > 0 && dst[n - 1] == ' ')
+		n--;
+	dst[n] = '\0';
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* grpc-message is percent-encoded; a malformed escape is kept as it is (gRPC's rule). */
+static void grpc_message_decode(char *dst, size_t size, const char *src, size_t len)
+{
+	char tmp[GRPC_MESSAGE_CAP];
+	size_t n = 0;
+
+	for (size_t i = 0; i < len && n + 1 < sizeof(tmp); i++) {
+		int hi, lo;
+
+		if (src[i] == '%' && i + 2 < len && (hi = hexval(src[i + 1])) >= 0 &&
+		    (lo = hexval(src[i + 2])) >= 0) {
+			tmp[n++] = (char)(hi << 4 | lo);
+			i += 2;
+		} else {
+			tmp[n++] = src[i];
+		}
+	}
+	sanitize(dst, size, tmp, n);
+}
+
+static const char *grpc_code_name(int code)
+{
+	static const char *const names[] = {
+		"OK",
+		"CANCELLED",
+		"UNKNOWN",
+		"INVALID_ARGUMENT",
+		"DEADLINE_EXCEEDED",
+		"NOT_FOUND",
+		"ALREADY_EXISTS",
+		"PERMISSION_DENIED",
+		"RESOURCE_EXHAUSTED",
+		"FAILED_PRECONDITION",
+		"ABORTED",
+		"OUT_OF_RANGE",
+		"UNIMPLEMENTED",
+		"INTERNAL",
+		"UNAVAILABLE",
+		"DATA_LOSS",
+		"UNAUTHENTICATED",
+	};
+
+	return code >= 0 && (size_t)code < sizeof(names) / sizeof(names[0]) ? names[code] : "?";
+}
+
+/* ---- compression ----------------------------------------------------------------------- */
+
+/* gzip @in into @out at @off (out->len set to the end). */
+static int gzip_into(struct export_http *ex, const uint8_t *in, size_t n, struct otlp_buf *out,
+		     size_t off)
+{
+	uLong bound;
+	int rc;
+
+	if (n > UINT32_MAX / 2)
+		return -E2BIG;
+	if (deflateReset(&ex->deflate) != Z_OK)
+		return -EIO;
+	bound = deflateBound(&ex->deflate, (uLong)n);
+	if (buf_reserve(out, off + bound) < 0)
+		return -ENOMEM;
+	ex->deflate.next_in = (Bytef *)in;
+	ex->deflate.avail_in = (uInt)n;
+	ex->deflate.next_out = out->data + off;
+	ex->deflate.avail_out = (uInt)bound;
+	rc = deflate(&ex->deflate, Z_FINISH);
+	if (rc != Z_STREAM_END)
+		return -EIO;
+	out->len = off + ex->deflate.total_out;
+	return 0;
+}
+
+/* gunzip @in into @out (at most @cap bytes). */
+static int gunzip(const uint8_t *in, size_t n, struct otlp_buf *out, size_t cap)
+{
+	z_stream z;
+	int rc, err = 0;
+
+	memset(&z, 0, sizeof(z));
+	if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK)
+		return -ENOMEM;
+	if (buf_reserve(out, cap) < 0) {
+		err = -ENOMEM;
+		goto cleanup;
+	}
+	z.next_in = (Bytef *)in;
+	z.avail_in = (uInt)n;
+	z.next_out = out->data;
+	z.avail_out = (uInt)cap;
+	rc = inflate(&z, Z_FINISH);
+	if (rc != Z_STREAM_END) {
+		err = -EBADMSG;
+		goto cleanup;
+	}
+	out->len = z.total_out;
+cleanup:
+	inflateEnd(&z);
+	return err;
+}
+
+/* ---- curl <-> loop --------------------------------------------------------------------- */
+
+static void check_done(struct export_http *ex);
+
+static void on_sock_event(struct loop *loop, int fd, uint32_t events, void *ctx)
+{
+	struct export_http *ex = ctx;
+	int mask = 0, running;
+
+	if (events & EPOLLIN)
+		mask |= CURL_CSELECT_IN;
+	if (events & EPOLLOUT)
+		mask |= CURL_CSELECT_OUT;
+	if (events & (EPOLLERR | EPOLLHUP))
+		mask |= CURL_CSELECT_ERR;
+	curl_multi_socket_action(ex->multi, fd, mask, &running);
+	check_done(ex);
+}
+
+static void on_curl_timer(struct loop *loop, void *ctx)
+{
+	struct export_http *ex = ctx;
+	int running;
+
+	curl_multi_socket_action(ex->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	check_done(ex);
+}
+
+static void sock_forget(struct export_http *ex, struct http_sock *s)
+{
+	for (struct http_sock **pp = &ex->socks; *pp; pp = &(*pp)->next) {
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+	}
+	loop_del(ex->loop, s->fd);
+	free(s);
+}
+
+static int curl_sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+	struct export_http *ex = userp;
+	struct http_sock *s = socketp;
+	uint32_t events = 0;
+	int rc;
+
+	if (what == CURL_POLL_REMOVE) {
+		if (s) {
+			curl_multi_assign(ex->multi, fd, NULL);
+			sock_forget(ex, s);
+		}
+		return 0;
+	}
+	if (what & CURL_POLL_IN)
+		events |= EPOLLIN;
+	if (what & CURL_POLL_OUT)
+		events |= EPOLLOUT;
+	if (!s) {
+		s = calloc(1, sizeof(*s));
+		if (!s)
+			return -1;
+		s->fd = fd;
+		s->events = events;
+		rc = loop_add(ex->loop, fd, events, on_sock_event, ex);
+		if (rc == -EEXIST) {
+			/* a stale watch for a number curl closed and reused: replace it */
+			loop_del(ex->loop, fd);
+			rc = loop_add(ex->loop, fd, events, on_sock_event, ex);
+		}
+		if (rc < 0) {
+			log_limited(&ex->rl_internal, LOG_LVL_ERROR,
+				    "export: cannot watch a connection socket: %s", strerror(-rc));
+			free(s);
+			return -1;
+		}
+		s->next = ex->socks;
+		ex->socks = s;
+		curl_multi_assign(ex->multi, fd, s);
+		return 0;
+	}
+	if (events != s->events) {
+		rc = loop_mod(ex->loop, fd, events);
+		if (rc < 0) {
+			log_limited(&ex->rl_internal, LOG_LVL_ERROR,
+				    "export: cannot watch a connection socket: %s", strerror(-rc));
+			return -1;
+		}
+		s->events = events;
+	}
+	return 0;
+}
+
+static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+	struct export_http *ex = userp;
+
+	if (ex->closing)
+		return 0;
+	if (timeout_ms < 0)
+		return loop_timer_disarm(ex->curl_timer) < 0 ? -1 : 0;
+	/* arm(0) fires at the next turn of the loop, never from inside curl */
+	return loop_timer_arm(ex->curl_timer, (uint64_t)timeout_ms) < 0 ? -1 : 0;
+}
+
+/* ---- per-request callbacks ------------------------------------------------------------- */
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ctx)
+{
+	struct http_slot *slot = ctx;
+	size_t n = size * nmemb, room;
+
+	if (slot->resp.len < RESP_BODY_CAP) {
+		room = RESP_BODY_CAP - slot->resp.len;
+		if (room > n)
+			room = n;
+		if (buf_reserve(&slot->resp, slot->resp.len + room) == 0) {
+			memcpy(slot->resp.data + slot->resp.len, data, room);
+			slot->resp.len += room;
+		}
+	}
+	return n; /* read and drop anything past the cap */
+}
+
+static bool header_is(const char *line, size_t len, const char *name, const char **val,
+		      size_t *vlen)
+{
+	size_t n = strlen(name);
+	const char *v, *end = line + len;
+
+	if (len <= n || strncasecmp(line, name, n) != 0 || line[n] != ':')
+		return false;
+	v = line + n + 1;
+	while (v < end && (*v == ' ' || *v == '\t'))
+		v++;
+	while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	*val = v;
+	*vlen = (size_t)(end - v);
+	return true;
+}
+
+static void reset_answer(struct http_slot *slot)
+{
+	slot->retry_after_ms = -1;
+	slot->grpc_status = -1;
+	slot->resp_json = false;
+	slot->resp_grpc_gzip = false;
+	slot->has_retry_info = false;
+	slot->retry_info_ms = 0;
+	slot->grpc_message[0] = '\0';
+	slot->resp.len = 0;
+	slot->errbuf[0] = '\0';
+}
+
+static size_t on_header(char *line, size_t size, size_t nmemb, void *ctx)
+{
+	struct http_slot *slot = ctx;
+	size_t len = size * nmemb, vlen;
+	const char *v;
+
+	if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) {
+		/* a new response (after a 100 Continue, say): forget the previous one */
+		reset_answer(slot);
+		return len;
+	}
+	if (header_is(line, len, "retry-after", &v, &vlen)) {
+		uint64_t ms;
+
+		if (retry_parse_retry_after(v, vlen, time(NULL), &ms) == 0)
+			slot->retry_after_ms = (int64_t)ms;
+	} else if (header_is(line, len, "content-type", &v, &vlen)) {
+		slot->resp_json = vlen >= 16 && strncasecmp(v, "application/json", 16) == 0;
+	} else if (header_is(line, len, "grpc-status", &v, &vlen)) {
+		int code = 0;
+
+		for (size_t i = 0; i < vlen && i < 4; i++) {
+			if (v[i] < '0' || v[i] > '9') {
+				code = 2; /* UNKNOWN */
+				break;
+			}
+			code = code * 10 + (v[i] - '0');
+		}
+		slot->grpc_status = vlen ? code : 2;
+	} else if (header_is(line, len, "grpc-message", &v, &vlen)) {
+		grpc_message_decode(slot->grpc_message, sizeof(slot->grpc_message), v, vlen);
+	} else if (header_is(line, len, "grpc-encoding", &v, &vlen)) {
+		slot->resp_grpc_gzip = vlen == 4 && strncasecmp(v, "gzip", 4) == 0;
+	} else if (header_is(line, len, "grpc-status-details-bin", &v, &vlen)) {
+		uint8_t details[GRPC_DETAILS_CAP];
+		uint64_t ms;
+		int n = retry_base64_decode(v, vlen, details, sizeof(details));
+
+		if (n >= 0 && retry_grpc_retry_info(details, (size_t)n, &ms) == 0) {
+			slot->has_retry_info = true;
+			slot->retry_info_ms = ms;
+		}
+	}
+	return len;
+}
+
+/* ---- finishing a batch ----------------------------------------------------------------- */
+
+static void slot_finish(struct http_slot *slot, enum export_result res)
+{
+	struct export_http *ex = slot->ex;
+	struct queue_batch *batch = slot->batch;
+
+	if (res == EXPORT_FAIL_REJECTED || res == EXPORT_FAIL_EXPIRED)
+		stats.failed_batches++;
+	slot->batch = NULL;
+	slot->state = SLOT_FREE;
+	slot->deferred = 0;
+	ex->n_active--;
+	if (ex->base.done)
+		ex->base.done(ex->base.done_ctx, batch, res);
+}
+
+/* Finish from the loop's next turn, not from inside submit(). */
+static void slot_defer(struct http_slot *slot, enum export_result res)
+{
+	slot->state = SLOT_WAITING;
+	slot->deferred = (int)res;
+	if (loop_timer_arm(slot->timer, 0) < 0)
+		slot->deferred = -1; /* cannot happen with a valid timerfd; abort() still ends it */
+}
+
+static int slot_send(struct http_slot *slot);
+
+static void slot_retry_or_expire(struct http_slot *slot, int64_t hint_ms)
+{
+	struct export_http *ex = slot->ex;
+	uint64_t now = loop_now_ms(), wait;
+
+	if (retry_next(&ex->policy, &slot->retry, now, hint_ms, next_rnd(ex), &wait)) {
+		stats.retries++;
+		log_limited(&ex->rl_transport, LOG_LVL_WARN,
+			    "export to %s failed: %s; retrying in %.1f s", ex->display,
+			    slot->last_error, (double)wait / 1000.0);
+		log_debug("export: batch of %zu spans, attempt %u in %llu ms", slot->batch->n,
+			  slot->retry.attempts, (unsigned long long)wait);
+		slot->state = SLOT_WAITING;
+		if (loop_timer_arm(slot->timer, wait) == 0)
+			return;
+		/* without a timer, retry now rather than lose the batch */
+		if (slot_send(slot) == 0)
+			return;
+	}
+	log_limited(
+		&ex->rl_expired, LOG_LVL_ERROR,
+		"export to %s: giving up on a batch of %zu spans after %u attempts in %.1f s: %s",
+		ex->display, slot->batch->n, slot->retry.attempts,
+		(double)(now - slot->retry.first_ms) / 1000.0, slot->last_error);
+	slot_finish(slot, EXPORT_FAIL_EXPIRED);
+}
+
+static void slot_refused(struct http_slot *slot, const char *what)
+{
+	struct export_http *ex = slot->ex;
+
+	log_limited(&ex->rl_refused, LOG_LVL_ERROR,
+		    "export to %s: collector refused a batch of %zu spans: %s (not retried)",
+		    ex->display, slot->batch->n, what);
+	slot_finish(slot, EXPORT_FAIL_REJECTED);
+}
+
+static void count_partial(struct http_slot *slot, int64_t rejected, const char *msg)
+{
+	struct export_http *ex = slot->ex;
+	char clean[ERR_MSG_CAP];
+
+	if (rejected <= 0) {
+		if (msg[0]) {
+			sanitize(clean, sizeof(clean), msg, strlen(msg));
+			log_limited(&ex->rl_partial, LOG_LVL_WARN,
+				    "export to %s: collector says: %s", ex->display, clean);
+		}
+		return;
+	}
+	stats.partial_rejected += (uint64_t)rejected;
+	slot->batch->rejected =
+		(uint64_t)rejected < slot->batch->n ? (size_t)rejected : slot->batch->n;
+	sanitize(clean, sizeof(clean), msg, strlen(msg));
+	log_limited(&ex->rl_partial, LOG_LVL_WARN,
+		    "export to %s: collector rejected %lld of %zu spans%s%s", ex->display,
+		    (long long)rejected, slot->batch->n, clean[0] ? ": " : "", clean);
+}
+
+static int64_t json_int(const cJSON *v)
+{
+	if (cJSON_IsNumber(v))
+		return (int64_t)v->valuedouble;
+	if (cJSON_IsString(v) && v->valuestring)
+		return strtoll(v->valuestring, NULL, 10);
+	return 0;
+}
+
+static const cJSON *json_get(const cJSON *obj, const char *camel, const char *snake)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, camel);
+
+	return v ? v : cJSON_GetObjectItemCaseSensitive(obj, snake);
+}
+
+/* ExportTraceServiceResponse in OTLP/JSON. */
+static int decode_json_response(const uint8_t *data, size_t len, int64_t *rejected, char *msg,
+				size_t msg_size)
+{
+	cJSON *root = cJSON_ParseWithLength((const char *)data, len);
+	const cJSON *ps, *v;
+
+	*rejected = 0;
+	msg[0] = '\0';
+	if (!root)
+		return -EBADMSG;
+	ps = json_get(root, "partialSuccess", "partial_success");
+	if (cJSON_IsObject(ps)) {
+		*rejected = json_int(json_get(ps, "rejectedSpans", "rejected_spans"));
+		v = json_get(ps, "errorMessage", "error_message");
+		if (cJSON_IsString(v) && v->valuestring)
+			snprintf(msg, msg_size, "%s", v->valuestring);
+	}
+	cJSON_Delete(root);
+	return 0;
+}
+
+/* What an error body says: google.rpc.Status (protobuf or JSON), else the text itself. */
+static void error_body_message(struct http_slot *slot, char *out, size_t size)
+{
+	const uint8_t *d = slot->resp.data;
+	size_t n = slot->resp.len;
+	char msg[ERR_MSG_CAP];
+	int32_t code;
+
+	out[0] = '\0';
+	if (!n)
+		return;
+	if (slot->resp_json) {
+		cJSON *root = cJSON_ParseWithLength((const char *)d, n);
+		const cJSON *m = root ? cJSON_GetObjectItemCaseSensitive(root, "message") : NULL;
+
+		if (cJSON_IsString(m) && m->valuestring)
+			sanitize(out, size, m->valuestring, strlen(m->valuestring));
+		cJSON_Delete(root);
+		if (out[0])
+			return;
+	} else if (otlp_decode_rpc_status(d, n, &code, msg, sizeof(msg)) == 0 && msg[0]) {
+		sanitize(out, size, msg, strlen(msg));
+		return;
+	}
+	sanitize(out, size, (const char *)d, n); /* text/plain and the like */
+}
+
+static bool curl_code_retryable(CURLcode rc)
+{
+	switch (rc) {
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_OPERATION_TIMEDOUT:
+	case CURLE_SEND_ERROR:
+	case CURLE_RECV_ERROR:
+	case CURLE_GOT_NOTHING:
+	case CURLE_PARTIAL_FILE:
+	case CURLE_HTTP2:
+	case CURLE_HTTP2_STREAM:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_AGAIN:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/*
+ * The server refused our client certificate (or its absence): a TLS alert that OpenSSL
+ * reports as a read or handshake error. Retrying cannot help.
+ */
+static bool client_cert_refused(const char *errbuf)
+{
+	return strstr(errbuf, "alert certificate required") ||
+	       strstr(errbuf, "alert bad certificate") || strstr(errbuf, "alert unknown ca") ||
+	       strstr(errbuf, "alert certificate unknown");
+}
+
+static void transport_failed(struct http_slot *slot, CURLcode rc)
+{
+	struct export_http *ex = slot->ex;
+	char what[ERR_MSG_CAP];
+
+	msgf(what, sizeof(what), "%s%s%s", curl_easy_strerror(rc), slot->errbuf[0] ? ": " : "",
+	     slot->errbuf);
+	msgf(slot->last_error, sizeof(slot->last_error), "%s", what);
+	if (ex->tls && client_cert_refused(slot->errbuf)) {
+		msgf(slot->last_error, sizeof(slot->last_error),
+		     "the collector refused the TLS client certificate (%s): %s", slot->errbuf,
+		     ex->have_client_cert
+			     ? "check that --client-cert is signed by a CA the collector "
+			       "trusts"
+			     : "it wants one: give --client-cert and --client-key "
+			       "(OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE, _CLIENT_KEY)");
+	} else if (curl_code_retryable(rc)) {
+		slot_retry_or_expire(slot, -1);
+		return;
+	} else if (rc == CURLE_PEER_FAILED_VERIFICATION) {
+		msgf(slot->last_error, sizeof(slot->last_error),
+		     "the collector's TLS certificate is not trusted (%s): %s", slot->errbuf,
+		     ex->have_ca
+			     ? "check that --ca-cert (OTEL_EXPORTER_OTLP_CERTIFICATE) holds the CA "
+			       "that signed it, and that the endpoint's host name is in it"
+			     : "if a private CA signed it, give that CA with --ca-cert "
+			       "(OTEL_EXPORTER_OTLP_CERTIFICATE)");
+	} else if (rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_CERTPROBLEM) {
+		msgf(slot->last_error, sizeof(slot->last_error),
+		     "%s; check the --ca-cert, --client-cert and --client-key files", what);
+	}
+	log_limited(&ex->rl_refused, LOG_LVL_ERROR,
+		    "export to %s failed: %s (not retried; %zu spans dropped)", ex->display,
+		    slot->last_error, slot->batch->n);
+	slot_finish(slot, EXPORT_FAIL_REJECTED);
+}
+
+static void http_answered(struct http_slot *slot, long status)
+{
+	char msg[ERR_MSG_CAP], what[ERR_MSG_CAP + 64];
+	int64_t rejected = 0;
+
+	if (status >= 200 && status < 300) {
+		if (slot->resp.len) {
+			int rc = slot->resp_json
+					 ? decode_json_response(slot->resp.data, slot->resp.len,
+								&rejected, msg, sizeof(msg))
+					 : otlp_decode_response(slot->resp.data, slot->resp.len,
+								&rejected, msg, sizeof(msg));
+			if (rc == 0)
+				count_partial(slot, rejected, msg);
+			else
+				log_debug(
+					"export: undecodable %zu-byte answer to a success, ignored",
+					slot->resp.len);
+		}
+		slot_finish(slot, EXPORT_OK);
+		return;
+	}
+	error_body_message(slot, msg, sizeof(msg));
+	msgf(what, sizeof(what), "HTTP %ld%s%s", status, msg[0] ? ": " : "", msg);
+	if (retry_http_status(status)) {
+		msgf(slot->last_error, sizeof(slot->last_error), "%s", what);
+		slot_retry_or_expire(slot, slot->retry_after_ms);
+		return;
+	}
+	slot_refused(slot, what);
+}
+
+/* The gRPC message of a successful call: [flag][len BE32][ExportTraceServiceResponse]. */
+static void grpc_success(struct http_slot *slot)
+{
+	const uint8_t *d = slot->resp.data;
+	size_t n = slot->resp.len, mlen;
+	struct otlp_buf plain = {0};
+	int64_t rejected = 0;
+	char msg[ERR_MSG_CAP];
+
+	if (n >= 5) {
+		mlen = (size_t)d[1] << 24 | (size_t)d[2] << 16 | (size_t)d[3] << 8 | d[4];
+		if (mlen <= n - 5) {
+			const uint8_t *m = d + 5;
+			int rc = 0;
+
+			if (d[0] == 1) {
+				rc = gunzip(m, mlen, &plain, RESP_BODY_CAP);
+				m = plain.data;
+				mlen = plain.len;
+			}
+			if (rc == 0)
+				rc = otlp_decode_response(m, mlen, &rejected, msg, sizeof(msg));
+			if (rc == 0)
+				count_partial(slot, rejected, msg);
+			else
+				log_debug("export: undecodable gRPC answer to a success, ignored");
+		}
+	}
+	otlp_buf_release(&plain);
+	slot_finish(slot, EXPORT_OK);
+}
+
+static void grpc_answered(struct http_slot *slot, long status, long version)
+{
+	char what[ERR_MSG_CAP + 64];
+	int code = slot->grpc_status;
+
+	if (version != CURL_HTTP_VERSION_2_0) {
+		slot_refused(slot, "the server did not speak HTTP/2 (ALPN h2); OTLP/gRPC needs it: "
+				   "check the endpoint, or use --protocol http/protobuf");
+		return;
+	}
+	if (code < 0) {
+		/* no grpc-status: a proxy or a non-gRPC server answered; map its HTTP status */
+		code = status == 200 ? 13 : retry_http_to_grpc(status);
+		msgf(what, sizeof(what), "HTTP %ld without grpc-status (gRPC %s)", status,
+		     grpc_code_name(code));
+	} else if (code == 0) {
+		grpc_success(slot);
+		return;
+	} else {
+		msgf(what, sizeof(what), "gRPC status %d %s%s%s", code, grpc_code_name(code),
+		     slot->grpc_message[0] ? ": " : "", slot->grpc_message);
+	}
+	if (retry_grpc_code(code, slot->has_retry_info)) {
+		msgf(slot->last_error, sizeof(slot->last_error), "%s", what);
+		slot_retry_or_expire(slot,
+				     slot->has_retry_info ? (int64_t)slot->retry_info_ms : -1);
+		return;
+	}
+	slot_refused(slot, what);
+}
+
+static void slot_completed(struct http_slot *slot, CURLcode rc)
+{
+	struct export_http *ex = slot->ex;
+	uint64_t us = (loop_now_ns() - slot->sent_ns) / 1000;
+	long status = 0, version = 0;
+
+	curl_multi_remove_handle(ex->multi, slot->easy);
+	slot->state = SLOT_WAITING;
+	if (rc != CURLE_OK) {
+		log_debug("export: batch of %zu spans: %s after %llu ms", slot->batch->n,
+			  curl_easy_strerror(rc), (unsigned long long)(us / 1000));
+		transport_failed(slot, rc);
+		return;
+	}
+	curl_easy_getinfo(slot->easy, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(slot->easy, CURLINFO_HTTP_VERSION, &version);
+	stats.batches_sent++;
+	stats.export_latency_us_sum += us;
+	if (us > stats.export_latency_us_max)
+		stats.export_latency_us_max = us;
+	log_debug("export: batch of %zu spans: HTTP %ld in %llu ms (attempt %u)", slot->batch->n,
+		  status, (unsigned long long)(us / 1000), slot->retry.attempts);
+	if (ex->grpc)
+		grpc_answered(slot, status, version);
+	else
+		http_answered(slot, status);
+}
+
+static void check_done(struct export_http *ex)
+{
+	CURLMsg *msg;
+	int left;
+
+	while ((msg = curl_multi_info_read(ex->multi, &left))) {
+		struct http_slot *slot = NULL;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&slot);
+		if (slot && slot->state == SLOT_SENDING)
+			slot_completed(slot, msg->data.result);
+	}
+}
+
+/* ---- sending --------------------------------------------------------------------------- */
+
+static int slot_send(struct http_slot *slot)
+{
+	struct export_http *ex = slot->ex;
+	CURLMcode mc;
+
+	reset_answer(slot);
+	curl_easy_setopt(slot->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)slot->req_len);
+	curl_easy_setopt(slot->easy, CURLOPT_POSTFIELDS, (const char *)slot->req);
+	slot->sent_ns = loop_now_ns();
+	mc = curl_multi_add_handle(ex->multi, slot->easy);
+	if (mc != CURLM_OK) {
+		snprintf(slot->last_error, sizeof(slot->last_error), "%s", curl_multi_strerror(mc));
+		return -EIO;
+	}
+	slot->state = SLOT_SENDING;
+	return 0;
+}
+
+static void on_slot_timer(struct loop *loop, void *ctx)
+{
+	struct http_slot *slot = ctx;
+
+	if (slot->state != SLOT_WAITING)
+		return;
+	if (slot->deferred > 0) {
+		slot_finish(slot, (enum export_result)slot->deferred);
+		return;
+	}
+	if (slot_send(slot) < 0)
+		slot_retry_or_expire(slot, -1);
+}
+
+/* Encode the batch once, then frame/compress it as the protocol wants. */
+static int slot_encode(struct export_http *ex, struct http_slot *slot)
+{
+	struct queue_batch *b = slot->batch;
+	size_t off = ex->grpc ? 5 : 0;
+	int err;
+
+	if (ex->proto == CONFIG_PROTO_HTTP_JSON)
+		err = otlp_encode_json(ex->res, b->spans, b->n, &slot->enc);
+	else
+		err = otlp_encode_pb(ex->res, b->spans, b->n, &slot->enc);
+	if (err < 0)
+		return err;
+	if (!ex->gzip && !ex->grpc) {
+		slot->req = slot->enc.data;
+		slot->req_len = slot->enc.len;
+		return 0;
+	}
+	if (ex->gzip) {
+		err = gzip_into(ex, slot->enc.data, slot->enc.len, &slot->body, off);
+		if (err < 0)
+			return err;
+	} else {
+		if (buf_reserve(&slot->body, off + slot->enc.len) < 0)
+			return -ENOMEM;
+		memcpy(slot->body.data + off, slot->enc.data, slot->enc.len);
+		slot->body.len = off + slot->enc.len;
+	}
+	if (ex->grpc) {
+		size_t mlen = slot->body.len - off;
+
+		if (mlen > UINT32_MAX)
+			return -E2BIG;
+		slot->body.data[0] = ex->gzip ? 1 : 0;
+		slot->body.data[1] = (uint8_t)(mlen >> 24);
+		slot->body.data[2] = (uint8_t)(mlen >> 16);
+		slot->body.data[3] = (uint8_t)(mlen >> 8);
+		slot->body.data[4] = (uint8_t)mlen;
+	}
+	slot->req = slot->body.data;
+	slot->req_len = slot->body.len;
+	return 0;
+}
+
+static int eh_submit(struct exporter *base, struct queue_batch *batch)
+{
+	struct export_http *ex = (struct export_http *)base;
+	struct http_slot *slot = NULL;
+	int err;
+
+	if (ex->aborting || ex->closing || ex->n_active >= ex->max_inflight)
+		return -EBUSY;
+	for (unsigned i = 0; i < ex->max_inflight; i++) {
+		if (ex->slots[i].state == SLOT_FREE) {
+			slot = &ex->slots[i];
+			break;
+		}
+	}
+	if (!slot)
+		return -EBUSY;
+	ex->n_active++;
+	slot->batch = batch;
+	slot->deferred = 0;
+	retry_state_start(&slot->retry, loop_now_ms());
+	err = slot_encode(ex, slot);
+	if (err < 0) {
+		log_limited(&ex->rl_internal, LOG_LVL_ERROR,
+			    "export: cannot encode a batch of %zu spans: %s", batch->n,
+			    strerror(-err));
+		slot_defer(slot, EXPORT_FAIL_ENCODE);
+		return 0;
+	}
+	if (slot_send(slot) < 0) {
+		slot->state = SLOT_WAITING;
+		slot_retry_or_expire(slot, -1);
+	}
+	return 0;
+}
+
+static bool eh_busy(const struct exporter *base)
+{
+	const struct export_http *ex = (const struct export_http *)base;
+
+	return ex->aborting || ex->closing || ex->n_active >= ex->max_inflight;
+}
+
+static unsigned eh_pending(const struct exporter *base)
+{
+	return ((const struct export_http *)base)->n_active;
+}
+
+static void eh_abort(struct exporter *base)
+{
+	struct export_http *ex = (struct export_http *)base;
+
+	ex->aborting = true;
+	for (unsigned i = 0; i < ex->max_inflight; i++) {
+		struct http_slot *slot = &ex->slots[i];
+
+		if (slot->state == SLOT_FREE)
+			continue;
+		if (slot->state == SLOT_SENDING)
+			curl_multi_remove_handle(ex->multi, slot->easy);
+		loop_timer_disarm(slot->timer);
+		slot_finish(slot, EXPORT_FAIL_SHUTDOWN);
+	}
+	ex->aborting = false;
+}
+
+static void eh_free(struct exporter *base)
+{
+	struct export_http *ex = (struct export_http *)base;
+
+	if (!ex)
+		return;
+	if (ex->slots && ex->n_active)
+		eh_abort(base);
+	ex->closing = true;
+	if (ex->slots) {
+		for (unsigned i = 0; i < ex->max_inflight; i++) {
+			struct http_slot *slot = &ex->slots[i];
+
+			if (slot->easy)
+				curl_easy_cleanup(slot->easy);
+			loop_timer__free(slot->timer);
+			otlp_buf_release(&slot->enc);
+			otlp_buf_release(&slot->body);
+			otlp_buf_release(&slot->resp);
+		}
+	}
+	if (ex->multi)
+		curl_multi_cleanup(ex->multi);
+	while (ex->socks)
+		sock_forget(ex, ex->socks);
+	loop_timer__free(ex->curl_timer);
+	curl_slist_free_all(ex->headers);
+	if (ex->deflate_ready)
+		deflateEnd(&ex->deflate);
+	free(ex->slots);
+	free(ex->url);
+	free(ex->display);
+	if (ex->curl_ready)
+		curl_global_cleanup();
+	free(ex);
+}
+
+static const struct exporter_ops export_http_ops = {
+	.submit = eh_submit,
+	.busy = eh_busy,
+	.pending = eh_pending,
+	.abort = eh_abort,
+	.free = eh_free,
+};
+
+/* ---- construction ---------------------------------------------------------------------- */
+
+static int check_readable(const char *path, const char *what, const char *how, char *err,
+			  size_t err_size)
+{
+	FILE *f;
+
+	if (!path)
+		return 0;
+	f = fopen(path, "r");
+	if (!f) {
+		snprintf(err, err_size, "cannot read the %s %s: %s; %s", what, path,
+			 strerror(errno), how);
+		return -errno;
+	}
+	fclose(f);
+	return 0;
+}
+
+static int add_header(struct curl_slist **list, const char *line)
+{
+	struct curl_slist *l = curl_slist_append(*list, line);
+
+	if (!l)
+		return -ENOMEM;
+	*list = l;
+	return 0;
+}
+
+static bool header_token_ok(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (*s <= 0x20 || *s >= 0x7f || *s == ':')
+			return false;
+	return true;
+}
+
+static bool header_value_ok(const char *s)
+{
+	for (; *s; s++)
+		if (*s == '\r' || *s == '\n' || *s == '\0')
+			return false;
+	return true;
+}
+
+static int build_headers(struct export_http *ex, const struct config *cfg, char *err,
+			 size_t err_size)
+{
+	char line[1024];
+	int rc = 0;
+
+	if (ex->grpc) {
+		uint64_t t = cfg->timeout_ms ? cfg->timeout_ms : 10000;
+
+		rc |= add_header(&ex->headers, "content-type: application/grpc");
+		rc |= add_header(&ex->headers, "te: trailers");
+		/* at most 8 digits */
+		if (t <= 99999999)
+			snprintf(line, sizeof(line), "grpc-timeout: %llum", (unsigned long long)t);
+		else
+			snprintf(line, sizeof(line), "grpc-timeout: %lluS",
+				 (unsigned long long)(t / 1000 > 99999999 ? 99999999 : t / 1000));
+		rc |= add_header(&ex->headers, line);
+		if (ex->gzip)
+			rc |= add_header(&ex->headers, "grpc-encoding: gzip");
+		rc |= add_header(&ex->headers, "grpc-accept-encoding: gzip");
+	} else {
+		rc |= add_header(&ex->headers, ex->proto == CONFIG_PROTO_HTTP_JSON
+						       ? "Content-Type: application/json"
+						       : "Content-Type: application/x-protobuf");
+		if (ex->gzip)
+			rc |= add_header(&ex->headers, "Content-Encoding: gzip");
+	}
+	rc |= add_header(&ex->headers, "Expect:"); /* no 100-continue round trip */
+	rc |= add_header(&ex->headers, "Accept:");
+	for (size_t i = 0; i < cfg->n_headers; i++) {
+		const struct config_header *h = &cfg->headers[i];
+		int n;
+
+		if (!h->name || !header_token_ok(h->name)) {
+			snprintf(err, err_size,
+				 "invalid header name \"%s\": use letters, digits and '-' "
+				 "(OTEL_EXPORTER_OTLP_HEADERS=name=value,...)",
+				 h->name ? h->name : "");
+			return -EINVAL;
+		}
+		if (h->value && !header_value_ok(h->value)) {
+			snprintf(err, err_size,
+				 "header %s: its value contains a line break; remove it", h->name);
+			return -EINVAL;
+		}
+		/* "Name;" is curl's way to send a header with an empty value */
+		if (h->value && h->value[0])
+			n = snprintf(line, sizeof(line), "%s: %s", h->name, h->value);
+		else
+			n = snprintf(line, sizeof(line), "%s;", h->name);
+		if (n < 0 || (size_t)n >= sizeof(line)) {
+			snprintf(err, err_size,
+				 "header %s: its value is too long (at most %zu bytes)", h->name,
+				 sizeof(line) - strlen(h->name) - 3);
+			return -EINVAL;
+		}
+		rc |= add_header(&ex->headers, line);
+		explicit_bzero(line, sizeof(line));
+		log_debug("export: sending header %s", h->name);
+	}
+	if (rc) {
+		snprintf(err, err_size, "out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+/* Validate the endpoint and build the request URL and its display form. */
+static int parse_endpoint(struct export_http *ex, const struct config *cfg, char *err,
+			  size_t err_size)
+{
+	CURLU *u = NULL;
+	char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL;
+	size_t n;
+	int rc = 0;
+
+	if (!cfg->endpoint || !cfg->endpoint[0]) {
+		snprintf(err, err_size, "no OTLP endpoint: give --endpoint http://host:port");
+		return -EINVAL;
+	}
+	u = curl_url();
+	if (!u) {
+		snprintf(err, err_size, "out of memory");
+		return -ENOMEM;
+	}
+	if (curl_url_set(u, CURLUPART_URL, cfg->endpoint, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+		snprintf(err, err_size,
+			 "endpoint \"%s\" is not a URL: write it as http://host:port or "
+			 "https://host:port",
+			 cfg->endpoint);
+		rc = -EINVAL;
+		goto cleanup;
+	}
+	if (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0) {
+		snprintf(err, err_size,
+			 "endpoint \"%s\": scheme %s is not supported: use http:// or https://",
+			 cfg->endpoint, scheme);
+		rc = -EINVAL;
+		goto cleanup;
+	}
+	ex->tls = strcasecmp(scheme, "https") == 0;
+	if (curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK)
+		port = NULL;
+	n = strlen(scheme) + strlen(host) + (port ? strlen(port) : 0) + 8;
+	ex->display = malloc(n);
+	if (!ex->display) {
+		rc = -ENOMEM;
+		goto cleanup;
+	}
+	snprintf(ex->display, n, "%s://%s%s%s", scheme, host, port ? ":" : "", port ? port : "");
+
+	if (ex->grpc) {
+		/* the base URL (any path is a prefix) + the service method */
+		if (curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK) {
+			rc = -EINVAL;
+			goto cleanup;
+		}
+		n = strlen(path);
+		while (n > 0 && path[n - 1] == '/')
+			n--;
+		path[n] = '\0';
+		n += sizeof(GRPC_PATH) + 1;
+		{
+			char *p = malloc(n);
+
+			if (!p) {
+				rc = -ENOMEM;
+				goto cleanup;
+			}
+			snprintf(p, n, "%s%s", path, GRPC_PATH);
+			if (curl_url_set(u, CURLUPART_PATH, p, 0) != CURLUE_OK) {
+				free(p);
+				rc = -EINVAL;
+				goto cleanup;
+			}
+			free(p);
+		}
+		if (curl_url_get(u, CURLUPART_URL, &ex->url, 0) != CURLUE_OK) {
+			rc = -ENOMEM;
+			goto cleanup;
+		}
+	} else {
+		ex->url = strdup(cfg->endpoint);
+		if (!ex->url)
+			rc = -ENOMEM;
+	}
+cleanup:
+	if (rc == -ENOMEM)
+		snprintf(err, err_size, "out of memory");
+	else if (rc < 0 && !err[0])
+		snprintf(err, err_size, "endpoint \"%s\" is not usable", cfg->endpoint);
+	curl_free(scheme);
+	curl_free(host);
+	curl_free(port);
+	curl_free(path);
+	curl_url_cleanup(u);
+	return rc;
+}
+
+static int setup_easy(struct export_http *ex, const struct config *cfg, struct http_slot *slot)
+{
+	CURL *e = curl_easy_init();
+	CURLcode rc = CURLE_OK;
+	uint64_t timeout = cfg->timeout_ms ? cfg->timeout_ms : 10000;
+
+	if (!e)
+		return -ENOMEM;
+	slot->easy = e;
+#define SET(opt, val)                                       \
+	do {                                                \
+		if (rc == CURLE_OK)                         \
+			rc = curl_easy_setopt(e, opt, val); \
+	} while (0)
+	SET(CURLOPT_URL, ex->url);
+	SET(CURLOPT_PRIVATE, (char *)slot);
+	SET(CURLOPT_POST, 1L);
+	SET(CURLOPT_HTTPHEADER, ex->headers);
+	SET(CURLOPT_USERAGENT, "cln-otlp/" CLN_OTLP_VERSION);
+	SET(CURLOPT_ERRORBUFFER, slot->errbuf);
+	SET(CURLOPT_WRITEFUNCTION, on_body);
+	SET(CURLOPT_WRITEDATA, slot);
+	SET(CURLOPT_HEADERFUNCTION, on_header);
+	SET(CURLOPT_HEADERDATA, slot);
+	SET(CURLOPT_NOSIGNAL, 1L);
+	SET(CURLOPT_TIMEOUT_MS, (long)(timeout > LONG_MAX ? LONG_MAX : timeout));
+	SET(CURLOPT_TCP_KEEPALIVE, 1L);
+	SET(CURLOPT_TCP_NODELAY, 1L);
+	SET(CURLOPT_FOLLOWLOCATION, 0L);
+	SET(CURLOPT_PROTOCOLS_STR, "http,https");
+	if (ex->grpc) {
+		SET(CURLOPT_HTTP_VERSION, ex->tls ? (long)CURL_HTTP_VERSION_2TLS
+						  : (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+		if (ex->no_reuse) {
+			SET(CURLOPT_FRESH_CONNECT, 1L);
+			SET(CURLOPT_FORBID_REUSE, 1L);
+		} else {
+			SET(CURLOPT_PIPEWAIT, 1L);
+		}
+	} else {
+		SET(CURLOPT_HTTP_VERSION,
+		    ex->tls ? (long)CURL_HTTP_VERSION_2TLS : (long)CURL_HTTP_VERSION_1_1);
+		if (ex->tls)
+			SET(CURLOPT_PIPEWAIT, 1L);
+		SET(CURLOPT_ACCEPT_ENCODING, ""); /* curl inflates compressed answers */
+	}
+	if (ex->tls) {
+		SET(CURLOPT_SSL_VERIFYPEER, cfg->insecure ? 0L : 1L);
+		SET(CURLOPT_SSL_VERIFYHOST, cfg->insecure ? 0L : 2L);
+		if (cfg->ca_cert)
+			SET(CURLOPT_CAINFO, cfg->ca_cert);
+		if (cfg->client_cert)
+			SET(CURLOPT_SSLCERT, cfg->client_cert);
+		if (cfg->client_key)
+			SET(CURLOPT_SSLKEY, cfg->client_key);
+	}
+#undef SET
+	return rc == CURLE_OK ? 0 : -EINVAL;
+}
+
+struct exporter *export_http__new(struct loop *loop, const struct config *cfg,
+				  const struct otlp_resource_cfg *res, char *err, size_t err_size)
+{
+	const curl_version_info_data *cv;
+	struct export_http *ex;
+	int rc = 0;
+
+	err[0] = '\0';
+	ex = calloc(1, sizeof(*ex));
+	if (!ex) {
+		snprintf(err, err_size, "out of memory");
+		return NULL;
+	}
+	ex->base.ops = &export_http_ops;
+	ex->base.name = cfg->protocol == CONFIG_PROTO_GRPC	  ? "otlp/grpc"
+			: cfg->protocol == CONFIG_PROTO_HTTP_JSON ? "otlp/http-json"
+								  : "otlp/http-protobuf";
+	ex->loop = loop;
+	ex->res = res;
+	ex->proto = cfg->protocol;
+	ex->grpc = cfg->protocol == CONFIG_PROTO_GRPC;
+	ex->gzip = cfg->gzip;
+	ex->have_ca = cfg->ca_cert != NULL;
+	ex->have_client_cert = cfg->client_cert != NULL;
+	ex->max_inflight = cfg->max_inflight ? cfg->max_inflight : 1;
+	if (ex->max_inflight > EXPORT_HTTP_MAX_INFLIGHT)
+		ex->max_inflight = EXPORT_HTTP_MAX_INFLIGHT;
+	retry_policy_init(&ex->policy, cfg->retry_max_elapsed_ms);
+	if (getrandom(&ex->rnd, sizeof(ex->rnd), GRND_NONBLOCK) != sizeof(ex->rnd))
+		ex->rnd = loop_realtime_ns() ^ ((uint64_t)getpid() << 32);
+	ex->rnd |= 1;
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		snprintf(err, err_size, "cannot initialise libcurl");
+		rc = -EIO;
+		goto cleanup;
+	}
+	ex->curl_ready = true;
+	rc = parse_endpoint(ex, cfg, err, err_size);
+	if (rc < 0)
+		goto cleanup;
+	cv = curl_version_info(CURLVERSION_NOW);
+	if (ex->grpc && !(cv->features & CURL_VERSION_HTTP2)) {
+		snprintf(
+			err, err_size,
+			"this libcurl (%s) has no HTTP/2, which OTLP/gRPC needs: install a libcurl "
+			"built with nghttp2, or use --protocol http/protobuf",
+			cv->version);
+		rc = -ENOTSUP;
+		goto cleanup;
+	}
+	/*
+	 * libcurl before 8.0 breaks a cleartext HTTP/2 (prior knowledge) connection when a
+	 * second request reuses it ("Error in the HTTP2 framing layer", curl issue 10634).
+	 * There, each gRPC request gets a connection of its own; TLS (ALPN) is not affected.
+	 */
+	if (ex->grpc && !ex->tls && cv->version_num < 0x080000) {
+		ex->no_reuse = true;
+		log_debug("export: libcurl %s: one connection per gRPC request over cleartext",
+			  cv->version);
+	}
+	if (ex->tls && !(cv->features & CURL_VERSION_SSL)) {
+		snprintf(err, err_size,
+			 "this libcurl (%s) has no TLS: install one built with TLS, or use http://",
+			 cv->version);
+		rc = -ENOTSUP;
+		goto cleanup;
+	}
+	if (ex->tls) {
+		if ((rc = check_readable(cfg->ca_cert, "CA certificate file",
+					 "fix --ca-cert "
+					 "(OTEL_EXPORTER_OTLP_CERTIFICATE)",
+					 err, err_size)) < 0 ||
+		    (rc = check_readable(
+			     cfg->client_cert, "client certificate file",
+			     "fix --client-cert (OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE)", err,
+			     err_size)) < 0 ||
+		    (rc = check_readable(cfg->client_key, "client key file",
+					 "fix --client-key (OTEL_EXPORTER_OTLP_CLIENT_KEY)", err,
+					 err_size)) < 0)
+			goto cleanup;
+		if (cfg->client_key && !cfg->client_cert) {
+			snprintf(err, err_size,
+				 "a client key without a client certificate: give --client-cert "
+				 "too (OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE)");
+			rc = -EINVAL;
+			goto cleanup;
+		}
+		if (cfg->insecure)
+			log_warn("export: TLS certificate verification is OFF (--insecure): "
+				 "anyone on the path to %s can read and alter the spans",
+				 ex->display);
+	} else if (cfg->ca_cert || cfg->client_cert || cfg->client_key) {
+		log_warn("export: endpoint %s is plain http: the CA and client certificates "
+			 "are not used (write https:// to use TLS)",
+			 ex->display);
+	}
+	if (ex->gzip) {
+		if (deflateInit2(&ex->deflate, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8,
+				 Z_DEFAULT_STRATEGY) != Z_OK) {
+			snprintf(err, err_size, "out of memory");
+			rc = -ENOMEM;
+			goto cleanup;
+		}
+		ex->deflate_ready = true;
+	}
+	rc = build_headers(ex, cfg, err, err_size);
+	if (rc < 0)
+		goto cleanup;
+
+	ex->multi = curl_multi_init();
+	ex->curl_timer = loop_timer__new(loop, on_curl_timer, ex);
+	ex->slots = calloc(ex->max_inflight, sizeof(*ex->slots));
+	if (!ex->multi || !ex->curl_timer || !ex->slots) {
+		snprintf(err, err_size, "out of memory (or out of file descriptors)");
+		rc = -ENOMEM;
+		goto cleanup;
+	}
+	curl_multi_setopt(ex->multi, CURLMOPT_SOCKETFUNCTION, curl_sock_cb);
+	curl_multi_setopt(ex->multi, CURLMOPT_SOCKETDATA, ex);
+	curl_multi_setopt(ex->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
+	curl_multi_setopt(ex->multi, CURLMOPT_TIMERDATA, ex);
+	curl_multi_setopt(ex->multi, CURLMOPT_PIPELINING,
+			  ex->no_reuse ? (long)CURLPIPE_NOTHING : (long)CURLPIPE_MULTIPLEX);
+	curl_multi_setopt(ex->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)ex->max_inflight);
+	curl_multi_setopt(ex->multi, CURLMOPT_MAXCONNECTS, (long)ex->max_inflight);
+	for (unsigned i = 0; i < ex->max_inflight; i++) {
+		struct http_slot *slot = &ex->slots[i];
+
+		slot->ex = ex;
+		slot->timer = loop_timer__new(loop, on_slot_timer, slot);
+		if (!slot->timer || setup_easy(ex, cfg, slot) < 0) {
+			snprintf(err, err_size,
+				 "cannot set up a request (out of memory, or a "
+				 "libcurl without a needed option)");
+			rc = -ENOMEM;
+			goto cleanup;
+		}
+	}
+	log_debug("export: %s to %s, %u request(s) at a time, %s", ex->base.name, ex->display,
+		  ex->max_inflight, ex->gzip ? "gzip" : "uncompressed");
+cleanup:
+	if (rc < 0) {
+		eh_free(&ex->base);
+		return NULL;
+	}
+	return &ex->base;
+}
