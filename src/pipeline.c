@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "log.h"
+#include "orphans.h"
 #include "suspend.h"
 
 struct pipeline {
@@ -13,6 +14,7 @@ struct pipeline {
 	struct queue *queue;
 	struct exporter *ex;
 	struct suspend_table *suspend;
+	struct orphans *orphans;
 	struct loop_timer *batch_timer;
 	struct loop_timer *expire_timer;
 	bool flushing;
@@ -23,7 +25,11 @@ struct pipeline {
 	void *idle_ctx;
 	struct log_ratelimit rl_full;
 	struct log_ratelimit rl_reject;
+	struct log_ratelimit rl_orphan;
 };
+
+/* Truncated spans waiting for their parent's traceId, at most. */
+#define PIPELINE_ORPHANS_MAX 1024
 
 static void pipeline_pump(struct pipeline *p);
 
@@ -32,11 +38,26 @@ static void pipeline_batch_timer(struct loop *loop, void *ctx)
 	pipeline_pump(ctx);
 }
 
+/* Give up the cut spans held since before @now_ms - TTL (all of them with UINT64_MAX). */
+static void pipeline_expire_orphans(struct pipeline *p, uint64_t now_ms)
+{
+	struct span *expired[64];
+	size_t n;
+
+	while ((n = orphans_expire(p->orphans, now_ms, expired, 64))) {
+		stats.dropped[STATS_DROP_ORPHAN] += n;
+		log_warn("%zu spans cut by CLN at 2048 bytes never met their parent: dropped", n);
+		for (size_t i = 0; i < n; i++)
+			span__free(expired[i]);
+	}
+}
+
 static void pipeline_expire_timer(struct loop *loop, void *ctx)
 {
 	struct pipeline *p = ctx;
 
 	suspend_table_expire(p->suspend, loop_now_ms());
+	pipeline_expire_orphans(p, loop_now_ms());
 	loop_timer_arm(p->expire_timer, p->cfg.suspend_ttl_ms / 4 + 1);
 }
 
@@ -90,9 +111,10 @@ struct pipeline *pipeline__new(struct loop *loop, const struct pipeline_cfg *cfg
 	exporter_set_done(ex, pipeline_done, p);
 	p->queue = queue__new(&cfg->queue);
 	p->suspend = suspend_table__new(cfg->suspend_max, cfg->suspend_ttl_ms);
+	p->orphans = orphans__new(PIPELINE_ORPHANS_MAX, cfg->suspend_ttl_ms);
 	p->batch_timer = loop_timer__new(loop, pipeline_batch_timer, p);
 	p->expire_timer = loop_timer__new(loop, pipeline_expire_timer, p);
-	if (!p->queue || !p->suspend || !p->batch_timer || !p->expire_timer) {
+	if (!p->queue || !p->suspend || !p->orphans || !p->batch_timer || !p->expire_timer) {
 		pipeline__free(p);
 		return NULL;
 	}
@@ -111,6 +133,7 @@ void pipeline__free(struct pipeline *p)
 	loop_timer__free(p->expire_timer);
 	loop_timer__free(p->batch_timer);
 	suspend_table__free(p->suspend);
+	orphans__free(p->orphans);
 	queue__free(p->queue);
 	free(p);
 }
@@ -164,12 +187,57 @@ static void pipeline_pump(struct pipeline *p)
 	p->pumping = false;
 }
 
+/* Queue a span that has its traceId. */
+static void pipeline_enqueue(struct pipeline *p, struct span *span)
+{
+	if (span->truncated)
+		stats.truncated++;
+	queue_set_clock(p->queue, loop_now_ms());
+	if (queue_push_take(p->queue, span) < 0) {
+		log_limited(&p->rl_full, LOG_LVL_WARN,
+			    "queue full (%zu spans held): dropping spans; raise --queue-size or "
+			    "--queue-bytes, or check the collector",
+			    (size_t)stats.queue_spans);
+		return;
+	}
+	if (queue_waiting(p->queue) >= p->cfg.queue.batch_size || p->flushing)
+		pipeline_pump(p);
+	else if (!loop_timer_armed(p->batch_timer))
+		loop_timer_arm(p->batch_timer, p->cfg.schedule_delay_ms);
+}
+
+/*
+ * A span CLN cut before its traceId: take the traceId its children told, or hold it for
+ * its parent. Returns the span when it can go on, NULL when it was held or given up.
+ */
+static struct span *pipeline_orphan(struct pipeline *p, struct span *span)
+{
+	struct span *evicted;
+
+	if (orphans_resolve(p->orphans, span))
+		return span;
+	if (!span->has_parent) {
+		/* A root whose children are unknown: no one will tell its traceId. */
+		stats.dropped[STATS_DROP_ORPHAN]++;
+		log_limited(&p->rl_orphan, LOG_LVL_WARN,
+			    "a root span cut by CLN at 2048 bytes has no known traceId: dropped");
+		span__free(span);
+		return NULL;
+	}
+	if (orphans_hold(p->orphans, span, loop_now_ms(), &evicted) < 0) {
+		stats.dropped[STATS_DROP_ORPHAN]++;
+		span__free(evicted);
+	}
+	return NULL;
+}
+
 enum span_reject pipeline_ingest(struct pipeline *p, const struct pipeline_origin *origin,
 				 const char *json, size_t len)
 {
+	struct span *adopted[64];
 	enum span_reject why;
 	struct span *span;
-	uint64_t now;
+	size_t n;
 
 	stats.received[origin->source]++;
 	if (span_parse(json, len, &span, &why) < 0) {
@@ -178,33 +246,22 @@ enum span_reject pipeline_ingest(struct pipeline *p, const struct pipeline_origi
 			    span_reject_str(why), len);
 		return why;
 	}
-	if (span->truncated && !span->has_trace_id) {
-		/* Cut by CLN before its traceId: nothing to file it under. */
-		span__free(span);
-		stats.rejected[SPAN_REJECT_TRUNCATED]++;
-		return SPAN_REJECT_TRUNCATED;
-	}
 	if (span->path == SPAN_PATH_RECOVERED)
 		stats.recovered++;
-	if (span->truncated)
-		stats.truncated++;
 	span->pid = origin->pid;
 	span->exe_path = origin->exe_path;
 	suspend_table_take(p->suspend, span);
 	stats.events += span->n_events;
-	now = loop_now_ms();
-	queue_set_clock(p->queue, now);
-	if (queue_push_take(p->queue, span) < 0) {
-		log_limited(&p->rl_full, LOG_LVL_WARN,
-			    "queue full (%zu spans held): dropping spans; raise --queue-size or "
-			    "--queue-bytes, or check the collector",
-			    (size_t)stats.queue_spans);
+	if (!span->has_trace_id && !(span = pipeline_orphan(p, span)))
 		return SPAN_OK;
-	}
-	if (queue_waiting(p->queue) >= p->cfg.queue.batch_size || p->flushing)
-		pipeline_pump(p);
-	else if (!loop_timer_armed(p->batch_timer))
-		loop_timer_arm(p->batch_timer, p->cfg.schedule_delay_ms);
+	/* Tell the family: its held children, and a cut parent still to come. */
+	orphans_learn(p->orphans, span);
+	do {
+		n = orphans_adopt(p->orphans, span, adopted, 64);
+		for (size_t i = 0; i < n; i++)
+			pipeline_enqueue(p, adopted[i]);
+	} while (n == 64);
+	pipeline_enqueue(p, span);
 	return SPAN_OK;
 }
 
@@ -221,6 +278,8 @@ bool pipeline_backlogged(const struct pipeline *p)
 
 void pipeline_flush(struct pipeline *p)
 {
+	/* The sources are done: a parent not seen by now will not come. */
+	pipeline_expire_orphans(p, UINT64_MAX);
 	p->flushing = true;
 	pipeline_pump(p);
 	pipeline_check_idle(p);

@@ -61,7 +61,6 @@ static const char *const span_reject_names[SPAN_REJECT__MAX] = {
 	[SPAN_REJECT_BAD_TIME] = "bad_time",
 	[SPAN_REJECT_BAD_FIELD] = "bad_field",
 	[SPAN_REJECT_TOO_MANY_TAGS] = "too_many_tags",
-	[SPAN_REJECT_TRUNCATED] = "truncated",
 	[SPAN_REJECT_NOMEM] = "nomem",
 };
 

@@ -39,7 +39,6 @@ enum span_reject {
 	SPAN_REJECT_BAD_TIME,	   /* timestamp/duration not a non-negative integer, or overflows */
 	SPAN_REJECT_BAD_FIELD,	   /* a known field of the wrong type (name not a string...) */
 	SPAN_REJECT_TOO_MANY_TAGS, /* more than SPAN_MAX_TAGS tags */
-	SPAN_REJECT_TRUNCATED,	   /* cut by CLN at 2048 bytes and its traceId never found */
 	SPAN_REJECT_NOMEM,
 	SPAN_REJECT__MAX,
 };

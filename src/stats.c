@@ -17,6 +17,7 @@ static const char *const drop_names[STATS_DROP__MAX] = {
 	[STATS_DROP_NOT_RETRYABLE] = "not_retryable",
 	[STATS_DROP_SHUTDOWN] = "shutdown",
 	[STATS_DROP_ENCODE] = "encode",
+	[STATS_DROP_ORPHAN] = "truncated_orphan",
 };
 
 const char *stats_source_str(enum stats_source src)

@@ -25,6 +25,7 @@ enum stats_drop {
 	STATS_DROP_NOT_RETRYABLE,  /* collector refused the batch (4xx, gRPC non-retryable) */
 	STATS_DROP_SHUTDOWN,	   /* still queued when the shutdown timeout ran out */
 	STATS_DROP_ENCODE,	   /* could not encode (out of memory) */
+	STATS_DROP_ORPHAN,	   /* cut by CLN, traceId lost, and no parent or child told it */
 	STATS_DROP__MAX,
 };
 
