@@ -1,7 +1,7 @@
 #!/bin/bash
 # The test command: installs what is missing (Debian 12, as root), builds, and runs every
 # test: unit and integration suites (the eBPF ones need root), the same suites under
-# ASan+UBSan, and the fuzz targets for a fixed number of runs.
+# ASan+UBSan, the main paths under valgrind, and the fuzz targets for a fixed number of runs.
 #   scripts/test.sh              everything
 #   scripts/test.sh --quick      the normal build's tests only (no sanitizer build, no fuzzing)
 # Build trees: build/ (normal), build-asan/, build-fuzz/.
@@ -31,9 +31,9 @@ if [ "$(id -u)" -ne 0 ]; then
 		exit 1
 	fi
 	echo "not root: skipping the tests labelled 'root' (eBPF); run as root for all of them"
-	ctest --test-dir build --output-on-failure -LE root
+	ctest --test-dir build --output-on-failure -LE 'root|valgrind'
 else
-	ctest --test-dir build --output-on-failure
+	ctest --test-dir build --output-on-failure -LE valgrind
 fi
 
 [ $quick = 1 ] && exit 0
@@ -43,6 +43,9 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCLN_OTLP_SANITIZE=ON >/dev/n
 cmake --build build-asan -j"$jobs"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 ctest --test-dir build-asan --output-on-failure -LE slow
+
+step "tests under valgrind (no errors, no leaks)"
+ctest --test-dir build --output-on-failure -L valgrind
 
 step "fuzzing (fixed number of runs)"
 scripts/fuzz.sh --runs 20000
