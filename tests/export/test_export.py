@@ -11,6 +11,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -530,6 +531,16 @@ class TlsTests(Base):
 		self.assertNotEqual(rc, 0)
 		self.assertEqual(mc.records(), [])
 
+	def test_grpc_needs_h2(self):
+		"""A TLS server that only speaks HTTP/1.1 (ALPN): gRPC says so, no retry."""
+		mc = self.tls_collector(http=True)
+		rc, err, dt = self.run_export("https://localhost:%d" % mc.http_port, "grpc",
+					      ["--ca-cert", self.c("ca.crt"), "--batch-size", "1000"])
+		self.assertNotEqual(rc, 0)
+		self.assertIn("HTTP/2", err)
+		self.assertLess(dt, 10)
+		self.assertEqual(len(mc.requests()), 1)
+
 	def test_unreadable_files_at_start(self):
 		missing = os.path.join(self.certs, "nope.crt")
 		for flag in ("--ca-cert", "--client-cert", "--client-key"):
@@ -541,6 +552,75 @@ class TlsTests(Base):
 			self.assertIn(missing, err)
 			self.assertIn(flag, err)
 			self.assertLess(dt, 5)
+
+
+class OutageTests(Base):
+	"""A collector that is down for a while (slow: about two minutes)."""
+
+	def test_outage_60s(self):
+		"""Down for 60 s, then up: every span arrives, with a bounded number of attempts."""
+		probe = self.start(http=True)
+		port = probe.http_port
+		probe.stop()
+		argv = [CLN_OTLP, "--exporter", "otlp", "--endpoint", "http://127.0.0.1:%d" % port,
+			"--batch-size", "100"]
+		for f in trace_files():
+			argv += ["--file", f]
+		t0 = time.time()
+		p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+		try:
+			time.sleep(60)
+			self.assertIsNone(p.poll(), "cln-otlp gave up during the outage")
+			mc = self.start(http=True, http_port=port)
+			up = time.time()
+			_, errb = p.communicate(timeout=120)
+		finally:
+			if p.poll() is None:
+				p.kill()
+				p.wait()
+		err = errb.decode(errors="replace")
+		self.outputs.append((argv, err))
+		self.assertEqual(p.returncode, 0, err)
+		self.check_all_spans(mc.records())
+		# the next attempt comes at most one maximum wait (30 s) after the collector is back
+		self.assertLess(time.time() - up, 35)
+		m = re.search(r"retries=(\d+)", err)
+		self.assertIsNotNone(m, err)
+		# 7 batches (4 at a time), exponential backoff: a few attempts each, not hundreds
+		self.assertGreater(int(m.group(1)), 7)
+		self.assertLess(int(m.group(1)), 7 * 15)
+		# rate-limited: far fewer warning lines than attempts
+		self.assertLess(err.count("retrying in"), 20)
+		self.assertGreater(time.time() - t0, 60)
+
+	def test_sigterm_during_outage(self):
+		"""Stopped while the collector is down: gives up after the shutdown timeout."""
+		probe = self.start(http=True)
+		port = probe.http_port
+		probe.stop()
+		argv = [CLN_OTLP, "--exporter", "otlp", "--endpoint", "http://127.0.0.1:%d" % port,
+			"--batch-size", "100", "--follow", "--shutdown-timeout", "2000"]
+		for f in trace_files():
+			argv += ["--file", f]
+		p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+		try:
+			time.sleep(2)
+			self.assertIsNone(p.poll())
+			p.send_signal(signal.SIGTERM)
+			t0 = time.time()
+			_, errb = p.communicate(timeout=30)
+			dt = time.time() - t0
+		finally:
+			if p.poll() is None:
+				p.kill()
+				p.wait()
+		err = errb.decode(errors="replace")
+		self.outputs.append((argv, err))
+		self.assertEqual(p.returncode, 1, err)
+		self.assertGreaterEqual(dt, 1.9)  # it did try for the shutdown timeout
+		self.assertLess(dt, 6)
+		self.assertIn("610 spans were not delivered", err)
+		self.assertRegex(err, r"drop_shutdown=\d+")
 
 
 class SecretTests(Base):
@@ -579,7 +659,8 @@ class SecretTests(Base):
 
 
 GROUPS = {"protocols": ProtocolTests, "retry": RetryTests, "partial": PartialTests,
-	  "grpc_status": GrpcStatusTests, "tls": TlsTests, "secrets": SecretTests}
+	  "grpc_status": GrpcStatusTests, "tls": TlsTests, "secrets": SecretTests,
+	  "outage": OutageTests}
 
 
 def main():
