@@ -757,7 +757,9 @@ static void grpc_success(struct http_slot *slot)
 			int rc = 0;
 
 			if (d[0] == 1) {
-				rc = gunzip(m, mlen, &plain, RESP_BODY_CAP);
+				/* compressed: we only ever accept gzip */
+				rc = slot->resp_grpc_gzip ? gunzip(m, mlen, &plain, RESP_BODY_CAP)
+							  : -EBADMSG;
 				m = plain.data;
 				mlen = plain.len;
 			}
