@@ -1049,9 +1049,11 @@ static int check_readable(const char *path, const char *what, const char *how, c
 		return 0;
 	f = fopen(path, "r");
 	if (!f) {
-		snprintf(err, err_size, "cannot read the %s %s: %s; %s", what, path,
-			 strerror(errno), how);
-		return -errno;
+		int e = errno;
+
+		snprintf(err, err_size, "cannot read the %s %s: %s; %s", what, path, strerror(e),
+			 how);
+		return -e;
 	}
 	fclose(f);
 	return 0;
