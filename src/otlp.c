@@ -497,7 +497,8 @@ int otlp_encode_pb(const struct otlp_resource_cfg *cfg, struct span *const *span
 				mem->event_ptrs[ev_at++] = ev;
 			}
 			ps->n_events = ev_at - first_ev;
-			ps->events = &mem->event_ptrs[first_ev];
+			/* No events at all: the array was never allocated (NULL + 0 is undefined). */
+			ps->events = ps->n_events ? &mem->event_ptrs[first_ev] : NULL;
 			ps->dropped_events_count = s->dropped_events;
 			opentelemetry__proto__trace__v1__status__init(st);
 			st->code = mp->status_code;
