@@ -19,7 +19,9 @@
 #include "export_stdout.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
 #include "pipeline.h"
+#include "privs.h"
 #include "source_file.h"
 #include "source_socket.h"
 #include "stats.h"
@@ -40,6 +42,7 @@ struct app {
 #ifdef CLN_OTLP_HAVE_BPF
 	struct source_usdt *usdt;
 #endif
+	struct metrics *metrics;
 	int sigfd;
 	struct loop_timer *shutdown_timer;
 	struct loop_timer *stats_timer;
@@ -209,6 +212,14 @@ static int app_start(struct app *app)
 		log_error("cannot create the pipeline: out of memory");
 		return -1;
 	}
+	/* Before the sources: a taken port fails fast, and binding needs the privileges. */
+	if (app->cfg.metrics_listen) {
+		app->metrics = metrics__new(app->loop, app->cfg.metrics_listen, err, sizeof(err));
+		if (!app->metrics) {
+			log_error("%s", err);
+			return -1;
+		}
+	}
 #ifdef CLN_OTLP_HAVE_BPF
 	if (app->cfg.usdt) {
 		app->usdt = source_usdt__new(app->loop, &app->cfg, app->pipeline, err, sizeof(err));
@@ -242,11 +253,24 @@ static int app_start(struct app *app)
 		}
 		app->files[app->n_files++] = f;
 	}
+	/* Every source is set up: give up what the rest of the run does not need. */
+	{
+		struct privs_opts po = {.user = app->cfg.user};
+
+#ifdef CLN_OTLP_HAVE_BPF
+		po.attach = app->usdt != NULL;
+#endif
+		if (privs_drop(&po, err, sizeof(err)) < 0) {
+			log_error("%s", err);
+			return -1;
+		}
+	}
 	return 0;
 }
 
 static void app_free(struct app *app)
 {
+	metrics__free(app->metrics);
 	for (size_t i = 0; i < app->n_files; i++)
 		source_file__free(app->files[i]);
 	source_socket__free(app->socket);

@@ -70,6 +70,18 @@ static size_t stats_put(char *buf, size_t size, size_t off, const char *prefix, 
 	return n < 0 ? off : off + (size_t)n;
 }
 
+/* Append " name=<us as milliseconds, 0.1 ms precision>". */
+static size_t stats_put_ms(char *buf, size_t size, size_t off, const char *name, uint64_t us)
+{
+	int n;
+
+	if (off >= size)
+		return off;
+	n = snprintf(buf + off, size - off, "%s%s=%llu.%llu", off ? " " : "", name,
+		     (unsigned long long)(us / 1000), (unsigned long long)(us % 1000 / 100));
+	return n < 0 ? off : off + (size_t)n;
+}
+
 void stats_format_line(char *buf, size_t size)
 {
 	size_t off = 0;
@@ -82,15 +94,29 @@ void stats_format_line(char *buf, size_t size)
 		if (stats.received[i])
 			off = stats_put(buf, size, off, "", source_names[i], stats.received[i]);
 	off = stats_put(buf, size, off, "", "rejected", stats_rejected_total());
+	for (int i = 1; i < SPAN_REJECT__MAX; i++)
+		if (stats.rejected[i])
+			off = stats_put(buf, size, off, "rej_",
+					span_reject_str((enum span_reject)i), stats.rejected[i]);
 	off = stats_put(buf, size, off, "", "recovered", stats.recovered);
+	if (stats.truncated)
+		off = stats_put(buf, size, off, "", "truncated", stats.truncated);
 	off = stats_put(buf, size, off, "", "ringbuf_lost", stats.ringbuf_lost);
 	off = stats_put(buf, size, off, "", "queued", stats.queued);
 	off = stats_put(buf, size, off, "", "exported", stats.exported);
+	if (stats.partial_rejected)
+		off = stats_put(buf, size, off, "", "partial_rejected", stats.partial_rejected);
 	off = stats_put(buf, size, off, "", "dropped", stats_dropped_total());
 	for (int i = 0; i < STATS_DROP__MAX; i++)
 		if (stats.dropped[i])
 			off = stats_put(buf, size, off, "drop_", drop_names[i], stats.dropped[i]);
+	off = stats_put(buf, size, off, "", "batches", stats.batches_sent);
 	off = stats_put(buf, size, off, "", "retries", stats.retries);
 	off = stats_put(buf, size, off, "", "failed_batches", stats.failed_batches);
+	/* Mean and worst time to an answer, over the batches answered. */
+	off = stats_put_ms(buf, size, off, "latency_avg_ms",
+			   stats.batches_sent ? stats.export_latency_us_sum / stats.batches_sent
+					      : 0);
+	off = stats_put_ms(buf, size, off, "latency_max_ms", stats.export_latency_us_max);
 	stats_put(buf, size, off, "", "in_queue", stats.queue_spans);
 }

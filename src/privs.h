@@ -1,0 +1,28 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * privs: once every source is set up, give up the privileges the running daemon no longer
+ * needs (capabilities, the bounding set, the user), and forbid gaining new ones. Only this
+ * module includes libcap. privs.c says which capabilities stay and why.
+ */
+#ifndef CLN_OTLP_PRIVS_H
+#define CLN_OTLP_PRIVS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct privs_opts {
+	/* The eBPF source runs: keep what attaching to upgraded binaries and new plugins needs. */
+	bool attach;
+	/* Switch to this user (its groups too); NULL: keep the current user. */
+	const char *user;
+};
+
+/*
+ * Drop everything but what @o needs, from the effective, permitted, inheritable, ambient
+ * and (when allowed to) bounding sets; switch user; set no_new_privs. Logs at info level
+ * what was kept and why. Must run before any thread starts (capabilities are per thread).
+ * Returns 0, or a negative errno with a message in @err that says what to do.
+ */
+int privs_drop(const struct privs_opts *o, char *err, size_t err_size);
+
+#endif
