@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "export_console.h"
 #include "export_http.h"
 #include "export_stdout.h"
 #include "log.h"
@@ -164,9 +165,19 @@ static struct exporter *app_exporter(struct app *app, char *err, size_t err_size
 		return export_stdout__new(&app->res, stdout);
 	case CONFIG_EXPORTER_OTLP:
 		return export_http__new(app->loop, &app->cfg, &app->res, err, err_size);
-	case CONFIG_EXPORTER_CONSOLE:
-		snprintf(err, err_size, "the console exporter is not available in this build");
-		return NULL;
+	case CONFIG_EXPORTER_CONSOLE: {
+		/* How long a tree waits for a parent that may never come (export_console.h). */
+		const char *t = getenv("CLN_OTLP_CONSOLE_TIMEOUT_MS");
+		uint64_t ms = EXPORT_CONSOLE_DEFAULT_TIMEOUT_MS;
+
+		if (t && *t && export_console_parse_ms(t, &ms) < 0) {
+			snprintf(err, err_size,
+				 "CLN_OTLP_CONSOLE_TIMEOUT_MS: expected milliseconds "
+				 "(0 to 86400000)");
+			return NULL;
+		}
+		return export_console__new(app->loop, stdout, &app->res, ms);
+	}
 	}
 	return NULL;
 }
