@@ -1,0 +1,297 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The Prometheus text (metrics_render) and the one-line summary (stats_format_line) from
+ * known counters: exact values, and the structure Prometheus expects (every sample after
+ * its family's HELP and TYPE, counters named *_total, no series twice).
+ */
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "metrics.h"
+#include "stats.h"
+
+static int passed, failed;
+
+#define CHECK(cond, ...)                                            \
+	do {                                                        \
+		if (cond) {                                         \
+			passed++;                                   \
+		} else {                                            \
+			failed++;                                   \
+			printf("FAIL %s:%d: ", __FILE__, __LINE__); \
+			printf(__VA_ARGS__);                        \
+			printf("\n");                               \
+		}                                                   \
+	} while (0)
+
+#define BODY_MAX  65536
+#define MAX_LINES 512
+
+/* @line is a whole line of @text. */
+static bool has_line(const char *text, const char *line)
+{
+	size_t n = strlen(line);
+
+	for (const char *p = text; (p = strstr(p, line)); p++)
+		if ((p == text || p[-1] == '\n') && p[n] == '\n')
+			return true;
+	return false;
+}
+
+/* How many whole lines of @text are @line. */
+static int count_lines(const char *text, const char *line)
+{
+	size_t n = strlen(line);
+	int count = 0;
+
+	for (const char *p = text; (p = strstr(p, line)); p++)
+		if ((p == text || p[-1] == '\n') && p[n] == '\n')
+			count++;
+	return count;
+}
+
+/* @tok is a whole space-separated token of @line. */
+static bool has_token(const char *line, const char *tok)
+{
+	size_t n = strlen(tok);
+
+	for (const char *p = line; (p = strstr(p, tok)); p++)
+		if ((p == line || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+			return true;
+	return false;
+}
+
+static void fill_stats(void)
+{
+	memset(&stats, 0, sizeof(stats));
+	stats.received[STATS_SRC_USDT] = 1;
+	stats.received[STATS_SRC_SOCKET] = 2;
+	stats.received[STATS_SRC_FILE] = 3;
+	stats.rejected[SPAN_REJECT_BAD_ID] = 4;
+	stats.recovered = 5;
+	stats.truncated = 6;
+	stats.ringbuf_lost = 7;
+	stats.events = 8;
+	stats.queued = 9;
+	stats.dropped[STATS_DROP_QUEUE_FULL] = 10;
+	stats.dropped[STATS_DROP_ORPHAN] = 11;
+	stats.exported = 12;
+	stats.partial_rejected = 13;
+	stats.batches_sent = 4;
+	stats.retries = 15;
+	stats.failed_batches = 16;
+	stats.export_latency_us_sum = 1234567;
+	stats.export_latency_us_max = 999999;
+	stats.queue_spans = 17;
+	stats.queue_bytes = 18;
+}
+
+/*
+ * Walk the text: comments are HELP then TYPE of a new family; samples belong to the last
+ * TYPE'd family (a summary's _sum/_count included); returns the number of samples.
+ */
+static int check_structure(const char *text)
+{
+	char family[128] = "", type[16] = "";
+	char *seen[MAX_LINES];
+	int n_seen = 0, samples = 0;
+	bool help_pending = false;
+	char *copy = strdup(text);
+	char *save = NULL;
+
+	CHECK(text[0] && text[strlen(text) - 1] == '\n', "text ends with a newline");
+	for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char name[128], rest[256];
+
+		if (!strncmp(line, "# HELP ", 7)) {
+			CHECK(sscanf(line + 7, "%127s %255[^\n]", name, rest) == 2,
+			      "HELP has a text: %s", line);
+			CHECK(!strncmp(name, "cln_otlp_", 9), "prefixed: %s", name);
+			CHECK(!help_pending, "HELP followed by TYPE before %s", name);
+			for (int i = 0; i < n_seen; i++)
+				CHECK(strcmp(seen[i], name) != 0, "family %s declared twice", name);
+			if (n_seen < MAX_LINES)
+				seen[n_seen++] = strdup(name);
+			snprintf(family, sizeof(family), "%s", name);
+			help_pending = true;
+			continue;
+		}
+		if (!strncmp(line, "# TYPE ", 7)) {
+			CHECK(sscanf(line + 7, "%127s %15s", name, type) == 2, "TYPE: %s", line);
+			CHECK(help_pending && !strcmp(name, family), "TYPE %s right after its HELP",
+			      name);
+			CHECK(!strcmp(type, "counter") || !strcmp(type, "gauge") ||
+				      !strcmp(type, "summary"),
+			      "type %s", type);
+			if (!strcmp(type, "counter")) {
+				size_t l = strlen(name);
+
+				CHECK(l > 6 && !strcmp(name + l - 6, "_total"),
+				      "counter %s ends in _total", name);
+			}
+			help_pending = false;
+			continue;
+		}
+		CHECK(line[0] != '#', "no other comment: %s", line);
+		samples++;
+		{
+			size_t fl = strlen(family);
+			const char *suffix = line + fl;
+			char *sp = strrchr(line, ' ');
+			char *end;
+
+			CHECK(!help_pending && family[0], "sample after HELP and TYPE: %s", line);
+			CHECK(!strncmp(line, family, fl) && (*suffix == ' ' || *suffix == '{' ||
+							     (!strcmp(type, "summary") &&
+							      (!strncmp(suffix, "_sum ", 5) ||
+							       !strncmp(suffix, "_count ", 7)))),
+			      "sample %s belongs to %s", line, family);
+			CHECK(sp && (strtod(sp + 1, &end), *end == '\0' && end != sp + 1),
+			      "numeric value: %s", line);
+			/* The same series twice? (compare up to the value) */
+			if (sp) {
+				char series[256];
+				int twice = 0;
+
+				snprintf(series, sizeof(series), "\n%.*s ", (int)(sp - line), line);
+				for (const char *p = text; (p = strstr(p, series)); p++)
+					twice++;
+				CHECK(twice <= 1, "series twice: %s", line);
+			}
+		}
+	}
+	for (int i = 0; i < n_seen; i++)
+		free(seen[i]);
+	free(copy);
+	return samples;
+}
+
+static void test_render_values(void)
+{
+	static char buf[BODY_MAX];
+	const uint64_t start = 1700000000123456789ull;
+	size_t len;
+	int samples;
+
+	fill_stats();
+	len = metrics_render(buf, sizeof(buf), start);
+	CHECK(len == strlen(buf), "length %zu == strlen %zu", len, strlen(buf));
+	CHECK(len < 16384, "text %zu bytes, well under the 32 KiB cap", len);
+	samples = check_structure(buf);
+	/* 3 sources + 11 reasons + 6 drop reasons + 2 summary + 15 single samples */
+	CHECK(samples == 3 + (SPAN_REJECT__MAX - 1) + STATS_DROP__MAX + 2 + 15, "samples: %d",
+	      samples);
+
+	const char *want[] = {
+		"cln_otlp_build_info{version=\"" CLN_OTLP_VERSION "\"} 1",
+		"cln_otlp_start_time_seconds 1700000000.123456",
+		"cln_otlp_spans_received_total{source=\"usdt\"} 1",
+		"cln_otlp_spans_received_total{source=\"socket\"} 2",
+		"cln_otlp_spans_received_total{source=\"file\"} 3",
+		"cln_otlp_spans_rejected_total{reason=\"bad_id\"} 4",
+		"cln_otlp_spans_rejected_total{reason=\"invalid_json\"} 0",
+		"cln_otlp_spans_recovered_total 5",
+		"cln_otlp_spans_truncated_total 6",
+		"cln_otlp_ringbuf_lost_total 7",
+		"cln_otlp_span_events_total 8",
+		"cln_otlp_spans_queued_total 9",
+		"cln_otlp_spans_dropped_total{reason=\"queue_full\"} 10",
+		"cln_otlp_spans_dropped_total{reason=\"truncated_orphan\"} 11",
+		"cln_otlp_spans_dropped_total{reason=\"shutdown\"} 0",
+		"cln_otlp_spans_exported_total 12",
+		"cln_otlp_spans_partial_rejected_total 13",
+		"cln_otlp_batches_sent_total 4",
+		"cln_otlp_export_retries_total 15",
+		"cln_otlp_batches_failed_total 16",
+		"# TYPE cln_otlp_export_latency_seconds summary",
+		"cln_otlp_export_latency_seconds_sum 1.234567",
+		"cln_otlp_export_latency_seconds_count 4",
+		"cln_otlp_export_latency_max_seconds 0.999999",
+		"cln_otlp_queue_spans 17",
+		"cln_otlp_queue_bytes 18",
+		"# TYPE cln_otlp_queue_spans gauge",
+		"# TYPE cln_otlp_spans_exported_total counter",
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		CHECK(count_lines(buf, want[i]) == 1, "line \"%s\" once in:\n%s", want[i], buf);
+	/* The nomem reason is there too; index 0 (SPAN_OK) is not a reject. */
+	CHECK(!strstr(buf, "reason=\"ok\""), "no reject reason for accepted spans");
+}
+
+static void test_render_cut(void)
+{
+	static char full[BODY_MAX];
+	char small[64];
+	size_t need, got;
+
+	memset(&stats, 0, sizeof(stats));
+	need = metrics_render(full, sizeof(full), 0);
+	memset(small, 'x', sizeof(small));
+	got = metrics_render(small, 40, 0);
+	CHECK(got == need, "cut render says the whole length (%zu vs %zu)", got, need);
+	CHECK(strlen(small) == 39 && !strncmp(small, full, 39), "cut at the buffer, NUL inside");
+	CHECK(small[40] == 'x', "nothing written past the buffer");
+	CHECK(metrics_render(NULL, 0, 0) == need, "size 0 only measures");
+	CHECK(has_line(full, "cln_otlp_export_latency_seconds_sum 0.000000"), "zero latency sum");
+	CHECK(has_line(full, "cln_otlp_spans_received_total{source=\"file\"} 0"),
+	      "zero series are present (Prometheus sees them before the first span)");
+}
+
+static void test_line(void)
+{
+	char line[1024], small[24];
+	const char *want[] = {
+		"received=6",
+		"usdt=1",
+		"socket=2",
+		"file=3",
+		"rejected=4",
+		"rej_bad_id=4",
+		"recovered=5",
+		"truncated=6",
+		"ringbuf_lost=7",
+		"queued=9",
+		"exported=12",
+		"partial_rejected=13",
+		"dropped=21",
+		"drop_queue_full=10",
+		"drop_truncated_orphan=11",
+		"batches=4",
+		"retries=15",
+		"failed_batches=16",
+		"latency_avg_ms=308.6",
+		"latency_max_ms=999.9",
+		"in_queue=17",
+	};
+
+	fill_stats();
+	stats_format_line(line, sizeof(line));
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		CHECK(has_token(line, want[i]), "token %s in: %s", want[i], line);
+
+	memset(&stats, 0, sizeof(stats));
+	stats_format_line(line, sizeof(line));
+	CHECK(!strstr(line, "rej_") && !strstr(line, "drop_") && !strstr(line, "truncated") &&
+		      !strstr(line, "usdt="),
+	      "zero details left out: %s", line);
+	CHECK(has_token(line, "latency_avg_ms=0.0") && has_token(line, "batches=0") &&
+		      has_token(line, "exported=0"),
+	      "zero line: %s", line);
+
+	fill_stats();
+	memset(small, 'x', sizeof(small));
+	stats_format_line(small, 20);
+	CHECK(strlen(small) < 20 && small[20] == 'x', "cut line stays in its buffer: %s", small);
+}
+
+int main(void)
+{
+	test_render_values();
+	test_render_cut();
+	test_line();
+	printf("%d passed, %d failed\n", passed, failed);
+	return failed ? 1 : 0;
+}
