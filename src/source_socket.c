@@ -2,6 +2,7 @@
 #include "source_socket.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,10 +38,15 @@ struct source_socket {
 	struct log_ratelimit rl;
 };
 
-/* The executable of @pid, read once per pid (a small round-robin cache). */
+/*
+ * The executable of @pid, read once per pid (a small round-robin cache). /proc/<pid>/exe
+ * needs ptrace-read access, which a process that dropped its capabilities lacks for a
+ * node running as another user; argv[0] (world-readable) stands in when it is absolute,
+ * as it is for the plugins lightningd starts.
+ */
 static const char *source_socket_exe(struct source_socket *src, uint32_t pid)
 {
-	char link[64], target[PATH_MAX];
+	char path[64], target[PATH_MAX];
 	struct socket_exe *slot;
 	ssize_t n;
 
@@ -49,15 +55,24 @@ static const char *source_socket_exe(struct source_socket *src, uint32_t pid)
 	for (size_t i = 0; i < SOCKET_EXE_CACHE; i++)
 		if (src->exes[i].pid == pid)
 			return src->exes[i].exe;
-	snprintf(link, sizeof(link), "/proc/%u/exe", pid);
-	n = readlink(link, target, sizeof(target) - 1);
 	slot = &src->exes[src->next_exe++ % SOCKET_EXE_CACHE];
 	slot->pid = pid;
 	slot->exe = NULL;
-	if (n > 0) {
-		target[n] = '\0';
-		slot->exe = span_intern(target);
+	snprintf(path, sizeof(path), "/proc/%u/exe", pid);
+	n = readlink(path, target, sizeof(target) - 1);
+	if (n <= 0) {
+		int fd;
+
+		snprintf(path, sizeof(path), "/proc/%u/cmdline", pid);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		n = fd < 0 ? -1 : read(fd, target, sizeof(target) - 1);
+		if (fd >= 0)
+			close(fd);
+		if (n <= 0 || target[0] != '/')
+			return NULL;
 	}
+	target[n] = '\0'; /* cmdline: argv[0] ends at its own NUL */
+	slot->exe = span_intern(target);
 	return slot->exe;
 }
 
