@@ -227,7 +227,8 @@ static enum MHD_Result metrics_handler(void *cls, struct MHD_Connection *conn, c
 	return metrics_reply(conn, MHD_HTTP_OK, m->body, len, METRICS_CONTENT_TYPE, NULL);
 }
 
-static void metrics_mhd_log(void *cls, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void metrics_mhd_log(void *cls, const char *fmt,
+								  va_list ap)
 {
 	struct metrics *m = cls;
 	char msg[256];
