@@ -1,0 +1,256 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""Seed corpora for the fuzz targets, made at run time from the test data (never committed).
+
+    make_seeds.py TARGET OUTDIR [TESTS_DIR]
+
+TARGET: span, trace_file, config, response, retry. TESTS_DIR defaults to tests/ next to
+this file. Each seed is one file named by its SHA-1. The input layout of each target is
+described at the top of its tests/fuzz/fuzz_<target>.c.
+"""
+import glob
+import hashlib
+import json
+import os
+import struct
+import sys
+
+
+def main():
+    target, out = sys.argv[1], sys.argv[2]
+    tests = sys.argv[3] if len(sys.argv) > 3 else os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    os.makedirs(out, exist_ok=True)
+    n = 0
+
+    def put(b):
+        nonlocal n
+        with open(os.path.join(out, hashlib.sha1(b).hexdigest()), "wb") as f:
+            f.write(b)
+        n += 1
+
+    GENERATORS[target](tests, put)
+    print(f"{target}: {n} seeds in {out}")
+
+
+# ---- span payloads ----------------------------------------------------------------------------
+
+def captures(tests):
+    return sorted(glob.glob(os.path.join(tests, "data", "cln-v26-startup", "*")))
+
+
+def span_cases(tests):
+    for c in json.load(open(os.path.join(tests, "data", "span", "cases.json"))):
+        yield c["input"].encode() if "input" in c else bytes.fromhex(c["input_hex"])
+
+
+def gen_span(tests, put):
+    for f in captures(tests):
+        for line in open(f, "rb"):
+            if line.startswith(b"span_emit "):
+                put(line.split(b" ", 2)[2].rstrip(b"\n"))
+    for payload in span_cases(tests):
+        put(payload)
+
+
+# ---- trace files ------------------------------------------------------------------------------
+
+def gen_trace_file(tests, put):
+    # byte 0: flags (bit 0 pipe+follow, bit 1 pad, bit 2 pad newline, bits 3-5 queue mode)
+    # byte 1: pad length / pipe chunk parameter
+    flags = [0x00, 0x01, 0x09, 0x11, 0x18, 0x19, 0x21, 0x28, 0x30, 0x31, 0x38, 0x39]
+    k = 0
+    for f in captures(tests):
+        lines = open(f, "rb").read().splitlines(keepends=True)
+        window = b""
+        for line in lines:
+            if len(window) + len(line) > 6000 and window:
+                put(bytes([flags[k % len(flags)], k * 37 % 256]) + window)
+                k += 1
+                window = b""
+            window += line
+        if window:
+            put(bytes([flags[k % len(flags)], k * 37 % 256]) + window)
+            k += 1
+    sample = open(captures(tests)[0], "rb").read()[:3000]
+    cut = sample.rfind(b"\n") + 1
+    sample = sample[:cut]
+    put(b"\x06\x80" + sample)  # an over-long line ended, then the capture
+    put(b"\x02\x80" + sample)  # an over-long line running into the first line
+    put(b"\x07\x40" + sample)
+    put(b"\x01\x00" + sample.replace(b"\n", b"\r\n"))
+    put(b"\x00\x00" + sample.rstrip(b"\n"))  # last line without a newline
+    payloads = list(span_cases(tests))
+    put(b"\x00\x10" + b"Attaching 1 probe...\n" + b"\n".join(payloads[:20]) + b"\n")
+    put(b"\x01\x10" + b"span_suspend 00000000000000ab\nspan_resume 00000000000000ab\n"
+        b"span_emit 00000000000000ab " + payloads[0] + b"\nspan_emit x\nspan_emit\n")
+
+
+# ---- configuration ----------------------------------------------------------------------------
+
+def unescape(v):
+    out, i = bytearray(), 0
+    esc = {"\\": b"\\", "n": b"\n", "r": b"\r", "t": b"\t", "s": b" "}
+    while i < len(v):
+        c = v[i]
+        if c != "\\":
+            out += c.encode()
+            i += 1
+        elif v[i + 1] == "x":
+            out.append(int(v[i + 2:i + 4], 16))
+            i += 4
+        else:
+            out += esc[v[i + 1]]
+            i += 2
+    return bytes(out)
+
+
+def config_cases(tests):
+    case = None
+    for line in open(os.path.join(tests, "config", "cases.txt"), encoding="utf-8"):
+        line = line.rstrip("\n")
+        if line.startswith("case:"):
+            if case:
+                yield case
+            case = {"env": [], "arg": [], "text": []}
+        elif case is None or line.startswith("#"):
+            continue
+        elif line.startswith("env: "):
+            case["env"].append(unescape(line[5:]))
+        elif line.startswith("arg: "):
+            case["arg"].append(unescape(line[5:]))
+        elif line.startswith(("decode: ", "kv: ")):
+            case["text"].append(unescape(line.split(": ", 1)[1]))
+    if case:
+        yield case
+
+
+def gen_config(tests, put):
+    # byte 0: low 4 bits = how many elements are environment entries, high 4 bits = kv max - 1
+    for i, c in enumerate(config_cases(tests)):
+        env = c["env"][:15]
+        elems = env + c["arg"] + c["text"]
+        put(bytes([len(env) | ((i % 16) << 4)]) + b"\0".join(elems))
+    put(bytes([0x21]) + b"OTEL_EXPORTER_OTLP_HEADERS=a=S3CR3T%0A,b=2\0--header\0x=S3CR3T\r\n")
+    put(bytes([0x30]) + b"--endpoint=http://user:S3CR3T@host:4318\0--protocol\0grpc")
+
+
+# ---- collector responses ----------------------------------------------------------------------
+
+def varint(v):
+    v &= (1 << 64) - 1
+    out = bytearray()
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        out.append(b | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def field(num, wire, payload):
+    key = varint(num << 3 | wire)
+    if wire == 0:
+        return key + varint(payload)
+    if wire == 2:
+        return key + varint(len(payload)) + payload
+    if wire == 1:
+        return key + struct.pack("<Q", payload)
+    return key + struct.pack("<I", payload)
+
+
+def export_response(rejected=None, msg=None):
+    ps = b""
+    if rejected is not None:
+        ps += field(1, 0, rejected)
+    if msg is not None:
+        ps += field(2, 2, msg)
+    return field(1, 2, ps)
+
+
+def rpc_status(code=None, msg=None, details=()):
+    out = b""
+    if code is not None:
+        out += field(1, 0, code)
+    if msg is not None:
+        out += field(2, 2, msg)
+    for type_url, value in details:
+        out += field(3, 2, field(1, 2, type_url) + field(2, 2, value))
+    return out
+
+
+def retry_info(seconds=None, nanos=None):
+    d = b""
+    if seconds is not None:
+        d += field(1, 0, seconds)
+    if nanos is not None:
+        d += field(2, 0, nanos)
+    return field(1, 2, d)
+
+
+RETRY_URL = b"type.googleapis.com/google.rpc.RetryInfo"
+
+
+def gen_response(tests, put):
+    # byte 0: message buffer size selector; the rest is the body
+    bodies = [
+        b"",
+        export_response(),
+        export_response(0, b""),
+        export_response(3, b"3 spans rejected: invalid trace id"),
+        export_response(-1, b"negative"),
+        export_response(1 << 62, "d\u00e9j\u00e0 vu \u26a1".encode()),
+        export_response(5, b"x" * 300),
+        export_response(2, b"bad\r\nInjected: header\x1b[31m"),
+        rpc_status(3, b"invalid argument: bad span"),
+        rpc_status(14, b"unavailable", [(RETRY_URL, retry_info(2, 500000000))]),
+        rpc_status(8, b"resource exhausted", [(RETRY_URL, retry_info(1))]),
+        rpc_status(-1, b"negative code"),
+        rpc_status(7, b"\xff\xfe not utf-8"),
+        field(1, 1, 12345) + field(2, 5, 7) + field(99, 0, 1),
+    ]
+    for i, b in enumerate(bodies):
+        put(bytes([i * 19 % 256]) + b)
+
+
+# ---- retry policy -----------------------------------------------------------------------------
+
+def gen_retry(tests, put):
+    # byte 0: mode (0 Retry-After, 1 HTTP date, 2 base64 RetryInfo, 3 RetryInfo bytes,
+    # 4 retry schedule); bytes 1-8: a clock; the rest the value
+    clock = struct.pack("<Q", 784111777)  # Sun, 06 Nov 1994 08:49:37 GMT
+    now2 = struct.pack("<Q", 1700000000)
+    values = [b"0", b"120", b" 5 ", b"86401", b"99999999999999999999", b"-1", b"1.5",
+              b"Sun, 06 Nov 1994 08:49:37 GMT", b"Sunday, 06-Nov-94 08:49:37 GMT",
+              b"Sun Nov  6 08:49:37 1994", b"Wed, 29 Feb 2023 00:00:00 GMT",
+              b"Tue, 14 Nov 2023 22:13:20 GMT\r\n", b"Fri, 31 Dec 9999 23:59:60 GMT",
+              b"Thu, 01 Jan 1970 00:00:00 GMT", b"Mon, 32 Jan 2024 00:00:00 GMT"]
+    for v in values:
+        put(b"\x00" + clock + v)
+        put(b"\x00" + now2 + v)
+        put(b"\x01" + clock + v)
+    import base64
+    details = [
+        rpc_status(14, b"unavailable", [(RETRY_URL, retry_info(2, 500000000))]),
+        rpc_status(8, b"x", [(RETRY_URL, b"")]),
+        rpc_status(8, b"x", [(b"type.googleapis.com/google.rpc.DebugInfo", b"\x0a\x01x"),
+                             (RETRY_URL, retry_info(86400 * 3, 999999999))]),
+        rpc_status(1, b"", [(RETRY_URL, retry_info(-5, -1))]),
+    ]
+    for d in details:
+        put(b"\x02" + clock + base64.b64encode(d))
+        put(b"\x02" + clock + base64.urlsafe_b64encode(d).rstrip(b"="))
+        put(b"\x03" + clock + d)
+    for budget in (0, 1000, 300000):
+        put(b"\x04" + struct.pack("<Q", budget) + bytes(range(0, 64, 3)))
+
+
+GENERATORS = {
+    "span": gen_span,
+    "trace_file": gen_trace_file,
+    "config": gen_config,
+    "response": gen_response,
+    "retry": gen_retry,
+}
+
+if __name__ == "__main__":
+    main()
