@@ -4,7 +4,7 @@
  * memory stream. What the real binary cannot show quickly: the buffer cap, the timeout
  * and the remote parents it teaches, deep trees, write errors, the helpers.
  *
- * usage: console_unit {cap|timeout|deep|width|ioerror|helpers|order}
+ * usage: console_unit {cap|timeout|deep|width|ioerror|helpers|order|label}
  */
 #include <errno.h>
 #include <stdio.h>
@@ -405,6 +405,35 @@ static void test_helpers(void)
 	}
 }
 
+/* The header names the process: executable (when known) and pid, then the service. */
+static void test_label(void)
+{
+	static const struct otlp_resource_cfg named = {.service_name = "mynode"};
+	struct harness h;
+	struct span *s;
+
+	harness_init(&h, 0);
+	s = mk("00000000000000a1", NULL, T1, "a", 0, 1, 4321, NULL);
+	s->exe_path = "/usr/libexec/c-lightning/plugins/cln-xpay";
+	submit1(&h, s);
+	s = mk("00000000000000a2", NULL, T1, "b", 0, 1, 0, NULL);
+	s->exe_path = "/usr/bin/lightningd";
+	submit1(&h, s);
+	submit1(&h, mk("00000000000000a3", NULL, T1, "c", 0, 1, 0, NULL));
+	CHECK(strstr(harness_text(&h), "...1111  cln-xpay[4321] (lightningd)  a  1 us"), "%s",
+	      harness_text(&h));
+	CHECK(strstr(harness_text(&h), "...1111  lightningd  b  1 us"), "%s", harness_text(&h));
+	CHECK(strstr(harness_text(&h), "...1111  lightningd  c  1 us"), "%s", harness_text(&h));
+	exporter__free(h.ex);
+	/* OTEL_SERVICE_NAME names the service instead of the span's serviceName. */
+	h.ex = export_console__new(h.loop, h.out, &named, 0);
+	export_console_set_utf8(h.ex, false);
+	exporter_set_done(h.ex, on_done, &h);
+	submit1(&h, mk("00000000000000a4", NULL, T1, "d", 0, 1, 99, NULL));
+	CHECK(strstr(harness_text(&h), "...1111  mynode[99]  d  1 us"), "%s", harness_text(&h));
+	harness_free(&h);
+}
+
 /* Spans not in CLN's order (a parent before its child) never break the view. */
 static void test_order(void)
 {
@@ -438,7 +467,7 @@ int main(int argc, char **argv)
 	} tests[] = {
 		{"cap", test_cap},     {"timeout", test_timeout}, {"deep", test_deep},
 		{"width", test_width}, {"ioerror", test_ioerror}, {"helpers", test_helpers},
-		{"order", test_order},
+		{"order", test_order}, {"label", test_label},
 	};
 	bool ran = false;
 
@@ -450,7 +479,7 @@ int main(int argc, char **argv)
 	}
 	if (!ran) {
 		fprintf(stderr,
-			"usage: console_unit [cap|timeout|deep|width|ioerror|helpers|order]\n");
+			"usage: console_unit [cap|timeout|deep|width|ioerror|helpers|order|label]\n");
 		return 2;
 	}
 	printf("%d passed, %d failed\n", passed, failed);

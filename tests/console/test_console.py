@@ -22,6 +22,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -425,6 +426,21 @@ def test_options(tmp):
           all(ord(c) < 128 for c in res.stdout))
     res = run(["--file", capture], lang="C", LC_CTYPE="C.UTF-8")
     check("LC_CTYPE UTF-8 wins over LANG=C", "█" in res.stdout)
+    # The socket source knows the sender's pid (its executable label: console_unit label).
+    path = os.path.join(tmp, "trace.sock")
+    out = open(os.path.join(tmp, "stdout"), "w+", encoding="utf-8")
+    err = open(os.path.join(tmp, "stderr"), "w+", encoding="utf-8")
+    proc = subprocess.Popen([cln_otlp, "--exporter", "console", "--socket", path,
+                             "--batch-delay", "50"], stdout=out, stderr=err, env=env_for("C"))
+    check("socket ready", wait_for(lambda: os.path.exists(path)), read(err))
+    sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sender.sendto(open(capture, encoding="utf-8").read().split("span_emit 0ff6b0fc1df3f024 ")[1]
+                  .split("\n")[0].replace(',"parentId":"0f346be4b171a29b"', "").encode(), path)
+    want = re.compile(rf"^trace 074c67a2\.\.\.d273  \S+\[{os.getpid()}\]( \(lightningd\))?  "
+                      r"plugins/init  24\.5 ms  \(1 span\)$", re.M)
+    check("header with the sender's pid", wait_for(lambda: want.search(read(out))), read(out))
+    rc, _, errtext = stop(proc, out, err)
+    check("exit 0", rc == 0, errtext)
 
 
 with tempfile.TemporaryDirectory() as tmp:
