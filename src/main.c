@@ -21,6 +21,7 @@
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
+#include "node_info.h"
 #include "pipeline.h"
 #include "privs.h"
 #include "source_file.h"
@@ -44,6 +45,7 @@ struct app {
 	struct source_usdt *usdt;
 #endif
 	struct metrics *metrics;
+	struct node_info *node;
 	int sigfd;
 	struct loop_timer *shutdown_timer;
 	struct loop_timer *stats_timer;
@@ -213,6 +215,23 @@ static int app_start(struct app *app)
 	if (app->cfg.stats_interval_s)
 		loop_timer_arm(app->stats_timer, app->cfg.stats_interval_s * 1000);
 
+	/*
+	 * Before the sources, so the first batch already carries the node's identity: waits at
+	 * most a second, once, for lightningd's getinfo (nothing is read yet, nothing waits).
+	 */
+	{
+		struct node_info_cfg ncfg = {.rpc_file = app->cfg.rpc_file,
+					     .find_lightningd = app->cfg.usdt,
+					     .pids = app->cfg.pids,
+					     .n_pids = app->cfg.n_pids,
+					     .startup_wait_ms = 1000};
+
+		app->node = node_info__new(app->loop, &ncfg, &app->res);
+		if (!app->node) {
+			log_error("cannot set up the node identity lookup: out of memory");
+			return -1;
+		}
+	}
 	ex = app_exporter(app, err, sizeof(err));
 	if (!ex) {
 		log_error("%s", err[0] ? err : "cannot create the exporter: out of memory");
@@ -289,6 +308,7 @@ static void app_free(struct app *app)
 	source_usdt__free(app->usdt);
 #endif
 	pipeline__free(app->pipeline);
+	node_info__free(app->node);
 	loop_timer__free(app->stats_timer);
 	loop_timer__free(app->shutdown_timer);
 	if (app->sigfd > 0)
