@@ -60,7 +60,8 @@ done
 grep -q "attached" "$work/log" || { say "cln-otlp did not attach within 30 s"; exit 1; }
 
 # The earliest timestamp of the capture: it becomes "now" in every round.
-first=$(perl -ne 'print "$1\n" if /"timestamp":\s*(\d+)/' "${files[@]}" | sort -n | head -n 1)
+first=$(perl -ne '$m = $1 if /"timestamp":\s*(\d+)/ && (!defined $m || $1 < $m);
+	END { print $m // 0 }' "${files[@]}")
 
 round=0
 while :; do
