@@ -64,6 +64,7 @@ struct http_slot {
 	size_t req_len;
 
 	struct retry_state retry;
+	bool backoff; /* waiting on our own backoff (not a server's Retry-After hint) */
 	uint64_t sent_ns;
 
 	/* The answer to the current attempt. */
@@ -490,11 +491,30 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ctx)
 
 /* ---- finishing a batch ----------------------------------------------------------------- */
 
+/*
+ * A batch went through: the collector is back. Batches sleeping on our own backoff retry
+ * now rather than up to a maximum wait later (a server's Retry-After is still honoured).
+ */
+static void slots_wake(struct export_http *ex)
+{
+	for (unsigned i = 0; i < ex->max_inflight; i++) {
+		struct http_slot *s = &ex->slots[i];
+
+		if (s->state == SLOT_WAITING && s->backoff && s->deferred == 0) {
+			s->backoff = false;
+			loop_timer_arm(s->timer, 0);
+		}
+	}
+}
+
 static void slot_finish(struct http_slot *slot, enum export_result res)
 {
 	struct export_http *ex = slot->ex;
 	struct queue_batch *batch = slot->batch;
 
+	slot->backoff = false;
+	if (res == EXPORT_OK)
+		slots_wake(ex);
 	if (res == EXPORT_FAIL_REJECTED || res == EXPORT_FAIL_EXPIRED)
 		stats.failed_batches++;
 	slot->batch = NULL;
@@ -529,6 +549,7 @@ static void slot_retry_or_expire(struct http_slot *slot, int64_t hint_ms)
 		log_debug("export: batch of %zu spans, attempt %u in %llu ms", slot->batch->n,
 			  slot->retry.attempts, (unsigned long long)wait);
 		slot->state = SLOT_WAITING;
+		slot->backoff = hint_ms < 0;
 		if (loop_timer_arm(slot->timer, wait) == 0)
 			return;
 		/* without a timer, retry now rather than lose the batch */

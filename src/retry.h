@@ -20,7 +20,12 @@
 #include <time.h>
 
 #define RETRY_INITIAL_MS  1000
-#define RETRY_MAX_WAIT_MS 30000
+/*
+ * 5 s, not the 30 s some SDKs use: a bridge beside a node usually talks to a collector
+ * nearby, a refused connection is cheap, and a long wait after the collector is back only
+ * fills the queue. A success also wakes every batch sleeping on its backoff.
+ */
+#define RETRY_MAX_WAIT_MS 5000
 
 struct retry_policy {
 	uint64_t initial_ms;	 /* first wait (lower bound of every wait) */
