@@ -137,36 +137,34 @@ def needed_packages(binary):
         m = re.match(r"\s*(\S+) => (/\S+)", line)
         if m:
             paths[m.group(1)] = m.group(2)
-    out = {}
+    # Candidates, best first: the library (merged /usr: /lib and /usr/lib, and the file a
+    # link points to) for the runtime package; the unversioned libX.so link the linker
+    # used, never resolved, for the -dev package.
+    cands = {}
     for lib in needed:
         path = paths.get(lib)
-        runtime = dev = None
-        if path:
-            runtime = dpkg_owner(path, resolve=True)
-            # The unversioned libX.so link the linker used belongs to the -dev package.
-            base = re.sub(r"\.so\..*$", ".so", lib)
-            arch = os.path.basename(os.path.dirname(path))
-            for d in ("/usr/lib/" + arch, "/lib/" + arch, "/usr/lib", "/lib"):
-                if os.path.lexists(os.path.join(d, base)):
-                    dev = dpkg_owner(os.path.join(d, base), resolve=False)
-                    if dev:
-                        break
-        out[lib] = (runtime, dev)
+        if not path:
+            cands[lib] = ([], [])
+            continue
+        arch = os.path.basename(os.path.dirname(path))
+        rt = [path, re.sub(r"^/lib/", "/usr/lib/", path), re.sub(r"^/usr/lib/", "/lib/", path),
+              os.path.realpath(path)]
+        base = re.sub(r"\.so\..*$", ".so", lib)
+        dev = [os.path.join(d, base) for d in ("/usr/lib/" + arch, "/lib/" + arch)]
+        cands[lib] = (rt, dev)
+    owner = {}
+    allp = sorted({p for rt, dev in cands.values() for p in rt + dev})
+    if allp:
+        for line in run(["dpkg", "-S"] + allp).stdout.splitlines():
+            pkg, _, path = line.partition(": ")
+            if path and "," not in pkg:
+                owner.setdefault(path.strip(), pkg.split(":")[0].strip())
+    out = {}
+    for lib in needed:
+        rt, dev = cands[lib]
+        out[lib] = (next((owner[p] for p in rt if p in owner), None),
+                    next((owner[p] for p in dev if p in owner), None))
     return out
-
-
-def dpkg_owner(path, resolve):
-    """The package that installed @path (merged /usr: /lib and /usr/lib both tried); with
-    @resolve, also the file a symbolic link points to."""
-    cand = [path, path.replace("/lib/", "/usr/lib/", 1) if path.startswith("/lib/")
-            else path.replace("/usr/lib/", "/lib/", 1)]
-    if resolve:
-        cand.append(os.path.realpath(path))
-    for p in cand:
-        r = run(["dpkg", "-S", p])
-        if r.returncode == 0:
-            return r.stdout.split(":")[0].strip()
-    return None
 
 
 def staged_install(build, prefix, destdir):
@@ -531,7 +529,7 @@ def check_deb(a):
 # ---- docker/ ---------------------------------------------------------------------------
 
 
-def compose_config(a, files, profile=None, env=None, cwd=None):
+def compose_config(a, files, profile=None, env=None, cwd=None, quiet=False):
     cmd = ["docker-compose"]
     for f in files:
         cmd += ["-f", f]
@@ -540,7 +538,7 @@ def compose_config(a, files, profile=None, env=None, cwd=None):
     e = {k: v for k, v in os.environ.items() if k != "LIGHTNINGD_DIR"}
     e.update(env or {})
     r = run(cmd + ["config"], env=e, cwd=cwd)
-    q = run(cmd + ["config", "-q"], env=e, cwd=cwd)
+    q = run(cmd + ["config", "-q"], env=e, cwd=cwd) if quiet else r
     return r, q
 
 
@@ -550,10 +548,9 @@ def check_compose(a):
     d = os.path.join(a.src, "docker")
     base = os.path.join(d, "compose.yaml")
     for profile in (None, "demo"):
-        r, q = compose_config(a, [base], profile)
+        r, q = compose_config(a, [base], profile, quiet=True)
         label = "docker-compose config -q%s" % (" --profile " + profile if profile else "")
         check(label, q.returncode == 0 and r.returncode == 0, q.stderr + r.stderr)
-    r, _ = compose_config(a, [base], "demo")
     cfg = yaml.safe_load(r.stdout) if r.returncode == 0 else {}
     svc = cfg.get("services", {})
     want = {"otel-collector", "tempo", "grafana", "cln-otlp", "demo"}
@@ -613,7 +610,7 @@ def check_compose(a):
                     os.path.join(tmp, "docker/honeycomb.env"))
         files = [os.path.join(tmp, "docker/compose.yaml"),
                  os.path.join(tmp, "docker/compose.honeycomb.yaml")]
-        r, q = compose_config(a, files, "demo")
+        r, q = compose_config(a, files, "demo", quiet=True)
         check("with compose.honeycomb.yaml: config -q", q.returncode == 0, q.stderr)
         hc = (yaml.safe_load(r.stdout) or {}).get("services", {}) if r.returncode == 0 else {}
         for name in ("cln-otlp", "demo"):
