@@ -213,13 +213,13 @@ static void test_timeout(void)
 	struct span *s[2];
 	struct export_console_counts c;
 
-	harness_init(&h, 200);
+	harness_init(&h, 400);
 	/* As with CLN_TRACEPARENT: the roots' parent (…ee) is never emitted. */
 	s[0] = mk("00000000000000a1", "00000000000000a2", T1, "child", 100, 10, 7, NULL);
 	s[1] = mk("00000000000000a2", "00000000000000ee", T1, "first-root", 0, 500, 7, NULL);
 	submit(&h, s, 2);
 	CHECK(!*harness_text(&h), "printed before the timeout: %s", harness_text(&h));
-	run_loop_for(&h, 600);
+	run_loop_for(&h, 1200);
 	c = counts(&h);
 	CHECK(c.timed_out == 1 && c.buffered == 0, "timed out %llu, buffered %zu",
 	      (unsigned long long)c.timed_out, c.buffered);
@@ -241,16 +241,16 @@ static void test_timeout(void)
 	submit1(&h, mk("00000000000000c2", "00000000000000ee", T1, "other-pid", 0, 5, 8, NULL));
 	submit1(&h, mk("00000000000000d2", "00000000000000ee", T2, "other-trace", 0, 5, 7, NULL));
 	CHECK(counts(&h).buffered == 2, "buffered %zu", counts(&h).buffered);
-	/* Each wait counts from the last span of its set (timeout 200 ms). */
-	run_loop_for(&h, 100);
+	/* Each wait counts from the last span of its set (timeout 400 ms, margins 100 ms). */
+	run_loop_for(&h, 200);
 	submit1(&h, mk("00000000000000c3", "00000000000000ee", T1, "other-pid-2", 0, 5, 8, NULL));
-	run_loop_for(&h, 150);
+	run_loop_for(&h, 300);
 	c = counts(&h);
 	CHECK(c.timed_out == 2 && c.buffered == 2, "timed out %llu buffered %zu",
 	      (unsigned long long)c.timed_out, c.buffered);
 	CHECK(strstr(harness_text(&h), "other-trace") && !strstr(harness_text(&h), "other-pid"),
 	      "%s", harness_text(&h));
-	run_loop_for(&h, 400);
+	run_loop_for(&h, 800);
 	CHECK(counts(&h).timed_out == 3 && strstr(harness_text(&h), "other-pid-2"), "%s",
 	      harness_text(&h));
 	harness_free(&h);

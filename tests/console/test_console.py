@@ -353,34 +353,37 @@ def test_timeout(tmp):
 
 def test_suspend(tmp):
     proc, f, out, err = follow(tmp, 10000)
-    time.sleep(0.3)
 
-    def emit(sid, name):
+    def emit(sid, name, dur=2000000):
         return (f'span_emit {sid} [{{"id":"{sid}","name":"{name}","timestamp":'
-                f'{int(time.time() * 1e6) - 2000000},"duration":2000000,"localEndpoint":'
+                f'{int(time.time() * 1e6) - dur},"duration":{dur},"localEndpoint":'
                 '{"serviceName":"lightningd"},"tags":{},'
                 '"traceId":"5019d3b84b1607709c2c81e6e6e65df4"}]\n')
 
+    def write_then_see(text, mark):
+        """Write @text and a marker span after it; return once the marker is printed, so
+        the follower has read (and stamped) everything before it."""
+        f.write(text + emit(mark, mark, 1))
+        f.flush()
+        check(f"{mark} printed", wait_for(lambda: f"\n{mark} " in read(out), 20), read(err))
+
+    # The file has no times: the follower stamps suspend/resume lines as it reads them.
     a, b = "00000000000000a1", "00000000000000b1"
-    for line in (f"span_start {a} waits\n", f"span_suspend {a}\n", f"span_start {b} twice\n",
-                 f"span_suspend {b}\n"):
-        f.write(line)
-    f.flush()
-    # The file has no times: the follower stamps lines as it reads them (every 200 ms).
+    write_then_see(f"span_start {a} waits\nspan_suspend {a}\nspan_start {b} twice\n"
+                   f"span_suspend {b}\n", "00000000000000f1")
     time.sleep(1.0)
-    f.write(f"span_resume {a}\nspan_resume {b}\nspan_suspend {b}\n")
-    f.flush()
+    write_then_see(f"span_resume {a}\nspan_resume {b}\nspan_suspend {b}\n",
+                   "00000000000000f2")
     time.sleep(0.6)
-    f.write(f"span_resume {b}\nspan_end {a}\n" + emit(a, "waits") + f"span_end {b}\n" +
-            emit(b, "twice"))
-    f.flush()
-    check("printed once ended", wait_for(lambda: "twice" in read(out)), read(err))
+    write_then_see(f"span_resume {b}\nspan_end {a}\n" + emit(a, "waits") +
+                   f"span_end {b}\n" + emit(b, "twice"), "00000000000000f3")
     rc, text, errtext = stop(proc, out, err)
     check("exit 0", rc == 0, errtext)
-    m = re.search(r"waits .*  suspended (\S+ m?s)\n", text)
-    check("one suspension shown", m and 700e3 <= parse_dur(m.group(1))[0] <= 3e6, text)
-    m = re.search(r"twice .*  suspended (\S+ m?s) \(2 times\)\n", text)
-    check("two suspensions summed", m and 1100e3 <= parse_dur(m.group(1))[0] <= 4e6, text)
+    m = re.search(r"\nwaits .*  suspended (\S+ m?s)\n", text)
+    check("one suspension shown", m and 0.95e6 <= parse_dur(m.group(1))[0] <= 8e6, text)
+    m = re.search(r"\ntwice .*  suspended (\S+ m?s) \(2 times\)\n", text)
+    check("two suspensions summed", m and 1.55e6 <= parse_dur(m.group(1))[0] <= 12e6, text)
+    check("no suspension where none was", not re.search(r"\n00000000000000f1 .*suspended", text))
 
 
 def test_exit(tmp):
