@@ -10,7 +10,7 @@ pkgs=(
 	libcap-dev libmicrohttpd-dev                              # privileges, /metrics
 	systemtap-sdt-dev                                         # the test emitter's USDT probes
 	python3 python3-grpcio python3-protobuf python3-hpack openssl curl # mock collector, CA
-	bpftrace valgrind docker-compose                          # comparisons, leak checks, compose
+	bpftrace valgrind docker-compose help2man                 # comparisons, leaks, compose, man page
 )
 missing=()
 for p in "${pkgs[@]}"; do

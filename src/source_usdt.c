@@ -470,7 +470,8 @@ static void usdt_plugin_dirs_of(struct source_usdt *src, const char *binary)
 static const char *usdt_err_hint(int err)
 {
 	if (err == -EPERM || err == -EACCES)
-		return " (run as root, or with CAP_BPF and CAP_PERFMON)";
+		return " (run as root, or with CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN: kernels "
+		       "since mid-2025 want CAP_SYS_ADMIN to create uprobes)";
 	if (access(USDT_UPROBE_PMU, R_OK))
 		return " (the kernel has no uprobes: " USDT_UPROBE_PMU " is missing; it needs "
 		       "CONFIG_UPROBE_EVENTS)";
@@ -832,8 +833,8 @@ static int usdt_load(struct source_usdt *src, const struct config *cfg, char *er
 		if (ret == -EPERM || ret == -EACCES)
 			snprintf(err, err_size,
 				 "loading the BPF programs was refused (%s): run cln-otlp as root, "
-				 "or give it CAP_BPF and CAP_PERFMON (setcap "
-				 "cap_bpf,cap_perfmon+ep cln-otlp)",
+				 "or give it CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN (setcap "
+				 "cap_bpf,cap_perfmon,cap_sys_admin+ep cln-otlp)",
 				 strerror(-ret));
 		else if (libbpf_probe_bpf_map_type(BPF_MAP_TYPE_RINGBUF, NULL) <= 0)
 			snprintf(err, err_size,
