@@ -628,9 +628,10 @@ static void ni_fail_errno(struct node_info *ni, const char *what, int err)
 		ni->told_refused = true;
 	} else if (err == EACCES || err == EPERM) {
 		ni_fail(ni, LOG_LVL_WARN,
-			"%s: %s (the socket is usually 0600, owned by the node's user: run "
-			"cln-otlp as root, or with --user set to that user, or give a group access "
-			"with lightningd's rpc-file-mode)",
+			"%s: %s (the socket is usually the node user's, mode 0600, and cln-otlp "
+			"keeps no file capability once started: run it with --user set to the "
+			"node's user, or give a group access with lightningd's rpc-file-mode and "
+			"make --user a member)",
 			what, strerror(err));
 	} else {
 		ni_fail(ni, LOG_LVL_WARN, "%s: %s", what, strerror(err));

@@ -35,8 +35,9 @@ NODE_B = "03" + "b2" * 32
 
 class FakeRpc:
     def __init__(self, path, node_id=NODE_A, alias="FAKENODE", network="regtest",
-                 version="v24.11", mode="ok", delay=0.0, chunks=1):
+                 version="v24.11", mode="ok", delay=0.0, chunks=1, owner=None):
         self.path = path
+        self.owner = owner  # (uid, gid) of the socket file, as a node run by another user
         self.node_id, self.alias, self.network, self.version = node_id, alias, network, version
         self.mode, self.delay, self.chunks = mode, delay, chunks
         self.requests = []  # parsed requests, in order
@@ -63,6 +64,8 @@ class FakeRpc:
         else:
             self.sock.bind(self.path)
         os.chmod(self.path, 0o600)
+        if self.owner:
+            os.chown(self.path, *self.owner)
         self.sock.listen(16)
         self.thread = threading.Thread(target=self._accept, daemon=True)
         self.thread.start()
