@@ -421,7 +421,8 @@ struct metrics *metrics__new(struct loop *loop, const char *listen, char *err, s
 	log_info("metrics: serving http://%s/metrics", listen);
 	return m;
 fail:
-	if (fd >= 0)
+	/* Ours until MHD started; whether a failed start closed it is not documented. */
+	if (fd >= 0 && fcntl(fd, F_GETFD) >= 0)
 		close(fd);
 	metrics__free(m);
 	return NULL;
