@@ -596,6 +596,12 @@ static void ni_close(struct node_info *ni)
 	}
 	ni->state = NI_IDLE;
 	ni->len = 0;
+	if (ni->cap > 65536) {
+		/* Only a bad answer grows it this far: do not keep a MiB for the next one. */
+		free(ni->buf);
+		ni->buf = NULL;
+		ni->cap = 0;
+	}
 }
 
 static void ni_fail(struct node_info *ni, enum log_level level, const char *fmt, ...)
