@@ -426,11 +426,13 @@ def t_metrics_export(args, tmp):
 
     trace = os.path.join(args.data, REAL_TRACE)
     port = free_port()
-    # Batch 1 waits 0.4 s for its answer; batch 2 gets a 503, then a 200 on its retry.
+    # Batch 1 (300 spans, sent when full) waits 0.4 s for its answer; batch 2 (the other 285,
+    # sent after the batch delay, long enough that a slow read cannot cut a third) gets a 503,
+    # then a 200 on its retry.
     with MockCollector(os.path.join(tmp, "mock"), http=True,
                        script="delay=0.4,503,200") as mc:
         d = Daemon([args.cln_otlp, "--file", trace, "--follow", "--endpoint", mc.http_url(""),
-                    "--batch-size", "300", "--batch-delay", "100", "--max-inflight", "1",
+                    "--batch-size", "300", "--batch-delay", "1000", "--max-inflight", "1",
                     "--metrics-listen", "127.0.0.1:%d" % port], tmp)
         try:
             d.wait_for("serving http://")
