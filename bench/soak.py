@@ -170,7 +170,8 @@ print(f"- bridge: `--queue-size {queue} --compression gzip`, http/protobuf to th
 print(f"- fired: {fired} spans in {fire_s:.0f} s ({fired / fire_s:.0f}/s)")
 print(f"- received by the bridge: {stats.get('received', '?')}, ring-buffer losses: "
       f"{stats.get('ringbuf_lost', '?')}")
-print(f"- delivered to the collector: {got} ({100.0 * got / max(fired, 1):.2f} %), "
+print(f"- delivered to the collector: {got} ({100.0 * got / max(fired, 1):.2f} %; over 100 % is a "
+      f"batch taken by the collector just as it stopped, then retried), "
       f"exported by the bridge: {stats.get('exported', '?')}, retries: {stats.get('retries', '?')}")
 print(f"- dropped: {stats.get('dropped', '?')} {drops if drops else ''}")
 print(f"- RSS: max {rss_first // 1024} MiB through the first outage (t <= {warm} s), "
@@ -180,7 +181,9 @@ print("|---:|---:|---:|")
 step = max(1, len(samples) // 24)
 for t, r, d in samples[::step] + ([samples[-1]] if (len(samples) - 1) % step else []):
     print(f"| {t} | {r / 1024:.1f} | {d} |")
-ok = got == fired and int(stats.get("dropped", 1)) == 0 and flat and bridge.returncode == 0
+# At least once: a batch the collector took just as it was stopped is sent again.
+ok = (got >= fired and int(stats.get("exported", 0)) == fired and
+      int(stats.get("dropped", 1)) == 0 and flat and bridge.returncode == 0)
 shutil.rmtree(tmp, ignore_errors=True)
 if args.check:
     print(f"\n{1 if ok else 0} passed, {0 if ok else 1} failed")
