@@ -218,8 +218,9 @@ static int app_start(struct app *app)
 	/*
 	 * Before the sources, so the first batch already carries the node's identity: waits at
 	 * most a second, once, for lightningd's getinfo (nothing is read yet, nothing waits).
+	 * A replayed file may come from any node: only a live source, or --rpc-file, asks.
 	 */
-	{
+	if (app->cfg.rpc_file || app->cfg.usdt || app->cfg.socket_path || app->cfg.follow) {
 		struct node_info_cfg ncfg = {.rpc_file = app->cfg.rpc_file,
 					     .find_lightningd = app->cfg.usdt,
 					     .pids = app->cfg.pids,

@@ -251,7 +251,8 @@ struct otlp_rattr {
 	int64_t num;
 };
 
-#define OTLP_MAX_RATTRS (5 + 32)
+/* Our five, up to 32 configured ones, the node's identity, and room to spare. */
+#define OTLP_MAX_RATTRS (5 + 32 + 27)
 
 static size_t otlp_resource_attrs(const struct otlp_resource_cfg *cfg, const struct otlp_group *g,
 				  struct otlp_rattr *out)

@@ -309,14 +309,28 @@ def test_discover(tmp):
         sock = os.path.join(home, rel)
         os.makedirs(os.path.dirname(sock))
         rpc = FakeRpc(sock, network="testnet4" if name == "network" else "bitcoin").start()
-        run = Run(tmp, [], env_home(home), name=name, follow=False)
-        rc = run.proc.wait(timeout=20)
-        got = run.spans()
+        # Discovery is for live sources (a replayed file may come from any node): follow.
+        run = Run(tmp, [], env_home(home), name=name, follow=True)
+        time.sleep(1.5)
+        rc, got, _ = run.stop()
         rpc.stop()
         check(f"{name}: exit 0", rc == 0, run.stderr())
         nets = {r.get("cln.network") for r in got.values()}
         check(f"{name}: found under $HOME/{rel}", set(got) == want and
               nets == {"testnet4" if name == "network" else "bitcoin"}, f"{nets} {run.stderr()}")
+    # A plain replay (no --follow, no --rpc-file) does not ask whatever node runs here.
+    home = os.path.join(tmp, "home-replay")
+    sock = os.path.join(home, ".lightning", "regtest", "lightning-rpc")
+    os.makedirs(os.path.dirname(sock))
+    rpc = FakeRpc(sock, network="regtest").start()
+    run = Run(tmp, [], env_home(home), name="replay", follow=False)
+    rc = run.proc.wait(timeout=20)
+    got = run.spans()
+    rpc.stop()
+    nets = {r.get("cln.network") for r in got.values()}
+    check("replay: exit 0", rc == 0, run.stderr())
+    check("replay: a replayed file is not given this machine's node identity",
+          set(got) == want and nets == {None}, str(nets))
     # Longer than a unix socket address can hold (lightningd binds a relative name).
     deep = os.path.join(tmp, "d" * 60, "e" * 60)
     os.makedirs(deep)
