@@ -1108,6 +1108,20 @@ static bool header_value_ok(const char *s)
 	return true;
 }
 
+
+/*
+ * One request may take OTEL_EXPORTER_OTLP_TIMEOUT (--timeout), and no longer than the
+ * batch processor's OTEL_BSP_EXPORT_TIMEOUT (--export-timeout) allows an export.
+ */
+static uint64_t request_timeout_ms(const struct config *cfg)
+{
+	uint64_t t = cfg->timeout_ms ? cfg->timeout_ms : 10000;
+
+	if (cfg->export_timeout_ms && cfg->export_timeout_ms < t)
+		t = cfg->export_timeout_ms;
+	return t;
+}
+
 static int build_headers(struct export_http *ex, const struct config *cfg, char *err,
 			 size_t err_size)
 {
@@ -1115,7 +1129,7 @@ static int build_headers(struct export_http *ex, const struct config *cfg, char 
 	int rc = 0;
 
 	if (ex->grpc) {
-		uint64_t t = cfg->timeout_ms ? cfg->timeout_ms : 10000;
+		uint64_t t = request_timeout_ms(cfg);
 
 		rc |= add_header(&ex->headers, "content-type: application/grpc");
 		rc |= add_header(&ex->headers, "te: trailers");
@@ -1274,7 +1288,7 @@ static int setup_easy(struct export_http *ex, const struct config *cfg, struct h
 {
 	CURL *e = curl_easy_init();
 	CURLcode rc = CURLE_OK;
-	uint64_t timeout = cfg->timeout_ms ? cfg->timeout_ms : 10000;
+	uint64_t timeout = request_timeout_ms(cfg);
 
 	if (!e)
 		return -ENOMEM;

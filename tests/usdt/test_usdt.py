@@ -49,7 +49,9 @@ class Tracer:
         self.err = open(self.err_path, "wb")
         log("$ " + " ".join(argv))
         self.proc = subprocess.Popen(argv, stdout=self.out, stderr=self.err)
-        self.wait_for("attached", 30)
+        # The summary line, "attached N probes to M binaries (...)": with -v, per-binary
+        # "attached" debug lines come first.
+        self.wait_for(" binaries (", 30)
 
     def stderr(self):
         with open(self.err_path, "r", errors="replace") as f:
