@@ -565,7 +565,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	/* The whole input, NUL bytes and all. */
 	whole = fuzz_dup(data + 1, size - 1);
-	if (whole) {
+	if (whole || size == 1) {
 		check_decode(whole, size - 1);
 		free(whole);
 	}

@@ -54,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	len = size - 1;
 	body = (uint8_t *)fuzz_dup(data + 1, len);
 	small = msg_size ? malloc(msg_size) : NULL;
-	if (!body || (msg_size && !small))
+	if ((len && !body) || (msg_size && !small))
 		goto out;
 
 	/* ExportTraceServiceResponse */

@@ -42,7 +42,7 @@ static bool digit(char c)
 
 static void check_retry_after(const char *v, size_t len, time_t now)
 {
-	const char *p = v, *end = v + len;
+	const char *p = v, *end = v ? v + len : v;
 	uint64_t ms = UNSET, secs = 0;
 	time_t when;
 	int r = retry_parse_retry_after(v, len, now, &ms);
@@ -266,7 +266,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(&clock, data + 1, 8);
 	len = size - 9;
 	v = fuzz_dup(data + 9, len);
-	if (!v)
+	if (len && !v)
 		return 0;
 	check_codes(clock);
 	switch (data[0] % 5) {

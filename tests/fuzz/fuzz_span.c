@@ -247,7 +247,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* Not NUL-terminated on purpose: the parser must honour the length. */
 	copy = fuzz_dup(data, size);
-	if (!copy)
+	if (size && !copy)
 		return 0;
 	r = span_parse(copy, size, &span, &why);
 	r2 = span_parse(copy, size, &again, &why2);

@@ -82,7 +82,11 @@ static inline bool fuzz_all_zero(const uint8_t *b, size_t n)
 	return true;
 }
 
-/* An exact-size heap copy (never NUL-terminated), so ASan sees any read past the end. */
+/*
+ * An exact-size heap copy (never NUL-terminated), so ASan sees any read past the end. No
+ * bytes give a 1-byte allocation, not NULL: the parsers compute `p + len` even for len 0,
+ * which is undefined for NULL (clang's UBSan says so), and no caller passes NULL.
+ */
 static inline char *fuzz_dup(const uint8_t *data, size_t size)
 {
 	char *copy = malloc(size ? size : 1);
