@@ -173,6 +173,8 @@ static bool valid_mday(const struct tm *tm)
 
 int retry_parse_http_date(const char *value, size_t len, time_t *out)
 {
+	if (!value || !len)
+		return -EINVAL; /* and no arithmetic on a NULL pointer */
 	struct cur c = {value, value + len};
 	struct tm tm;
 	char word[16];
@@ -242,6 +244,8 @@ int retry_parse_http_date(const char *value, size_t len, time_t *out)
 
 int retry_parse_retry_after(const char *value, size_t len, time_t now, uint64_t *ms)
 {
+	if (!value || !len)
+		return -EINVAL; /* and no arithmetic on a NULL pointer */
 	const char *p = value, *end = value + len;
 	uint64_t secs = 0;
 	time_t when;
@@ -373,6 +377,8 @@ static int parse_retry_info(struct pb b, uint64_t *ms)
 
 int retry_grpc_retry_info(const uint8_t *status, size_t len, uint64_t *ms)
 {
+	if (!status || !len)
+		return -ENOENT; /* no RetryInfo in nothing, and no arithmetic on NULL */
 	struct pb b = {status, status + len}, any, val, sub;
 	uint32_t f, g;
 	uint64_t v;

@@ -867,7 +867,11 @@ static int span_build(struct span_builder *b, struct span **out)
 
 static bool span_blank(const char *json, size_t len)
 {
-	const char *p = span_skip_ws(json, json + len);
+	const char *p;
+
+	if (!len)
+		return true; /* json may be NULL: no arithmetic on it */
+	p = span_skip_ws(json, json + len);
 
 	if (p < json + len && *p == '[') {
 		p = span_skip_ws(p + 1, json + len);
