@@ -42,7 +42,7 @@ struct config {
 	char *socket_path;
 	char *lightningd[CONFIG_MAX_LIST];
 	size_t n_lightningd;
-	bool usdt;	 /* capture with eBPF (--lightningd given, or no other source) */
+	bool usdt; /* capture with eBPF (--lightningd given, or no other source) */
 	bool no_plugins;
 	bool all_probes; /* also attach span_start/span_end (costs two more uprobe hits a span) */
 	uint32_t pids[CONFIG_MAX_LIST];
@@ -52,7 +52,7 @@ struct config {
 	/* export */
 	enum config_exporter exporter;
 	enum config_protocol protocol;
-	char *endpoint;	   /* the full URL requests go to (…/v1/traces for HTTP) */
+	char *endpoint; /* the full URL requests go to (…/v1/traces for HTTP) */
 	struct config_header headers[CONFIG_MAX_LIST];
 	size_t n_headers;
 	bool gzip;
@@ -102,8 +102,8 @@ void config_free(struct config *cfg);
  * return 0 with cfg->help/cfg->version set. Uses getopt_long (resets optind; argv is not
  * permuted). Header values and endpoint URLs are never quoted in messages.
  */
-int config_load(struct config *cfg, int argc, char **argv, config_getenv_fn getenv_fn,
-		char *err, size_t err_size);
+int config_load(struct config *cfg, int argc, char **argv, config_getenv_fn getenv_fn, char *err,
+		size_t err_size);
 
 /*
  * Parse "k=v,k2=v2" with percent-decoded keys and values (OTEL headers, resource attrs).

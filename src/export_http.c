@@ -1108,7 +1108,6 @@ static bool header_value_ok(const char *s)
 	return true;
 }
 
-
 /*
  * One request may take OTEL_EXPORTER_OTLP_TIMEOUT (--timeout), and no longer than the
  * batch processor's OTEL_BSP_EXPORT_TIMEOUT (--export-timeout) allows an export.

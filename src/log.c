@@ -23,7 +23,8 @@ enum log_level log_get_level(void)
 	return log_level;
 }
 
-__attribute__((format(printf, 2, 0))) void log_vmsg(enum log_level level, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) void log_vmsg(enum log_level level, const char *fmt,
+						    va_list ap)
 {
 	char line[1024];
 	int n;

@@ -19,7 +19,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#define RETRY_INITIAL_MS  1000
+#define RETRY_INITIAL_MS 1000
 /*
  * 5 s, not the 30 s some SDKs use: a bridge beside a node usually talks to a collector
  * nearby, a refused connection is cheap, and a long wait after the collector is back only
