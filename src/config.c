@@ -245,7 +245,7 @@ void config_free(struct config *cfg)
 
 /* ---- Values ---------------------------------------------------------------------------- */
 
-static int config_hexval(char c)
+int config_hex_digit(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -279,8 +279,8 @@ char *config_percent_decode(const char *s, size_t len)
 		}
 		if (len - i < 3)
 			goto malformed;
-		hi = config_hexval(s[i + 1]);
-		lo = config_hexval(s[i + 2]);
+		hi = config_hex_digit(s[i + 1]);
+		lo = config_hex_digit(s[i + 2]);
 		if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
 			goto malformed;
 		out[o++] = (char)(hi << 4 | lo);

@@ -177,17 +177,6 @@ static void sanitize(char *dst, size_t size, const char *src, size_t len)
 	dst[n] = '\0';
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* grpc-message is percent-encoded; a malformed escape is kept as it is (gRPC's rule). */
 static void grpc_message_decode(char *dst, size_t size, const char *src, size_t len)
 {
@@ -197,8 +186,8 @@ static void grpc_message_decode(char *dst, size_t size, const char *src, size_t 
 	for (size_t i = 0; i < len && n + 1 < sizeof(tmp); i++) {
 		int hi, lo;
 
-		if (src[i] == '%' && i + 2 < len && (hi = hexval(src[i + 1])) >= 0 &&
-		    (lo = hexval(src[i + 2])) >= 0) {
+		if (src[i] == '%' && i + 2 < len && (hi = config_hex_digit(src[i + 1])) >= 0 &&
+		    (lo = config_hex_digit(src[i + 2])) >= 0) {
 			tmp[n++] = (char)(hi << 4 | lo);
 			i += 2;
 		} else {
