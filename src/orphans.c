@@ -20,8 +20,9 @@ struct orphans_held {
 };
 
 struct orphans {
-	struct orphans_known known[ORPHANS_KNOWN];
-	struct orphans_held *held; /* oldest first */
+	struct orphans_known known[ORPHANS_KNOWN]; /* (pid, parentId) -> traceId */
+	struct orphans_known seen[ORPHANS_KNOWN];  /* (pid, spanId) -> traceId */
+	struct orphans_held *held;		   /* oldest first */
 	size_t n_held;
 	size_t max_held;
 	uint64_t ttl_ms;
@@ -63,28 +64,47 @@ static size_t orphans_slot(uint32_t pid, const uint8_t id[8])
 	return (size_t)(v >> 40) % ORPHANS_KNOWN;
 }
 
+static void orphans_put(struct orphans_known *table, uint32_t pid, const uint8_t id[8],
+			const uint8_t trace_id[16])
+{
+	struct orphans_known *k = &table[orphans_slot(pid, id)];
+
+	k->used = true;
+	k->pid = pid;
+	memcpy(k->parent_id, id, 8);
+	memcpy(k->trace_id, trace_id, 16);
+}
+
+static bool orphans_get(const struct orphans_known *table, uint32_t pid, const uint8_t id[8],
+			uint8_t trace_id[16])
+{
+	const struct orphans_known *k = &table[orphans_slot(pid, id)];
+
+	if (!k->used || k->pid != pid || memcmp(k->parent_id, id, 8))
+		return false;
+	memcpy(trace_id, k->trace_id, 16);
+	return true;
+}
+
 void orphans_learn(struct orphans *o, const struct span *span)
 {
-	struct orphans_known *k;
-
-	if (!span->has_parent || !span->has_trace_id)
+	if (!span->has_trace_id)
 		return;
-	k = &o->known[orphans_slot(span->pid, span->parent_id)];
-	k->used = true;
-	k->pid = span->pid;
-	memcpy(k->parent_id, span->parent_id, 8);
-	memcpy(k->trace_id, span->trace_id, 16);
+	orphans_put(o->seen, span->pid, span->span_id, span->trace_id);
+	if (span->has_parent)
+		orphans_put(o->known, span->pid, span->parent_id, span->trace_id);
 }
 
 bool orphans_resolve(struct orphans *o, struct span *span)
 {
-	const struct orphans_known *k = &o->known[orphans_slot(span->pid, span->span_id)];
-
-	if (!k->used || k->pid != span->pid || memcmp(k->parent_id, span->span_id, 8))
-		return false;
-	memcpy(span->trace_id, k->trace_id, 16);
-	span->has_trace_id = true;
-	return true;
+	/* Its children told (CLN's order), or its parent came first (any other producer). */
+	if (orphans_get(o->known, span->pid, span->span_id, span->trace_id) ||
+	    (span->has_parent &&
+	     orphans_get(o->seen, span->pid, span->parent_id, span->trace_id))) {
+		span->has_trace_id = true;
+		return true;
+	}
+	return false;
 }
 
 static void orphans_remove(struct orphans *o, size_t i)

@@ -5,7 +5,8 @@
  * found in the span's family, within the same process:
  *   - its children, emitted before it (CLN emits a span when it ends), name it as their
  *     parent: a small cache remembers (pid, parentId) -> traceId for recent spans;
- *   - otherwise its parent, emitted after it: the span is held until the parent comes.
+ *   - otherwise its parent, emitted after it: the span is held until the parent comes
+ *     (a parent already seen, as other producers may emit them, is remembered too).
  * Held spans are bounded in number and time; those whose parent never comes are given up
  * and counted. Pure: no I/O, the caller passes the clock.
  */
@@ -26,7 +27,7 @@ void orphans__free(struct orphans *o); /* frees held spans */
 /* Remember what a span with a traceId tells about its parent (call for every such span). */
 void orphans_learn(struct orphans *o, const struct span *span);
 
-/* Give @span (truncated, no traceId) the traceId its children told. False: unknown yet. */
+/* Give @span (cut, no traceId) the traceId its children or parent told. False: not yet. */
 bool orphans_resolve(struct orphans *o, struct span *span);
 
 /*

@@ -85,6 +85,12 @@ check("grandchild and parent adopted in turn",
       spans.get("00000000000000f2", {}).get("traceId") == T2)
 check("whole spans are not marked", "cln.truncated" not in attrs(spans["00000000000000a1"]))
 
+# Other producers may emit a parent before its children: a cut child after it is adopted.
+r, spans = run([span("00000000000000a7", "parent-first", trace=T2),
+                cut("00000000000000c7", "db_exec_prepared", parent="00000000000000a7")])
+check("cut child after its parent takes its traceId",
+      spans.get("00000000000000c7", {}).get("traceId") == T2 and r.returncode == 0, r.stderr)
+
 # The parent never comes: dropped, counted, reported.
 r, spans = run([cut("00000000000000c2", "db_exec_prepared", parent="00000000000000a9"),
                 span("00000000000000b1", "other")])
