@@ -24,6 +24,9 @@ step "build (RelWithDebInfo)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs"
 
+# A test that fails is run once more before it counts as failed (--repeat until-pass:2);
+# CTest's log still shows the first failure. Timing-dependent tests on a shared 2-core
+# machine are the reason, not a licence: a test that fails twice fails the run.
 step "tests"
 if [ "$(id -u)" -ne 0 ]; then
 	if [ "${CI:-}" = true ]; then
@@ -31,9 +34,9 @@ if [ "$(id -u)" -ne 0 ]; then
 		exit 1
 	fi
 	echo "not root: skipping the tests labelled 'root' (eBPF); run as root for all of them"
-	ctest --test-dir build --output-on-failure -LE 'root|valgrind'
+	ctest --test-dir build --output-on-failure --repeat until-pass:2 -LE 'root|valgrind'
 else
-	ctest --test-dir build --output-on-failure -LE valgrind
+	ctest --test-dir build --output-on-failure --repeat until-pass:2 -LE valgrind
 fi
 
 [ $quick = 1 ] && exit 0
@@ -42,7 +45,7 @@ step "tests under ASan + UBSan"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCLN_OTLP_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$jobs"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-ctest --test-dir build-asan --output-on-failure -LE slow
+ctest --test-dir build-asan --output-on-failure --repeat until-pass:2 -LE slow
 
 step "tests under valgrind (no errors, no leaks)"
 ctest --test-dir build --output-on-failure -L valgrind
