@@ -93,13 +93,15 @@ class Run:
         self.proc = subprocess.Popen(cmd + args, stdout=self.out, stderr=self.err, text=True,
                                      env=env)
 
+    # Read through a fresh open: the child writes through a descriptor that shares the
+    # offset of self.out/self.err, so seeking them while it runs would move its writes.
     def stdout(self):
-        self.out.seek(0)
-        return self.out.read()
+        with open(self.out.name) as f:
+            return f.read()
 
     def stderr(self):
-        self.err.seek(0)
-        return self.err.read()
+        with open(self.err.name) as f:
+            return f.read()
 
     def spans(self):
         try:

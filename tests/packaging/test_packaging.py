@@ -441,8 +441,9 @@ def check_caps(a):
             p = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=tmp)
             deadline = time.time() + 30
             while time.time() < deadline and p.poll() is None:
-                err.seek(0)
-                if "attached" in err.read():
+                # A fresh open: seeking `err`, whose offset the child shares, would move
+                # where the child writes.
+                if "attached" in open(err.name).read():
                     break
                 time.sleep(0.1)
             if p.poll() is None:
