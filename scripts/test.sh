@@ -45,7 +45,7 @@ step "tests under ASan + UBSan"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCLN_OTLP_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$jobs"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-ctest --test-dir build-asan --output-on-failure --repeat until-pass:2 -LE slow
+ctest --test-dir build-asan --output-on-failure --repeat until-pass:2 -LE 'slow|perf'
 
 step "tests under valgrind (no errors, no leaks)"
 ctest --test-dir build --output-on-failure -L valgrind
