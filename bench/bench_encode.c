@@ -83,7 +83,7 @@ static const char *mode_names[MODES] = {"cJSON_Parse alone (no span built)", "pa
 static double round_once(enum mode m, const struct payload *p, size_t np, size_t total,
 			 struct span **spans)
 {
-	static struct otlp_buf buf;
+	static struct otlp_buf buf = OTLP_BUF_INIT;
 	struct otlp_resource_cfg res = {.host_name = "bench"};
 	size_t done = 0;
 	double t0;

@@ -20,6 +20,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "text.h"
+
 #define CONFIG_PROG "cln-otlp"
 
 #define CONFIG_KIB 1024ULL
@@ -245,17 +247,6 @@ void config_free(struct config *cfg)
 
 /* ---- Values ---------------------------------------------------------------------------- */
 
-int config_hex_digit(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * "%XX" decodes to byte XX; a '%' not followed by two hex digits is malformed, and so is
  * "%00" (the result is a C string). Everything else is copied as is ('+' stays '+': this
@@ -279,8 +270,8 @@ char *config_percent_decode(const char *s, size_t len)
 		}
 		if (len - i < 3)
 			goto malformed;
-		hi = config_hex_digit(s[i + 1]);
-		lo = config_hex_digit(s[i + 2]);
+		hi = text_hex_digit(s[i + 1]);
+		lo = text_hex_digit(s[i + 2]);
 		if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
 			goto malformed;
 		out[o++] = (char)(hi << 4 | lo);
@@ -550,44 +541,6 @@ static int config_get_exporter(const char *who, const char *s, enum config_expor
 				   "%s: \"%.*s\" is not an exporter (otlp, stdout or console)", who,
 				   CONFIG_SHOWN_MAX, s);
 	return 0;
-}
-
-/* Well-formed UTF-8 (no overlongs, no surrogates): OTLP strings must be, or the whole
- * request is rejected. */
-static bool config_utf8_ok(const char *str)
-{
-	const unsigned char *s = (const unsigned char *)str;
-	unsigned need, i;
-	uint32_t cp;
-
-	while (*s) {
-		if (*s < 0x80) {
-			s++;
-			continue;
-		}
-		if (*s >= 0xc2 && *s <= 0xdf) {
-			need = 1;
-			cp = *s & 0x1f;
-		} else if (*s >= 0xe0 && *s <= 0xef) {
-			need = 2;
-			cp = *s & 0x0f;
-		} else if (*s >= 0xf0 && *s <= 0xf4) {
-			need = 3;
-			cp = *s & 0x07;
-		} else {
-			return false;
-		}
-		for (i = 1; i <= need; i++) {
-			if ((s[i] & 0xc0) != 0x80)
-				return false;
-			cp = cp << 6 | (s[i] & 0x3f);
-		}
-		if ((need == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-		    (need == 3 && (cp < 0x10000 || cp > 0x10ffff)))
-			return false;
-		s += need + 1;
-	}
-	return true;
 }
 
 /* RFC 9110 token characters, the only ones allowed in a header name. */
@@ -900,13 +853,13 @@ static int config_apply_flag(struct config *cfg, struct config_pending *p, int o
 			cfg->shutdown_timeout_ms = v;
 		return ret;
 	case OPT_SERVICE_NAME:
-		if (!config_utf8_ok(arg))
+		if (!text_utf8_valid(arg))
 			return config_fail(err, err_size, "%s: the name is not valid UTF-8", who);
 		return config_set_nonempty(who, &cfg->service_name, arg, "a service name", err,
 					   err_size);
 	case OPT_RESOURCE_ATTR:
 		ret = config_split_kv_flag(who, arg, "KEY", &kv, err, err_size);
-		if (!ret && (!config_utf8_ok(kv.name) || !config_utf8_ok(kv.value)))
+		if (!ret && (!text_utf8_valid(kv.name) || !text_utf8_valid(kv.value)))
 			ret = config_fail(err, err_size, "%s: the key or value is not valid UTF-8",
 					  who);
 		if (!ret)
@@ -1177,7 +1130,7 @@ static int config_load_env(struct config *cfg, struct config_pending *p,
 	/* Service and resource. */
 	s = config_env_get(env, "OTEL_SERVICE_NAME");
 	if (!config_seen(p, OPT_SERVICE_NAME) && s) {
-		if (!config_utf8_ok(s)) {
+		if (!text_utf8_valid(s)) {
 			ret = config_fail(err, err_size,
 					  "OTEL_SERVICE_NAME: the name is not valid "
 					  "UTF-8");
@@ -1194,7 +1147,7 @@ static int config_load_env(struct config *cfg, struct config_pending *p,
 		if (ret)
 			goto cleanup;
 		for (i = 0; i < n; i++) {
-			if (!config_utf8_ok(list[i].name) || !config_utf8_ok(list[i].value)) {
+			if (!text_utf8_valid(list[i].name) || !text_utf8_valid(list[i].value)) {
 				ret = config_fail(
 					err, err_size,
 					"OTEL_RESOURCE_ATTRIBUTES: entry %zu does not decode "

@@ -119,9 +119,6 @@ int config_parse_kv_list(const char *s, struct config_header *out, size_t max, s
  */
 char *config_percent_decode(const char *s, size_t len);
 
-/* The value of one hex digit, -1 for anything else (percent-decoding here and in export). */
-int config_hex_digit(char c);
-
 /* Usage text (--help). */
 void config_usage(FILE *out);
 

@@ -15,8 +15,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "clock.h"
 #include "log.h"
 #include "stats.h"
+#include "text.h"
 
 #define CONSOLE_BUCKETS	     (1u << 15)
 #define CONSOLE_REMOTE_MAX   64
@@ -113,59 +115,6 @@ struct export_console {
 
 /* ---- copying a span ------------------------------------------------------------------- */
 
-static bool console_str_is(const struct span_str *s, const char *lit)
-{
-	return s->len == strlen(lit) && !memcmp(s->ptr, lit, s->len);
-}
-
-static bool console_str_case_is(const struct span_str *s, const char *lit)
-{
-	return s->len == strlen(lit) && !strncasecmp(s->ptr, lit, s->len);
-}
-
-/*
- * The status the OTLP mapping gives the span (otlp.h): error="true" (or any value but
- * "false") is an error, error="false" is not and stays a tag; otel.status_code wins.
- * Sets the bits of the tags the status consumed (not shown as tags).
- */
-static const struct span_str *console_status(const struct span *s, bool *error, uint32_t *hide)
-{
-	const struct span_str *msg = NULL;
-	const struct span_tag *code = NULL;
-
-	*error = false;
-	*hide = 0;
-	for (uint32_t i = 0; i < s->n_tags; i++) {
-		const struct span_tag *t = &s->tags[i];
-
-		if (console_str_is(&t->key, "error")) {
-			if (console_str_is(&t->value, "false"))
-				continue;
-			*error = true;
-			*hide |= 1u << i;
-			if (!console_str_is(&t->value, "true") && t->value.len && !msg)
-				msg = &t->value;
-		} else if (console_str_is(&t->key, "otel.status_code")) {
-			code = t;
-		} else if (console_str_is(&t->key, "otel.status_description")) {
-			msg = &t->value;
-			*hide |= 1u << i;
-		}
-	}
-	if (code) {
-		if (console_str_case_is(&code->value, "ERROR"))
-			*error = true;
-		else if (console_str_case_is(&code->value, "OK") ||
-			 console_str_case_is(&code->value, "UNSET"))
-			*error = false;
-		else
-			code = NULL; /* not a status: shown as a tag */
-		if (code)
-			*hide |= 1u << (code - s->tags);
-	}
-	return *error ? msg : NULL;
-}
-
 /* Time spent between suspend and resume events (a suspend never resumed: until the end). */
 static void console_suspended(const struct span *s, uint64_t *total_us, uint32_t *count)
 {
@@ -227,13 +176,17 @@ static struct console_node *console_node_new(const struct export_console *ec, co
 				  ? ec->res->service_name
 				  : NULL;
 	const struct span_str *msg;
+	struct otlp_status st;
 	struct console_node *n;
 	size_t size = 0;
 	uint32_t hide;
 	bool error;
 	char *p;
 
-	msg = console_status(s, &error, &hide);
+	otlp_status_of(s, &st);
+	error = st.code == OTLP_STATUS_ERROR;
+	msg = st.message;
+	hide = st.consumed;
 	size += s->name.len + 1;
 	if (!svc && s->service.len)
 		size += s->service.len + 1;
@@ -638,9 +591,9 @@ static bool console_header(struct export_console *ec, const struct console_node 
 
 	/* 16-hex traceIds (old CLN) sit in the last 8 bytes. */
 	if (!console_u64(tid))
-		span_hex_encode(tid + 8, 8, hex);
+		text_hex_encode(tid + 8, 8, hex);
 	else
-		span_hex_encode(tid, 16, hex);
+		text_hex_encode(tid, 16, hex);
 	console_label(first, label, sizeof(label));
 	console_fmt_dur(w1 - w0, ec->utf8, dur, sizeof(dur));
 
@@ -858,7 +811,7 @@ static void console_arm(struct export_console *ec)
 		loop_timer_disarm(ec->timer);
 		return;
 	}
-	now = loop_now_ms();
+	now = clock_mono_ms();
 	due = ec->head->last_ms + ec->timeout_ms;
 	loop_timer_arm(ec->timer, due > now ? due - now : 0);
 }
@@ -866,7 +819,7 @@ static void console_arm(struct export_console *ec)
 static void console_timer(struct loop *loop, void *ctx)
 {
 	struct export_console *ec = ctx;
-	uint64_t now = loop_now_ms();
+	uint64_t now = clock_mono_ms();
 
 	(void)loop;
 	while (ec->head && ec->head->last_ms + ec->timeout_ms <= now) {
@@ -936,7 +889,7 @@ static int console_ingest(struct export_console *ec, const struct span *s, uint6
 static int export_console_submit(struct exporter *ex, struct queue_batch *batch)
 {
 	struct export_console *ec = (struct export_console *)ex;
-	uint64_t now = loop_now_ms();
+	uint64_t now = clock_mono_ms();
 	size_t lost = 0;
 
 	for (size_t i = 0; i < batch->n; i++)

@@ -29,9 +29,11 @@
 #include <curl/curl.h>
 #include <zlib.h>
 
+#include "clock.h"
 #include "log.h"
 #include "retry.h"
 #include "stats.h"
+#include "text.h"
 
 #ifndef CLN_OTLP_VERSION
 #define CLN_OTLP_VERSION "0"
@@ -58,8 +60,8 @@ struct http_slot {
 	struct queue_batch *batch;
 	int deferred; /* > 0: finish with this export_result when the timer fires */
 
-	struct otlp_buf enc;  /* the encoded ExportTraceServiceRequest */
-	struct otlp_buf body; /* gzip and/or gRPC framing of enc, when needed */
+	struct otlp_buf enc; /* the encoded ExportTraceServiceRequest */
+	struct buf body;     /* gzip and/or gRPC framing of enc, when needed */
 	const uint8_t *req;
 	size_t req_len;
 
@@ -75,7 +77,7 @@ struct http_slot {
 	bool has_retry_info;
 	uint64_t retry_info_ms;
 	char grpc_message[GRPC_MESSAGE_CAP];
-	struct otlp_buf resp;
+	struct buf resp; /* at most RESP_BODY_CAP */
 	char errbuf[CURL_ERROR_SIZE];
 	char last_error[2 * ERR_MSG_CAP]; /* why the last attempt failed, for the give-up message */
 };
@@ -121,24 +123,6 @@ static const struct exporter_ops export_http_ops;
 
 /* ---- small helpers --------------------------------------------------------------------- */
 
-static int buf_reserve(struct otlp_buf *b, size_t need)
-{
-	uint8_t *p;
-	size_t cap;
-
-	if (need <= b->cap)
-		return 0;
-	cap = b->cap ? b->cap : 4096;
-	while (cap < need)
-		cap *= 2;
-	p = realloc(b->data, cap);
-	if (!p)
-		return -ENOMEM;
-	b->data = p;
-	b->cap = cap;
-	return 0;
-}
-
 static uint64_t next_rnd(struct export_http *ex)
 {
 	/* xorshift64*: jitter needs spread, not secrecy */
@@ -158,25 +142,6 @@ static void __attribute__((format(printf, 3, 4))) msgf(char *dst, size_t size, c
 	va_end(ap);
 }
 
-/* Copy untrusted text (a collector's message) for a log line: printable ASCII only. */
-static void sanitize(char *dst, size_t size, const char *src, size_t len)
-{
-	size_t n = 0;
-
-	if (!size)
-		return;
-	for (size_t i = 0; i < len && n + 1 < size; i++) {
-		unsigned char c = (unsigned char)src[i];
-
-		if (c == '\0')
-			break;
-		dst[n++] = (c >= 0x20 && c < 0x7f) ? (char)c : (c == '\n' || c == '\t' ? ' ' : '?');
-	}
-	while (n > 0 && dst[n - 1] == ' ')
-		n--;
-	dst[n] = '\0';
-}
-
 /* grpc-message is percent-encoded; a malformed escape is kept as it is (gRPC's rule). */
 static void grpc_message_decode(char *dst, size_t size, const char *src, size_t len)
 {
@@ -186,15 +151,15 @@ static void grpc_message_decode(char *dst, size_t size, const char *src, size_t 
 	for (size_t i = 0; i < len && n + 1 < sizeof(tmp); i++) {
 		int hi, lo;
 
-		if (src[i] == '%' && i + 2 < len && (hi = config_hex_digit(src[i + 1])) >= 0 &&
-		    (lo = config_hex_digit(src[i + 2])) >= 0) {
+		if (src[i] == '%' && i + 2 < len && (hi = text_hex_digit(src[i + 1])) >= 0 &&
+		    (lo = text_hex_digit(src[i + 2])) >= 0) {
 			tmp[n++] = (char)(hi << 4 | lo);
 			i += 2;
 		} else {
 			tmp[n++] = src[i];
 		}
 	}
-	sanitize(dst, size, tmp, n);
+	text_printable(dst, size, tmp, n);
 }
 
 static const char *grpc_code_name(int code)
@@ -225,7 +190,7 @@ static const char *grpc_code_name(int code)
 /* ---- compression ----------------------------------------------------------------------- */
 
 /* gzip @in into @out at @off (out->len set to the end). */
-static int gzip_into(struct export_http *ex, const uint8_t *in, size_t n, struct otlp_buf *out,
+static int gzip_into(struct export_http *ex, const uint8_t *in, size_t n, struct buf *out,
 		     size_t off)
 {
 	uLong bound;
@@ -236,6 +201,7 @@ static int gzip_into(struct export_http *ex, const uint8_t *in, size_t n, struct
 	if (deflateReset(&ex->deflate) != Z_OK)
 		return -EIO;
 	bound = deflateBound(&ex->deflate, (uLong)n);
+	buf_reset(out);
 	if (buf_reserve(out, off + bound) < 0)
 		return -ENOMEM;
 	ex->deflate.next_in = (Bytef *)in;
@@ -250,7 +216,7 @@ static int gzip_into(struct export_http *ex, const uint8_t *in, size_t n, struct
 }
 
 /* gunzip @in into @out (at most @cap bytes). */
-static int gunzip(const uint8_t *in, size_t n, struct otlp_buf *out, size_t cap)
+static int gunzip(const uint8_t *in, size_t n, struct buf *out, size_t cap)
 {
 	z_stream z;
 	int rc, err = 0;
@@ -258,6 +224,7 @@ static int gunzip(const uint8_t *in, size_t n, struct otlp_buf *out, size_t cap)
 	memset(&z, 0, sizeof(z));
 	if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK)
 		return -ENOMEM;
+	buf_reset(out);
 	if (buf_reserve(out, cap) < 0) {
 		err = -ENOMEM;
 		goto cleanup;
@@ -389,16 +356,9 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ctx)
 	struct http_slot *slot = ctx;
 	size_t n = size * nmemb, room;
 
-	if (slot->resp.len < RESP_BODY_CAP) {
-		room = RESP_BODY_CAP - slot->resp.len;
-		if (room > n)
-			room = n;
-		if (buf_reserve(&slot->resp, slot->resp.len + room) == 0) {
-			memcpy(slot->resp.data + slot->resp.len, data, room);
-			slot->resp.len += room;
-		}
-	}
-	return n; /* read and drop anything past the cap */
+	room = slot->resp.max - slot->resp.len;
+	buf_add(&slot->resp, data, room < n ? room : n); /* at the cap, or out of memory: cut */
+	return n;					 /* read and drop anything past the cap */
 }
 
 static bool header_is(const char *line, size_t len, const char *name, const char **val,
@@ -468,7 +428,7 @@ static size_t on_header(char *line, size_t size, size_t nmemb, void *ctx)
 	} else if (header_is(line, len, "grpc-status-details-bin", &v, &vlen)) {
 		uint8_t details[GRPC_DETAILS_CAP];
 		uint64_t ms;
-		int n = retry_base64_decode(v, vlen, details, sizeof(details));
+		int n = text_base64_decode(v, vlen, details, sizeof(details));
 
 		if (n >= 0 && retry_grpc_retry_info(details, (size_t)n, &ms) == 0) {
 			slot->has_retry_info = true;
@@ -528,7 +488,7 @@ static int slot_send(struct http_slot *slot);
 static void slot_retry_or_expire(struct http_slot *slot, int64_t hint_ms)
 {
 	struct export_http *ex = slot->ex;
-	uint64_t now = loop_now_ms(), wait;
+	uint64_t now = clock_mono_ms(), wait;
 
 	if (retry_next(&ex->policy, &slot->retry, now, hint_ms, next_rnd(ex), &wait)) {
 		stats.retries++;
@@ -570,7 +530,7 @@ static void count_partial(struct http_slot *slot, int64_t rejected, const char *
 
 	if (rejected <= 0) {
 		if (msg[0]) {
-			sanitize(clean, sizeof(clean), msg, strlen(msg));
+			text_printable(clean, sizeof(clean), msg, strlen(msg));
 			log_limited(&ex->rl_partial, LOG_LVL_WARN,
 				    "export to %s: collector says: %s", ex->display, clean);
 		}
@@ -579,7 +539,7 @@ static void count_partial(struct http_slot *slot, int64_t rejected, const char *
 	stats.partial_rejected += (uint64_t)rejected;
 	slot->batch->rejected =
 		(uint64_t)rejected < slot->batch->n ? (size_t)rejected : slot->batch->n;
-	sanitize(clean, sizeof(clean), msg, strlen(msg));
+	text_printable(clean, sizeof(clean), msg, strlen(msg));
 	log_limited(&ex->rl_partial, LOG_LVL_WARN,
 		    "export to %s: collector rejected %lld of %zu spans%s%s", ex->display,
 		    (long long)rejected, slot->batch->n, clean[0] ? ": " : "", clean);
@@ -639,15 +599,15 @@ static void error_body_message(struct http_slot *slot, char *out, size_t size)
 		const cJSON *m = root ? cJSON_GetObjectItemCaseSensitive(root, "message") : NULL;
 
 		if (cJSON_IsString(m) && m->valuestring)
-			sanitize(out, size, m->valuestring, strlen(m->valuestring));
+			text_printable(out, size, m->valuestring, strlen(m->valuestring));
 		cJSON_Delete(root);
 		if (out[0])
 			return;
 	} else if (otlp_decode_rpc_status(d, n, &code, msg, sizeof(msg)) == 0 && msg[0]) {
-		sanitize(out, size, msg, strlen(msg));
+		text_printable(out, size, msg, strlen(msg));
 		return;
 	}
-	sanitize(out, size, (const char *)d, n); /* text/plain and the like */
+	text_printable(out, size, (const char *)d, n); /* text/plain and the like */
 }
 
 static bool curl_code_retryable(CURLcode rc)
@@ -756,7 +716,7 @@ static void grpc_success(struct http_slot *slot)
 {
 	const uint8_t *d = slot->resp.data;
 	size_t n = slot->resp.len, mlen;
-	struct otlp_buf plain = {0};
+	struct buf plain = BUF_INIT(RESP_BODY_CAP);
 	int64_t rejected = 0;
 	char msg[ERR_MSG_CAP];
 
@@ -781,7 +741,7 @@ static void grpc_success(struct http_slot *slot)
 				log_debug("export: undecodable gRPC answer to a success, ignored");
 		}
 	}
-	otlp_buf_release(&plain);
+	buf_free(&plain);
 	slot_finish(slot, EXPORT_OK);
 }
 
@@ -819,7 +779,7 @@ static void grpc_answered(struct http_slot *slot, long status, long version)
 static void slot_completed(struct http_slot *slot, CURLcode rc)
 {
 	struct export_http *ex = slot->ex;
-	uint64_t us = (loop_now_ns() - slot->sent_ns) / 1000;
+	uint64_t us = (clock_mono_ns() - slot->sent_ns) / 1000;
 	long status = 0, version = 0;
 
 	curl_multi_remove_handle(ex->multi, slot->easy);
@@ -870,7 +830,7 @@ static int slot_send(struct http_slot *slot)
 	reset_answer(slot);
 	curl_easy_setopt(slot->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)slot->req_len);
 	curl_easy_setopt(slot->easy, CURLOPT_POSTFIELDS, (const char *)slot->req);
-	slot->sent_ns = loop_now_ns();
+	slot->sent_ns = clock_mono_ns();
 	mc = curl_multi_add_handle(ex->multi, slot->easy);
 	if (mc != CURLM_OK) {
 		snprintf(slot->last_error, sizeof(slot->last_error), "%s", curl_multi_strerror(mc));
@@ -908,19 +868,20 @@ static int slot_encode(struct export_http *ex, struct http_slot *slot)
 	if (err < 0)
 		return err;
 	if (!ex->gzip && !ex->grpc) {
-		slot->req = slot->enc.data;
-		slot->req_len = slot->enc.len;
+		slot->req = slot->enc.bytes.data;
+		slot->req_len = slot->enc.bytes.len;
 		return 0;
 	}
 	if (ex->gzip) {
-		err = gzip_into(ex, slot->enc.data, slot->enc.len, &slot->body, off);
+		err = gzip_into(ex, slot->enc.bytes.data, slot->enc.bytes.len, &slot->body, off);
 		if (err < 0)
 			return err;
 	} else {
-		if (buf_reserve(&slot->body, off + slot->enc.len) < 0)
+		buf_reset(&slot->body);
+		if (buf_reserve(&slot->body, off + slot->enc.bytes.len) < 0)
 			return -ENOMEM;
-		memcpy(slot->body.data + off, slot->enc.data, slot->enc.len);
-		slot->body.len = off + slot->enc.len;
+		memcpy(slot->body.data + off, slot->enc.bytes.data, slot->enc.bytes.len);
+		slot->body.len = off + slot->enc.bytes.len;
 	}
 	if (ex->grpc) {
 		size_t mlen = slot->body.len - off;
@@ -957,7 +918,7 @@ static int eh_submit(struct exporter *base, struct queue_batch *batch)
 	ex->n_active++;
 	slot->batch = batch;
 	slot->deferred = 0;
-	retry_state_start(&slot->retry, loop_now_ms());
+	retry_state_start(&slot->retry, clock_mono_ms());
 	err = slot_encode(ex, slot);
 	if (err < 0) {
 		log_limited(&ex->rl_internal, LOG_LVL_ERROR,
@@ -1020,8 +981,8 @@ static void eh_free(struct exporter *base)
 				curl_easy_cleanup(slot->easy);
 			loop_timer__free(slot->timer);
 			otlp_buf_release(&slot->enc);
-			otlp_buf_release(&slot->body);
-			otlp_buf_release(&slot->resp);
+			buf_free(&slot->body);
+			buf_free(&slot->resp);
 		}
 	}
 	if (ex->multi)
@@ -1361,7 +1322,7 @@ struct exporter *export_http__new(struct loop *loop, const struct config *cfg,
 		ex->max_inflight = EXPORT_HTTP_MAX_INFLIGHT;
 	retry_policy_init(&ex->policy, cfg->retry_max_elapsed_ms);
 	if (getrandom(&ex->rnd, sizeof(ex->rnd), GRND_NONBLOCK) != sizeof(ex->rnd))
-		ex->rnd = loop_realtime_ns() ^ ((uint64_t)getpid() << 32);
+		ex->rnd = clock_real_ns() ^ ((uint64_t)getpid() << 32);
 	ex->rnd |= 1;
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -1466,6 +1427,9 @@ struct exporter *export_http__new(struct loop *loop, const struct config *cfg,
 		struct http_slot *slot = &ex->slots[i];
 
 		slot->ex = ex;
+		otlp_buf_init(&slot->enc);
+		buf_init(&slot->body, OTLP_BUF_MAX);
+		buf_init(&slot->resp, RESP_BODY_CAP);
 		slot->timer = loop_timer__new(loop, on_slot_timer, slot);
 		if (!slot->timer || setup_easy(ex, cfg, slot) < 0) {
 			snprintf(err, err_size,

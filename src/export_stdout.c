@@ -22,7 +22,7 @@ static int export_stdout_submit(struct exporter *ex, struct queue_batch *batch)
 
 	if (otlp_encode_json(es->res, batch->spans, batch->n, &es->buf) < 0) {
 		res = EXPORT_FAIL_ENCODE;
-	} else if (fwrite(es->buf.data, 1, es->buf.len, es->out) != es->buf.len ||
+	} else if (fwrite(es->buf.bytes.data, 1, es->buf.bytes.len, es->out) != es->buf.bytes.len ||
 		   fputc('\n', es->out) == EOF || fflush(es->out) == EOF) {
 		log_limited(&es->rl, LOG_LVL_ERROR, "cannot write spans to standard output: %m");
 		res = EXPORT_FAIL_IO;
@@ -75,5 +75,6 @@ struct exporter *export_stdout__new(const struct otlp_resource_cfg *res, FILE *o
 	es->ex.name = "stdout";
 	es->res = res;
 	es->out = out;
+	otlp_buf_init(&es->buf);
 	return &es->ex;
 }

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <time.h>
 
+#include "clock.h"
+
 static enum log_level log_level = LOG_LVL_INFO;
 
 static const char *const log_names[] = {
@@ -51,17 +53,9 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	va_end(ap);
 }
 
-static uint64_t log_mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 void log_limited(struct log_ratelimit *rl, enum log_level level, const char *fmt, ...)
 {
-	uint64_t now = log_mono_ms();
+	uint64_t now = clock_mono_ms();
 	va_list ap;
 
 	if (level > log_level)

@@ -246,26 +246,3 @@ void loop_stop(struct loop *loop)
 {
 	loop->stop = true;
 }
-
-static uint64_t loop_clock_ns(clockid_t clk)
-{
-	struct timespec ts;
-
-	clock_gettime(clk, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-uint64_t loop_now_ns(void)
-{
-	return loop_clock_ns(CLOCK_MONOTONIC);
-}
-
-uint64_t loop_now_ms(void)
-{
-	return loop_now_ns() / 1000000;
-}
-
-uint64_t loop_realtime_ns(void)
-{
-	return loop_clock_ns(CLOCK_REALTIME);
-}

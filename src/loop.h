@@ -35,9 +35,4 @@ int loop_timer_armed(const struct loop_timer *timer);
 int loop_run(struct loop *loop);
 void loop_stop(struct loop *loop);
 
-/* Monotonic and wall clocks. */
-uint64_t loop_now_ms(void);
-uint64_t loop_now_ns(void);
-uint64_t loop_realtime_ns(void);
-
 #endif

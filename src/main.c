@@ -26,10 +26,8 @@
 #include "privs.h"
 #include "source_file.h"
 #include "source_socket.h"
-#include "stats.h"
-#ifdef CLN_OTLP_HAVE_BPF
 #include "source_usdt.h"
-#endif
+#include "stats.h"
 
 struct app {
 	struct config cfg;
@@ -41,9 +39,7 @@ struct app {
 	size_t n_files;
 	size_t files_done;
 	struct source_socket *socket;
-#ifdef CLN_OTLP_HAVE_BPF
 	struct source_usdt *usdt;
-#endif
 	struct metrics *metrics;
 	struct node_info *node;
 	int sigfd;
@@ -86,10 +82,7 @@ static void app_begin_shutdown(struct app *app, bool with_deadline)
 	if (app->stopping)
 		return;
 	app->stopping = true;
-#ifdef CLN_OTLP_HAVE_BPF
-	if (app->usdt)
-		source_usdt_drain(app->usdt);
-#endif
+	source_usdt_drain(app->usdt);
 	for (size_t i = 0; i < app->n_files; i++)
 		source_file_stop(app->files[i]);
 	source_socket_stop(app->socket);
@@ -102,11 +95,8 @@ static void app_begin_shutdown(struct app *app, bool with_deadline)
 static void app_file_done(void *ctx)
 {
 	struct app *app = ctx;
-	bool live = app->socket || app->cfg.follow;
+	bool live = app->socket || app->cfg.follow || app->usdt;
 
-#ifdef CLN_OTLP_HAVE_BPF
-	live = live || app->usdt;
-#endif
 	/* With only files to read, the end of the last one is the end of the run. */
 	if (++app->files_done == app->n_files && !live)
 		app_begin_shutdown(app, false);
@@ -251,7 +241,6 @@ static int app_start(struct app *app)
 			return -1;
 		}
 	}
-#ifdef CLN_OTLP_HAVE_BPF
 	if (app->cfg.usdt) {
 		app->usdt = source_usdt__new(app->loop, &app->cfg, app->pipeline, err, sizeof(err));
 		if (!app->usdt) {
@@ -259,13 +248,6 @@ static int app_start(struct app *app)
 			return -1;
 		}
 	}
-#else
-	if (app->cfg.usdt) {
-		log_error("this build has no eBPF capture (built with -DCLN_OTLP_BPF=OFF): use "
-			  "--file or --socket");
-		return -1;
-	}
-#endif
 	if (app->cfg.socket_path) {
 		app->socket = source_socket__new(app->loop, app->pipeline, app->cfg.socket_path,
 						 err, sizeof(err));
@@ -286,11 +268,8 @@ static int app_start(struct app *app)
 	}
 	/* Every source is set up: give up what the rest of the run does not need. */
 	{
-		struct privs_opts po = {.user = app->cfg.user};
+		struct privs_opts po = {.user = app->cfg.user, .attach = app->usdt != NULL};
 
-#ifdef CLN_OTLP_HAVE_BPF
-		po.attach = app->usdt != NULL;
-#endif
 		if (privs_drop(&po, err, sizeof(err)) < 0) {
 			log_error("%s", err);
 			return -1;
@@ -305,9 +284,7 @@ static void app_free(struct app *app)
 	for (size_t i = 0; i < app->n_files; i++)
 		source_file__free(app->files[i]);
 	source_socket__free(app->socket);
-#ifdef CLN_OTLP_HAVE_BPF
 	source_usdt__free(app->usdt);
-#endif
 	pipeline__free(app->pipeline);
 	node_info__free(app->node);
 	loop_timer__free(app->stats_timer);

@@ -27,6 +27,7 @@
 
 #include <microhttpd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "span.h"
 #include "stats.h"
@@ -382,7 +383,7 @@ struct metrics *metrics__new(struct loop *loop, const char *listen, char *err, s
 	}
 	m->loop = loop;
 	m->epfd = -1;
-	m->start_time_ns = loop_realtime_ns();
+	m->start_time_ns = clock_real_ns();
 	snprintf(m->addr, sizeof(m->addr), "%s", listen);
 	m->timer = loop_timer__new(loop, metrics_on_timer, m);
 	if (!m->timer) {

@@ -18,7 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
+#include "text.h"
 
 #define NI_POLL_MS	  2000	/* how often the socket file is checked */
 #define NI_TIMEOUT_MS	  10000 /* connect, ask and hear the answer within this */
@@ -124,39 +126,6 @@ int node_info_scan(struct node_info_scan *s, const char *buf, size_t len)
 	return 0;
 }
 
-/* Length of the valid UTF-8 sequence at @s (at most @avail bytes), 0 when invalid. */
-static size_t ni_utf8_len(const unsigned char *s, size_t avail)
-{
-	uint32_t cp;
-	size_t n;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
-		n = 2;
-		cp = s[0] & 0x1f;
-	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
-		n = 3;
-		cp = s[0] & 0x0f;
-	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-		n = 4;
-		cp = s[0] & 0x07;
-	} else {
-		return 0;
-	}
-	if (n > avail)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
 /* Copy @src into @dst, cut at a character boundary; bad bytes and controls become '?'. */
 static void ni_copy_clean(char *dst, size_t size, const char *src)
 {
@@ -164,7 +133,7 @@ static void ni_copy_clean(char *dst, size_t size, const char *src)
 	size_t avail = strlen(src), o = 0;
 
 	while (avail) {
-		size_t n = ni_utf8_len(s, avail);
+		size_t n = text_utf8_len(s, avail);
 		bool bad = !n || s[0] < 0x20 || s[0] == 0x7f;
 
 		if (bad)
@@ -619,7 +588,7 @@ static void ni_fail(struct node_info *ni, enum log_level level, const char *fmt,
 	log_limited(&ni->rl, level, "lightningd's JSON-RPC %s: %s; asking again in %llu s",
 		    ni->shown, msg, (unsigned long long)(ni->backoff_ms / 1000));
 	ni_close(ni);
-	ni->retry_at_ms = loop_now_ms() + ni->backoff_ms;
+	ni->retry_at_ms = clock_mono_ms() + ni->backoff_ms;
 	ni->backoff_ms *= 2;
 	if (ni->backoff_ms > NI_BACKOFF_MAX_MS)
 		ni->backoff_ms = NI_BACKOFF_MAX_MS;
@@ -661,7 +630,7 @@ static void ni_answer(struct node_info *ni)
 		return;
 	}
 	ni->state = NI_ANSWERED;
-	ni->answered_ms = loop_now_ms();
+	ni->answered_ms = clock_mono_ms();
 	ni->backoff_ms = NI_BACKOFF_MS;
 	ni->told_refused = false;
 	ni->len = 0;
@@ -675,7 +644,7 @@ static void ni_answer(struct node_info *ni)
  */
 static void ni_hangup(struct node_info *ni, int err)
 {
-	uint64_t now = loop_now_ms();
+	uint64_t now = clock_mono_ms();
 
 	log_debug("lightningd closed its JSON-RPC connection (%s): asking again once it is back",
 		  err ? strerror(err) : "stopped or restarting");
@@ -810,7 +779,7 @@ static void ni_start(struct node_info *ni)
 	ni->req_off = 0;
 	ni->len = 0;
 	memset(&ni->scan, 0, sizeof(ni->scan));
-	ni->deadline_ms = loop_now_ms() + NI_TIMEOUT_MS;
+	ni->deadline_ms = clock_mono_ms() + NI_TIMEOUT_MS;
 
 	ni->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (ni->fd < 0) {
@@ -855,7 +824,7 @@ static void ni_tick(struct loop *loop, void *ctx)
 {
 	struct node_info *ni = ctx;
 	char path[NI_PATH_MAX], shown[NI_PATH_MAX], where[NI_PATH_MAX + 128];
-	uint64_t now = loop_now_ms();
+	uint64_t now = clock_mono_ms();
 	struct stat st;
 
 	if (ni_querying(ni) && now >= ni->deadline_ms)
@@ -902,10 +871,10 @@ rearm:
 /* Start-up only, before any source is open: wait for the first answer, bounded. */
 static void ni_wait(struct node_info *ni, uint64_t ms)
 {
-	uint64_t end = loop_now_ms() + ms;
+	uint64_t end = clock_mono_ms() + ms;
 
 	while (ni_querying(ni)) {
-		uint64_t now = loop_now_ms();
+		uint64_t now = clock_mono_ms();
 		struct pollfd pfd = {.fd = ni->fd,
 				     .events = ni->state == NI_READING ? POLLIN : POLLOUT};
 		int n;

@@ -17,6 +17,8 @@
 #include "google/rpc/status.pb-c.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
 
+#include "text.h"
+
 #ifndef CLN_OTLP_VERSION
 #define CLN_OTLP_VERSION "0"
 #endif
@@ -34,9 +36,10 @@ typedef Opentelemetry__Proto__Resource__V1__Resource otlp_pb_resource;
 
 /* ---- buffers -------------------------------------------------------------------------- */
 
-void otlp_buf_reset(struct otlp_buf *buf)
+void otlp_buf_init(struct otlp_buf *buf)
 {
-	buf->len = 0;
+	buf_init(&buf->bytes, OTLP_BUF_MAX);
+	buf->pb_scratch = NULL;
 }
 
 struct otlp_pb_mem;
@@ -46,27 +49,7 @@ void otlp_buf_release(struct otlp_buf *buf)
 {
 	otlp_pb_mem_free(buf->pb_scratch);
 	buf->pb_scratch = NULL;
-	free(buf->data);
-	buf->data = NULL;
-	buf->len = buf->cap = 0;
-}
-
-static int otlp_buf_reserve(struct otlp_buf *buf, size_t more)
-{
-	size_t cap;
-	uint8_t *data;
-
-	if (buf->cap - buf->len >= more)
-		return 0;
-	cap = buf->cap ? buf->cap : 4096;
-	while (cap - buf->len < more)
-		cap *= 2;
-	data = realloc(buf->data, cap);
-	if (!data)
-		return -ENOMEM;
-	buf->data = data;
-	buf->cap = cap;
-	return 0;
+	buf_free(&buf->bytes);
 }
 
 /* ---- the mapping ---------------------------------------------------------------------- */
@@ -103,54 +86,66 @@ static int otlp_kind_of(const struct span_str *v)
 	return -1;
 }
 
-static void otlp_map_span(const struct span *s, struct otlp_map *m)
+void otlp_status_of(const struct span *s, struct otlp_status *st)
 {
-	const struct span_tag *status_tag = NULL;
+	const struct span_tag *code_tag = NULL;
 
-	memset(m, 0, sizeof(*m));
+	memset(st, 0, sizeof(*st));
 	for (uint32_t i = 0; i < s->n_tags; i++) {
 		const struct span_tag *t = &s->tags[i];
-		int kind;
 
 		if (otlp_str_is(&t->key, "error")) {
 			/* CLN: "false" is not an error (plugins tag every RPC so). */
-			if (otlp_str_is(&t->value, "false")) {
-				m->keep |= 1u << i;
+			if (otlp_str_is(&t->value, "false"))
 				continue;
-			}
-			if (m->status_code == OTLP_STATUS_UNSET)
-				m->status_code = OTLP_STATUS_ERROR;
-			if (!otlp_str_is(&t->value, "true") && t->value.len && !m->status_msg)
-				m->status_msg = &t->value;
-			continue;
+			st->code = OTLP_STATUS_ERROR;
+			st->consumed |= 1u << i;
+			if (!otlp_str_is(&t->value, "true") && t->value.len && !st->message)
+				st->message = &t->value;
+		} else if (otlp_str_is(&t->key, "otel.status_code")) {
+			code_tag = t;
+		} else if (otlp_str_is(&t->key, "otel.status_description")) {
+			st->message = &t->value;
+			st->consumed |= 1u << i;
 		}
-		if (otlp_str_is(&t->key, "otel.status_code")) {
-			status_tag = t;
+	}
+	/* An explicit OpenTelemetry status wins over the error tag. */
+	if (code_tag) {
+		if (otlp_str_case_is(&code_tag->value, "ERROR"))
+			st->code = OTLP_STATUS_ERROR;
+		else if (otlp_str_case_is(&code_tag->value, "OK"))
+			st->code = OTLP_STATUS_OK;
+		else if (otlp_str_case_is(&code_tag->value, "UNSET"))
+			st->code = OTLP_STATUS_UNSET;
+		else
+			code_tag = NULL; /* not a status: an attribute like any other */
+		if (code_tag)
+			st->consumed |= 1u << (code_tag - s->tags);
+	}
+	if (st->code != OTLP_STATUS_ERROR)
+		st->message = NULL; /* only an error status carries a message */
+}
+
+static void otlp_map_span(const struct span *s, struct otlp_map *m)
+{
+	struct otlp_status st;
+	int kind;
+
+	memset(m, 0, sizeof(*m));
+	otlp_status_of(s, &st);
+	m->status_code = st.code;
+	m->status_msg = st.message;
+	for (uint32_t i = 0; i < s->n_tags; i++) {
+		const struct span_tag *t = &s->tags[i];
+
+		if (st.consumed & (1u << i))
 			continue;
-		}
-		if (otlp_str_is(&t->key, "otel.status_description")) {
-			m->status_msg = &t->value;
-			continue;
-		}
 		if (otlp_str_is(&t->key, "span.kind") && (kind = otlp_kind_of(&t->value)) > 0) {
 			m->kind = kind;
 			continue;
 		}
 		m->keep |= 1u << i;
 	}
-	/* An explicit OpenTelemetry status wins over the error tag. */
-	if (status_tag) {
-		if (otlp_str_case_is(&status_tag->value, "ERROR"))
-			m->status_code = OTLP_STATUS_ERROR;
-		else if (otlp_str_case_is(&status_tag->value, "OK"))
-			m->status_code = OTLP_STATUS_OK;
-		else if (otlp_str_case_is(&status_tag->value, "UNSET"))
-			m->status_code = OTLP_STATUS_UNSET;
-		else
-			m->keep |= 1u << (status_tag - s->tags); /* not a status: keep as is */
-	}
-	if (m->status_code != OTLP_STATUS_ERROR)
-		m->status_msg = NULL; /* only an error status carries a message */
 	m->n_attrs = (uint32_t)__builtin_popcount(m->keep) + (s->truncated ? 1 : 0);
 }
 
@@ -400,7 +395,7 @@ int otlp_encode_pb(const struct otlp_resource_cfg *cfg, struct span *const *span
 	size_t n_kv = 0, n_events = 0, kv_at = 0, ev_at = 0, size;
 	int err;
 
-	otlp_buf_reset(out);
+	buf_reset(&out->bytes);
 	if (!out->pb_scratch && !(out->pb_scratch = calloc(1, sizeof(struct otlp_pb_mem))))
 		return -ENOMEM;
 	mem = out->pb_scratch;
@@ -514,11 +509,12 @@ int otlp_encode_pb(const struct otlp_resource_cfg *cfg, struct span *const *span
 	req.resource_spans = mem->rs_ptrs;
 	size = opentelemetry__proto__collector__trace__v1__export_trace_service_request__get_packed_size(
 		&req);
-	err = otlp_buf_reserve(out, size);
+	err = buf_reserve(&out->bytes, size);
 	if (err)
 		goto cleanup;
-	out->len = opentelemetry__proto__collector__trace__v1__export_trace_service_request__pack(
-		&req, out->data);
+	out->bytes.len =
+		opentelemetry__proto__collector__trace__v1__export_trace_service_request__pack(
+			&req, out->bytes.data);
 	err = 0;
 cleanup:
 	otlp_plan_free(&plan);
@@ -528,16 +524,14 @@ cleanup:
 /* ---- OTLP/JSON ------------------------------------------------------------------------ */
 
 struct otlp_json {
-	struct otlp_buf *b;
+	struct buf *b;
 	int err;
 };
 
 static void oj_raw(struct otlp_json *j, const char *s, size_t n)
 {
-	if (j->err || (j->err = otlp_buf_reserve(j->b, n)))
-		return;
-	memcpy(j->b->data + j->b->len, s, n);
-	j->b->len += n;
+	if (!j->err)
+		j->err = buf_add(j->b, s, n);
 }
 
 static void oj_lit(struct otlp_json *j, const char *s)
@@ -617,7 +611,7 @@ static void oj_hex(struct otlp_json *j, const uint8_t *bytes, size_t n)
 {
 	char hex[33];
 
-	span_hex_encode(bytes, n, hex);
+	text_hex_encode(bytes, n, hex);
 	oj_raw(j, "\"", 1);
 	oj_raw(j, hex, 2 * n);
 	oj_raw(j, "\"", 1);
@@ -696,12 +690,12 @@ static void oj_span(struct otlp_json *j, const struct span *s, const struct otlp
 int otlp_encode_json(const struct otlp_resource_cfg *cfg, struct span *const *spans, size_t n,
 		     struct otlp_buf *out)
 {
-	struct otlp_json j = {out, 0};
+	struct otlp_json j = {&out->bytes, 0};
 	struct otlp_rattr rattrs[OTLP_MAX_RATTRS];
 	struct otlp_plan plan;
 	int err;
 
-	otlp_buf_reset(out);
+	buf_reset(&out->bytes);
 	err = otlp_plan(cfg, spans, n, &plan);
 	if (err)
 		return err;

@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "buf.h"
 #include "span.h"
 
 #define OTLP_SCOPE_NAME "cln-otlp"
@@ -33,15 +34,22 @@ struct otlp_resource_cfg {
 	size_t n_attrs;
 };
 
-/* A growable output buffer, reused across batches (with the encoder's scratch). */
+/* The most one encoded request may take (gRPC frames a message length in 32 bits). */
+#define OTLP_BUF_MAX ((size_t)UINT32_MAX)
+
+/* An encoded request, reused across batches (with the encoder's scratch). */
 struct otlp_buf {
-	uint8_t *data;
-	size_t len;
-	size_t cap;
-	void *pb_scratch; /* the protobuf encoder's structs, kept for the next batch */
+	struct buf bytes;
+	struct otlp_pb_mem
+		*pb_scratch; /* the protobuf encoder's structs, kept for the next batch */
 };
 
-void otlp_buf_reset(struct otlp_buf *buf);
+#define OTLP_BUF_INIT                                               \
+	{                                                           \
+		.bytes = BUF_INIT(OTLP_BUF_MAX), .pb_scratch = NULL \
+	}
+
+void otlp_buf_init(struct otlp_buf *buf);
 void otlp_buf_release(struct otlp_buf *buf);
 
 /*
@@ -54,12 +62,25 @@ int otlp_encode_pb(const struct otlp_resource_cfg *cfg, struct span *const *span
 int otlp_encode_json(const struct otlp_resource_cfg *cfg, struct span *const *spans, size_t n,
 		     struct otlp_buf *out);
 
-/* Status the mapping gives a span (exposed for the console view and tests). */
 enum otlp_status_code {
 	OTLP_STATUS_UNSET = 0,
 	OTLP_STATUS_OK = 1,
 	OTLP_STATUS_ERROR = 2,
 };
+
+struct otlp_status {
+	enum otlp_status_code code;
+	const struct span_str *message; /* NULL: none (only an ERROR carries one) */
+	uint32_t consumed;		/* bit i: tag i became the status, not an attribute */
+};
+
+/*
+ * The status the mapping gives a span, the one rule every exporter shows: error="true" (or
+ * any value but "false") is ERROR with that value as the message; error="false" stays an
+ * attribute; otel.status_code (ERROR, OK, UNSET in any case) wins over the error tag;
+ * otel.status_description is the message.
+ */
+void otlp_status_of(const struct span *s, struct otlp_status *st);
 
 /*
  * Decode an ExportTraceServiceResponse (partial success). Returns 0 and the rejected count

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "clock.h"
 #include "log.h"
 #include "orphans.h"
 #include "suspend.h"
@@ -56,8 +57,8 @@ static void pipeline_expire_timer(struct loop *loop, void *ctx)
 {
 	struct pipeline *p = ctx;
 
-	suspend_table_expire(p->suspend, loop_now_ms());
-	pipeline_expire_orphans(p, loop_now_ms());
+	suspend_table_expire(p->suspend, clock_mono_ms());
+	pipeline_expire_orphans(p, clock_mono_ms());
 	loop_timer_arm(p->expire_timer, p->cfg.suspend_ttl_ms / 4 + 1);
 }
 
@@ -141,7 +142,7 @@ void pipeline__free(struct pipeline *p)
 /* Hand out batches while the exporter has room and a batch is due. */
 static void pipeline_pump_once(struct pipeline *p)
 {
-	uint64_t now = loop_now_ms();
+	uint64_t now = clock_mono_ms();
 
 	while (queue_waiting(p->queue) && !p->ex->ops->busy(p->ex)) {
 		uint64_t age = now - queue_oldest_ms(p->queue);
@@ -192,7 +193,7 @@ static void pipeline_enqueue(struct pipeline *p, struct span *span)
 {
 	if (span->truncated)
 		stats.truncated++;
-	queue_set_clock(p->queue, loop_now_ms());
+	queue_set_clock(p->queue, clock_mono_ms());
 	if (queue_push_take(p->queue, span) < 0) {
 		log_limited(&p->rl_full, LOG_LVL_WARN,
 			    "queue full (%zu spans held): dropping spans; raise --queue-size or "
@@ -224,7 +225,7 @@ static struct span *pipeline_orphan(struct pipeline *p, struct span *span)
 		span__free(span);
 		return NULL;
 	}
-	if (orphans_hold(p->orphans, span, loop_now_ms(), &evicted) < 0) {
+	if (orphans_hold(p->orphans, span, clock_mono_ms(), &evicted) < 0) {
 		stats.dropped[STATS_DROP_ORPHAN]++;
 		span__free(evicted);
 	}
@@ -268,7 +269,7 @@ enum span_reject pipeline_ingest(struct pipeline *p, const struct pipeline_origi
 void pipeline_span_event(struct pipeline *p, uint32_t pid, uint64_t span_id,
 			 enum span_event_kind kind, uint64_t time_unix_ns)
 {
-	suspend_table_add(p->suspend, pid, span_id, kind, time_unix_ns, loop_now_ms());
+	suspend_table_add(p->suspend, pid, span_id, kind, time_unix_ns, clock_mono_ms());
 }
 
 bool pipeline_backlogged(const struct pipeline *p)

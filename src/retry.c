@@ -412,48 +412,6 @@ int retry_grpc_retry_info(const uint8_t *status, size_t len, uint64_t *ms)
 	return rc < 0 ? rc : -ENOENT;
 }
 
-static int b64_value(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+' || c == '-')
-		return 62;
-	if (c == '/' || c == '_')
-		return 63;
-	return -1;
-}
-
-int retry_base64_decode(const char *in, size_t len, uint8_t *out, size_t out_size)
-{
-	uint32_t acc = 0;
-	size_t n = 0;
-	int bits = 0;
-
-	while (len > 0 && in[len - 1] == '=')
-		len--;
-	for (size_t i = 0; i < len; i++) {
-		int v = b64_value(in[i]);
-
-		if (v < 0)
-			return -EINVAL;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (n >= out_size)
-				return -EINVAL;
-			out[n++] = (uint8_t)(acc >> bits);
-		}
-	}
-	if (bits >= 6) /* one dangling character encodes no byte */
-		return -EINVAL;
-	return (int)n;
-}
-
 bool retry_next(const struct retry_policy *p, struct retry_state *st, uint64_t now_ms,
 		int64_t hint_ms, uint64_t rnd, uint64_t *wait_ms)
 {

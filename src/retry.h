@@ -69,9 +69,6 @@ int retry_parse_http_date(const char *value, size_t len, time_t *out);
  */
 int retry_grpc_retry_info(const uint8_t *status, size_t len, uint64_t *ms);
 
-/* Decode base64 (standard or URL alphabet, padding optional). Returns bytes written or -EINVAL. */
-int retry_base64_decode(const char *in, size_t len, uint8_t *out, size_t out_size);
-
 /*
  * Decide what follows a failed retryable attempt that ended at @now_ms. @hint_ms is the
  * server's wait (Retry-After, RetryInfo) or -1 when none; @rnd any random 64-bit value.

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 
 #define FILE_LINE_MAX	    (64 * 1024) /* longer lines are rejected (too_long) */
@@ -128,7 +129,7 @@ static void source_file_line(struct source_file *src, const char *line, size_t l
 				pipeline_span_event(src->p, src->origin.pid, id,
 						    suspend ? SPAN_EVENT_SUSPEND
 							    : SPAN_EVENT_RESUME,
-						    loop_realtime_ns());
+						    clock_real_ns());
 				src->events++;
 			}
 			return;

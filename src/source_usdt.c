@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "log.h"
 #include "span.h"
 #include "stats.h"
@@ -31,9 +32,8 @@ struct source_usdt *source_usdt__new(struct loop *loop, const struct config *cfg
 				     struct pipeline *p, char *err, size_t err_size)
 {
 	snprintf(err, err_size,
-		 "this cln-otlp was built without eBPF support (CLN_OTLP_BPF=OFF): read CLN's "
-		 "trace socket (--socket) or trace files (--file) instead, or rebuild with "
-		 "clang, bpftool and libbpf installed");
+		 "this build has no eBPF capture (built with -DCLN_OTLP_BPF=OFF): use --file or "
+		 "--socket");
 	return NULL;
 }
 
@@ -177,20 +177,12 @@ static void usdt_release_held(enum log_level lvl)
 
 /* ---- clocks ---- */
 
-static int64_t usdt_clock_ns(clockid_t clk)
-{
-	struct timespec ts;
-
-	clock_gettime(clk, &ts);
-	return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
-}
-
 /* bpf_ktime_get_ns() is CLOCK_MONOTONIC; spans speak wall-clock time. */
 static void usdt_sync_clock(struct source_usdt *src)
 {
-	int64_t m1 = usdt_clock_ns(CLOCK_MONOTONIC);
-	int64_t r = usdt_clock_ns(CLOCK_REALTIME);
-	int64_t m2 = usdt_clock_ns(CLOCK_MONOTONIC);
+	int64_t m1 = (int64_t)clock_mono_ns();
+	int64_t r = (int64_t)clock_real_ns();
+	int64_t m2 = (int64_t)clock_mono_ns();
 
 	src->real_offset_ns = r - (m1 + (m2 - m1) / 2);
 }
@@ -574,7 +566,7 @@ static void usdt_check_binary(struct source_usdt *src, size_t idx)
 	if (usdt_ident_equal(&id, &b->id))
 		return;
 	/* Being written (cp, install): wait until it has settled. A future mtime is no reason. */
-	age = usdt_clock_ns(CLOCK_REALTIME) -
+	age = (int64_t)clock_real_ns() -
 	      ((int64_t)id.mtime.tv_sec * 1000000000ll + id.mtime.tv_nsec);
 	if (age >= 0 && age < USDT_SETTLE_NS)
 		return;

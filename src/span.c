@@ -22,6 +22,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "text.h"
+
 /* Every byte may become U+FFFD (3 bytes), plus NULs. */
 #define SPAN_ARENA_MAX (3 * SPAN_MAX_PAYLOAD + 64)
 
@@ -69,53 +71,14 @@ const char *span_reject_str(enum span_reject why)
 	return (unsigned)why < SPAN_REJECT__MAX ? span_reject_names[why] : "?";
 }
 
-/* ---- hex ---------------------------------------------------------------------------- */
-
-/* Digit value + 1, 0 for non-hex: parsing a span decodes 48 hex digits. */
-static const unsigned char span_hex_table[256] = {
-	['0'] = 1,  ['1'] = 2,	['2'] = 3,  ['3'] = 4,	['4'] = 5,  ['5'] = 6,
-	['6'] = 7,  ['7'] = 8,	['8'] = 9,  ['9'] = 10, ['a'] = 11, ['b'] = 12,
-	['c'] = 13, ['d'] = 14, ['e'] = 15, ['f'] = 16, ['A'] = 11, ['B'] = 12,
-	['C'] = 13, ['D'] = 14, ['E'] = 15, ['F'] = 16,
-};
-
-static int span_hexval(unsigned char c)
-{
-	return (int)span_hex_table[c] - 1;
-}
-
-bool span_hex_decode(const char *hex, size_t n, uint8_t *out)
-{
-	if (n % 2)
-		return false;
-	for (size_t i = 0; i < n; i += 2) {
-		int hi = span_hexval((unsigned char)hex[i]);
-		int lo = span_hexval((unsigned char)hex[i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return false;
-		out[i / 2] = (uint8_t)(hi << 4 | lo);
-	}
-	return true;
-}
-
-void span_hex_encode(const uint8_t *in, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[in[i] >> 4];
-		out[2 * i + 1] = digits[in[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
+/* ---- ids ------------------------------------------------------------------------------ */
 
 bool span_id_parse_u64(const char *hex, size_t n, uint64_t *out)
 {
 	uint8_t b[8];
 	uint64_t v = 0;
 
-	if (n != 16 || !span_hex_decode(hex, n, b))
+	if (n != 16 || !text_hex_decode(hex, n, b))
 		return false;
 	for (int i = 0; i < 8; i++)
 		v = v << 8 | b[i];
@@ -158,37 +121,6 @@ static void span_put_utf8(char *dst, size_t *o, uint32_t cp)
 	}
 }
 
-/* Length of the valid UTF-8 sequence at @s (at most @n bytes), or 0 if invalid. */
-static size_t span_utf8_len(const unsigned char *s, size_t n)
-{
-	unsigned char c = s[0];
-	size_t len;
-	uint32_t cp;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		len = 2, cp = c & 0x1f;
-	else if (c >= 0xe0 && c <= 0xef)
-		len = 3, cp = c & 0x0f;
-	else if (c >= 0xf0 && c <= 0xf4)
-		len = 4, cp = c & 0x07;
-	else
-		return 0;
-	if (len > n)
-		return 0;
-	for (size_t i = 1; i < len; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-		cp = cp << 6 | (s[i] & 0x3f);
-	}
-	/* Overlong forms, surrogates, beyond U+10FFFF. */
-	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-	    (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return len;
-}
-
 /*
  * Copy @raw into the arena, replacing invalid UTF-8 (and NUL) with U+FFFD. Never fails: the
  * arena is sized for the worst case of a maximal payload. Raw strings hold no escapes: the
@@ -214,7 +146,7 @@ static struct span_str span_arena_put(struct span_builder *b, const struct span_
 			i = run;
 			continue;
 		}
-		l = span_utf8_len(s + i, raw->n - i);
+		l = text_utf8_len(s + i, raw->n - i);
 		if (!l || s[i] == '\0') {
 			span_put_utf8(dst, &o, 0xfffd);
 			i++;
@@ -564,7 +496,7 @@ static const char *span_find(const char *p, const char *end, const char *pat, co
 /* A run of [0-9a-fA-F] from @p; returns its end. */
 static const char *span_hex_run(const char *p, const char *end)
 {
-	while (p < end && span_hexval((unsigned char)*p) >= 0)
+	while (p < end && text_hex_digit(*p) >= 0)
 		p++;
 	return p;
 }
@@ -735,7 +667,7 @@ static const char *span_recover_tail(const char *p, const char *end, struct span
 	if (q <= p || q[-1] != '"')
 		return NULL;
 	hex_end = --q;
-	while (q > p && span_hexval((unsigned char)q[-1]) >= 0)
+	while (q > p && text_hex_digit(q[-1]) >= 0)
 		q--;
 	hex_start = q;
 	/* Now `} , "traceId" : "` must end right here. */
@@ -794,16 +726,16 @@ static enum span_reject span_finish(struct span_builder *b, const struct span_fi
 	if (!sf->id.present || !sf->name.present || !sf->has_ts ||
 	    (!sf->has_dur && !sf->truncated) || (!sf->trace.present && !sf->truncated))
 		return SPAN_REJECT_MISSING_FIELD;
-	if (sf->id.n != 16 || !span_hex_decode(sf->id.p, 16, s->span_id) ||
+	if (sf->id.n != 16 || !text_hex_decode(sf->id.p, 16, s->span_id) ||
 	    span_all_zero(s->span_id, 8))
 		return SPAN_REJECT_BAD_ID;
 	if (sf->trace.present) {
 		if (sf->trace.n == 32) {
-			if (!span_hex_decode(sf->trace.p, 32, s->trace_id))
+			if (!text_hex_decode(sf->trace.p, 32, s->trace_id))
 				return SPAN_REJECT_BAD_TRACE_ID;
 		} else if (sf->trace.n == 16) {
 			memset(s->trace_id, 0, 8);
-			if (!span_hex_decode(sf->trace.p, 16, s->trace_id + 8))
+			if (!text_hex_decode(sf->trace.p, 16, s->trace_id + 8))
 				return SPAN_REJECT_BAD_TRACE_ID;
 			s->short_trace_id = true;
 		} else {
@@ -814,7 +746,7 @@ static enum span_reject span_finish(struct span_builder *b, const struct span_fi
 		s->has_trace_id = true;
 	}
 	if (sf->parent.present) {
-		if (sf->parent.n != 16 || !span_hex_decode(sf->parent.p, 16, s->parent_id) ||
+		if (sf->parent.n != 16 || !text_hex_decode(sf->parent.p, 16, s->parent_id) ||
 		    span_all_zero(s->parent_id, 8))
 			return SPAN_REJECT_BAD_PARENT_ID;
 		/* A span that is its own parent is a root (as the Zipkin translator does). */
@@ -948,16 +880,6 @@ void span_add_event(struct span *span, enum span_event_kind kind, uint64_t time_
 	span->events[span->n_events].kind = kind;
 	span->events[span->n_events].time_unix_ns = time_unix_ns;
 	span->n_events++;
-}
-
-const struct span_tag *span_tag_get(const struct span *span, const char *key)
-{
-	size_t n = strlen(key);
-
-	for (uint32_t i = 0; i < span->n_tags; i++)
-		if (span->tags[i].key.len == n && !memcmp(span->tags[i].key.ptr, key, n))
-			return &span->tags[i];
-	return NULL;
 }
 
 /* ---- interning ------------------------------------------------------------------------ */

@@ -123,15 +123,8 @@ static inline size_t span_mem_size(const struct span *span)
 /* Append a suspend/resume event; counts it as dropped past SPAN_MAX_EVENTS. */
 void span_add_event(struct span *span, enum span_event_kind kind, uint64_t time_unix_ns);
 
-/* Parse exactly @n hex digits (either case) into n/2 bytes. Returns false on any non-hex. */
-bool span_hex_decode(const char *hex, size_t n, uint8_t *out);
-/* Write 2*n lowercase hex digits and a NUL into @out. */
-void span_hex_encode(const uint8_t *in, size_t n, char *out);
 /* Parse 16 hex digits as a big-endian u64 (CLN span ids are u64s printed with %016lx). */
 bool span_id_parse_u64(const char *hex, size_t n, uint64_t *out);
-
-/* Tag lookup: NULL when absent. */
-const struct span_tag *span_tag_get(const struct span *span, const char *key);
 
 /*
  * Intern a string for the life of the process (executable paths and the like: a handful of

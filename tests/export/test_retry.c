@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "retry.h"
+#include "text.h"
 
 static int failures;
 
@@ -241,17 +242,17 @@ static void test_base64(void)
 {
 	uint8_t out[16];
 
-	CHECK_EQ(retry_base64_decode("aGVsbG8=", 8, out, sizeof(out)), 5);
+	CHECK_EQ(text_base64_decode("aGVsbG8=", 8, out, sizeof(out)), 5);
 	CHECK(memcmp(out, "hello", 5) == 0);
-	CHECK_EQ(retry_base64_decode("aGVsbG8", 7, out, sizeof(out)), 5);
+	CHECK_EQ(text_base64_decode("aGVsbG8", 7, out, sizeof(out)), 5);
 	CHECK(memcmp(out, "hello", 5) == 0);
-	CHECK_EQ(retry_base64_decode("-_8", 3, out, sizeof(out)), 2);
+	CHECK_EQ(text_base64_decode("-_8", 3, out, sizeof(out)), 2);
 	CHECK_EQ(out[0], 0xfb);
 	CHECK_EQ(out[1], 0xff);
-	CHECK_EQ(retry_base64_decode("", 0, out, sizeof(out)), 0);
-	CHECK_EQ(retry_base64_decode("a", 1, out, sizeof(out)), -EINVAL);
-	CHECK_EQ(retry_base64_decode("a*bc", 4, out, sizeof(out)), -EINVAL);
-	CHECK_EQ(retry_base64_decode("aGVsbG8=", 8, out, 4), -EINVAL); /* would overflow */
+	CHECK_EQ(text_base64_decode("", 0, out, sizeof(out)), 0);
+	CHECK_EQ(text_base64_decode("a", 1, out, sizeof(out)), -EINVAL);
+	CHECK_EQ(text_base64_decode("a*bc", 4, out, sizeof(out)), -EINVAL);
+	CHECK_EQ(text_base64_decode("aGVsbG8=", 8, out, 4), -EINVAL); /* would overflow */
 }
 
 static void test_backoff(void)

@@ -10,7 +10,7 @@
  *                                with retry_parse_http_date; 0 <= delay <= one day
  *   1  retry_parse_http_date     a parsed date printed back in each of the three forms
  *                                parses to the same time
- *   2  retry_base64_decode       length and bytes agree with a reference and across buffer
+ *   2  text_base64_decode       length and bytes agree with a reference and across buffer
  *                                sizes; the bytes then go to retry_grpc_retry_info
  *   3  retry_grpc_retry_info     0, -ENOENT or -EBADMSG; a delay of at most a day (and ms)
  *   4  retry_next                waits stay within the budget, follow the server's hint
@@ -24,6 +24,7 @@
 
 #include "fuzz_util.h"
 #include "retry.h"
+#include "text.h"
 
 #define DAY_MS (86400ULL * 1000)
 #define UNSET  0xdeadbeefdeadbeefULL
@@ -173,14 +174,14 @@ static void check_base64(const char *v, size_t len, size_t small)
 	}
 	if (bits >= 6)
 		ok = false; /* one dangling character */
-	n = retry_base64_decode(v, len, out, len + 1);
+	n = text_base64_decode(v, len, out, len + 1);
 	if (!ok) {
 		FUZZ_CHECK(n == -EINVAL, "decoded invalid base64 (%d)", n);
 		goto out;
 	}
 	FUZZ_CHECK(n >= 0 && (size_t)n == nref && !memcmp(out, ref, nref),
 		   "base64 differs from the reference (%d/%zu)", n, nref);
-	n2 = retry_base64_decode(v, len, tiny, small);
+	n2 = text_base64_decode(v, len, tiny, small);
 	if (nref <= small)
 		FUZZ_CHECK(n2 == n && !memcmp(tiny, ref, nref), "small buffer");
 	else

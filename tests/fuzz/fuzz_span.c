@@ -167,9 +167,9 @@ static void check_json(const struct span *s, const pb_span *ps, const struct otl
 	cJSON *root;
 	bool service_seen = false;
 
-	root = cJSON_ParseWithLength((const char *)buf->data, buf->len);
-	FUZZ_CHECK(root != NULL, "OTLP/JSON does not parse: %.*s", (int)buf->len,
-		   (const char *)buf->data);
+	root = cJSON_ParseWithLength((const char *)buf->bytes.data, buf->bytes.len);
+	FUZZ_CHECK(root != NULL, "OTLP/JSON does not parse: %.*s", (int)buf->bytes.len,
+		   (const char *)buf->bytes.data);
 	rs = cJSON_GetArrayItem(item(root, "resourceSpans"), 0);
 	FUZZ_CHECK(rs && cJSON_GetArraySize(item(root, "resourceSpans")) == 1, "resourceSpans");
 	res_attrs = item(item(rs, "resource"), "attributes");
@@ -239,7 +239,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const struct otlp_kv attrs[] = {{"deployment.environment", "fuzz"}};
 	struct otlp_resource_cfg res = {.host_name = "fuzz", .attrs = attrs, .n_attrs = 1};
-	struct otlp_buf buf = {0};
+	struct otlp_buf buf = OTLP_BUF_INIT;
 	enum span_reject why, why2;
 	struct span *span = NULL, *again = NULL;
 	int r, r2;
@@ -267,7 +267,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		FUZZ_CHECK(span->n_events + span->dropped_events == n_events, "events lost");
 		FUZZ_CHECK(otlp_encode_pb(&res, &span, 1, &buf) == 0, "protobuf encode failed");
 		req = opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(
-			NULL, buf.len, buf.data);
+			NULL, buf.bytes.len, buf.bytes.data);
 		FUZZ_CHECK(req != NULL, "our protobuf does not decode");
 		ps = check_pb(span, req);
 		FUZZ_CHECK(otlp_encode_json(&res, &span, 1, &buf) == 0, "JSON encode failed");

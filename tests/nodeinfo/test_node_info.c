@@ -11,6 +11,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "loop.h"
 #include "node_info.h"
@@ -167,7 +168,7 @@ static void wait_tick(struct loop *loop, void *ctx)
 {
 	struct wait_ctx *w = ctx;
 
-	if (w->res->n_attrs == w->want || loop_now_ms() > w->deadline) {
+	if (w->res->n_attrs == w->want || clock_mono_ms() > w->deadline) {
 		loop_stop(loop);
 		return;
 	}
@@ -225,7 +226,7 @@ static void test_resource(void)
 	CHECK(write(cfd, answer, strlen(answer)) == (ssize_t)strlen(answer), "write");
 
 	w.want = 5;
-	w.deadline = loop_now_ms() + 5000;
+	w.deadline = clock_mono_ms() + 5000;
 	w.t = loop_timer__new(loop, wait_tick, &w);
 	loop_timer_arm(w.t, 0);
 	loop_run(loop);

@@ -18,7 +18,7 @@ int main(int argc, char **argv)
 {
 	static struct span *spans[MAX_SPANS];
 	struct otlp_resource_cfg res = { .host_name = "testhost" };
-	struct otlp_buf buf = { 0 };
+	struct otlp_buf buf = OTLP_BUF_INIT;
 	size_t n = 0;
 	char *line = NULL;
 	size_t cap = 0;
@@ -54,7 +54,7 @@ int main(int argc, char **argv)
 		fclose(f);
 	}
 	free(line);
-	if (otlp_encode_pb(&res, spans, n, &buf) < 0 || fwrite(buf.data, 1, buf.len, stdout) != buf.len)
+	if (otlp_encode_pb(&res, spans, n, &buf) < 0 || fwrite(buf.bytes.data, 1, buf.bytes.len, stdout) != buf.bytes.len)
 		status = 1;
 	otlp_buf_release(&buf);
 	for (size_t i = 0; i < n; i++)

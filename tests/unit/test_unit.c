@@ -22,6 +22,7 @@
 #include "span.h"
 #include "stats.h"
 #include "suspend.h"
+#include "text.h"
 
 static int passed, failed;
 
@@ -97,7 +98,7 @@ static char *case_payload(const cJSON *c, size_t *len)
 	}
 	*len = strlen(hex->valuestring) / 2;
 	buf = malloc(*len + 1);
-	span_hex_decode(hex->valuestring, *len * 2, (uint8_t *)buf);
+	text_hex_decode(hex->valuestring, *len * 2, (uint8_t *)buf);
 	return buf;
 }
 
@@ -110,16 +111,16 @@ static cJSON *span_to_json(const struct span *s)
 	cJSON *o = cJSON_CreateObject(), *tags = cJSON_CreateArray();
 	char hex[33];
 
-	span_hex_encode(s->span_id, 8, hex);
+	text_hex_encode(s->span_id, 8, hex);
 	cJSON_AddStringToObject(o, "span_id", hex);
 	if (s->has_trace_id) {
-		span_hex_encode(s->trace_id, 16, hex);
+		text_hex_encode(s->trace_id, 16, hex);
 		cJSON_AddStringToObject(o, "trace_id", hex);
 	}
 	cJSON_AddBoolToObject(o, "has_trace_id", s->has_trace_id);
 	cJSON_AddBoolToObject(o, "short_trace_id", s->short_trace_id);
 	if (s->has_parent) {
-		span_hex_encode(s->parent_id, 8, hex);
+		text_hex_encode(s->parent_id, 8, hex);
 		cJSON_AddStringToObject(o, "parent_id", hex);
 	} else {
 		cJSON_AddNullToObject(o, "parent_id");
@@ -223,7 +224,7 @@ static void add_hex(cJSON *o, const char *key, ProtobufCBinaryData *b)
 
 	if (!b->len)
 		return;
-	span_hex_encode(b->data, b->len > 32 ? 32 : b->len, hex);
+	text_hex_encode(b->data, b->len > 32 ? 32 : b->len, hex);
 	cJSON_AddStringToObject(o, key, hex);
 }
 
@@ -342,7 +343,7 @@ static void suite_otlp(const char *data)
 		struct otlp_kv kvs[8];
 		struct otlp_resource_cfg res = { .host_name = "testhost", .attrs = kvs };
 		struct span *spans[16];
-		struct otlp_buf buf = { 0 };
+		struct otlp_buf buf = OTLP_BUF_INIT;
 		size_t n = 0;
 		cJSON *got;
 
@@ -385,7 +386,7 @@ static void suite_otlp(const char *data)
 		if (otlp_encode_json(&res, spans, n, &buf) < 0) {
 			fail(name, "json encoding failed");
 		} else {
-			char *text = strndup((char *)buf.data, buf.len);
+			char *text = strndup((char *)buf.bytes.data, buf.bytes.len);
 
 			got = cJSON_Parse(text);
 			compare_json(name, "OTLP/JSON", got, expect);
@@ -395,7 +396,7 @@ static void suite_otlp(const char *data)
 		if (otlp_encode_pb(&res, spans, n, &buf) < 0) {
 			fail(name, "protobuf encoding failed");
 		} else {
-			got = pb_to_json(buf.data, buf.len);
+			got = pb_to_json(buf.bytes.data, buf.bytes.len);
 			compare_json(name, "protobuf", got, expect);
 			cJSON_Delete(got);
 		}
