@@ -43,7 +43,6 @@
 #define CONFIG_DEF_SUSPEND_TTL_MS 600000
 #define CONFIG_DEF_ENDPOINT_HTTP  "http://localhost:4318"
 #define CONFIG_DEF_ENDPOINT_GRPC  "http://localhost:4317"
-#define CONFIG_TRACES_PATH	  "v1/traces"
 
 /* Bounds. Milliseconds fit an int: poll/epoll and timerfd callers take them as int. */
 #define CONFIG_MS_MAX	       ((uint64_t)INT_MAX)
@@ -1233,8 +1232,7 @@ static int config_finish(struct config *cfg, struct config_pending *p, char *err
 	const char *who, *base;
 	struct config_header kv = {0};
 	bool append;
-	char *url = NULL;
-	size_t i, len;
+	size_t i;
 	int ret = 0;
 
 	/* Endpoint: flag (a base), else TRACES variable (as is), else base variable. */
@@ -1260,24 +1258,12 @@ static int config_finish(struct config *cfg, struct config_pending *p, char *err
 				  who, grpc ? CONFIG_DEF_ENDPOINT_GRPC : CONFIG_DEF_ENDPOINT_HTTP);
 		goto cleanup;
 	}
-	if (append && !grpc) {
-		len = strlen(base);
-		url = malloc(len + sizeof("/" CONFIG_TRACES_PATH));
-		if (!url) {
-			ret = config_oom(err, err_size);
+	cfg->endpoint_append = append && !grpc;
+	if (base != cfg->endpoint) {
+		ret = config_set_str(&cfg->endpoint, base, err, err_size);
+		if (ret)
 			goto cleanup;
-		}
-		snprintf(url, len + sizeof("/" CONFIG_TRACES_PATH), "%s%s" CONFIG_TRACES_PATH, base,
-			 len && base[len - 1] == '/' ? "" : "/");
-	} else {
-		url = strdup(base);
-		if (!url) {
-			ret = config_oom(err, err_size);
-			goto cleanup;
-		}
 	}
-	free(cfg->endpoint);
-	cfg->endpoint = url;
 
 	/* Headers: flags over the environment's, same name (any case) replaced. */
 	for (i = 0; i < p->n_flag_headers; i++) {

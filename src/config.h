@@ -52,7 +52,13 @@ struct config {
 	/* export */
 	enum config_exporter exporter;
 	enum config_protocol protocol;
-	char *endpoint; /* the full URL requests go to (…/v1/traces for HTTP) */
+	/*
+	 * The collector's URL as given (flag, variable or default). With endpoint_append, a base
+	 * URL: the exporter appends the signal path (v1/traces) to its path; otherwise the URL
+	 * requests go to (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, and every gRPC endpoint).
+	 */
+	char *endpoint;
+	bool endpoint_append;
 	struct config_header headers[CONFIG_MAX_LIST];
 	size_t n_headers;
 	bool gzip;

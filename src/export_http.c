@@ -45,6 +45,7 @@
 #define GRPC_DETAILS_CAP	 4096
 #define ERR_MSG_CAP		 256
 #define GRPC_PATH		 "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+#define TRACES_PATH		 "v1/traces" /* the OTLP/HTTP signal path */
 
 enum slot_state {
 	SLOT_FREE = 0,
@@ -1139,12 +1140,44 @@ static int build_headers(struct export_http *ex, const struct config *cfg, char 
 	return 0;
 }
 
+/*
+ * Append @suffix ("/...") to the path of @u. With @trim, the path's trailing slashes go first
+ * (gRPC: "http://h:4317/" and "http://h:4317" name the same service); without, a path that
+ * ends in '/' keeps it once ("http://h:4318/otlp/" + "/v1/traces" is "/otlp/v1/traces").
+ * The query and fragment stay where they are.
+ */
+static int url_append_path(CURLU *u, const char *suffix, bool trim)
+{
+	char *path = NULL, *p = NULL;
+	size_t n, size;
+	int rc = 0;
+
+	if (curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK)
+		return -EINVAL;
+	n = strlen(path);
+	while (n > 0 && path[n - 1] == '/' && (trim || n == strlen(path)))
+		n--;
+	size = n + strlen(suffix) + 1;
+	p = malloc(size);
+	if (!p) {
+		rc = -ENOMEM;
+		goto cleanup;
+	}
+	snprintf(p, size, "%.*s%s", (int)n, path, suffix);
+	if (curl_url_set(u, CURLUPART_PATH, p, 0) != CURLUE_OK)
+		rc = -EINVAL;
+cleanup:
+	free(p);
+	curl_free(path);
+	return rc;
+}
+
 /* Validate the endpoint and build the request URL and its display form. */
 static int parse_endpoint(struct export_http *ex, const struct config *cfg, char *err,
 			  size_t err_size)
 {
 	CURLU *u = NULL;
-	char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL;
+	char *scheme = NULL, *host = NULL, *port = NULL;
 	size_t n;
 	int rc = 0;
 
@@ -1185,41 +1218,12 @@ static int parse_endpoint(struct export_http *ex, const struct config *cfg, char
 	}
 	snprintf(ex->display, n, "%s://%s%s%s", scheme, host, port ? ":" : "", port ? port : "");
 
-	if (ex->grpc) {
-		/* the base URL (any path is a prefix) + the service method */
-		if (curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK) {
-			rc = -EINVAL;
-			goto cleanup;
-		}
-		n = strlen(path);
-		while (n > 0 && path[n - 1] == '/')
-			n--;
-		path[n] = '\0';
-		n += sizeof(GRPC_PATH) + 1;
-		{
-			char *p = malloc(n);
-
-			if (!p) {
-				rc = -ENOMEM;
-				goto cleanup;
-			}
-			snprintf(p, n, "%s%s", path, GRPC_PATH);
-			if (curl_url_set(u, CURLUPART_PATH, p, 0) != CURLUE_OK) {
-				free(p);
-				rc = -EINVAL;
-				goto cleanup;
-			}
-			free(p);
-		}
-		if (curl_url_get(u, CURLUPART_URL, &ex->url, 0) != CURLUE_OK) {
-			rc = -ENOMEM;
-			goto cleanup;
-		}
-	} else {
-		ex->url = strdup(cfg->endpoint);
-		if (!ex->url)
-			rc = -ENOMEM;
-	}
+	if (ex->grpc)
+		rc = url_append_path(u, GRPC_PATH, true); /* any path is a prefix */
+	else if (cfg->endpoint_append)
+		rc = url_append_path(u, "/" TRACES_PATH, false);
+	if (rc == 0 && curl_url_get(u, CURLUPART_URL, &ex->url, 0) != CURLUE_OK)
+		rc = -ENOMEM;
 cleanup:
 	if (rc == -ENOMEM)
 		snprintf(err, err_size, "out of memory");
@@ -1228,7 +1232,6 @@ cleanup:
 	curl_free(scheme);
 	curl_free(host);
 	curl_free(port);
-	curl_free(path);
 	curl_url_cleanup(u);
 	return rc;
 }

@@ -120,8 +120,9 @@ static void render_config(const struct config *c, struct text *t)
 	for (i = 0; i < c->n_pids; i++)
 		text_add(t, "%s%u", i ? "|" : "", c->pids[i]);
 	text_add(t, "\nringbuf_size=%llu\n", (unsigned long long)c->ringbuf_size);
-	text_add(t, "exporter=%s\nprotocol=%s\nendpoint=%s\nheaders=", exporters[c->exporter],
-		 protocols[c->protocol], str_or_none(c->endpoint));
+	text_add(t, "exporter=%s\nprotocol=%s\nendpoint=%s\nendpoint_append=%s\nheaders=",
+		 exporters[c->exporter], protocols[c->protocol], str_or_none(c->endpoint),
+		 tf(c->endpoint_append));
 	for (i = 0; i < c->n_headers; i++)
 		text_add(t, "%s%s=%s", i ? "|" : "", c->headers[i].name, c->headers[i].value);
 	text_add(t, "\nn_headers=%zu\ngzip=%s\ntimeout_ms=%llu\n", c->n_headers, tf(c->gzip),
