@@ -382,131 +382,148 @@ static otlp_pb_kv *otlp_pb_kv_str(struct otlp_pb_mem *m, size_t *nkv, const char
 	return kv;
 }
 
+/* Cursors into the scratch arrays while one request is filled in. */
+struct otlp_pb_fill {
+	struct otlp_pb_mem *mem;
+	size_t kv_at;
+	size_t ev_at;
+};
+
+/* One span: the strings are NUL-terminated in its arena, so protobuf-c points at them. */
+static void otlp_pb_span_fill(struct otlp_pb_fill *f, const struct span *s,
+			      const struct otlp_map *mp, otlp_pb_span *ps, otlp_pb_status *st)
+{
+	struct otlp_pb_mem *mem = f->mem;
+	size_t first_attr = f->kv_at, first_ev = f->ev_at;
+
+	opentelemetry__proto__trace__v1__span__init(ps);
+	ps->trace_id.data = (uint8_t *)s->trace_id;
+	ps->trace_id.len = 16;
+	ps->span_id.data = (uint8_t *)s->span_id;
+	ps->span_id.len = 8;
+	if (s->has_parent) {
+		ps->parent_span_id.data = (uint8_t *)s->parent_id;
+		ps->parent_span_id.len = 8;
+	}
+	ps->name = (char *)s->name.ptr;
+	ps->kind = mp->kind;
+	ps->start_time_unix_nano = s->timestamp_us * 1000;
+	ps->end_time_unix_nano = (s->timestamp_us + s->duration_us) * 1000;
+	for (uint32_t t = 0; t < s->n_tags; t++)
+		if (mp->keep & (1u << t))
+			otlp_pb_kv_str(mem, &f->kv_at, s->tags[t].key.ptr, s->tags[t].value.ptr);
+	if (s->truncated) {
+		otlp_pb_kv *kv = otlp_pb_kv_str(mem, &f->kv_at, "cln.truncated", NULL);
+
+		kv->value->value_case =
+			OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE;
+		kv->value->bool_value = 1;
+	}
+	ps->n_attributes = f->kv_at - first_attr;
+	ps->attributes = &mem->kv_ptrs[first_attr];
+	for (uint32_t e = 0; e < s->n_events; e++) {
+		otlp_pb_event *ev = &mem->events[f->ev_at];
+
+		opentelemetry__proto__trace__v1__span__event__init(ev);
+		ev->time_unix_nano = s->events[e].time_unix_ns;
+		ev->name = (char *)otlp_event_name(s->events[e].kind);
+		mem->event_ptrs[f->ev_at++] = ev;
+	}
+	ps->n_events = f->ev_at - first_ev;
+	/* No events at all: the array was never allocated (NULL + 0 is undefined). */
+	ps->events = ps->n_events ? &mem->event_ptrs[first_ev] : NULL;
+	ps->dropped_events_count = s->dropped_events;
+	opentelemetry__proto__trace__v1__status__init(st);
+	st->code = mp->status_code;
+	/* protobuf-c needs NUL-terminated strings: a tag value is one. */
+	if (mp->status_msg)
+		st->message = (char *)mp->status_msg->ptr;
+	ps->status = st;
+}
+
+/* One ResourceSpans (group @g of @plan): its resource, its one ScopeSpans, its spans. */
+static void otlp_pb_group_fill(struct otlp_pb_fill *f, const struct otlp_resource_cfg *cfg,
+			       const struct otlp_plan *plan, size_t g, otlp_pb_scope *scope,
+			       struct span *const *spans, const struct otlp_map *maps)
+{
+	struct otlp_pb_mem *mem = f->mem;
+	const struct otlp_group *gr = &plan->groups[g];
+	struct otlp_rattr rattrs[OTLP_MAX_RATTRS];
+	size_t nr = otlp_resource_attrs(cfg, gr, rattrs), first_kv = f->kv_at;
+	otlp_pb_resource *res = &mem->res[g];
+	otlp_pb_rs *rs = &mem->rs[g];
+	otlp_pb_ss *ss = &mem->ss[g];
+
+	opentelemetry__proto__resource__v1__resource__init(res);
+	for (size_t a = 0; a < nr; a++) {
+		otlp_pb_kv *kv = otlp_pb_kv_str(mem, &f->kv_at, rattrs[a].key, rattrs[a].str);
+
+		if (!rattrs[a].str) {
+			kv->value->value_case =
+				OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
+			kv->value->int_value = rattrs[a].num;
+		}
+	}
+	res->n_attributes = nr;
+	res->attributes = &mem->kv_ptrs[first_kv];
+
+	opentelemetry__proto__trace__v1__scope_spans__init(ss);
+	ss->scope = scope;
+	ss->n_spans = gr->n_spans;
+	ss->spans = &mem->span_ptrs[gr->first];
+	mem->ss_ptrs[g] = ss;
+
+	opentelemetry__proto__trace__v1__resource_spans__init(rs);
+	rs->resource = res;
+	rs->n_scope_spans = 1;
+	rs->scope_spans = &mem->ss_ptrs[g];
+	mem->rs_ptrs[g] = rs;
+
+	for (size_t k = 0; k < gr->n_spans; k++) {
+		size_t idx = plan->order[gr->first + k];
+
+		otlp_pb_span_fill(f, spans[idx], &maps[idx], &mem->spans[gr->first + k],
+				  &mem->status[gr->first + k]);
+		mem->span_ptrs[gr->first + k] = &mem->spans[gr->first + k];
+	}
+}
+
 int otlp_encode_pb(const struct otlp_resource_cfg *cfg, struct span *const *spans, size_t n,
 		   struct otlp_buf *out)
 {
 	otlp_pb_request req =
 		OPENTELEMETRY__PROTO__COLLECTOR__TRACE__V1__EXPORT_TRACE_SERVICE_REQUEST__INIT;
 	otlp_pb_scope scope = OPENTELEMETRY__PROTO__COMMON__V1__INSTRUMENTATION_SCOPE__INIT;
-	struct otlp_pb_mem *mem;
+	struct otlp_pb_fill f = {0};
 	struct otlp_plan plan;
-	struct otlp_rattr rattrs[OTLP_MAX_RATTRS];
-	struct otlp_map *maps = NULL;
-	size_t n_kv = 0, n_events = 0, kv_at = 0, ev_at = 0, size;
+	size_t n_kv = 0, n_events = 0, size;
 	int err;
 
 	buf_reset(&out->bytes);
 	if (!out->pb_scratch && !(out->pb_scratch = calloc(1, sizeof(struct otlp_pb_mem))))
 		return -ENOMEM;
-	mem = out->pb_scratch;
+	f.mem = out->pb_scratch;
 	err = otlp_plan(cfg, spans, n, &plan);
 	if (err)
 		return err;
-	err = otlp_pb_mem_reserve(mem, plan.n_groups, n, 0, 0);
+	err = otlp_pb_mem_reserve(f.mem, plan.n_groups, n, 0, 0);
 	if (err)
 		goto cleanup;
-	maps = mem->maps;
 	for (size_t i = 0; i < n; i++) {
-		otlp_map_span(spans[i], &maps[i]);
-		n_kv += maps[i].n_attrs;
+		otlp_map_span(spans[i], &f.mem->maps[i]);
+		n_kv += f.mem->maps[i].n_attrs;
 		n_events += spans[i]->n_events;
 	}
 	n_kv += plan.n_groups * OTLP_MAX_RATTRS;
-	err = otlp_pb_mem_reserve(mem, plan.n_groups, n, n_kv, n_events);
+	err = otlp_pb_mem_reserve(f.mem, plan.n_groups, n, n_kv, n_events);
 	if (err)
 		goto cleanup;
 	scope.name = OTLP_SCOPE_NAME;
 	scope.version = CLN_OTLP_VERSION;
-	/* The span strings are NUL-terminated in their arenas; pid strings need none. */
-	for (size_t g = 0; g < plan.n_groups; g++) {
-		const struct otlp_group *gr = &plan.groups[g];
-		otlp_pb_rs *rs = &mem->rs[g];
-		otlp_pb_ss *ss = &mem->ss[g];
-		otlp_pb_resource *res = &mem->res[g];
-		size_t nr = otlp_resource_attrs(cfg, gr, rattrs), first_kv = kv_at;
-
-		opentelemetry__proto__resource__v1__resource__init(res);
-		for (size_t a = 0; a < nr; a++) {
-			otlp_pb_kv *kv = otlp_pb_kv_str(mem, &kv_at, rattrs[a].key, rattrs[a].str);
-
-			if (!rattrs[a].str) {
-				kv->value->value_case =
-					OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
-				kv->value->int_value = rattrs[a].num;
-			}
-		}
-		res->n_attributes = nr;
-		res->attributes = &mem->kv_ptrs[first_kv];
-
-		opentelemetry__proto__trace__v1__scope_spans__init(ss);
-		ss->scope = &scope;
-		ss->n_spans = gr->n_spans;
-		ss->spans = &mem->span_ptrs[gr->first];
-		mem->ss_ptrs[g] = ss;
-
-		opentelemetry__proto__trace__v1__resource_spans__init(rs);
-		rs->resource = res;
-		rs->n_scope_spans = 1;
-		rs->scope_spans = &mem->ss_ptrs[g];
-		mem->rs_ptrs[g] = rs;
-
-		for (size_t k = 0; k < gr->n_spans; k++) {
-			size_t idx = plan.order[gr->first + k];
-			const struct span *s = spans[idx];
-			const struct otlp_map *mp = &maps[idx];
-			otlp_pb_span *ps = &mem->spans[gr->first + k];
-			otlp_pb_status *st = &mem->status[gr->first + k];
-			size_t first_attr = kv_at, first_ev = ev_at;
-
-			opentelemetry__proto__trace__v1__span__init(ps);
-			ps->trace_id.data = (uint8_t *)s->trace_id;
-			ps->trace_id.len = 16;
-			ps->span_id.data = (uint8_t *)s->span_id;
-			ps->span_id.len = 8;
-			if (s->has_parent) {
-				ps->parent_span_id.data = (uint8_t *)s->parent_id;
-				ps->parent_span_id.len = 8;
-			}
-			ps->name = (char *)s->name.ptr;
-			ps->kind = mp->kind;
-			ps->start_time_unix_nano = s->timestamp_us * 1000;
-			ps->end_time_unix_nano = (s->timestamp_us + s->duration_us) * 1000;
-			for (uint32_t t = 0; t < s->n_tags; t++)
-				if (mp->keep & (1u << t))
-					otlp_pb_kv_str(mem, &kv_at, s->tags[t].key.ptr,
-						       s->tags[t].value.ptr);
-			if (s->truncated) {
-				otlp_pb_kv *kv = otlp_pb_kv_str(mem, &kv_at, "cln.truncated", NULL);
-
-				kv->value->value_case =
-					OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE;
-				kv->value->bool_value = 1;
-			}
-			ps->n_attributes = kv_at - first_attr;
-			ps->attributes = &mem->kv_ptrs[first_attr];
-			for (uint32_t e = 0; e < s->n_events; e++) {
-				otlp_pb_event *ev = &mem->events[ev_at];
-
-				opentelemetry__proto__trace__v1__span__event__init(ev);
-				ev->time_unix_nano = s->events[e].time_unix_ns;
-				ev->name = (char *)otlp_event_name(s->events[e].kind);
-				mem->event_ptrs[ev_at++] = ev;
-			}
-			ps->n_events = ev_at - first_ev;
-			/* No events at all: the array was never allocated (NULL + 0 is undefined). */
-			ps->events = ps->n_events ? &mem->event_ptrs[first_ev] : NULL;
-			ps->dropped_events_count = s->dropped_events;
-			opentelemetry__proto__trace__v1__status__init(st);
-			st->code = mp->status_code;
-			/* protobuf-c needs NUL-terminated strings: a tag value is one. */
-			if (mp->status_msg)
-				st->message = (char *)mp->status_msg->ptr;
-			ps->status = st;
-			mem->span_ptrs[gr->first + k] = ps;
-		}
-	}
+	for (size_t g = 0; g < plan.n_groups; g++)
+		otlp_pb_group_fill(&f, cfg, &plan, g, &scope, spans, f.mem->maps);
 	req.n_resource_spans = plan.n_groups;
-	req.resource_spans = mem->rs_ptrs;
+	req.resource_spans = f.mem->rs_ptrs;
 	size = opentelemetry__proto__collector__trace__v1__export_trace_service_request__get_packed_size(
 		&req);
 	err = buf_reserve(&out->bytes, size);
@@ -515,7 +532,6 @@ int otlp_encode_pb(const struct otlp_resource_cfg *cfg, struct span *const *span
 	out->bytes.len =
 		opentelemetry__proto__collector__trace__v1__export_trace_service_request__pack(
 			&req, out->bytes.data);
-	err = 0;
 cleanup:
 	otlp_plan_free(&plan);
 	return err;
