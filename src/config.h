@@ -2,6 +2,12 @@
 /*
  * config: command line and OTEL_* environment, validated into one struct. Pure: the
  * environment is read through a callback so tests can supply their own.
+ *
+ * Every option is one row of one table (config.c): its long and short name, its variable and
+ * the variable's OTEL_EXPORTER_OTLP_TRACES_ form, its type, bounds, unit, default, field and
+ * help. The command line, the environment, --help and the man page (made from --help) all
+ * come from that table.
+ *
  * Precedence: defaults < OTEL_EXPORTER_OTLP_X < OTEL_EXPORTER_OTLP_TRACES_X < flags.
  * Empty variables count as unset. Errors name the flag or variable at fault.
  */
@@ -12,8 +18,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
-
-#include "otlp.h"
 
 #define CONFIG_MAX_LIST 32 /* files, binaries, pids, headers, resource attributes */
 
@@ -29,9 +33,10 @@ enum config_protocol {
 	CONFIG_PROTO_GRPC,
 };
 
-struct config_header {
-	char *name;
-	char *value; /* secret: never logged */
+/* A header (its value is a secret: never logged) or a resource attribute. */
+struct config_kv {
+	char *key;
+	char *value;
 };
 
 struct config {
@@ -59,7 +64,7 @@ struct config {
 	 */
 	char *endpoint;
 	bool endpoint_append;
-	struct config_header headers[CONFIG_MAX_LIST];
+	struct config_kv headers[CONFIG_MAX_LIST];
 	size_t n_headers;
 	bool gzip;
 	uint64_t timeout_ms; /* per request */
@@ -80,7 +85,7 @@ struct config {
 
 	/* resource */
 	char *service_name;
-	struct otlp_kv resource_attrs[CONFIG_MAX_LIST];
+	struct config_kv resource_attrs[CONFIG_MAX_LIST];
 	size_t n_resource_attrs;
 
 	/* operation */
@@ -97,6 +102,7 @@ struct config {
 
 typedef const char *(*config_getenv_fn)(const char *name);
 
+/* Every setting at its default (the table's). */
 void config_init(struct config *cfg);
 void config_free(struct config *cfg);
 
@@ -118,14 +124,14 @@ int config_load(struct config *cfg, int argc, char **argv, config_getenv_fn gete
  * -EINVAL (an entry without '=', an empty key, a malformed escape) or -E2BIG (more than
  * @max entries); on error nothing stays allocated and *n is 0.
  */
-int config_parse_kv_list(const char *s, struct config_header *out, size_t max, size_t *n);
+int config_parse_kv_list(const char *s, struct config_kv *out, size_t max, size_t *n);
 /*
  * Percent-decode @len bytes of @s into a new string; NULL on a malformed escape ('%' not
  * followed by two hex digits), on "%00" (the result is a C string) or on ENOMEM.
  */
 char *config_percent_decode(const char *s, size_t len);
 
-/* Usage text (--help). */
+/* Usage text (--help), made from the option table. */
 void config_usage(FILE *out);
 
 #endif

@@ -1103,35 +1103,35 @@ static int build_headers(struct export_http *ex, const struct config *cfg, char 
 	rc |= add_header(&ex->headers, "Expect:"); /* no 100-continue round trip */
 	rc |= add_header(&ex->headers, "Accept:");
 	for (size_t i = 0; i < cfg->n_headers; i++) {
-		const struct config_header *h = &cfg->headers[i];
+		const struct config_kv *h = &cfg->headers[i];
 		int n;
 
-		if (!h->name || !header_token_ok(h->name)) {
+		if (!h->key || !header_token_ok(h->key)) {
 			snprintf(err, err_size,
 				 "invalid header name \"%s\": use letters, digits and '-' "
 				 "(OTEL_EXPORTER_OTLP_HEADERS=name=value,...)",
-				 h->name ? h->name : "");
+				 h->key ? h->key : "");
 			return -EINVAL;
 		}
 		if (h->value && !header_value_ok(h->value)) {
 			snprintf(err, err_size,
-				 "header %s: its value contains a line break; remove it", h->name);
+				 "header %s: its value contains a line break; remove it", h->key);
 			return -EINVAL;
 		}
 		/* "Name;" is curl's way to send a header with an empty value */
 		if (h->value && h->value[0])
-			n = snprintf(line, sizeof(line), "%s: %s", h->name, h->value);
+			n = snprintf(line, sizeof(line), "%s: %s", h->key, h->value);
 		else
-			n = snprintf(line, sizeof(line), "%s;", h->name);
+			n = snprintf(line, sizeof(line), "%s;", h->key);
 		if (n < 0 || (size_t)n >= sizeof(line)) {
 			snprintf(err, err_size,
-				 "header %s: its value is too long (at most %zu bytes)", h->name,
-				 sizeof(line) - strlen(h->name) - 3);
+				 "header %s: its value is too long (at most %zu bytes)", h->key,
+				 sizeof(line) - strlen(h->key) - 3);
 			return -EINVAL;
 		}
 		rc |= add_header(&ex->headers, line);
 		explicit_bzero(line, sizeof(line));
-		log_debug("export: sending header %s", h->name);
+		log_debug("export: sending header %s", h->key);
 	}
 	if (rc) {
 		snprintf(err, err_size, "out of memory");

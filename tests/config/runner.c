@@ -124,7 +124,7 @@ static void render_config(const struct config *c, struct text *t)
 		 exporters[c->exporter], protocols[c->protocol], str_or_none(c->endpoint),
 		 tf(c->endpoint_append));
 	for (i = 0; i < c->n_headers; i++)
-		text_add(t, "%s%s=%s", i ? "|" : "", c->headers[i].name, c->headers[i].value);
+		text_add(t, "%s%s=%s", i ? "|" : "", c->headers[i].key, c->headers[i].value);
 	text_add(t, "\nn_headers=%zu\ngzip=%s\ntimeout_ms=%llu\n", c->n_headers, tf(c->gzip),
 		 (unsigned long long)c->timeout_ms);
 	text_add(t, "ca_cert=%s\nclient_cert=%s\nclient_key=%s\ninsecure=%s\n",
@@ -227,14 +227,14 @@ static void run_case(const struct tcase *tc)
 		text_add(&out, "decoded=%s\n", d ? d : "(null)");
 		free(d);
 	} else if (tc->kv) {
-		struct config_header h[4];
+		struct config_kv h[4];
 
 		memset(h, 0xa5, sizeof(h)); /* entries past n must not be touched or freed */
 		ret = config_parse_kv_list(tc->kv, h, 4, &n);
 		text_add(&out, "ret=%s\nn=%zu\nkv=", errno_name(ret), n);
 		for (i = 0; i < n; i++) {
-			text_add(&out, "%s%s=%s", i ? "|" : "", h[i].name, h[i].value);
-			free(h[i].name);
+			text_add(&out, "%s%s=%s", i ? "|" : "", h[i].key, h[i].value);
+			free(h[i].key);
 			free(h[i].value);
 		}
 		text_add(&out, "\n");

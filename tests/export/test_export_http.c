@@ -276,12 +276,12 @@ static void test_construction_errors(struct loop *loop)
 	set_str(&cfg.client_key, "/dev/null");
 	expect_error(loop, &cfg, "--client-cert");
 	base_cfg(&cfg, "http://127.0.0.1:4318/v1/traces", CONFIG_PROTO_HTTP_PROTOBUF);
-	cfg.headers[0].name = strdup("x-bad");
+	cfg.headers[0].key = strdup("x-bad");
 	cfg.headers[0].value = strdup("a\r\nInjected: yes");
 	cfg.n_headers = 1;
 	expect_error(loop, &cfg, "line break");
 	base_cfg(&cfg, "http://127.0.0.1:4318/v1/traces", CONFIG_PROTO_HTTP_PROTOBUF);
-	cfg.headers[0].name = strdup("bad name");
+	cfg.headers[0].key = strdup("bad name");
 	cfg.headers[0].value = strdup("v");
 	cfg.n_headers = 1;
 	expect_error(loop, &cfg, "header name");

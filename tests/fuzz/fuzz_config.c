@@ -170,7 +170,7 @@ static int ref_kv_list(const char *s, struct ref_kv *out, size_t max, size_t *n)
 
 static void check_kv(const char *s, size_t max)
 {
-	struct config_header got[16];
+	struct config_kv got[16];
 	struct ref_kv ref[16];
 	size_t n = 99, nref = 0;
 	int r, rref;
@@ -181,7 +181,7 @@ static void check_kv(const char *s, size_t max)
 	if (rref == -ENOMEM) {
 		if (!r)
 			for (size_t i = 0; i < n; i++)
-				free(got[i].name), free(got[i].value);
+				free(got[i].key), free(got[i].value);
 		goto cleanup;
 	}
 	FUZZ_CHECK(r == rref, "config_parse_kv_list returned %d, the reference %d", r, rref);
@@ -191,10 +191,10 @@ static void check_kv(const char *s, size_t max)
 	}
 	FUZZ_CHECK(n == nref && n <= max, "%zu entries, the reference %zu", n, nref);
 	for (size_t i = 0; i < n; i++) {
-		FUZZ_CHECK(got[i].name[0] != '\0', "empty key");
-		FUZZ_CHECK(!strcmp(got[i].name, ref[i].name) && !strcmp(got[i].value, ref[i].value),
+		FUZZ_CHECK(got[i].key[0] != '\0', "empty key");
+		FUZZ_CHECK(!strcmp(got[i].key, ref[i].name) && !strcmp(got[i].value, ref[i].value),
 			   "entry %zu differs from the reference", i);
-		free(got[i].name);
+		free(got[i].key);
 		free(got[i].value);
 	}
 cleanup:
@@ -257,21 +257,21 @@ static void check_valid(const struct config *c)
 		   "enum out of range");
 	FUZZ_CHECK(c->endpoint && url_ok(c->endpoint), "endpoint is not an http(s) URL");
 	for (size_t i = 0; i < c->n_headers; i++) {
-		const struct config_header *h = &c->headers[i];
+		const struct config_kv *h = &c->headers[i];
 
-		FUZZ_CHECK(h->name && h->name[0] && h->value, "header %zu empty", i);
-		for (const unsigned char *p = (const unsigned char *)h->name; *p; p++)
+		FUZZ_CHECK(h->key && h->key[0] && h->value, "header %zu empty", i);
+		for (const unsigned char *p = (const unsigned char *)h->key; *p; p++)
 			FUZZ_CHECK(tchar(*p), "header name byte 0x%02x is not a token character",
 				   *p);
 		for (const unsigned char *p = (const unsigned char *)h->value; *p; p++)
 			FUZZ_CHECK((*p >= 0x20 || *p == '\t') && *p != 0x7f,
 				   "header value holds control byte 0x%02x", *p);
 		for (size_t j = 0; j < i; j++)
-			FUZZ_CHECK(strcasecmp(c->headers[j].name, h->name), "header %s twice",
-				   h->name);
+			FUZZ_CHECK(strcasecmp(c->headers[j].key, h->key), "header %s twice",
+				   h->key);
 	}
 	for (size_t i = 0; i < c->n_resource_attrs; i++) {
-		const struct otlp_kv *a = &c->resource_attrs[i];
+		const struct config_kv *a = &c->resource_attrs[i];
 
 		FUZZ_CHECK(a->key && a->key[0] && a->value, "resource attribute %zu empty", i);
 		FUZZ_CHECK(cstr_utf8(a->key) && cstr_utf8(a->value),
@@ -315,7 +315,7 @@ static char *render(int ret, const char *err, const struct config *c)
 	for (size_t i = 0; i < c->n_pids; i++)
 		fprintf(f, "pid=%u\n", c->pids[i]);
 	for (size_t i = 0; i < c->n_headers; i++)
-		fprintf(f, "header=%s=%s\n", c->headers[i].name, c->headers[i].value);
+		fprintf(f, "header=%s=%s\n", c->headers[i].key, c->headers[i].value);
 	for (size_t i = 0; i < c->n_resource_attrs; i++)
 		fprintf(f, "attr=%s=%s\n", c->resource_attrs[i].key, c->resource_attrs[i].value);
 	fprintf(f, "%d %d %s %d %d %d %llu %d %d %s %d %llu %s %s %s %d %u %llu\n", c->follow,

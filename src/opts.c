@@ -1,0 +1,533 @@
+// SPDX-License-Identifier: MIT
+/*
+ * opts: one table of options -> the command line, the environment, defaults and --help.
+ * A value is applied by its row's kind (opts_set) whether it came from a flag or a variable,
+ * so both take the same checks and give the same messages, naming where it came from.
+ */
+#include "opts.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define OPTS_KIB 1024ULL
+
+int opts_fail(char *err, size_t err_size, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && err_size) {
+		va_start(ap, fmt);
+		vsnprintf(err, err_size, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+int opts_oom(char *err, size_t err_size)
+{
+	if (err && err_size)
+		snprintf(err, err_size, "out of memory while reading the configuration");
+	return -ENOMEM;
+}
+
+const struct opts_option *opts_find(const struct opts_table *t, const char *name)
+{
+	for (size_t i = 0; i < t->n; i++)
+		if (t->rows[i].name && !strcmp(t->rows[i].name, name))
+			return &t->rows[i];
+	return NULL;
+}
+
+static bool opts_takes_value(const struct opts_option *o)
+{
+	return o->kind != OPTS_FLAG && o->kind != OPTS_COUNT && o->kind != OPTS_HELP &&
+	       o->kind != OPTS_VERSION;
+}
+
+/* ---- values ---------------------------------------------------------------------------- */
+
+int opts_parse_u64(const char *s, uint64_t *out)
+{
+	uint64_t v = 0;
+	unsigned d;
+
+	if (!*s || strspn(s, "0123456789") != strlen(s))
+		return -EINVAL; /* junk is reported as such even in a number that overflows */
+	for (; *s; s++) {
+		d = (unsigned)(*s - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return -ERANGE;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}
+
+/* A byte count: decimal, optionally followed by K, M or G (powers of 1024), then B/iB. */
+static int opts_parse_size(const char *s, uint64_t *out)
+{
+	const char *p = s + strspn(s, "0123456789"), *units = "kmg", *u;
+	uint64_t v = 0, mult = 1;
+	bool overflow = false;
+
+	if (p == s)
+		return -EINVAL;
+	for (const char *d = s; d < p; d++) {
+		if (v > (UINT64_MAX - (unsigned)(*d - '0')) / 10)
+			overflow = true;
+		else
+			v = v * 10 + (unsigned)(*d - '0');
+	}
+	if (*p) {
+		u = strchr(units, tolower((unsigned char)*p));
+		if (!u)
+			return -EINVAL;
+		for (const char *k = units; k <= u; k++)
+			mult *= OPTS_KIB;
+		p++;
+		if (*p && strcasecmp(p, "ib") && strcasecmp(p, "b"))
+			return -EINVAL;
+	}
+	if (overflow || v > UINT64_MAX / mult)
+		return -ERANGE;
+	*out = v * mult;
+	return 0;
+}
+
+/* @s (from @who: a flag or a variable) as @o's number, within its bounds. */
+static int opts_get_u64(const struct opts_option *o, const char *who, const char *s, uint64_t *out,
+			char *err, size_t err_size)
+{
+	bool size = o->kind == OPTS_SIZE;
+	uint64_t v;
+	int ret;
+
+	ret = size ? opts_parse_size(s, &v) : opts_parse_u64(s, &v);
+	if (ret == -EINVAL && size)
+		return opts_fail(err, err_size,
+				 "%s: \"%.*s\" is not a size (%s: a non-negative integer, "
+				 "optionally followed by K, M or G)",
+				 who, OPTS_SHOWN_MAX, s, o->unit);
+	if (ret == -EINVAL)
+		return opts_fail(err, err_size, "%s: \"%.*s\" is not a non-negative integer (%s)",
+				 who, OPTS_SHOWN_MAX, s, o->unit);
+	if (ret == -ERANGE || v < o->min || v > o->max)
+		return opts_fail(err, err_size,
+				 "%s: \"%.*s\" is out of range: must be between %llu and %llu (%s)",
+				 who, OPTS_SHOWN_MAX, s, (unsigned long long)o->min,
+				 (unsigned long long)o->max, o->unit);
+	*out = v;
+	return 0;
+}
+
+static int opts_get_choice(const struct opts_option *o, const char *who, const char *s, int *out,
+			   char *err, size_t err_size)
+{
+	const struct opts_choice *c = o->choices;
+	char list[128];
+	size_t at = 0;
+
+	for (; c->name; c++) {
+		if (o->icase ? !strcasecmp(s, c->name) : !strcmp(s, c->name)) {
+			*out = c->value;
+			return 0;
+		}
+	}
+	list[0] = '\0';
+	for (c = o->choices; c->name && at < sizeof(list); c++) /* "a, b or c" */
+		at += (size_t)snprintf(list + at, sizeof(list) - at, "%s%s",
+				       c == o->choices ? ""
+				       : c[1].name     ? ", "
+						       : " or ",
+				       c->name);
+	return opts_fail(err, err_size, "%s: \"%.*s\" is not %s (%s)", who, OPTS_SHOWN_MAX, s,
+			 o->unit, list);
+}
+
+static void *opts_field(void *dst, const struct opts_option *o)
+{
+	return (char *)dst + o->off;
+}
+
+static size_t *opts_count(void *dst, const struct opts_option *o)
+{
+	return (size_t *)((char *)dst + o->count_off);
+}
+
+/* Store @v in a numeric field of the row's size (bool, 32 or 64 bits). */
+static void opts_store(void *dst, const struct opts_option *o, uint64_t v)
+{
+	void *f = opts_field(dst, o);
+
+	if (o->size == sizeof(bool))
+		*(bool *)f = v != 0;
+	else if (o->size == sizeof(uint32_t))
+		*(uint32_t *)f = (uint32_t)v;
+	else
+		*(uint64_t *)f = v;
+}
+
+static int opts_set_str(char **field, const char *v, char *err, size_t err_size)
+{
+	char *copy = strdup(v);
+
+	if (!copy)
+		return opts_oom(err, err_size);
+	free(*field);
+	*field = copy;
+	return 0;
+}
+
+/* One more entry of a repeatable string or number. */
+static int opts_add(void *dst, const struct opts_option *o, const char *who, const char *v,
+		    char *err, size_t err_size)
+{
+	size_t *n = opts_count(dst, o);
+	uint64_t num = 0;
+	int ret;
+
+	if (o->kind == OPTS_STRS && !*v)
+		return opts_fail(err, err_size, "%s: expects %s, not an empty string", who,
+				 o->unit);
+	if (*n == OPTS_MAX_LIST)
+		return opts_fail(err, err_size, "%s: given too many times (at most %d)", who,
+				 OPTS_MAX_LIST);
+	if (o->kind == OPTS_UINTS) {
+		ret = opts_get_u64(o, who, v, &num, err, err_size);
+		if (!ret)
+			((uint32_t *)opts_field(dst, o))[(*n)++] = (uint32_t)num;
+		return ret;
+	}
+	((char **)opts_field(dst, o))[*n] = strdup(v);
+	if (!((char **)opts_field(dst, o))[*n])
+		return opts_oom(err, err_size);
+	(*n)++;
+	return 0;
+}
+
+static int opts_set_bool(void *dst, const struct opts_option *o, const char *who, const char *v,
+			 bool env, char *err, size_t err_size)
+{
+	if (env && strcasecmp(v, "true") && strcasecmp(v, "false"))
+		return opts_fail(err, err_size, "%s: \"%.*s\" is not true or false", who,
+				 OPTS_SHOWN_MAX, v);
+	opts_store(dst, o, !env || !strcasecmp(v, "true"));
+	return 0;
+}
+
+static void opts_count_step(void *dst, const struct opts_option *o)
+{
+	int *f = opts_field(dst, o);
+
+	if ((o->step > 0 && *f < 16) || (o->step < 0 && *f > -16))
+		*f += o->step;
+}
+
+/* Apply @v to row @o: from the command line (@v NULL for rows without a value) or from the
+ * variable @who (@env). Empty variables never get here. */
+static int opts_set(void *dst, void *ctx, const struct opts_option *o, const char *who,
+		    const char *v, bool env, struct opts_state *st, char *err, size_t err_size)
+{
+	uint64_t num = 0;
+	int ret = 0, choice = 0;
+
+	switch (o->kind) {
+	case OPTS_FLAG:
+		return opts_set_bool(dst, o, who, v, env, err, err_size);
+	case OPTS_COUNT:
+		opts_count_step(dst, o);
+		return 0;
+	case OPTS_STR:
+		ret = o->check ? o->check(who, v, 0, err, err_size) : 0;
+		if (!ret && !*v)
+			ret = opts_fail(err, err_size, "%s: expects %s, not an empty string", who,
+					o->unit);
+		return ret ? ret : opts_set_str(opts_field(dst, o), v, err, err_size);
+	case OPTS_STRS:
+	case OPTS_UINTS:
+		return opts_add(dst, o, who, v, err, err_size);
+	case OPTS_UINT:
+	case OPTS_SIZE:
+		ret = opts_get_u64(o, who, v, &num, err, err_size);
+		if (!ret && o->check)
+			ret = o->check(who, v, num, err, err_size);
+		if (!ret)
+			opts_store(dst, o, num);
+		return ret;
+	case OPTS_ENUM:
+		ret = opts_get_choice(o, who, v, &choice, err, err_size);
+		if (!ret)
+			opts_store(dst, o, (uint64_t)choice);
+		return ret;
+	case OPTS_CUSTOM:
+		return o->set(ctx, o, who, v, env, err, err_size);
+	case OPTS_HELP:
+		st->help = true;
+		return 0;
+	case OPTS_VERSION:
+		st->version = true;
+		return 0;
+	case OPTS_SECTION:
+		break;
+	}
+	return opts_fail(err, err_size, "internal error: option %s not handled", who);
+}
+
+/* ---- defaults -------------------------------------------------------------------------- */
+
+void opts_defaults(const struct opts_table *t, void *dst)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		const struct opts_option *o = &t->rows[i];
+		uint64_t v = 0;
+		int choice = 0;
+
+		if (!o->def)
+			continue;
+		if (o->kind == OPTS_ENUM && !opts_get_choice(o, o->name, o->def, &choice, NULL, 0))
+			opts_store(dst, o, (uint64_t)choice);
+		else if ((o->kind == OPTS_UINT || o->kind == OPTS_SIZE) &&
+			 !opts_get_u64(o, o->name, o->def, &v, NULL, 0))
+			opts_store(dst, o, v);
+	}
+}
+
+void opts_free(const struct opts_table *t, void *dst)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		const struct opts_option *o = &t->rows[i];
+		char **f = opts_field(dst, o);
+
+		if (o->kind == OPTS_STR) {
+			free(*f);
+			*f = NULL;
+		}
+		if (o->kind != OPTS_STRS)
+			continue;
+		for (size_t k = 0; k < *opts_count(dst, o); k++) {
+			free(f[k]);
+			f[k] = NULL;
+		}
+		*opts_count(dst, o) = 0;
+	}
+}
+
+/* ---- command line ---------------------------------------------------------------------- */
+
+/* getopt_long's view of the table: the long option of row i returns 256 + i. */
+static void opts_getopt_table(const struct opts_table *t, struct option *longopts, char *shortopts)
+{
+	size_t n = 0, s = 0;
+
+	shortopts[s++] = '+'; /* stop at the first non-option: the caller's argv is not permuted */
+	shortopts[s++] = ':'; /* a missing value is ':', not '?' */
+	for (size_t i = 0; i < t->n; i++) {
+		const struct opts_option *o = &t->rows[i];
+		int has_arg = opts_takes_value(o) ? required_argument : no_argument;
+
+		if (o->kind == OPTS_SECTION)
+			continue;
+		longopts[n++] = (struct option){o->name, has_arg, NULL, 256 + (int)i};
+		if (o->short_name) {
+			shortopts[s++] = o->short_name;
+			if (has_arg == required_argument)
+				shortopts[s++] = ':';
+		}
+	}
+	longopts[n] = (struct option){NULL, 0, NULL, 0};
+	shortopts[s] = '\0';
+}
+
+static const struct opts_option *opts_of(const struct opts_table *t, int opt)
+{
+	if (opt >= 256 && (size_t)(opt - 256) < t->n)
+		return &t->rows[opt - 256];
+	for (size_t i = 0; i < t->n; i++)
+		if (t->rows[i].short_name && t->rows[i].short_name == opt)
+			return &t->rows[i];
+	return NULL;
+}
+
+/* The command-line element being parsed, for messages: "--name" without any "=value". */
+static void opts_elem_name(const char *elem, int optopt_c, char *buf, size_t size)
+{
+	size_t len;
+
+	if (elem && elem[0] == '-' && elem[1] == '-') {
+		len = strcspn(elem, "=");
+		snprintf(buf, size, "%.*s", (int)(len > OPTS_SHOWN_MAX ? OPTS_SHOWN_MAX : len),
+			 elem);
+	} else if (optopt_c > 0 && optopt_c < 256 && isprint(optopt_c)) {
+		snprintf(buf, size, "-%c", optopt_c);
+	} else {
+		snprintf(buf, size, "%.*s", OPTS_SHOWN_MAX, elem ? elem : "?");
+	}
+}
+
+/* getopt's complaint about @elem, as a message that says what to do. */
+static int opts_argv_error(const struct opts_table *t, int opt, const char *elem, char *err,
+			   size_t err_size)
+{
+	const struct opts_option *o = NULL;
+	char name[OPTS_SHOWN_MAX + 8], want[OPTS_SHOWN_MAX + 8];
+
+	opts_elem_name(elem, optopt, name, sizeof(name));
+	if (elem && !strncmp(elem, "--", 2) && strchr(elem, '=')) {
+		snprintf(want, sizeof(want), "%.*s", (int)strcspn(elem + 2, "="), elem + 2);
+		o = opts_find(t, want);
+	}
+	if (opt == ':')
+		return opts_fail(err, err_size,
+				 "option %s needs a value (run %s --help for the options)", name,
+				 t->prog);
+	if (o && !opts_takes_value(o))
+		return opts_fail(err, err_size,
+				 "option %s takes no value (run %s --help for the options)", name,
+				 t->prog);
+	return opts_fail(err, err_size,
+			 "unknown or ambiguous option %s (run %s --help for the options)", name,
+			 t->prog);
+}
+
+int opts_parse_argv(const struct opts_table *t, void *dst, void *ctx, int argc, char **argv,
+		    struct opts_state *st, char *err, size_t err_size)
+{
+	struct option longopts[OPTS_MAX + 1];
+	char shortopts[2 * OPTS_MAX + 3], who[OPTS_SHOWN_MAX + 8];
+	const struct opts_option *o;
+	int opt, at, ret;
+
+	if (argc <= 1 || !argv)
+		return 0;
+	opts_getopt_table(t, longopts, shortopts);
+	/* optind = 0 fully re-initialises GNU getopt: a process can load again. */
+	opterr = 0;
+	optind = 0;
+	for (;;) {
+		at = optind > 0 ? optind : 1;
+		opt = getopt_long(argc, argv, shortopts, longopts, NULL);
+		if (opt == -1)
+			break;
+		o = opts_of(t, opt);
+		if (!o)
+			return opts_argv_error(t, opt, at < argc ? argv[at] : NULL, err, err_size);
+		st->seen[opts_index(t, o)] = true;
+		snprintf(who, sizeof(who), "--%s", o->name);
+		ret = opts_set(dst, ctx, o, who, optarg, false, st, err, err_size);
+		if (ret || st->help || st->version)
+			return ret;
+	}
+	if (optind < argc)
+		return opts_fail(err, err_size,
+				 "unexpected argument \"%.*s\": options take the form --name VALUE "
+				 "(run %s --help for the options)",
+				 OPTS_SHOWN_MAX, argv[optind], t->prog);
+	return 0;
+}
+
+/* ---- environment ----------------------------------------------------------------------- */
+
+static const char *opts_env_get(opts_getenv_fn fn, const char *name)
+{
+	const char *v = fn && name ? fn(name) : NULL;
+
+	return v && *v ? v : NULL;
+}
+
+int opts_load_env(const struct opts_table *t, void *dst, void *ctx, opts_getenv_fn getenv_fn,
+		  struct opts_state *st, char *err, size_t err_size)
+{
+	for (size_t i = 0; i < t->n; i++) {
+		const struct opts_option *o = &t->rows[i];
+		const char *who = o->traces_env, *v;
+		int ret;
+
+		if (!o->env || (st->seen[i] && o->kind != OPTS_CUSTOM))
+			continue;
+		v = opts_env_get(getenv_fn, who);
+		st->traces[i] = v != NULL;
+		if (!v) {
+			who = o->env;
+			v = opts_env_get(getenv_fn, who);
+		}
+		if (!v)
+			continue;
+		ret = opts_set(dst, ctx, o, who, v, true, st, err, err_size);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* ---- usage ----------------------------------------------------------------------------- */
+
+#define OPTS_HELP_COL	26     /* where descriptions start */
+#define OPTS_HELP_WIDTH 80     /* lines stay shorter than this */
+#define OPTS_NBSP	'\x1f' /* a space the help text is never wrapped at */
+
+/* Print @text from column OPTS_HELP_COL, where the cursor is, wrapped at spaces. */
+static void opts_wrap(FILE *out, const char *text)
+{
+	size_t col = OPTS_HELP_COL;
+
+	while (*text) {
+		size_t word = strcspn(text, " ");
+
+		if (col > OPTS_HELP_COL && col + 1 + word >= OPTS_HELP_WIDTH) {
+			fprintf(out, "\n%*s", OPTS_HELP_COL, "");
+			col = OPTS_HELP_COL;
+		} else if (col > OPTS_HELP_COL) {
+			fputc(' ', out);
+			col++;
+		}
+		for (size_t i = 0; i < word; i++)
+			fputc(text[i] == OPTS_NBSP ? ' ' : text[i], out);
+		col += word;
+		text += word + strspn(text + word, " ");
+	}
+	fputc('\n', out);
+}
+
+static void opts_usage_row(FILE *out, const struct opts_option *o)
+{
+	char left[64], text[640];
+	int n;
+
+	if (o->short_name)
+		n = snprintf(left, sizeof(left), "  -%c, --%s", o->short_name, o->name);
+	else
+		n = snprintf(left, sizeof(left), "  --%s%s%s", o->name, o->arg ? " " : "",
+			     o->arg ? o->arg : "");
+	fputs(left, out);
+	if (n >= OPTS_HELP_COL - 1)
+		fprintf(out, "\n%*s", OPTS_HELP_COL, "");
+	else
+		fprintf(out, "%*s", OPTS_HELP_COL - n, "");
+	/* The help, then "(VARIABLE; default X)", "(VARIABLE)" or "(default X)". */
+	n = snprintf(text, sizeof(text), "%s", o->help);
+	if (o->env && o->def)
+		snprintf(text + n, sizeof(text) - (size_t)n, " (%s; default%c%s)", o->env,
+			 OPTS_NBSP, o->def);
+	else if (o->env)
+		snprintf(text + n, sizeof(text) - (size_t)n, " (%s)", o->env);
+	else if (o->def)
+		snprintf(text + n, sizeof(text) - (size_t)n, " (default%c%s)", OPTS_NBSP, o->def);
+	opts_wrap(out, text);
+}
+
+void opts_usage(const struct opts_table *t, const char *head, const char *tail, FILE *out)
+{
+	fputs(head, out);
+	for (size_t i = 0; i < t->n; i++) {
+		if (t->rows[i].kind == OPTS_SECTION)
+			fprintf(out, "\n%s:\n", t->rows[i].help);
+		else
+			opts_usage_row(out, &t->rows[i]);
+	}
+	fputs(tail, out);
+}
