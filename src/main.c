@@ -32,6 +32,7 @@
 struct app {
 	struct config cfg;
 	struct otlp_resource_cfg res;
+	struct otlp_kv attrs[CONFIG_MAX_LIST];
 	char host[256];
 	struct loop *loop;
 	struct pipeline *pipeline;
@@ -174,25 +175,22 @@ static struct exporter *app_exporter(struct app *app, char *err, size_t err_size
 	return NULL;
 }
 
-static int app_start(struct app *app)
+/* The resource every span shares: host, service name, the configured attributes. */
+static void app_resource(struct app *app)
 {
-	struct pipeline_cfg pcfg = {
-		.queue = {.max_spans = app->cfg.max_queue_spans,
-			  .max_bytes = app->cfg.max_queue_bytes,
-			  .batch_size = app->cfg.batch_size},
-		.schedule_delay_ms = app->cfg.schedule_delay_ms,
-		.suspend_ttl_ms = app->cfg.suspend_ttl_ms,
-		.suspend_max = 65536,
-	};
-	struct exporter *ex;
-	char err[512] = "";
-
 	if (gethostname(app->host, sizeof(app->host) - 1) == 0)
 		app->res.host_name = app->host;
 	app->res.service_name = app->cfg.service_name;
-	app->res.attrs = app->cfg.resource_attrs;
+	for (size_t i = 0; i < app->cfg.n_resource_attrs; i++)
+		app->attrs[i] = (struct otlp_kv){app->cfg.resource_attrs[i].key,
+						 app->cfg.resource_attrs[i].value};
+	app->res.attrs = app->attrs;
 	app->res.n_attrs = app->cfg.n_resource_attrs;
+}
 
+/* The loop, its signals and timers. */
+static int app_start_loop(struct app *app)
+{
 	app->loop = loop__new();
 	if (!app->loop || app_signals(app) < 0) {
 		log_error("cannot set up the event loop: %s", strerror(errno));
@@ -204,6 +202,21 @@ static int app_start(struct app *app)
 		return -1;
 	if (app->cfg.stats_interval_s)
 		loop_timer_arm(app->stats_timer, app->cfg.stats_interval_s * 1000);
+	return 0;
+}
+
+/* The node's identity, the exporter, the pipeline and /metrics: everything but sources. */
+static int app_start_core(struct app *app, char *err, size_t err_size)
+{
+	struct pipeline_cfg pcfg = {
+		.queue = {.max_spans = app->cfg.max_queue_spans,
+			  .max_bytes = app->cfg.max_queue_bytes,
+			  .batch_size = app->cfg.batch_size},
+		.schedule_delay_ms = app->cfg.schedule_delay_ms,
+		.suspend_ttl_ms = app->cfg.suspend_ttl_ms,
+		.suspend_max = 65536,
+	};
+	struct exporter *ex;
 
 	/*
 	 * Before the sources, so the first batch already carries the node's identity: waits at
@@ -219,63 +232,74 @@ static int app_start(struct app *app)
 
 		app->node = node_info__new(app->loop, &ncfg, &app->res);
 		if (!app->node) {
-			log_error("cannot set up the node identity lookup: out of memory");
+			snprintf(err, err_size,
+				 "cannot set up the node identity lookup: out of memory");
 			return -1;
 		}
 	}
-	ex = app_exporter(app, err, sizeof(err));
+	ex = app_exporter(app, err, err_size);
 	if (!ex) {
-		log_error("%s", err[0] ? err : "cannot create the exporter: out of memory");
+		if (!err[0])
+			snprintf(err, err_size, "cannot create the exporter: out of memory");
 		return -1;
 	}
 	app->pipeline = pipeline__new(app->loop, &pcfg, ex);
 	if (!app->pipeline) {
-		log_error("cannot create the pipeline: out of memory");
+		snprintf(err, err_size, "cannot create the pipeline: out of memory");
 		return -1;
 	}
 	/* Before the sources: a taken port fails fast, and binding needs the privileges. */
 	if (app->cfg.metrics_listen) {
-		app->metrics = metrics__new(app->loop, app->cfg.metrics_listen, err, sizeof(err));
-		if (!app->metrics) {
-			log_error("%s", err);
+		app->metrics = metrics__new(app->loop, app->cfg.metrics_listen, err, err_size);
+		if (!app->metrics)
 			return -1;
-		}
 	}
+	return 0;
+}
+
+static int app_start_sources(struct app *app, char *err, size_t err_size)
+{
 	if (app->cfg.usdt) {
-		app->usdt = source_usdt__new(app->loop, &app->cfg, app->pipeline, err, sizeof(err));
-		if (!app->usdt) {
-			log_error("%s", err);
+		app->usdt = source_usdt__new(app->loop, &app->cfg, app->pipeline, err, err_size);
+		if (!app->usdt)
 			return -1;
-		}
 	}
 	if (app->cfg.socket_path) {
 		app->socket = source_socket__new(app->loop, app->pipeline, app->cfg.socket_path,
-						 err, sizeof(err));
-		if (!app->socket) {
-			log_error("%s", err);
+						 err, err_size);
+		if (!app->socket)
 			return -1;
-		}
 	}
 	for (size_t i = 0; i < app->cfg.n_files; i++) {
 		struct source_file *f =
 			source_file__new(app->loop, app->pipeline, app->cfg.files[i],
-					 app->cfg.follow, app_file_done, app, err, sizeof(err));
-		if (!f) {
-			log_error("%s", err);
+					 app->cfg.follow, app_file_done, app, err, err_size);
+		if (!f)
 			return -1;
-		}
 		app->files[app->n_files++] = f;
 	}
-	/* Every source is set up: give up what the rest of the run does not need. */
-	{
-		struct privs_opts po = {.user = app->cfg.user, .attach = app->usdt != NULL};
-
-		if (privs_drop(&po, err, sizeof(err)) < 0) {
-			log_error("%s", err);
-			return -1;
-		}
-	}
 	return 0;
+}
+
+static int app_start(struct app *app)
+{
+	struct privs_opts po = {.user = app->cfg.user};
+	char err[512] = "";
+
+	app_resource(app);
+	if (app_start_loop(app) < 0)
+		return -1;
+	if (app_start_core(app, err, sizeof(err)) < 0 ||
+	    app_start_sources(app, err, sizeof(err)) < 0)
+		goto fail;
+	/* Every source is set up: give up what the rest of the run does not need. */
+	po.attach = app->usdt != NULL;
+	if (privs_drop(&po, err, sizeof(err)) < 0)
+		goto fail;
+	return 0;
+fail:
+	log_error("%s", err);
+	return -1;
 }
 
 static void app_free(struct app *app)
