@@ -4,6 +4,7 @@
 set -euo pipefail
 pkgs=(
 	cmake make gcc pkg-config clang llvm libclang-rt-14-dev  # build, BPF, sanitizers, fuzzing
+	clang-format                                              # the style check
 	libbpf-dev bpftool libelf-dev zlib1g-dev                  # eBPF capture
 	libprotobuf-c-dev protobuf-c-compiler protobuf-compiler   # OTLP protobuf
 	libcurl4-openssl-dev libnghttp2-dev libcjson-dev          # export, JSON

@@ -1,7 +1,8 @@
 #!/bin/bash
-# The test command: installs what is missing (Debian 12, as root), builds, and runs every
-# test: unit and integration suites (the eBPF ones need root), the same suites under
-# ASan+UBSan, the main paths under valgrind, and the fuzz targets for a fixed number of runs.
+# The test command: installs what is missing (Debian 12, as root), checks the code style,
+# builds, and runs every test: unit and integration suites (the eBPF ones need root), the
+# same suites under ASan+UBSan, the main paths under valgrind, and the fuzz targets for a
+# fixed number of runs. A test runs once: a test that needs a second try has a bug to fix.
 #   scripts/test.sh              everything
 #   scripts/test.sh --quick      the normal build's tests only (no sanitizer build, no fuzzing)
 # Build trees: build/ (normal), build-asan/, build-fuzz/.
@@ -20,13 +21,16 @@ scripts/install-deps.sh
 jobs=$(nproc)
 step() { printf '\n=== %s\n' "$*"; }
 
+step "style (clang-format, .clang-format)"
+if ! clang-format --dry-run -Werror src/*.[ch] bpf/*.[ch]; then
+	echo "style: run clang-format -i on the files above" >&2
+	exit 1
+fi
+
 step "build (RelWithDebInfo)"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$jobs"
 
-# A test that fails is run once more before it counts as failed (--repeat until-pass:2);
-# CTest's log still shows the first failure. Timing-dependent tests on a shared 2-core
-# machine are the reason, not a licence: a test that fails twice fails the run.
 step "tests"
 if [ "$(id -u)" -ne 0 ]; then
 	if [ "${CI:-}" = true ]; then
@@ -34,9 +38,9 @@ if [ "$(id -u)" -ne 0 ]; then
 		exit 1
 	fi
 	echo "not root: skipping the tests labelled 'root' (eBPF); run as root for all of them"
-	ctest --test-dir build --output-on-failure --repeat until-pass:2 -LE 'root|valgrind'
+	ctest --test-dir build --output-on-failure -LE 'root|valgrind'
 else
-	ctest --test-dir build --output-on-failure --repeat until-pass:2 -LE valgrind
+	ctest --test-dir build --output-on-failure -LE valgrind
 fi
 
 [ $quick = 1 ] && exit 0
@@ -45,7 +49,7 @@ step "tests under ASan + UBSan"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DCLN_OTLP_SANITIZE=ON >/dev/null
 cmake --build build-asan -j"$jobs"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-ctest --test-dir build-asan --output-on-failure --repeat until-pass:2 -LE 'slow|perf'
+ctest --test-dir build-asan --output-on-failure -LE 'slow|perf'
 
 step "tests under valgrind (no errors, no leaks)"
 ctest --test-dir build --output-on-failure -L valgrind
