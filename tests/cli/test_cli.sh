@@ -1,10 +1,11 @@
 #!/bin/bash
 # The first command's behaviour as a user sees it: exit codes, the reject summary with line
 # numbers, stdin, bpftrace output, --help and --version.
-# usage: test_cli.sh CLN_OTLP DATA_DIR
+# usage: test_cli.sh CLN_OTLP DATA_DIR README
 set -u
 bin=$1
 data=$2
+readme=$3
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 pass=0
@@ -25,6 +26,17 @@ good=$(grep -m1 '^span_emit' "$real" | cut -d' ' -f3-)
 check "--help exits 0" test $? -eq 0
 check "--help has examples" grep -qi 'example' "$tmp/help"
 check "--help documents --exporter" grep -q -- '--exporter' "$tmp/help"
+# --help is made from the option table: README's options table must name every option and
+# variable it lists, and no option that --help does not know.
+for o in $(grep -oE -- '--[a-z][a-z-]+' "$tmp/help" | sort -u); do
+	check "README documents $o" grep -q -- "\`$o" "$readme"
+done
+for v in $(grep -oE 'OTEL_[A-Z_]+' "$tmp/help" | sort -u); do
+	check "README documents $v" grep -q "$v" "$readme"
+done
+for o in $(sed -n '/^## Options and environment/,/^## /p' "$readme" | grep -oE '^\| `--[a-z-]+' | cut -c4- | sort -u); do
+	check "--help knows README's $o" grep -q -- "$o" "$tmp/help"
+done
 "$bin" --version >"$tmp/ver" 2>&1
 check "--version" grep -Eq '^cln-otlp [0-9]+\.[0-9]+\.[0-9]+' "$tmp/ver"
 
