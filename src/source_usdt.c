@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * source_usdt: the eBPF source. One skeleton (bpf/cln_span.bpf.c) whose USDT programs are
+ * source_usdt: the eBPF source. One skeleton (bpf/source_usdt.bpf.c) whose USDT programs are
  * attached, by path and for every process (pid -1), to lightningd and to each C plugin found
  * next to it; the index of the binary is the USDT cookie, so every record says which binary
  * it came from. Records arrive in one ring buffer, consumed from the loop: on the ring's
@@ -56,8 +56,8 @@ void source_usdt__free(struct source_usdt *src)
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
-#include "cln_span.h"
-#include "cln_span.skel.h"
+#include "usdt_record.h"
+#include "source_usdt.skel.h"
 #include "elf_notes.h"
 
 #define USDT_PROVIDER	     "lightningd"
@@ -112,7 +112,7 @@ struct usdt_binary {
 struct source_usdt {
 	struct loop *loop;
 	struct pipeline *p;
-	struct cln_span_bpf *skel;
+	struct source_usdt_bpf *skel;
 	struct ring_buffer *rb;
 	int rb_epfd;
 	struct loop_timer *poll_timer;
@@ -122,8 +122,8 @@ struct source_usdt {
 	int64_t real_offset_ns; /* CLOCK_REALTIME - CLOCK_MONOTONIC */
 
 	int ncpus;
-	struct cln_span_counters *percpu; /* lookup buffer, ncpus entries */
-	uint64_t cnt[CLN_SPAN_CNT__MAX];  /* totals already accounted */
+	struct usdt_record_counters *percpu; /* lookup buffer, ncpus entries */
+	uint64_t cnt[USDT_RECORD_CNT__MAX];  /* totals already accounted */
 
 	char *plugin_dirs[USDT_MAX_PLUGIN_DIRS];
 	size_t n_plugin_dirs;
@@ -646,7 +646,7 @@ static void usdt_watch_cb(struct loop *loop, void *ctx)
 static int usdt_on_record(void *ctx, void *data, size_t size)
 {
 	struct source_usdt *src = ctx;
-	const struct cln_span_hdr *h = data;
+	const struct usdt_record_hdr *h = data;
 	struct pipeline_origin origin;
 	const char *exe = NULL;
 
@@ -661,8 +661,8 @@ static int usdt_on_record(void *ctx, void *data, size_t size)
 	if (h->binary < src->n_bins)
 		exe = src->bins[h->binary].exe_path;
 	switch (h->kind) {
-	case CLN_SPAN_EMIT:
-		if (h->json_len > size - sizeof(*h) || h->json_len > CLN_SPAN_JSON_MAX) {
+	case USDT_RECORD_EMIT:
+		if (h->json_len > size - sizeof(*h) || h->json_len > USDT_RECORD_JSON_MAX) {
 			src->bad++;
 			log_limited(&src->rl_bad, LOG_LVL_WARN,
 				    "ring buffer record claims %u bytes of JSON in %zu",
@@ -675,16 +675,16 @@ static int usdt_on_record(void *ctx, void *data, size_t size)
 		origin.exe_path = exe;
 		pipeline_ingest(src->p, &origin, (const char *)(h + 1), h->json_len);
 		break;
-	case CLN_SPAN_SUSPEND:
-	case CLN_SPAN_RESUME:
+	case USDT_RECORD_SUSPEND:
+	case USDT_RECORD_RESUME:
 		src->events++;
 		pipeline_span_event(src->p, h->pid, h->span_id,
-				    h->kind == CLN_SPAN_SUSPEND ? SPAN_EVENT_SUSPEND
-								: SPAN_EVENT_RESUME,
+				    h->kind == USDT_RECORD_SUSPEND ? SPAN_EVENT_SUSPEND
+								   : SPAN_EVENT_RESUME,
 				    (uint64_t)((int64_t)h->ktime_ns + src->real_offset_ns));
 		break;
-	case CLN_SPAN_START:
-	case CLN_SPAN_END:
+	case USDT_RECORD_START:
+	case USDT_RECORD_END:
 		break; /* the span itself arrives with span_emit */
 	default:
 		src->bad++;
@@ -699,37 +699,37 @@ static int usdt_on_record(void *ctx, void *data, size_t size)
 /* Fold the kernel's per-CPU counters into stats and warn when they grow. */
 static void usdt_read_counters(struct source_usdt *src)
 {
-	uint64_t tot[CLN_SPAN_CNT__MAX] = {0}, d[CLN_SPAN_CNT__MAX];
+	uint64_t tot[USDT_RECORD_CNT__MAX] = {0}, d[USDT_RECORD_CNT__MAX];
 	__u32 zero = 0;
 
 	if (bpf_map__lookup_elem(src->skel->maps.counters, &zero, sizeof(zero), src->percpu,
 				 sizeof(*src->percpu) * src->ncpus, 0))
 		return;
 	for (int c = 0; c < src->ncpus; c++)
-		for (int i = 0; i < CLN_SPAN_CNT__MAX; i++)
+		for (int i = 0; i < USDT_RECORD_CNT__MAX; i++)
 			tot[i] += src->percpu[c].v[i];
-	for (int i = 0; i < CLN_SPAN_CNT__MAX; i++) {
+	for (int i = 0; i < USDT_RECORD_CNT__MAX; i++) {
 		d[i] = tot[i] - src->cnt[i];
 		src->cnt[i] = tot[i];
 	}
-	if (d[CLN_SPAN_CNT_RB_LOST]) {
-		stats.ringbuf_lost += d[CLN_SPAN_CNT_RB_LOST];
+	if (d[USDT_RECORD_CNT_RB_LOST]) {
+		stats.ringbuf_lost += d[USDT_RECORD_CNT_RB_LOST];
 		log_limited(&src->rl_lost, LOG_LVL_WARN,
 			    "ring buffer full: %llu probe records lost (%llu in all); raise "
 			    "--ringbuf-size",
-			    (unsigned long long)d[CLN_SPAN_CNT_RB_LOST],
-			    (unsigned long long)tot[CLN_SPAN_CNT_RB_LOST]);
+			    (unsigned long long)d[USDT_RECORD_CNT_RB_LOST],
+			    (unsigned long long)tot[USDT_RECORD_CNT_RB_LOST]);
 	}
-	if (d[CLN_SPAN_CNT_READ_FAIL])
+	if (d[USDT_RECORD_CNT_READ_FAIL])
 		log_limited(&src->rl_read, LOG_LVL_WARN,
 			    "could not read %llu span payloads from the traced process (%llu in "
 			    "all)",
-			    (unsigned long long)d[CLN_SPAN_CNT_READ_FAIL],
-			    (unsigned long long)tot[CLN_SPAN_CNT_READ_FAIL]);
-	if (d[CLN_SPAN_CNT_CUT])
+			    (unsigned long long)d[USDT_RECORD_CNT_READ_FAIL],
+			    (unsigned long long)tot[USDT_RECORD_CNT_READ_FAIL]);
+	if (d[USDT_RECORD_CNT_CUT])
 		log_limited(&src->rl_cut, LOG_LVL_WARN,
 			    "%llu span payloads longer than %d bytes were cut",
-			    (unsigned long long)d[CLN_SPAN_CNT_CUT], CLN_SPAN_JSON_MAX);
+			    (unsigned long long)d[USDT_RECORD_CNT_CUT], USDT_RECORD_JSON_MAX);
 }
 
 /* One round of at most USDT_BUDGET records. Returns true when more are waiting. */
@@ -796,7 +796,7 @@ static int usdt_load(struct source_usdt *src, const struct config *cfg, char *er
 			 (unsigned long long)rb_size, page);
 		return -EINVAL;
 	}
-	src->skel = cln_span_bpf__open();
+	src->skel = source_usdt_bpf__open();
 	if (!src->skel) {
 		ret = -errno;
 		snprintf(err, err_size, "opening the BPF object failed: %s", strerror(-ret));
@@ -819,7 +819,7 @@ static int usdt_load(struct source_usdt *src, const struct config *cfg, char *er
 	bpf_program__set_autoattach(src->skel->progs.cln_span_end, false);
 
 	usdt_held.hold = true;
-	ret = cln_span_bpf__load(src->skel);
+	ret = source_usdt_bpf__load(src->skel);
 	usdt_release_held(ret && ret != -EPERM && ret != -EACCES ? LOG_LVL_WARN : LOG_LVL_DEBUG);
 	if (ret) {
 		if (ret == -EPERM || ret == -EACCES)
@@ -1026,12 +1026,12 @@ void source_usdt__free(struct source_usdt *src)
 		loop_del(src->loop, src->rb_epfd);
 	if (src->rb) {
 		usdt_read_counters(src);
-		if (src->cnt[CLN_SPAN_CNT_RB_LOST] || src->cnt[CLN_SPAN_CNT_READ_FAIL])
+		if (src->cnt[USDT_RECORD_CNT_RB_LOST] || src->cnt[USDT_RECORD_CNT_READ_FAIL])
 			log_warn("eBPF capture: %llu spans read, %llu lost to a full ring buffer, "
 				 "%llu unreadable",
 				 (unsigned long long)src->spans,
-				 (unsigned long long)src->cnt[CLN_SPAN_CNT_RB_LOST],
-				 (unsigned long long)src->cnt[CLN_SPAN_CNT_READ_FAIL]);
+				 (unsigned long long)src->cnt[USDT_RECORD_CNT_RB_LOST],
+				 (unsigned long long)src->cnt[USDT_RECORD_CNT_READ_FAIL]);
 		else
 			log_debug("eBPF capture: %llu spans and %llu suspend/resume events read",
 				  (unsigned long long)src->spans, (unsigned long long)src->events);
@@ -1041,7 +1041,7 @@ void source_usdt__free(struct source_usdt *src)
 		usdt_bin_free(&src->bins[i]);
 	for (size_t i = 0; i < src->n_plugin_dirs; i++)
 		free(src->plugin_dirs[i]);
-	cln_span_bpf__destroy(src->skel);
+	source_usdt_bpf__destroy(src->skel);
 	free(src->percpu);
 	free(src);
 }
