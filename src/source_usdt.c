@@ -469,19 +469,13 @@ static int usdt_load(struct source_usdt *src, const struct config *cfg, char *er
 	return 0;
 }
 
-struct source_usdt *source_usdt__new(struct loop *loop, const struct config *cfg,
-				     struct pipeline *p, char *err, size_t err_size)
+static struct source_usdt *usdt_alloc(struct loop *loop, const struct config *cfg,
+				      struct pipeline *p)
 {
-	struct targets_tally n;
-	struct source_usdt *src;
-	int ret;
+	struct source_usdt *src = calloc(1, sizeof(*src));
 
-	libbpf_set_print(usdt_libbpf_print);
-	src = calloc(1, sizeof(*src));
-	if (!src) {
-		snprintf(err, err_size, "out of memory");
+	if (!src)
 		return NULL;
-	}
 	src->loop = loop;
 	src->p = p;
 	src->rb_epfd = -1;
@@ -490,70 +484,115 @@ struct source_usdt *source_usdt__new(struct loop *loop, const struct config *cfg
 	usdt_sync_clock(src);
 	src->targets = targets__new(&usdt_targets_ops, src, !cfg->no_plugins);
 	if (!src->targets) {
-		snprintf(err, err_size, "out of memory");
-		goto fail;
+		free(src);
+		return NULL;
 	}
+	return src;
+}
 
-	/* What to trace first: these errors need no privileges to report. */
-	ret = targets_add_main(src->targets, cfg, err, err_size);
-	if (ret)
-		goto fail;
+/* A kernel without uprobes would only fail at the first attach, saying less: check first. */
+static int usdt_check_kernel(char *err, size_t err_size)
+{
 	if (access(USDT_UPROBE_PMU, R_OK)) {
 		snprintf(err, err_size,
 			 "the kernel has no uprobe support (%s is missing): eBPF capture needs a "
 			 "kernel built with CONFIG_UPROBE_EVENTS; use --socket or --file instead",
 			 USDT_UPROBE_PMU);
-		goto fail;
+		return -EOPNOTSUPP;
 	}
+	return 0;
+}
 
-	ret = usdt_load(src, cfg, err, err_size);
-	if (ret)
-		goto fail;
+/* The buffer the kernel's per-CPU counters are read into. */
+static int usdt_alloc_counters(struct source_usdt *src, char *err, size_t err_size)
+{
 	src->ncpus = libbpf_num_possible_cpus();
 	if (src->ncpus <= 0) {
 		snprintf(err, err_size, "cannot count CPUs: %s", strerror(-src->ncpus));
-		goto fail;
+		return src->ncpus ? src->ncpus : -EINVAL;
 	}
 	src->percpu = calloc(src->ncpus, sizeof(*src->percpu));
 	if (!src->percpu) {
 		snprintf(err, err_size, "out of memory");
-		goto fail;
+		return -ENOMEM;
 	}
+	return 0;
+}
 
-	ret = targets_attach(src->targets, &n, err, err_size);
-	if (ret)
-		goto fail;
+/* Read the ring buffer from the loop (its epoll fd and the poll timer); watch the binaries. */
+static int usdt_start_reading(struct source_usdt *src, char *err, size_t err_size)
+{
+	int ret;
 
 	src->rb = ring_buffer__new(bpf_map__fd(src->skel->maps.rb), usdt_on_record, src, NULL);
 	if (!src->rb) {
+		ret = errno;
 		snprintf(err, err_size, "setting up the ring buffer reader failed: %s",
-			 strerror(errno));
-		goto fail;
+			 strerror(ret));
+		return ret ? -ret : -EINVAL;
 	}
 	src->rb_epfd = ring_buffer__epoll_fd(src->rb);
-	ret = loop_add(loop, src->rb_epfd, EPOLLIN, usdt_rb_ready, src);
+	ret = loop_add(src->loop, src->rb_epfd, EPOLLIN, usdt_rb_ready, src);
 	if (ret) {
 		src->rb_epfd = -1;
 		snprintf(err, err_size, "watching the ring buffer failed: %s", strerror(-ret));
-		goto fail;
+		return ret;
 	}
-	src->poll_timer = loop_timer__new(loop, usdt_poll_cb, src);
-	src->watch_timer = loop_timer__new(loop, usdt_watch_cb, src);
+	src->poll_timer = loop_timer__new(src->loop, usdt_poll_cb, src);
+	src->watch_timer = loop_timer__new(src->loop, usdt_watch_cb, src);
 	if (!src->poll_timer || !src->watch_timer ||
 	    loop_timer_arm(src->poll_timer, USDT_POLL_MS) ||
 	    loop_timer_arm(src->watch_timer, USDT_WATCH_MS)) {
-		snprintf(err, err_size, "creating timers failed: %s", strerror(errno));
-		goto fail;
+		ret = errno;
+		snprintf(err, err_size, "creating timers failed: %s", strerror(ret));
+		return ret ? -ret : -EINVAL;
 	}
+	return 0;
+}
 
+struct source_usdt *source_usdt__new(struct loop *loop, const struct config *cfg,
+				     struct pipeline *p, char *err, size_t err_size)
+{
+	struct targets_tally n;
+	struct source_usdt *src;
+	int ret;
+
+	libbpf_set_print(usdt_libbpf_print);
+	src = usdt_alloc(loop, cfg, p);
+	if (!src) {
+		snprintf(err, err_size, "out of memory");
+		ret = -ENOMEM;
+		goto cleanup;
+	}
+	/* What to trace first: these errors need no privileges to report. */
+	ret = targets_add_main(src->targets, cfg, err, err_size);
+	if (ret)
+		goto cleanup;
+	ret = usdt_check_kernel(err, err_size);
+	if (ret)
+		goto cleanup;
+	ret = usdt_load(src, cfg, err, err_size);
+	if (ret)
+		goto cleanup;
+	ret = usdt_alloc_counters(src, err, err_size);
+	if (ret)
+		goto cleanup;
+	ret = targets_attach(src->targets, &n, err, err_size);
+	if (ret)
+		goto cleanup;
+	ret = usdt_start_reading(src, err, err_size);
+	if (ret)
+		goto cleanup;
 	log_info("attached %u probes to %zu binaries (%s%s, %u plugins)%s", n.probes,
 		 n.mains + n.plugins, targets_path(src->targets, 0),
 		 n.mains > 1 ? " and others" : "", n.plugins,
 		 cfg->n_pids ? ", only the --pid processes" : "");
+cleanup:
+	if (ret) {
+		source_usdt__free(src);
+		src = NULL;
+	}
 	return src;
-fail:
-	source_usdt__free(src);
-	return NULL;
 }
 
 void source_usdt__free(struct source_usdt *src)
