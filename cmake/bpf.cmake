@@ -51,6 +51,6 @@ add_custom_command(OUTPUT ${CLN_OTLP_BPF_SKEL}
 	VERBATIM)
 add_custom_target(source_usdt_skel DEPENDS ${CLN_OTLP_BPF_SKEL})
 
-# source_usdt reads .note.stapsdt with libelf. The core library is defined after this file
+# elf_notes reads .note.stapsdt with libelf. The core library is defined after this file
 # is included, so link it at the end of this directory.
 cmake_language(DEFER CALL target_link_libraries cln_otlp_core PUBLIC PkgConfig::LIBELF)
