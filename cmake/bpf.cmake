@@ -1,6 +1,7 @@
-# eBPF capture source: compiles bpf/cln_span.bpf.c with clang and generates its libbpf
-# skeleton (cln_span.skel.h) into the build tree. Nothing generated is committed.
-# Defines the target cln_span_skel; the top CMakeLists then builds source_usdt with
+# eBPF capture source: compiles bpf/source_usdt.bpf.c (the kernel side of src/source_usdt.c)
+# with clang and generates its libbpf skeleton (source_usdt.skel.h) into the build tree.
+# Nothing generated is committed.
+# Defines the target source_usdt_skel; the top CMakeLists then builds source_usdt with
 # CLN_OTLP_HAVE_BPF=1. With -DCLN_OTLP_BPF=OFF this file defines nothing.
 if(NOT CLN_OTLP_BPF)
 	return()
@@ -28,9 +29,9 @@ else()
 	set(CLN_OTLP_BPF_ARCH ${CMAKE_SYSTEM_PROCESSOR})
 endif()
 
-set(CLN_OTLP_BPF_SRC ${CMAKE_SOURCE_DIR}/bpf/cln_span.bpf.c)
-set(CLN_OTLP_BPF_OBJ ${CMAKE_BINARY_DIR}/cln_span.bpf.o)
-set(CLN_OTLP_BPF_SKEL ${CMAKE_BINARY_DIR}/cln_span.skel.h)
+set(CLN_OTLP_BPF_SRC ${CMAKE_SOURCE_DIR}/bpf/source_usdt.bpf.c)
+set(CLN_OTLP_BPF_OBJ ${CMAKE_BINARY_DIR}/source_usdt.bpf.o)
+set(CLN_OTLP_BPF_SKEL ${CMAKE_BINARY_DIR}/source_usdt.skel.h)
 
 # -mcpu=v3: atomic fetch-and-add (the scratch buffer's busy flag); kernels >= 5.12.
 add_custom_command(OUTPUT ${CLN_OTLP_BPF_OBJ}
@@ -38,18 +39,18 @@ add_custom_command(OUTPUT ${CLN_OTLP_BPF_OBJ}
 		-D__TARGET_ARCH_${CLN_OTLP_BPF_ARCH} -Wall -Werror
 		-I/usr/include/${CLN_OTLP_MULTIARCH} -I${CMAKE_SOURCE_DIR}/bpf
 		-c ${CLN_OTLP_BPF_SRC} -o ${CLN_OTLP_BPF_OBJ}
-	DEPENDS ${CLN_OTLP_BPF_SRC} ${CMAKE_SOURCE_DIR}/bpf/cln_span.h
-	COMMENT "BPF cln_span.bpf.o"
+	DEPENDS ${CLN_OTLP_BPF_SRC} ${CMAKE_SOURCE_DIR}/bpf/usdt_record.h
+	COMMENT "BPF source_usdt.bpf.o"
 	VERBATIM)
 add_custom_command(OUTPUT ${CLN_OTLP_BPF_SKEL}
-	COMMAND ${CLN_OTLP_BPFTOOL} gen skeleton ${CLN_OTLP_BPF_OBJ} name cln_span_bpf
+	COMMAND ${CLN_OTLP_BPFTOOL} gen skeleton ${CLN_OTLP_BPF_OBJ} name source_usdt_bpf
 		> ${CLN_OTLP_BPF_SKEL}.tmp
 	COMMAND ${CMAKE_COMMAND} -E rename ${CLN_OTLP_BPF_SKEL}.tmp ${CLN_OTLP_BPF_SKEL}
 	DEPENDS ${CLN_OTLP_BPF_OBJ}
-	COMMENT "BPF skeleton cln_span.skel.h"
+	COMMENT "BPF skeleton source_usdt.skel.h"
 	VERBATIM)
-add_custom_target(cln_span_skel DEPENDS ${CLN_OTLP_BPF_SKEL})
+add_custom_target(source_usdt_skel DEPENDS ${CLN_OTLP_BPF_SKEL})
 
-# source_usdt reads .note.stapsdt with libelf. The core library is defined after this file
+# elf_notes reads .note.stapsdt with libelf. The core library is defined after this file
 # is included, so link it at the end of this directory.
 cmake_language(DEFER CALL target_link_libraries cln_otlp_core PUBLIC PkgConfig::LIBELF)

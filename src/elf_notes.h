@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * elf_notes: read the SystemTap SDT notes (`.note.stapsdt`) of an ELF file, i.e. which USDT
- * probes a binary carries. source_usdt uses it to tell CLN binaries built with probes from
- * those built without, and C plugins (probes) from other executables (no probes).
+ * probes a binary carries. targets uses it to tell CLN binaries built with probes from those
+ * built without, and C plugins (probes) from other executables (no probes); source_usdt, to
+ * attach only the probes a binary has.
  */
 #ifndef CLN_OTLP_ELF_NOTES_H
 #define CLN_OTLP_ELF_NOTES_H

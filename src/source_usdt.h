@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * source_usdt: capture lightningd:span_emit (and span_start/end/suspend/resume) with eBPF.
- * Opens, configures, loads and attaches the BPF skeleton to lightningd and its C plugins,
- * consumes the ring buffer from the loop and feeds the pipeline. Only this module includes
- * libbpf.
+ * Opens, configures and loads the BPF skeleton (bpf/source_usdt.bpf.c), attaches it to the
+ * binaries targets finds (lightningd and its C plugins), consumes the ring buffer from the
+ * loop and feeds the pipeline. Only this module includes libbpf.
  */
 #ifndef CLN_OTLP_SOURCE_USDT_H
 #define CLN_OTLP_SOURCE_USDT_H
@@ -17,8 +17,8 @@
 struct source_usdt;
 
 /*
- * Discover the binaries (cfg->lightningd, or lightningd on PATH; plugins unless
- * cfg->no_plugins), load and attach. Returns NULL with a message in @err that says what to
+ * Find the binaries (cfg->lightningd, else the cfg->pids processes', else lightningd on PATH;
+ * plugins unless cfg->no_plugins), load and attach. Returns NULL with a message in @err that says what to
  * do (binary not found, no probes, not root, kernel lacks uprobes or ring buffers).
  */
 struct source_usdt *source_usdt__new(struct loop *loop, const struct config *cfg,

@@ -748,7 +748,7 @@ def check_dockerfile(a):
     def ignored(p):
         return any(fnmatch.fnmatch(p, g.rstrip("/")) or fnmatch.fnmatch(p, g.rstrip("/") + "/*")
                    or p.startswith(g.rstrip("/") + "/") for g in ign)
-    for p in ("CMakeLists.txt", "src/main.c", "bpf/cln_span.bpf.c", "proto",
+    for p in ("CMakeLists.txt", "src/main.c", "bpf/source_usdt.bpf.c", "proto",
               "tests/emitter/cln_emitter.c", "tests/data/cln-v26-startup/lightningd-trace.32274",
               "docker/demo.sh", "cmake/install.cmake"):
         check(".dockerignore keeps %s" % p, not ignored(p))

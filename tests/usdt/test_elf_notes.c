@@ -9,19 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../check.h"
 #include "elf_notes.h"
-
-static int failures;
-
-#define CHECK(cond, ...)                                                     \
-	do {                                                                 \
-		if (!(cond)) {                                               \
-			fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-			fprintf(stderr, __VA_ARGS__);                        \
-			fputc('\n', stderr);                                 \
-			failures++;                                          \
-		}                                                            \
-	} while (0)
 
 struct seen {
 	int emit_args_ok;
@@ -62,29 +51,23 @@ int main(int argc, char **argv)
 	}
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		n = elf_notes_count_probe(argv[1], "lightningd", names[i]);
-		CHECK(n >= 1, "%s: lightningd:%s sites = %d, want >= 1", argv[1], names[i], n);
+		CHECK_MSG(n >= 1, "%s: lightningd:%s sites = %d, want >= 1", argv[1], names[i], n);
 	}
-	n = elf_notes_count_probe(argv[1], "lightningd", "span_nope");
-	CHECK(n == 0, "lightningd:span_nope sites = %d, want 0", n);
-	n = elf_notes_count_probe(argv[1], "other", "span_emit");
-	CHECK(n == 0, "other:span_emit sites = %d, want 0", n);
+	CHECK_EQ(elf_notes_count_probe(argv[1], "lightningd", "span_nope"), 0);
+	CHECK_EQ(elf_notes_count_probe(argv[1], "other", "span_emit"), 0);
 	n = elf_notes_for_each_probe(argv[1], seen_cb, &s);
-	CHECK(n == 0 && s.emit_args_ok >= 1 && s.other == 0,
-	      "walk: ret %d, span_emit with 2 args %d, other providers %d", n, s.emit_args_ok,
-	      s.other);
+	CHECK_MSG(n == 0 && s.emit_args_ok >= 1 && s.other == 0,
+		  "walk: ret %d, span_emit with 2 args %d, other providers %d", n, s.emit_args_ok,
+		  s.other);
 	n = elf_notes_for_each_probe(argv[1], stop_cb, &calls);
-	CHECK(n == 42 && calls == 1, "callback's stop value: ret %d after %d calls", n, calls);
+	/* A callback's non-zero value stops the walk and is returned. */
+	CHECK_EQ(n, 42);
+	CHECK_EQ(calls, 1);
 
-	n = elf_notes_count_probe("/bin/true", "lightningd", "span_emit");
-	CHECK(n == 0, "/bin/true: %d span_emit sites, want 0", n);
-	n = elf_notes_count_probe(argv[2], "lightningd", "span_emit");
-	CHECK(n == -ENOEXEC, "%s (a script): %d, want -ENOEXEC", argv[2], n);
-	n = elf_notes_count_probe("/nonexistent/lightningd", "lightningd", "span_emit");
-	CHECK(n == -ENOENT, "missing file: %d, want -ENOENT", n);
-
-	if (failures)
-		fprintf(stderr, "%d check(s) failed\n", failures);
-	else
-		printf("elf_notes: all checks passed\n");
-	return failures ? 1 : 0;
+	CHECK_EQ(elf_notes_count_probe("/bin/true", "lightningd", "span_emit"), 0);
+	/* A script is no ELF file; a missing file is missing. */
+	CHECK_EQ(elf_notes_count_probe(argv[2], "lightningd", "span_emit"), -ENOEXEC);
+	CHECK_EQ(elf_notes_count_probe("/nonexistent/lightningd", "lightningd", "span_emit"),
+		 -ENOENT);
+	return check_summary();
 }

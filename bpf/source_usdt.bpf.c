@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * USDT programs for Core Lightning's tracing probes (provider `lightningd`):
+ * source_usdt.bpf.c: the kernel side of source_usdt (src/source_usdt.c), the USDT programs
+ * for Core Lightning's tracing probes (provider `lightningd`):
  *   span_emit(char *id, char *json)  -> one record with the whole JSON
  *   span_start/span_end/span_suspend/span_resume(u64 id) -> one header-only record
  *
@@ -19,7 +20,7 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/usdt.bpf.h>
 
-#include "cln_span.h"
+#include "usdt_record.h"
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";
 
@@ -42,7 +43,7 @@ struct {
 
 struct scratch {
 	__u64 busy; /* non-zero while a program uses rec on this CPU */
-	struct cln_span_rec rec;
+	struct usdt_record rec;
 };
 
 struct {
@@ -57,16 +58,16 @@ struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct cln_span_counters);
+	__type(value, struct usdt_record_counters);
 } counters SEC(".maps");
 
 static __always_inline void count(__u32 which)
 {
-	struct cln_span_counters *c;
+	struct usdt_record_counters *c;
 	__u32 zero = 0;
 
 	c = bpf_map_lookup_elem(&counters, &zero);
-	if (c && which < CLN_SPAN_CNT__MAX)
+	if (c && which < USDT_RECORD_CNT__MAX)
 		__sync_fetch_and_add(&c->v[which], 1); /* a preempted program may share the CPU */
 }
 
@@ -90,7 +91,7 @@ static __always_inline __u64 rb_flags(__u64 size)
 								    : BPF_RB_NO_WAKEUP;
 }
 
-static __always_inline void fill_hdr(struct cln_span_hdr *h, __u32 kind, __u64 pid_tgid,
+static __always_inline void fill_hdr(struct usdt_record_hdr *h, __u32 kind, __u64 pid_tgid,
 				     __u64 cookie)
 {
 	h->ktime_ns = bpf_ktime_get_ns();
@@ -105,26 +106,26 @@ static __always_inline void fill_hdr(struct cln_span_hdr *h, __u32 kind, __u64 p
 }
 
 /* Read the id and JSON into @rec; returns the JSON length, or -1 (counted). */
-static __always_inline long read_emit(struct cln_span_rec *rec, const void *id, const void *json)
+static __always_inline long read_emit(struct usdt_record *rec, const void *id, const void *json)
 {
 	long n;
 
-	n = bpf_probe_read_user_str(rec->hdr.id_hex, CLN_SPAN_ID_HEX + 1, id);
+	n = bpf_probe_read_user_str(rec->hdr.id_hex, USDT_RECORD_ID_HEX + 1, id);
 	if (n < 0) {
 		rec->hdr.id_hex[0] = '\0';
-		rec->hdr.flags |= CLN_SPAN_F_NO_ID;
-		count(CLN_SPAN_CNT_READ_FAIL);
+		rec->hdr.flags |= USDT_RECORD_F_NO_ID;
+		count(USDT_RECORD_CNT_READ_FAIL);
 	}
 	n = bpf_probe_read_user_str(rec->json, sizeof(rec->json), json);
 	if (n <= 0) {
-		count(CLN_SPAN_CNT_READ_FAIL);
+		count(USDT_RECORD_CNT_READ_FAIL);
 		return -1;
 	}
 	n -= 1; /* the NUL */
-	if (n > CLN_SPAN_JSON_MAX) {
-		n = CLN_SPAN_JSON_MAX;
-		rec->hdr.flags |= CLN_SPAN_F_CUT;
-		count(CLN_SPAN_CNT_CUT);
+	if (n > USDT_RECORD_JSON_MAX) {
+		n = USDT_RECORD_JSON_MAX;
+		rec->hdr.flags |= USDT_RECORD_F_CUT;
+		count(USDT_RECORD_CNT_CUT);
 	}
 	rec->hdr.json_len = n;
 	return n;
@@ -138,16 +139,16 @@ static __always_inline long read_emit(struct cln_span_rec *rec, const void *id, 
 static __always_inline int emit_reserved(const void *id, const void *json, __u64 pid_tgid,
 					 __u64 cookie)
 {
-	struct cln_span_rec *rec;
+	struct usdt_record *rec;
 	long n;
 
 	rec = bpf_ringbuf_reserve(&rb, sizeof(*rec), 0);
 	if (!rec) {
-		count(CLN_SPAN_CNT_RB_LOST);
+		count(USDT_RECORD_CNT_RB_LOST);
 		return 0;
 	}
-	fill_hdr(&rec->hdr, CLN_SPAN_EMIT, pid_tgid, cookie);
-	rec->hdr.flags = CLN_SPAN_F_RESERVE;
+	fill_hdr(&rec->hdr, USDT_RECORD_EMIT, pid_tgid, cookie);
+	rec->hdr.flags = USDT_RECORD_F_RESERVE;
 	n = read_emit(rec, id, json);
 	if (n < 0) {
 		bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);
@@ -177,19 +178,19 @@ int BPF_USDT(cln_span_emit, void *id, void *json)
 		return 0;
 	if (__sync_fetch_and_add(&s->busy, 1) != 0) {
 		__sync_fetch_and_add(&s->busy, -1);
-		count(CLN_SPAN_CNT_BUSY);
+		count(USDT_RECORD_CNT_BUSY);
 		return emit_reserved(id, json, pid_tgid, cookie);
 	}
 
-	fill_hdr(&s->rec.hdr, CLN_SPAN_EMIT, pid_tgid, cookie);
+	fill_hdr(&s->rec.hdr, USDT_RECORD_EMIT, pid_tgid, cookie);
 	n = read_emit(&s->rec, id, json);
 	if (n < 0)
 		goto out;
-	size = sizeof(struct cln_span_hdr) + (n & 0xfff);
+	size = sizeof(struct usdt_record_hdr) + (n & 0xfff);
 	if (size > sizeof(s->rec))
 		goto out; /* cannot happen; tells the verifier the bound */
 	if (bpf_ringbuf_output(&rb, &s->rec, size, rb_flags(size)))
-		count(CLN_SPAN_CNT_RB_LOST);
+		count(USDT_RECORD_CNT_RB_LOST);
 out:
 	__sync_fetch_and_add(&s->busy, -1);
 	return 0;
@@ -198,7 +199,7 @@ out:
 static __always_inline int id_event(struct pt_regs *ctx, __u32 kind, __u64 span_id)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	struct cln_span_hdr h;
+	struct usdt_record_hdr h;
 
 	if (!wanted(pid_tgid >> 32))
 		return 0;
@@ -206,30 +207,30 @@ static __always_inline int id_event(struct pt_regs *ctx, __u32 kind, __u64 span_
 	h.span_id = span_id;
 	__builtin_memset(h.id_hex, 0, sizeof(h.id_hex));
 	if (bpf_ringbuf_output(&rb, &h, sizeof(h), rb_flags(sizeof(h))))
-		count(CLN_SPAN_CNT_RB_LOST);
+		count(USDT_RECORD_CNT_RB_LOST);
 	return 0;
 }
 
 SEC("usdt")
 int BPF_USDT(cln_span_start, __u64 span_id)
 {
-	return id_event(ctx, CLN_SPAN_START, span_id);
+	return id_event(ctx, USDT_RECORD_START, span_id);
 }
 
 SEC("usdt")
 int BPF_USDT(cln_span_end, __u64 span_id)
 {
-	return id_event(ctx, CLN_SPAN_END, span_id);
+	return id_event(ctx, USDT_RECORD_END, span_id);
 }
 
 SEC("usdt")
 int BPF_USDT(cln_span_suspend, __u64 span_id)
 {
-	return id_event(ctx, CLN_SPAN_SUSPEND, span_id);
+	return id_event(ctx, USDT_RECORD_SUSPEND, span_id);
 }
 
 SEC("usdt")
 int BPF_USDT(cln_span_resume, __u64 span_id)
 {
-	return id_event(ctx, CLN_SPAN_RESUME, span_id);
+	return id_event(ctx, USDT_RECORD_RESUME, span_id);
 }

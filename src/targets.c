@@ -1,0 +1,636 @@
+// SPDX-License-Identifier: MIT
+/*
+ * targets: where lightningd and its C plugins are, and what became of them on disk (see
+ * targets.h). Every decision about a file is taken here; attaching and detaching are the
+ * owner's callbacks, whose handles this file keeps per target: the probes of the file now at
+ * the path, and those of the file it replaced (a process may still run the old one).
+ */
+#include "targets.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "elf_notes.h"
+#include "log.h"
+#include "span.h"
+
+#define TARGETS_SETTLE_NS 1000000000ll /* a changed file must be this old to be attached */
+
+/* What a file was when we last looked: a new inode, size or mtime means a new binary. */
+struct targets_ident {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+};
+
+struct targets_bin {
+	char *path;	      /* the file we open: absolute, symlinks resolved */
+	const char *exe_path; /* interned: its name for the traced process (once attached) */
+	bool plugin;
+	bool has_probes;	 /* the file we looked at carries lightningd:span_emit */
+	bool present;		 /* the path existed at the last look */
+	struct targets_ident id; /* the file the probes (or the no-probes verdict) belong to */
+	void *att;		 /* the owner's handle for the probes attached to it, or NULL */
+	unsigned probes;	 /* how many probes att holds */
+	/*
+	 * The probes of the file this one replaced. An upgrade installs the new binary while the
+	 * old lightningd still runs from the old inode until it is restarted: keep tracing it.
+	 */
+	void *prev;
+	unsigned failures; /* consecutive failed re-attaches (warn once, keep trying) */
+};
+
+struct targets {
+	const struct targets_ops *ops;
+	void *ctx;
+	bool plugins;
+	bool full_warned;
+	char *plugin_dirs[TARGETS_MAX_PLUGIN_DIRS];
+	size_t n_plugin_dirs;
+	struct targets_bin bins[TARGETS_MAX]; /* index = USDT cookie */
+	size_t n_bins;
+};
+
+/* ---- files ---- */
+
+static int targets_ident_get(const char *path, struct targets_ident *id)
+{
+	struct stat st;
+
+	if (stat(path, &st))
+		return -errno;
+	id->dev = st.st_dev;
+	id->ino = st.st_ino;
+	id->size = st.st_size;
+	id->mtime = st.st_mtim;
+	return 0;
+}
+
+static bool targets_ident_same_file(const struct targets_ident *a, const struct targets_ident *b)
+{
+	return a->dev == b->dev && a->ino == b->ino;
+}
+
+static bool targets_ident_equal(const struct targets_ident *a, const struct targets_ident *b)
+{
+	return targets_ident_same_file(a, b) && a->size == b->size &&
+	       a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+/* ---- the table ---- */
+
+static void targets_detach(struct targets *t, void **att)
+{
+	t->ops->detach(t->ctx, *att);
+	*att = NULL;
+}
+
+/*
+ * Attach the probes of target @idx's file into *@att. Returns what ops->attach returns; on
+ * success the target gets its exe_path.
+ */
+static int targets_attach_bin(struct targets *t, size_t idx, void **att)
+{
+	struct targets_bin *b = &t->bins[idx];
+	int n;
+
+	*att = NULL;
+	n = t->ops->attach(t->ctx, idx, b->path, att);
+	if (n < 0)
+		return n;
+	/* Interned once something can send spans: files without probes take no entry. */
+	b->exe_path = span_intern(b->path);
+	return n;
+}
+
+static int targets_find_path(const struct targets *t, const char *path)
+{
+	for (size_t i = 0; i < t->n_bins; i++)
+		if (!strcmp(t->bins[i].path, path))
+			return (int)i;
+	return -1;
+}
+
+/* The entry (other than @except) last seen as file @id; with @attached, only one with probes. */
+static int targets_find_file(const struct targets *t, const struct targets_ident *id, size_t except,
+			     bool attached)
+{
+	for (size_t i = 0; i < t->n_bins; i++) {
+		const struct targets_bin *b = &t->bins[i];
+
+		if (i != except && targets_ident_same_file(&b->id, id) && (!attached || b->att))
+			return (int)i;
+	}
+	return -1;
+}
+
+/* Add a binary (not attached yet). Returns its index, or a negative errno. */
+static int targets_add(struct targets *t, const char *path, const struct targets_ident *id,
+		       bool plugin)
+{
+	struct targets_bin *b;
+
+	if (t->n_bins == TARGETS_MAX) {
+		if (!t->full_warned)
+			log_warn("more than %d binaries to watch: %s and later ones are not traced",
+				 TARGETS_MAX, path);
+		t->full_warned = true;
+		return -ENOSPC;
+	}
+	b = &t->bins[t->n_bins];
+	memset(b, 0, sizeof(*b));
+	b->path = strdup(path);
+	if (!b->path)
+		return -ENOMEM;
+	b->plugin = plugin;
+	b->present = true;
+	b->id = *id;
+	return (int)t->n_bins++;
+}
+
+struct targets *targets__new(const struct targets_ops *ops, void *ctx, bool plugins)
+{
+	struct targets *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->ops = ops;
+	t->ctx = ctx;
+	t->plugins = plugins;
+	return t;
+}
+
+void targets_detach_all(struct targets *t)
+{
+	for (size_t i = 0; i < t->n_bins; i++) {
+		targets_detach(t, &t->bins[i].att);
+		targets_detach(t, &t->bins[i].prev);
+		t->bins[i].probes = 0;
+	}
+}
+
+void targets__free(struct targets *t)
+{
+	if (!t)
+		return;
+	for (size_t i = t->n_bins; i-- > 0;) {
+		targets_detach(t, &t->bins[i].att);
+		targets_detach(t, &t->bins[i].prev);
+		free(t->bins[i].path);
+	}
+	for (size_t i = 0; i < t->n_plugin_dirs; i++)
+		free(t->plugin_dirs[i]);
+	free(t);
+}
+
+size_t targets_count(const struct targets *t)
+{
+	return t->n_bins;
+}
+
+const char *targets_path(const struct targets *t, size_t idx)
+{
+	return idx < t->n_bins ? t->bins[idx].path : NULL;
+}
+
+const char *targets_exe_path(const struct targets *t, size_t idx)
+{
+	return idx < t->n_bins ? t->bins[idx].exe_path : NULL;
+}
+
+size_t targets_n_plugin_dirs(const struct targets *t)
+{
+	return t->n_plugin_dirs;
+}
+
+const char *targets_plugin_dir(const struct targets *t, size_t i)
+{
+	return i < t->n_plugin_dirs ? t->plugin_dirs[i] : NULL;
+}
+
+/* ---- where lightningd is ---- */
+
+int targets_find_on_path(const char *name, const char *path_list, char *out, size_t size)
+{
+	const char *p, *end;
+
+	if (!path_list || !*path_list)
+		path_list = "/usr/local/bin:/usr/bin:/bin";
+	for (p = path_list; *p; p = *end ? end + 1 : end) {
+		size_t len;
+
+		end = strchrnul(p, ':');
+		len = end - p;
+		if (len == 0)
+			continue;
+		if ((size_t)snprintf(out, size, "%.*s/%s", (int)len, p, name) >= size)
+			continue;
+		if (access(out, X_OK) == 0)
+			return 0;
+	}
+	return -ENOENT;
+}
+
+static const char targets_no_probes_help[] =
+	"Core Lightning was built without USDT probes. Rebuild it with <sys/sdt.h> installed "
+	"(Debian/Ubuntu: apt-get install systemtap-sdt-dev; then ./configure must write "
+	"HAVE_USDT=1 to config.vars) and check with: readelf -n %s | grep -A2 stapsdt";
+
+/* Resolve one --lightningd argument (or the default) into an absolute path with probes. */
+static int targets_resolve_main(const char *arg, char *out, char *err, size_t err_size)
+{
+	char found[PATH_MAX];
+	int ret;
+
+	if (!strchr(arg, '/')) {
+		if (targets_find_on_path(arg, getenv("PATH"), found, sizeof(found))) {
+			snprintf(err, err_size,
+				 "%s not found on PATH: pass its path with --lightningd, e.g. "
+				 "--lightningd /usr/local/bin/lightningd",
+				 arg);
+			return -ENOENT;
+		}
+		arg = found;
+	}
+	if (!realpath(arg, out)) {
+		ret = -errno;
+		snprintf(err, err_size,
+			 "--lightningd %s: %s: pass the path of the lightningd binary", arg,
+			 strerror(-ret));
+		return ret;
+	}
+	ret = elf_notes_count_probe(out, TARGETS_PROVIDER, "span_emit");
+	if (ret == -ENOEXEC) {
+		snprintf(
+			err, err_size,
+			"%s is not an ELF executable (a wrapper script?): pass the real lightningd "
+			"binary with --lightningd",
+			out);
+		return ret;
+	}
+	if (ret < 0) {
+		snprintf(err, err_size, "cannot read %s: %s", out, strerror(-ret));
+		return ret;
+	}
+	if (ret == 0) {
+		int n = snprintf(err, err_size, "%s has no %s:span_emit probe. ", out,
+				 TARGETS_PROVIDER);
+
+		if (n >= 0 && (size_t)n < err_size)
+			snprintf(err + n, err_size - n, targets_no_probes_help, out);
+		return -ENOMSG;
+	}
+	return 0;
+}
+
+/* The binary process @pid runs, as its /proc/PID/exe link names it. */
+static int targets_exe_of_pid(uint32_t pid, char *out, size_t size, char *err, size_t err_size)
+{
+	char link[64];
+	ssize_t len;
+	int ret;
+
+	snprintf(link, sizeof(link), "/proc/%u/exe", pid);
+	len = readlink(link, out, size - 1);
+	if (len < 0) {
+		ret = -errno;
+		snprintf(err, err_size,
+			 "--pid %u: cannot find its binary (%s): is the process running? Pass the "
+			 "binary with --lightningd",
+			 pid, strerror(-ret));
+		return ret;
+	}
+	out[len] = '\0';
+	return 0;
+}
+
+/* Add the main binary @arg names, unless it is one of those added already. */
+static int targets_add_one_main(struct targets *t, const char *arg, char *err, size_t err_size)
+{
+	char real[PATH_MAX];
+	struct targets_ident id = {0};
+	int ret;
+
+	ret = targets_resolve_main(arg, real, err, err_size);
+	if (ret)
+		return ret;
+	ret = targets_ident_get(real, &id);
+	if (ret) {
+		snprintf(err, err_size, "%s: %s", real, strerror(-ret));
+		return ret;
+	}
+	if (targets_find_path(t, real) >= 0 || targets_find_file(t, &id, SIZE_MAX, false) >= 0)
+		return 0; /* given twice, or a hard link of one given */
+	ret = targets_add(t, real, &id, false);
+	if (ret < 0) {
+		snprintf(err, err_size, "%s: %s", real, strerror(-ret));
+		return ret;
+	}
+	t->bins[ret].has_probes = true;
+	return 0;
+}
+
+int targets_add_main(struct targets *t, const struct config *cfg, char *err, size_t err_size)
+{
+	const char *args[CONFIG_MAX_LIST];
+	char procs[CONFIG_MAX_LIST][PATH_MAX];
+	size_t n = 0;
+	int ret;
+
+	if (cfg->n_lightningd) {
+		for (size_t i = 0; i < cfg->n_lightningd; i++)
+			args[n++] = cfg->lightningd[i];
+	} else if (cfg->n_pids) {
+		for (size_t i = 0; i < cfg->n_pids && i < CONFIG_MAX_LIST; i++) {
+			ret = targets_exe_of_pid(cfg->pids[i], procs[n], sizeof(procs[n]), err,
+						 err_size);
+			if (ret)
+				return ret;
+			args[n] = procs[n];
+			n++;
+		}
+	} else {
+		args[n++] = "lightningd";
+	}
+	for (size_t i = 0; i < n; i++) {
+		ret = targets_add_one_main(t, args[i], err, err_size);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* ---- plugins ---- */
+
+static void targets_add_plugin_dir(struct targets *t, const char *dir, const char *rel)
+{
+	char cand[PATH_MAX], real[PATH_MAX];
+	struct stat st;
+
+	if ((size_t)snprintf(cand, sizeof(cand), "%s/%s", dir, rel) >= sizeof(cand))
+		return;
+	if (!realpath(cand, real) || stat(real, &st) || !S_ISDIR(st.st_mode))
+		return;
+	for (size_t i = 0; i < t->n_plugin_dirs; i++)
+		if (!strcmp(t->plugin_dirs[i], real))
+			return;
+	if (t->n_plugin_dirs == TARGETS_MAX_PLUGIN_DIRS)
+		return;
+	t->plugin_dirs[t->n_plugin_dirs] = strdup(real);
+	if (t->plugin_dirs[t->n_plugin_dirs])
+		t->n_plugin_dirs++;
+}
+
+/*
+ * Plugins live next to lightningd: <prefix>/bin/lightningd has
+ * <prefix>/libexec/c-lightning/plugins/, a build tree's lightningd/lightningd has plugins/.
+ */
+static void targets_plugin_dirs_of(struct targets *t, const char *binary)
+{
+	char dir[PATH_MAX];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", binary);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		return;
+	*slash = '\0';
+	if (!dir[0])
+		strcpy(dir, "/");
+	targets_add_plugin_dir(t, dir, "../libexec/c-lightning/plugins");
+	targets_add_plugin_dir(t, dir, "plugins");
+	targets_add_plugin_dir(t, dir, "../plugins");
+}
+
+/*
+ * Plugin file @path (file @id) is the file entry @b was last seen as. Unless it is that file
+ * under a second name (a hard link), the file was renamed to @path: the entry follows it.
+ */
+static void targets_renamed(struct targets *t, struct targets_bin *b, const char *path,
+			    const struct targets_ident *id)
+{
+	struct targets_ident cur = {0};
+	char *copy;
+
+	if (!targets_ident_get(b->path, &cur) && targets_ident_same_file(&cur, id))
+		return; /* the same file under a second name (a hard link) */
+	/* Renamed: installers write `pay.dpkg-new` and move it into place. */
+	copy = strdup(path);
+	if (!copy)
+		return;
+	log_debug("%s was renamed to %s", b->path, path);
+	free(b->path);
+	b->path = copy;
+	b->present = true;
+	if (b->exe_path)
+		b->exe_path = span_intern(path);
+}
+
+/*
+ * Look at plugin file @path: a new executable is added (and attached when it has probes).
+ * Quietly ignores what is not a plugin with probes.
+ */
+static void targets_consider_plugin(struct targets *t, const char *path)
+{
+	struct targets_ident id = {0};
+	struct stat st;
+	void *att;
+	int idx, n;
+
+	if (stat(path, &st) || !S_ISREG(st.st_mode) || !(st.st_mode & 0111))
+		return;
+	if (targets_find_path(t, path) >= 0)
+		return;
+	if (targets_ident_get(path, &id))
+		return;
+	idx = targets_find_file(t, &id, SIZE_MAX, false);
+	if (idx >= 0) {
+		targets_renamed(t, &t->bins[idx], path, &id);
+		return;
+	}
+	idx = targets_add(t, path, &id, true);
+	if (idx < 0)
+		return;
+	n = targets_attach_bin(t, idx, &att);
+	if (n == -ENOMSG || n == -ENOEXEC) {
+		log_debug("%s: no %s:span_emit probe, not traced", path, TARGETS_PROVIDER);
+		return;
+	}
+	if (n < 0) {
+		log_warn("plugin %s: attaching the probes failed: %s%s", path, strerror(-n),
+			 t->ops->err_hint(t->ctx, n));
+		return;
+	}
+	t->bins[idx].att = att;
+	t->bins[idx].probes = n;
+	t->bins[idx].has_probes = true;
+	log_debug("attached %d probes to plugin %s (binary %d)", n, path, idx);
+}
+
+static void targets_scan_plugin_dir(struct targets *t, const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+
+	if (!d)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		char path[PATH_MAX], real[PATH_MAX];
+
+		if (de->d_name[0] == '.')
+			continue;
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) >= sizeof(path))
+			continue;
+		if (!realpath(path, real))
+			continue;
+		targets_consider_plugin(t, real);
+	}
+	closedir(d);
+}
+
+int targets_attach(struct targets *t, struct targets_tally *tally, char *err, size_t err_size)
+{
+	size_t n_main = t->n_bins;
+
+	memset(tally, 0, sizeof(*tally));
+	tally->mains = n_main;
+	for (size_t i = 0; i < n_main; i++) {
+		struct targets_bin *b = &t->bins[i];
+		int ret = targets_attach_bin(t, i, &b->att);
+
+		if (ret < 0) {
+			snprintf(err, err_size, "attaching to %s failed: %s%s", b->path,
+				 strerror(-ret), t->ops->err_hint(t->ctx, ret));
+			return ret;
+		}
+		b->probes = ret;
+		tally->probes += ret;
+		log_debug("attached %d probes to %s (binary %zu)", ret, b->path, i);
+		if (t->plugins)
+			targets_plugin_dirs_of(t, b->path);
+	}
+	for (size_t i = 0; i < t->n_plugin_dirs; i++)
+		targets_scan_plugin_dir(t, t->plugin_dirs[i]);
+	for (size_t i = n_main; i < t->n_bins; i++) {
+		tally->probes += t->bins[i].probes;
+		tally->plugins += t->bins[i].probes > 0;
+	}
+	return 0;
+}
+
+/* ---- watching for upgrades ---- */
+
+/* Target @b now traces file @id with probes @att; those of the file it replaced stay as prev. */
+static void targets_install(struct targets *t, struct targets_bin *b, void *att, unsigned probes,
+			    const struct targets_ident *id)
+{
+	targets_detach(t, &b->prev);
+	b->prev = b->att;
+	b->att = att;
+	b->probes = probes;
+	b->id = *id;
+	b->failures = 0;
+	b->has_probes = true;
+}
+
+/*
+ * The new file at @b's path may be traced already under the temporary name it was installed
+ * as (pay.dpkg-new, then renamed over pay): take those probes over rather than attaching
+ * twice. Their records carry the other entry's cookie, so it now names this path.
+ * Returns false when no other entry traces that file.
+ */
+static bool targets_take_over(struct targets *t, size_t idx, const struct targets_ident *id)
+{
+	struct targets_bin *b = &t->bins[idx], *tmp;
+	int n = targets_find_file(t, id, idx, true);
+
+	if (n < 0)
+		return false;
+	tmp = &t->bins[n];
+	targets_install(t, b, tmp->att, tmp->probes, id);
+	tmp->att = NULL;
+	tmp->probes = 0;
+	tmp->has_probes = false;
+	b->exe_path = span_intern(b->path);
+	tmp->exe_path = b->exe_path;
+	log_info("%s was replaced (installed as %s): its probes are attached", b->path, tmp->path);
+	return true;
+}
+
+static void targets_check(struct targets *t, size_t idx)
+{
+	struct targets_bin *b = &t->bins[idx];
+	struct targets_ident id = {0};
+	bool had_probes;
+	int64_t age;
+	void *att;
+	int n;
+
+	if (targets_ident_get(b->path, &id)) {
+		if (b->present)
+			log_debug("%s is gone; keeping its probes until it comes back", b->path);
+		b->present = false;
+		return;
+	}
+	b->present = true;
+	if (targets_ident_equal(&id, &b->id))
+		return;
+	/* Being written (cp, install): wait until it has settled. A future mtime is no reason. */
+	age = (int64_t)clock_real_ns() -
+	      ((int64_t)id.mtime.tv_sec * 1000000000ll + id.mtime.tv_nsec);
+	if (age >= 0 && age < TARGETS_SETTLE_NS)
+		return;
+	/*
+	 * Rewritten in place (same inode): nothing can still run the old contents, so the old
+	 * probe offsets are meaningless now. Detach them before attaching the new ones.
+	 */
+	if (targets_ident_same_file(&id, &b->id)) {
+		targets_detach(t, &b->att);
+		b->probes = 0;
+	}
+	if (targets_take_over(t, idx, &id))
+		return;
+	n = targets_attach_bin(t, idx, &att);
+	if (n == -ENOMSG || n == -ENOEXEC) {
+		log_msg(b->has_probes ? LOG_LVL_WARN : LOG_LVL_DEBUG,
+			"%s was replaced by a file without %s:span_emit probes: not traced until "
+			"a build with probes is installed",
+			b->path, TARGETS_PROVIDER);
+		b->has_probes = false;
+		b->id = id;
+		return;
+	}
+	if (n < 0) {
+		/* Maybe half-written still: keep the old identity and try again next time. */
+		if (b->failures++ == 0)
+			log_warn("%s changed but attaching to it failed: %s%s (retrying)", b->path,
+				 strerror(-n), t->ops->err_hint(t->ctx, n));
+		return;
+	}
+	had_probes = b->has_probes;
+	targets_install(t, b, att, n, &id);
+	if (!had_probes && b->plugin)
+		log_info("%s now has probes: attached %d", b->path, n);
+	else
+		log_info("%s was replaced: attached %d probes to the new file", b->path, n);
+}
+
+void targets_watch(struct targets *t)
+{
+	size_t n = t->n_bins;
+
+	for (size_t i = 0; i < n; i++)
+		targets_check(t, i);
+	for (size_t i = 0; i < t->n_plugin_dirs; i++)
+		targets_scan_plugin_dir(t, t->plugin_dirs[i]);
+}

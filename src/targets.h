@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * targets: the binaries the eBPF source traces, and what becomes of them on disk. Finds
+ * lightningd (--lightningd, else the --pid processes' /proc/PID/exe, else lightningd on PATH)
+ * and the C plugins next to it, keeps each file's identity (device, inode, size, mtime) and,
+ * at every look, acts on what changed: a binary replaced or rewritten in place, a plugin
+ * installed under a temporary name and renamed into place, a file gone or back, a new plugin.
+ *
+ * It attaches nothing itself: its owner's callbacks attach to a file and detach again, and
+ * the handles they return are only kept and handed back, so this module needs no libbpf.
+ * A target keeps its index for life: the index is the USDT cookie of its records.
+ *
+ * A target's path is the file we open, stat and attach to; its exe_path is the name the
+ * traced process knows it by (process.executable.path). Today both are the same path; a
+ * node in a container would be opened under /proc/PID/root and keep its own name here.
+ */
+#ifndef CLN_OTLP_TARGETS_H
+#define CLN_OTLP_TARGETS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+
+#define TARGETS_PROVIDER	"lightningd" /* the USDT provider of CLN's probes */
+#define TARGETS_MAX		256 /* lightningd(s), plugins, and files seen without probes */
+#define TARGETS_MAX_PLUGIN_DIRS (3 * CONFIG_MAX_LIST)
+
+struct targets;
+
+/* What the owner does with a file: attach its probes, detach them. */
+struct targets_ops {
+	/*
+	 * Attach the probes of the file at @path for target @idx. Returns how many probes were
+	 * attached (at least one) and sets *@att; -ENOMSG when the file has no
+	 * lightningd:span_emit probe, -ENOEXEC when it is not ELF, or another negative errno
+	 * (nothing stays attached then).
+	 */
+	int (*attach)(void *ctx, size_t idx, const char *path, void **att);
+	/* Detach what attach gave. NULL is fine. */
+	void (*detach)(void *ctx, void *att);
+	/* What to add to a message about attach error @err: a hint at what to do, or "". */
+	const char *(*err_hint)(void *ctx, int err);
+};
+
+/* What targets_attach attached. */
+struct targets_tally {
+	unsigned probes;  /* in all */
+	size_t mains;	  /* binaries given by targets_add_main */
+	unsigned plugins; /* plugins with probes attached */
+};
+
+/* @ops and @ctx outlive the object. Without @plugins, only the main binaries are traced. */
+struct targets *targets__new(const struct targets_ops *ops, void *ctx, bool plugins);
+/* Detach everything and free; NULL is fine. */
+void targets__free(struct targets *t);
+
+/*
+ * Add the binaries asked for: cfg->lightningd, else the binaries of the cfg->pids processes,
+ * else lightningd on PATH. Each must be an ELF file with a lightningd:span_emit probe.
+ * Attaches nothing and needs no privileges. Returns 0, or a negative errno with a message in
+ * @err that says what to do.
+ */
+int targets_add_main(struct targets *t, const struct config *cfg, char *err, size_t err_size);
+/*
+ * Attach the binaries added so far (any failure: a negative errno and a message in @err),
+ * then find the plugin directories next to them and attach the plugins that carry probes.
+ */
+int targets_attach(struct targets *t, struct targets_tally *tally, char *err, size_t err_size);
+/* Look again (the owner calls this every few seconds): act on what changed on disk. */
+void targets_watch(struct targets *t);
+/* Detach everything (the source stops); targets_watch must not be called after this. */
+void targets_detach_all(struct targets *t);
+
+size_t targets_count(const struct targets *t);
+const char *targets_path(const struct targets *t, size_t idx);
+/* Interned (span_intern); NULL for an index past the end or a file never attached. */
+const char *targets_exe_path(const struct targets *t, size_t idx);
+size_t targets_n_plugin_dirs(const struct targets *t);
+const char *targets_plugin_dir(const struct targets *t, size_t i);
+
+/*
+ * The first executable @name in the ':'-separated directories of @path_list (PATH's syntax;
+ * NULL or empty: /usr/local/bin:/usr/bin:/bin), written to @out. Returns 0 or -ENOENT.
+ */
+int targets_find_on_path(const char *name, const char *path_list, char *out, size_t size);
+
+#endif
