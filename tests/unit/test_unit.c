@@ -1,8 +1,15 @@
 // SPDX-License-Identifier: MIT
 /*
- * The unit test runner: `test_unit SUITE [DATA]`. The span and otlp suites are data-driven
- * (tests/data/span/cases.json, tests/data/otlp/cases.json); queue, suspend and pipeline
- * are small code-driven suites. Prints "N passed, M failed" and exits non-zero on failure.
+ * The unit test runner, for what needs no root, kernel or network:
+ *
+ *   test_unit SUITE CASES.json [NAME]     a data-driven suite: every case, or case NAME
+ *   test_unit --all-fail SUITE CASES.json every case must fail a check (must_fail.json files:
+ *                                         they prove the suite's checks can fail)
+ *   test_unit SUITE                       a code-driven suite
+ *
+ * Data-driven: span (tests/data/span: payload -> struct span or reject reason), otlp
+ * (tests/data/otlp: spans -> OTLP/JSON and protobuf). Code-driven: queue, suspend, pipeline.
+ * Prints "N passed, M failed" and exits non-zero on any failure.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -14,6 +21,8 @@
 
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
 
+#include "../check.h"
+
 #include "export.h"
 #include "loop.h"
 #include "otlp.h"
@@ -24,27 +33,20 @@
 #include "suspend.h"
 #include "text.h"
 
-static int passed, failed;
+/* ---- data files ------------------------------------------------------------------------ */
 
-static void fail(const char *name, const char *fmt, ...)
+/* A bad data file is not a failed check: say where, and stop. */
+__attribute__((noreturn, format(printf, 1, 2))) static void data_error(const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "FAIL %s: ", name);
+	fprintf(stderr, "test data: ");
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
-	failed++;
+	exit(2);
 }
-
-#define CHECK(name, cond, ...)                                                                     \
-	do {                                                                                       \
-		if (cond)                                                                          \
-			passed++;                                                                  \
-		else                                                                               \
-			fail(name, __VA_ARGS__);                                                   \
-	} while (0)
 
 static char *read_file(const char *path)
 {
@@ -72,39 +74,135 @@ static cJSON *load_cases(const char *path)
 	char *text = read_file(path);
 	cJSON *root;
 
-	if (!text) {
-		fprintf(stderr, "cannot read %s: %s\n", path, strerror(errno));
-		exit(2);
-	}
+	if (!text)
+		data_error("cannot read %s: %s", path, strerror(errno));
 	root = cJSON_Parse(text);
 	free(text);
-	if (!cJSON_IsArray(root)) {
-		fprintf(stderr, "%s: not a JSON array of cases\n", path);
-		exit(2);
-	}
+	if (!cJSON_IsArray(root))
+		data_error("%s: not a JSON array of cases", path);
 	return root;
 }
 
-/* A case's payload: "input" (text) or "input_hex" (raw bytes). Caller frees. */
-static char *case_payload(const cJSON *c, size_t *len)
+static const cJSON *get(const cJSON *obj, const char *key)
 {
-	const cJSON *in = cJSON_GetObjectItem(c, "input");
-	const cJSON *hex = cJSON_GetObjectItem(c, "input_hex");
-	char *buf;
+	return cJSON_GetObjectItemCaseSensitive(obj, key);
+}
 
-	if (cJSON_IsString(in)) {
-		*len = strlen(in->valuestring);
-		return strdup(in->valuestring);
+/* A string member; NULL when absent or null, a data error when of another type. */
+static const char *get_str(const cJSON *obj, const char *key)
+{
+	const cJSON *v = get(obj, key);
+
+	if (cJSON_IsNull(v))
+		return NULL;
+	if (v && !cJSON_IsString(v))
+		data_error("\"%s\" is not a string", key);
+	return v ? v->valuestring : NULL;
+}
+
+/* [k, v]: how the cases write tags, headers and attributes. */
+static cJSON *pair(const char *k, const char *v)
+{
+	cJSON *p = cJSON_CreateArray();
+
+	cJSON_AddItemToArray(p, cJSON_CreateString(k));
+	cJSON_AddItemToArray(p, cJSON_CreateString(v));
+	return p;
+}
+
+/* The cases' own "expect": every field it names must be in @got, equal; others unchecked. */
+static void check_fields(const cJSON *got, const cJSON *expect)
+{
+	const cJSON *e;
+
+	cJSON_ArrayForEach(e, expect)
+	{
+		const cJSON *g = get(got, e->string);
+		bool ok = g && cJSON_Compare(g, e, true);
+		char *gs = ok ? NULL : g ? cJSON_PrintUnformatted(g) : strdup("(none)");
+		char *es = ok ? NULL : cJSON_PrintUnformatted(e);
+
+		CHECK_MSG(ok, "%s: got %s, expected %s", e->string, gs, es);
+		free(gs);
+		free(es);
 	}
-	*len = strlen(hex->valuestring) / 2;
-	buf = malloc(*len + 1);
-	text_hex_decode(hex->valuestring, *len * 2, (uint8_t *)buf);
-	return buf;
+}
+
+/*
+ * Run every case of @path (only the one named @only, if given) through @run. With
+ * @all_fail each case must fail at least one check; its failures are expected, so they
+ * are taken back and one check per case says whether it failed.
+ */
+static void run_cases(const char *path, const char *only, bool all_fail, void (*run)(cJSON *c))
+{
+	cJSON *cases = load_cases(path), *c;
+	int found = 0;
+
+	if (all_fail)
+		fprintf(stderr, "every case of %s must fail: the FAIL lines below are expected\n",
+			path);
+	cJSON_ArrayForEach(c, cases)
+	{
+		const char *name = get_str(c, "name");
+		int passed = check_passed, failed = check_failed;
+
+		if (!name)
+			data_error("%s: a case without a name", path);
+		if (only && strcmp(only, name))
+			continue;
+		found++;
+		check_case(name);
+		run(c);
+		if (all_fail) {
+			bool caught = check_failed > failed;
+
+			check_passed = passed;
+			check_failed = failed;
+			CHECK_MSG(caught, "passed, but every case in %s must fail", path);
+		}
+	}
+	check_case(NULL);
+	cJSON_Delete(cases);
+	if (only && !found)
+		data_error("no case named %s in %s", only, path);
+}
+
+/* A span as CLN writes it: id, parent (0: none) and traceId (hex). */
+static void span_payload(char *json, size_t size, uint64_t id, uint64_t parent, const char *trace)
+{
+	char par[64] = "";
+
+	if (parent)
+		snprintf(par, sizeof(par), "\"parentId\":\"%016llx\",", (unsigned long long)parent);
+	snprintf(json, size,
+		 "[{\"id\":\"%016llx\",\"name\":\"n\",\"timestamp\":1,\"duration\":2,"
+		 "\"localEndpoint\":{\"serviceName\":\"lightningd\"},%s\"tags\":{},"
+		 "\"traceId\":\"%s\"}]",
+		 (unsigned long long)id, par, trace);
+}
+
+static struct span *mk_span_family(uint64_t id, uint64_t parent, const char *trace)
+{
+	char json[512];
+	enum span_reject why;
+	struct span *s;
+
+	span_payload(json, sizeof(json), id, parent, trace);
+	if (span_parse(json, strlen(json), &s, &why) < 0)
+		data_error("bad test span %s: %s", json, span_reject_str(why));
+	return s;
+}
+
+#define TRACE "074c67a29952a72ce3a9ce4137f3d273"
+
+static struct span *mk_span(uint64_t id)
+{
+	return mk_span_family(id, 0, TRACE);
 }
 
 /* ---- span ----------------------------------------------------------------------------- */
 
-static const char *path_names[] = { "fast", "json", "recovered" };
+static const char *path_names[] = {"fast", "json", "recovered"};
 
 static cJSON *span_to_json(const struct span *s)
 {
@@ -129,67 +227,54 @@ static cJSON *span_to_json(const struct span *s)
 	cJSON_AddStringToObject(o, "service", s->service.ptr);
 	cJSON_AddNumberToObject(o, "timestamp", (double)s->timestamp_us);
 	cJSON_AddNumberToObject(o, "duration", (double)s->duration_us);
-	for (uint32_t i = 0; i < s->n_tags; i++) {
-		cJSON *pair = cJSON_CreateArray();
-
-		cJSON_AddItemToArray(pair, cJSON_CreateString(s->tags[i].key.ptr));
-		cJSON_AddItemToArray(pair, cJSON_CreateString(s->tags[i].value.ptr));
-		cJSON_AddItemToArray(tags, pair);
-	}
+	for (uint32_t i = 0; i < s->n_tags; i++)
+		cJSON_AddItemToArray(tags, pair(s->tags[i].key.ptr, s->tags[i].value.ptr));
 	cJSON_AddItemToObject(o, "tags", tags);
 	cJSON_AddBoolToObject(o, "truncated", s->truncated);
 	cJSON_AddStringToObject(o, "path", path_names[s->path]);
 	return o;
 }
 
-static void suite_span(const char *data)
+/* A case's payload: "input" (text) or "input_hex" (raw bytes). Caller frees. */
+static char *case_payload(const cJSON *c, size_t *len)
 {
-	cJSON *cases = load_cases(data), *c;
+	const char *in = get_str(c, "input"), *hex = get_str(c, "input_hex");
+	char *buf;
 
-	cJSON_ArrayForEach(c, cases)
-	{
-		const char *name = cJSON_GetObjectItem(c, "name")->valuestring;
-		const cJSON *expect = cJSON_GetObjectItem(c, "expect");
-		const cJSON *reject = cJSON_GetObjectItem(c, "reject");
-		enum span_reject why = SPAN_OK;
-		struct span *s = NULL;
-		size_t len;
-		char *payload = case_payload(c, &len);
-		int r = span_parse(payload, len, &s, &why);
-
-		if (reject) {
-			CHECK(name, r < 0 && !strcmp(span_reject_str(why), reject->valuestring),
-			      "expected reject %s, got %s", reject->valuestring,
-			      r < 0 ? span_reject_str(why) : "a span");
-		} else if (r < 0) {
-			fail(name, "rejected (%s)", span_reject_str(why));
-		} else {
-			cJSON *got = span_to_json(s), *e;
-			bool ok = true;
-
-			/* Every field the case names must match; others are not checked. */
-			cJSON_ArrayForEach(e, expect)
-			{
-				cJSON *g = cJSON_GetObjectItem(got, e->string);
-
-				if (!g || !cJSON_Compare(g, e, true)) {
-					char *gs = g ? cJSON_PrintUnformatted(g) : strdup("(none)");
-					char *es = cJSON_PrintUnformatted(e);
-
-					fail(name, "%s: got %s, expected %s", e->string, gs, es);
-					free(gs);
-					free(es);
-					ok = false;
-				}
-			}
-			if (ok)
-				passed++;
-			cJSON_Delete(got);
-		}
-		span__free(s);
-		free(payload);
+	if (in) {
+		*len = strlen(in);
+		return strdup(in);
 	}
-	cJSON_Delete(cases);
+	if (!hex)
+		data_error("a span case without input or input_hex");
+	*len = strlen(hex) / 2;
+	buf = malloc(*len + 1);
+	if (!buf || !text_hex_decode(hex, *len * 2, (uint8_t *)buf))
+		data_error("bad input_hex");
+	return buf;
+}
+
+static void span_case(cJSON *c)
+{
+	const char *reject = get_str(c, "reject");
+	enum span_reject why = SPAN_OK;
+	struct span *s = NULL;
+	size_t len;
+	char *payload = case_payload(c, &len);
+	int r = span_parse(payload, len, &s, &why);
+
+	if (reject) {
+		CHECK_MSG(r < 0 && !strcmp(span_reject_str(why), reject),
+			  "expected reject %s, got %s", reject,
+			  r < 0 ? span_reject_str(why) : "a span");
+	} else if (CHECK_MSG(r == 0, "rejected (%s)", span_reject_str(why))) {
+		cJSON *got = span_to_json(s);
+
+		check_fields(got, get(c, "expect"));
+		cJSON_Delete(got);
+	}
+	span__free(s);
+	free(payload);
 }
 
 /* ---- otlp ----------------------------------------------------------------------------- */
@@ -258,7 +343,8 @@ static cJSON *pb_to_json(const uint8_t *data, size_t len)
 			add_kv(attrs, rs->resource->attributes[a]);
 		for (size_t k = 0; k < rs->n_scope_spans; k++) {
 			Opentelemetry__Proto__Trace__V1__ScopeSpans *ss = rs->scope_spans[k];
-			cJSON *jss = cJSON_CreateObject(), *sc = cJSON_AddObjectToObject(jss, "scope");
+			cJSON *jss = cJSON_CreateObject(),
+			      *sc = cJSON_AddObjectToObject(jss, "scope");
 			cJSON *spans = cJSON_AddArrayToObject(jss, "spans");
 
 			cJSON_AddStringToObject(sc, "name", ss->scope->name);
@@ -284,15 +370,18 @@ static cJSON *pb_to_json(const uint8_t *data, size_t len)
 					for (size_t e = 0; e < sp->n_events; e++) {
 						cJSON *je = cJSON_CreateObject();
 
-						add_u64s(je, "timeUnixNano", sp->events[e]->time_unix_nano);
-						cJSON_AddStringToObject(je, "name", sp->events[e]->name);
+						add_u64s(je, "timeUnixNano",
+							 sp->events[e]->time_unix_nano);
+						cJSON_AddStringToObject(je, "name",
+									sp->events[e]->name);
 						cJSON_AddItemToArray(evs, je);
 					}
 				}
 				st = cJSON_AddObjectToObject(js, "status");
 				if (sp->status && sp->status->message && *sp->status->message)
 					cJSON_AddStringToObject(st, "message", sp->status->message);
-				cJSON_AddNumberToObject(st, "code", sp->status ? sp->status->code : 0);
+				cJSON_AddNumberToObject(st, "code",
+							sp->status ? sp->status->code : 0);
 				cJSON_AddItemToArray(spans, js);
 			}
 			cJSON_AddItemToArray(sss, jss);
@@ -310,159 +399,129 @@ static void fix_version(cJSON *node)
 
 	if (cJSON_IsString(node) && !strcmp(node->valuestring, "@VERSION@"))
 		cJSON_SetValuestring(node, CLN_OTLP_VERSION);
-	cJSON_ArrayForEach(child, node)
-	fix_version(child);
+	cJSON_ArrayForEach(child, node) fix_version(child);
 }
 
-static void compare_json(const char *name, const char *what, cJSON *got, cJSON *expect)
+static void compare_json(const char *what, cJSON *got, cJSON *expect)
 {
-	char *gs, *es;
+	bool ok = got && cJSON_Compare(got, expect, true);
+	char *gs = ok ? NULL : got ? cJSON_PrintUnformatted(got) : strdup("(undecodable)");
+	char *es = ok ? NULL : cJSON_PrintUnformatted(expect);
 
-	if (got && cJSON_Compare(got, expect, true)) {
-		passed++;
-		return;
-	}
-	gs = got ? cJSON_PrintUnformatted(got) : strdup("(undecodable)");
-	es = cJSON_PrintUnformatted(expect);
-	fail(name, "%s:\n  got      %s\n  expected %s", what, gs, es);
+	CHECK_MSG(ok, "%s:\n  got      %s\n  expected %s", what, gs, es);
 	free(gs);
 	free(es);
 }
 
-static void suite_otlp(const char *data)
+static void otlp_case(cJSON *c)
 {
-	cJSON *cases = load_cases(data), *c;
+	const cJSON *inputs = cJSON_GetObjectItem(c, "inputs"), *in;
+	const cJSON *svc = cJSON_GetObjectItem(c, "service_name");
+	const cJSON *rattrs = cJSON_GetObjectItem(c, "resource_attrs"), *ra;
+	cJSON *expect = cJSON_Duplicate(cJSON_GetObjectItem(c, "expect"), true);
+	struct otlp_kv kvs[8];
+	struct otlp_resource_cfg res = {.host_name = "testhost", .attrs = kvs};
+	struct span *spans[16];
+	struct otlp_buf buf = OTLP_BUF_INIT;
+	size_t n = 0;
+	cJSON *got;
 
-	cJSON_ArrayForEach(c, cases)
+	fix_version(expect);
+	if (cJSON_IsString(svc))
+		res.service_name = svc->valuestring;
+	cJSON_ArrayForEach(ra, rattrs)
 	{
-		const char *name = cJSON_GetObjectItem(c, "name")->valuestring;
-		const cJSON *inputs = cJSON_GetObjectItem(c, "inputs"), *in;
-		const cJSON *svc = cJSON_GetObjectItem(c, "service_name");
-		const cJSON *rattrs = cJSON_GetObjectItem(c, "resource_attrs"), *ra;
-		cJSON *expect = cJSON_Duplicate(cJSON_GetObjectItem(c, "expect"), true);
-		struct otlp_kv kvs[8];
-		struct otlp_resource_cfg res = { .host_name = "testhost", .attrs = kvs };
-		struct span *spans[16];
-		struct otlp_buf buf = OTLP_BUF_INIT;
-		size_t n = 0;
-		cJSON *got;
-
-		fix_version(expect);
-		if (cJSON_IsString(svc))
-			res.service_name = svc->valuestring;
-		cJSON_ArrayForEach(ra, rattrs)
-		{
-			kvs[res.n_attrs].key = cJSON_GetArrayItem(ra, 0)->valuestring;
-			kvs[res.n_attrs].value = cJSON_GetArrayItem(ra, 1)->valuestring;
-			res.n_attrs++;
-		}
-		cJSON_ArrayForEach(in, inputs)
-		{
-			const char *p = cJSON_GetObjectItem(in, "payload")->valuestring;
-			const cJSON *pid = cJSON_GetObjectItem(in, "pid");
-			const cJSON *exe = cJSON_GetObjectItem(in, "exe");
-			const cJSON *evs = cJSON_GetObjectItem(in, "events"), *ev;
-			enum span_reject why;
-
-			if (span_parse(p, strlen(p), &spans[n], &why) < 0) {
-				fail(name, "input rejected: %s", span_reject_str(why));
-				continue;
-			}
-			if (cJSON_IsNumber(pid))
-				spans[n]->pid = (uint32_t)pid->valuedouble;
-			if (cJSON_IsString(exe))
-				spans[n]->exe_path = span_intern(exe->valuestring);
-			cJSON_ArrayForEach(ev, evs)
-			{
-				const char *kind = cJSON_GetArrayItem(ev, 0)->valuestring;
-
-				span_add_event(spans[n],
-					       strcmp(kind, "suspend") ? SPAN_EVENT_RESUME
-								       : SPAN_EVENT_SUSPEND,
-					       strtoull(cJSON_GetArrayItem(ev, 1)->valuestring, NULL, 10));
-			}
-			n++;
-		}
-		if (otlp_encode_json(&res, spans, n, &buf) < 0) {
-			fail(name, "json encoding failed");
-		} else {
-			char *text = strndup((char *)buf.bytes.data, buf.bytes.len);
-
-			got = cJSON_Parse(text);
-			compare_json(name, "OTLP/JSON", got, expect);
-			cJSON_Delete(got);
-			free(text);
-		}
-		if (otlp_encode_pb(&res, spans, n, &buf) < 0) {
-			fail(name, "protobuf encoding failed");
-		} else {
-			got = pb_to_json(buf.bytes.data, buf.bytes.len);
-			compare_json(name, "protobuf", got, expect);
-			cJSON_Delete(got);
-		}
-		otlp_buf_release(&buf);
-		for (size_t i = 0; i < n; i++)
-			span__free(spans[i]);
-		cJSON_Delete(expect);
+		if (res.n_attrs == 8)
+			data_error("more than 8 resource_attrs");
+		kvs[res.n_attrs].key = cJSON_GetArrayItem(ra, 0)->valuestring;
+		kvs[res.n_attrs].value = cJSON_GetArrayItem(ra, 1)->valuestring;
+		res.n_attrs++;
 	}
-	cJSON_Delete(cases);
+	cJSON_ArrayForEach(in, inputs)
+	{
+		const char *p = cJSON_GetObjectItem(in, "payload")->valuestring;
+		const cJSON *pid = cJSON_GetObjectItem(in, "pid");
+		const cJSON *exe = cJSON_GetObjectItem(in, "exe");
+		const cJSON *evs = cJSON_GetObjectItem(in, "events"), *ev;
+		enum span_reject why;
+
+		if (n == 16)
+			data_error("more than 16 inputs");
+		if (!CHECK_MSG(span_parse(p, strlen(p), &spans[n], &why) == 0, "input rejected: %s",
+			       span_reject_str(why)))
+			continue;
+		if (cJSON_IsNumber(pid))
+			spans[n]->pid = (uint32_t)pid->valuedouble;
+		if (cJSON_IsString(exe))
+			spans[n]->exe_path = span_intern(exe->valuestring);
+		cJSON_ArrayForEach(ev, evs)
+		{
+			const char *kind = cJSON_GetArrayItem(ev, 0)->valuestring;
+
+			span_add_event(spans[n],
+				       strcmp(kind, "suspend") ? SPAN_EVENT_RESUME
+							       : SPAN_EVENT_SUSPEND,
+				       strtoull(cJSON_GetArrayItem(ev, 1)->valuestring, NULL, 10));
+		}
+		n++;
+	}
+	if (CHECK_MSG(otlp_encode_json(&res, spans, n, &buf) == 0, "json encoding failed")) {
+		char *text = strndup((char *)buf.bytes.data, buf.bytes.len);
+
+		got = cJSON_Parse(text);
+		compare_json("OTLP/JSON", got, expect);
+		cJSON_Delete(got);
+		free(text);
+	}
+	if (CHECK_MSG(otlp_encode_pb(&res, spans, n, &buf) == 0, "protobuf encoding failed")) {
+		got = pb_to_json(buf.bytes.data, buf.bytes.len);
+		compare_json("protobuf", got, expect);
+		cJSON_Delete(got);
+	}
+	otlp_buf_release(&buf);
+	for (size_t i = 0; i < n; i++)
+		span__free(spans[i]);
+	cJSON_Delete(expect);
 }
 
 /* ---- queue, suspend --------------------------------------------------------------------- */
 
-static struct span *mk_span(uint64_t id)
-{
-	char json[512];
-	struct span *s;
-	enum span_reject why;
-
-	snprintf(json, sizeof(json),
-		 "[{\"id\":\"%016llx\",\"name\":\"n\",\"timestamp\":1,\"duration\":2,"
-		 "\"localEndpoint\":{\"serviceName\":\"lightningd\"},\"tags\":{},"
-		 "\"traceId\":\"074c67a29952a72ce3a9ce4137f3d273\"}]",
-		 (unsigned long long)id);
-	if (span_parse(json, strlen(json), &s, &why) < 0)
-		abort();
-	return s;
-}
-
 static void suite_queue(void)
 {
-	struct queue_cfg cfg = { .max_spans = 4, .max_bytes = 1 << 20, .batch_size = 3 };
+	struct queue_cfg cfg = {.max_spans = 4, .max_bytes = 1 << 20, .batch_size = 3};
 	struct queue *q = queue__new(&cfg);
 	struct queue_batch b1, b2;
 	uint64_t drops = stats.dropped[STATS_DROP_QUEUE_FULL];
 	int r;
 
 	for (int i = 1; i <= 4; i++)
-		CHECK("queue push within bound", queue_push_take(q, mk_span(i)) == 0, "push %d", i);
-	CHECK("queue full by spans", queue_push_take(q, mk_span(5)) == -ENOSPC, "push past cap");
-	CHECK("queue drop counted", stats.dropped[STATS_DROP_QUEUE_FULL] == drops + 1, "counter");
+		CHECK_MSG(queue_push_take(q, mk_span(i)) == 0, "queue push within bound: push %d",
+			  i);
+	CHECK_MSG(queue_push_take(q, mk_span(5)) == -ENOSPC, "queue full by spans: push past cap");
+	CHECK_MSG(stats.dropped[STATS_DROP_QUEUE_FULL] == drops + 1, "queue drop counted");
 	r = queue_take_batch(q, &b1);
-	CHECK("batch of batch_size", r == 3 && b1.n == 3, "got %d", r);
-	CHECK("fifo order", b1.spans[0]->span_id[7] == 1 && b1.spans[2]->span_id[7] == 3,
-	      "order");
+	CHECK_MSG(r == 3 && b1.n == 3, "batch of batch_size: got %d", r);
+	CHECK_MSG(b1.spans[0]->span_id[7] == 1 && b1.spans[2]->span_id[7] == 3, "fifo order");
 	/* Spans in an unreleased batch still count against the bound. */
-	CHECK("in-flight spans count", queue_push_take(q, mk_span(6)) == -ENOSPC, "bound");
+	CHECK_MSG(queue_push_take(q, mk_span(6)) == -ENOSPC, "in-flight spans count");
 	queue_release_batch(q, &b1);
-	CHECK("room after release", queue_push_take(q, mk_span(7)) == 0, "push");
+	CHECK_MSG(queue_push_take(q, mk_span(7)) == 0, "room after release");
 	r = queue_take_batch(q, &b2);
-	CHECK("rest in one batch", r == 2 && b2.spans[0]->span_id[7] == 4 &&
-					   b2.spans[1]->span_id[7] == 7,
-	      "got %d", r);
+	CHECK_MSG(r == 2 && b2.spans[0]->span_id[7] == 4 && b2.spans[1]->span_id[7] == 7,
+		  "rest in one batch: got %d", r);
 	queue_release_batch(q, &b2);
-	CHECK("empty", queue_take_batch(q, &b2) == 0 && queue_waiting(q) == 0, "not empty");
+	CHECK_MSG(queue_take_batch(q, &b2) == 0 && queue_waiting(q) == 0, "empty");
 	queue__free(q);
 
 	/* The byte bound. */
 	cfg.max_spans = 100;
 	cfg.max_bytes = 2 * (sizeof(struct span) + 64);
 	q = queue__new(&cfg);
-	CHECK("byte bound: first fits", queue_push_take(q, mk_span(1)) == 0, "push");
+	CHECK_MSG(queue_push_take(q, mk_span(1)) == 0, "byte bound: first fits");
 	r = 0;
 	for (int i = 2; i < 10; i++)
 		r += queue_push_take(q, mk_span(i)) == -ENOSPC;
-	CHECK("byte bound: refuses past max_bytes", r >= 7, "refused %d", r);
+	CHECK_MSG(r >= 7, "byte bound: refuses past max_bytes: refused %d", r);
 	queue__free(q); /* frees what is still waiting: valgrind/ASan check it */
 }
 
@@ -476,28 +535,27 @@ static void suite_suspend(void)
 	suspend_table_add(t, 8, 0x1234, SPAN_EVENT_SUSPEND, 300, 0); /* other process */
 	s->pid = 7;
 	suspend_table_take(t, s);
-	CHECK("events attached in order",
-	      s->n_events == 2 && s->events[0].kind == SPAN_EVENT_SUSPEND &&
-		      s->events[0].time_unix_ns == 100 && s->events[1].time_unix_ns == 200,
-	      "n_events=%u", s->n_events);
-	CHECK("taken entry forgotten", suspend_table_size(t) == 1, "size %zu",
-	      suspend_table_size(t));
+	CHECK_MSG(s->n_events == 2 && s->events[0].kind == SPAN_EVENT_SUSPEND &&
+			  s->events[0].time_unix_ns == 100 && s->events[1].time_unix_ns == 200,
+		  "events attached in order: n_events=%u", s->n_events);
+	CHECK_MSG(suspend_table_size(t) == 1, "taken entry forgotten: size %zu",
+		  suspend_table_size(t));
 	suspend_table_add(t, 9, 1, SPAN_EVENT_SUSPEND, 1, 10);
 	suspend_table_add(t, 9, 2, SPAN_EVENT_SUSPEND, 1, 20); /* evicts the oldest */
-	CHECK("bounded: oldest evicted", suspend_table_size(t) == 2 && suspend_table_expired(t) == 1,
-	      "size %zu", suspend_table_size(t));
+	CHECK_MSG(suspend_table_size(t) == 2 && suspend_table_expired(t) == 1,
+		  "bounded: oldest evicted: size %zu", suspend_table_size(t));
 	suspend_table_expire(t, 1015);
-	CHECK("expiry after TTL", suspend_table_size(t) == 1, "size %zu", suspend_table_size(t));
+	CHECK_MSG(suspend_table_size(t) == 1, "expiry after TTL: size %zu", suspend_table_size(t));
 	suspend_table_expire(t, 5000);
-	CHECK("all expired", suspend_table_size(t) == 0, "size %zu", suspend_table_size(t));
+	CHECK_MSG(suspend_table_size(t) == 0, "all expired: size %zu", suspend_table_size(t));
 	for (int i = 0; i < SPAN_MAX_EVENTS + 3; i++)
 		suspend_table_add(t, 1, 0x1234, SPAN_EVENT_SUSPEND, (uint64_t)i, 6000);
 	s->pid = 1;
 	s->n_events = 0;
 	suspend_table_take(t, s);
-	CHECK("events past the cap are counted", s->n_events == SPAN_MAX_EVENTS &&
-							 s->dropped_events == 3,
-	      "n=%u dropped=%u", s->n_events, s->dropped_events);
+	CHECK_MSG(s->n_events == SPAN_MAX_EVENTS && s->dropped_events == 3,
+		  "events past the cap are counted: n=%u dropped=%u", s->n_events,
+		  s->dropped_events);
 	span__free(s);
 	suspend_table__free(t);
 }
@@ -555,95 +613,113 @@ static void rec_free(struct exporter *ex)
 {
 }
 
-static const struct exporter_ops rec_ops = { rec_submit, rec_busy, rec_pending, rec_abort,
-					     rec_free };
+static const struct exporter_ops rec_ops = {rec_submit, rec_busy, rec_pending, rec_abort, rec_free};
 
 static void stop_loop(struct loop *loop, void *ctx)
 {
 	loop_stop(loop);
 }
 
-static void suite_pipeline(const char *capture)
+/* A span as the pipeline gets it: the JSON, through the real entry point. */
+static void ingest(struct pipeline *p, const struct pipeline_origin *origin, uint64_t id)
 {
-	struct rec_exporter rec = { .ex = { .ops = &rec_ops } };
-	struct pipeline_cfg cfg = { .queue = { .max_spans = 1000, .max_bytes = 64 << 20,
-					       .batch_size = 10 },
-				    .schedule_delay_ms = 50,
-				    .suspend_ttl_ms = 1000,
-				    .suspend_max = 16 };
-	struct pipeline_origin origin = { .source = STATS_SRC_FILE, .pid = 42 };
+	char json[512];
+
+	span_payload(json, sizeof(json), id, 0, TRACE);
+	pipeline_ingest(p, origin, json, strlen(json));
+}
+
+static void suite_pipeline(void)
+{
+	struct rec_exporter rec = {.ex = {.ops = &rec_ops}};
+	struct pipeline_cfg cfg = {
+		.queue = {.max_spans = 1000, .max_bytes = 64 << 20, .batch_size = 10},
+		.schedule_delay_ms = 50,
+		.suspend_ttl_ms = 1000,
+		.suspend_max = 16};
+	struct pipeline_origin origin = {.source = STATS_SRC_FILE, .pid = 42};
 	struct loop *loop = loop__new();
 	struct pipeline *p = pipeline__new(loop, &cfg, &rec.ex);
 	struct loop_timer *t = loop_timer__new(loop, stop_loop, NULL);
 	uint64_t dropped = stats_dropped_total();
-	char json[512];
-	struct span *s;
 
 	for (int i = 1; i <= 25; i++) {
-		s = mk_span((uint64_t)i);
-		/* Re-serialise through the real entry point. */
-		snprintf(json, sizeof(json),
-			 "[{\"id\":\"%016x\",\"name\":\"n\",\"timestamp\":1,\"duration\":2,"
-			 "\"localEndpoint\":{\"serviceName\":\"lightningd\"},\"tags\":{},"
-			 "\"traceId\":\"074c67a29952a72ce3a9ce4137f3d273\"}]",
-			 i);
-		span__free(s);
 		if (i == 3)
 			pipeline_span_event(p, 42, 3, SPAN_EVENT_SUSPEND, 77);
-		pipeline_ingest(p, &origin, json, strlen(json));
+		ingest(p, &origin, (uint64_t)i);
 	}
-	CHECK("full batches go at once", rec.batches == 2 && rec.sizes[0] == 10 &&
-						 rec.sizes[1] == 10,
-	      "batches=%zu", rec.batches);
+	CHECK_MSG(rec.batches == 2 && rec.sizes[0] == 10 && rec.sizes[1] == 10,
+		  "full batches go at once: batches=%zu", rec.batches);
 	loop_timer_arm(t, 500);
 	loop_run(loop);
-	CHECK("the rest goes after the schedule delay", rec.batches == 3 && rec.sizes[2] == 5,
-	      "batches=%zu", rec.batches);
-	CHECK("suspend event reached its span", stats.events >= 1, "events=%llu",
-	      (unsigned long long)stats.events);
+	CHECK_MSG(rec.batches == 3 && rec.sizes[2] == 5,
+		  "the rest goes after the schedule delay: batches=%zu", rec.batches);
+	CHECK_MSG(stats.events >= 1, "suspend event reached its span: events=%llu",
+		  (unsigned long long)stats.events);
 
 	/* An exporter at capacity: batches wait in the queue, nothing is lost. */
 	rec.hold = true;
-	for (int i = 100; i < 160; i++) {
-		snprintf(json, sizeof(json),
-			 "[{\"id\":\"%016x\",\"name\":\"n\",\"timestamp\":1,\"duration\":2,"
-			 "\"tags\":{},\"traceId\":\"074c67a29952a72ce3a9ce4137f3d273\"}]",
-			 i);
-		pipeline_ingest(p, &origin, json, strlen(json));
-	}
-	CHECK("in flight capped by the exporter", rec.pending == 2, "pending=%u", rec.pending);
-	CHECK("the rest waits", !pipeline_idle(p), "idle");
+	for (int i = 100; i < 160; i++)
+		ingest(p, &origin, (uint64_t)i);
+	CHECK_MSG(rec.pending == 2, "in flight capped by the exporter: pending=%u", rec.pending);
+	CHECK_MSG(!pipeline_idle(p), "the rest waits: idle");
 	pipeline_abort(p);
-	CHECK("abort counts what was not delivered",
-	      stats_dropped_total() - dropped == 60 && stats.dropped[STATS_DROP_SHUTDOWN] == 60,
-	      "dropped %llu", (unsigned long long)(stats_dropped_total() - dropped));
-	CHECK("idle after abort", pipeline_idle(p), "not idle");
-	(void)capture;
+	CHECK_MSG(stats_dropped_total() - dropped == 60 && stats.dropped[STATS_DROP_SHUTDOWN] == 60,
+		  "abort counts what was not delivered: dropped %llu",
+		  (unsigned long long)(stats_dropped_total() - dropped));
+	CHECK_MSG(pipeline_idle(p), "idle after abort: not idle");
 	loop_timer__free(t);
 	pipeline__free(p);
 	loop__free(loop);
 }
 
+/* ---- main -------------------------------------------------------------------------------- */
+
 int main(int argc, char **argv)
 {
-	const char *suite = argc > 1 ? argv[1] : "";
-	const char *data = argc > 2 ? argv[2] : NULL;
+	static const struct {
+		const char *name;
+		void (*run)(cJSON *c);
+	} data_suites[] = {
+		{"span", span_case},
+		{"otlp", otlp_case},
+	};
+	static const struct {
+		const char *name;
+		void (*run)(void);
+	} code_suites[] = {
+		{"queue", suite_queue},
+		{"suspend", suite_suspend},
+		{"pipeline", suite_pipeline},
+	};
+	bool all_fail = argc > 1 && !strcmp(argv[1], "--all-fail"), ran = false;
+	const char *suite, *data, *only;
 
-	if (!strcmp(suite, "span") && data)
-		suite_span(data);
-	else if (!strcmp(suite, "otlp") && data)
-		suite_otlp(data);
-	else if (!strcmp(suite, "queue"))
-		suite_queue();
-	else if (!strcmp(suite, "suspend"))
-		suite_suspend();
-	else if (!strcmp(suite, "pipeline"))
-		suite_pipeline(data);
-	else {
-		fprintf(stderr, "usage: test_unit span|otlp CASES.json | queue | suspend | pipeline\n");
+	if (all_fail) {
+		argv++;
+		argc--;
+	}
+	suite = argc > 1 ? argv[1] : "";
+	data = argc > 2 ? argv[2] : NULL;
+	only = argc > 3 ? argv[3] : NULL;
+	for (size_t i = 0; i < sizeof(data_suites) / sizeof(data_suites[0]) && data; i++) {
+		if (!strcmp(suite, data_suites[i].name) && argc <= 4) {
+			run_cases(data, only, all_fail, data_suites[i].run);
+			ran = true;
+		}
+	}
+	for (size_t i = 0; i < sizeof(code_suites) / sizeof(code_suites[0]) && !all_fail; i++) {
+		if (!strcmp(suite, code_suites[i].name) && argc == 2) {
+			code_suites[i].run();
+			ran = true;
+		}
+	}
+	if (!ran) {
+		fprintf(stderr, "usage: test_unit [--all-fail] span|otlp CASES.json "
+				"[NAME]\n"
+				"       test_unit queue|suspend|pipeline\n");
 		return 2;
 	}
 	span_intern_reset();
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return check_summary();
 }
