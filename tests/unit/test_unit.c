@@ -8,7 +8,8 @@
  *   test_unit SUITE                       a code-driven suite
  *
  * Data-driven: span (tests/data/span: payload -> struct span or reject reason), otlp
- * (tests/data/otlp: spans -> OTLP/JSON and protobuf). Code-driven: queue, suspend, pipeline.
+ * (tests/data/otlp: spans -> OTLP/JSON and protobuf), config (tests/data/config: argv and
+ * environment -> struct config or error message). Code-driven: queue, suspend, pipeline.
  * Prints "N passed, M failed" and exits non-zero on any failure.
  */
 #include <errno.h>
@@ -23,6 +24,7 @@
 
 #include "../check.h"
 
+#include "config.h"
 #include "export.h"
 #include "loop.h"
 #include "otlp.h"
@@ -97,6 +99,19 @@ static const char *get_str(const cJSON *obj, const char *key)
 		return NULL;
 	if (v && !cJSON_IsString(v))
 		data_error("\"%s\" is not a string", key);
+	return v ? v->valuestring : NULL;
+}
+
+/* "key": "text" or "key": ["text", ...]: the @i-th text, NULL past the end. */
+static const char *get_text(const cJSON *obj, const char *key, int i)
+{
+	const cJSON *v = get(obj, key);
+
+	if (cJSON_IsString(v))
+		return i ? NULL : v->valuestring;
+	v = cJSON_GetArrayItem(v, i);
+	if (v && !cJSON_IsString(v))
+		data_error("\"%s\" holds a non-string", key);
 	return v ? v->valuestring : NULL;
 }
 
@@ -673,6 +688,282 @@ static void suite_pipeline(void)
 	loop__free(loop);
 }
 
+/* ---- config ------------------------------------------------------------------------------
+ *
+ * A case (tests/data/config/cases.json) gives one of:
+ *   "args": [...], "env": {...}   config_load() with argv[0] supplied and that environment
+ *   "decode": "TEXT"              config_percent_decode(TEXT)   -> {"decoded": text or null}
+ *   "kv": "TEXT"                  config_parse_kv_list(TEXT, 4) -> {"ret", "n", "kv"}
+ *   "usage": true                 config_usage()                -> its text
+ * and what must come of it:
+ *   "expect": {FIELD: VALUE}      those fields of the result (config_to_json), equal
+ *   "error": TEXT or [TEXT, ...]  config_load() fails with -EINVAL, the message holds each
+ *   "contains": TEXT or [...]     the usage text holds each
+ *   "absent": TEXT or [...]       neither the message nor the result holds any
+ * A value that is not UTF-8 text is written {"hex": "..."}. In every case: no message may
+ * hold "SECRET" (the cases' secret header values); a failed load has a message, a good one
+ * none; config_free() twice is safe; loading again gives the same answer (getopt state);
+ * no usage line is over 80 columns.
+ */
+
+#define CONFIG_CANARY "SECRET"
+
+static const cJSON *config_env; /* the running case's environment */
+
+static const char *config_getenv(const char *name)
+{
+	return cJSON_GetStringValue(get(config_env, name));
+}
+
+/* Every {"hex": "..."} in @node becomes the string of those bytes. */
+static void config_unhex(cJSON *node)
+{
+	for (cJSON *child = node ? node->child : NULL, *next; child; child = next) {
+		const char *hex = cJSON_IsObject(child) ? get_str(child, "hex") : NULL;
+		size_t n = hex ? strlen(hex) / 2 : 0;
+		char bytes[256] = "";
+
+		next = child->next;
+		if (!hex) {
+			config_unhex(child);
+			continue;
+		}
+		if (n >= sizeof(bytes) || !text_hex_decode(hex, n * 2, (uint8_t *)bytes) ||
+		    strlen(bytes) != n)
+			data_error("bad hex value \"%s\" (odd, not hex, too long or with a NUL)",
+				   hex);
+		if (child->string)
+			cJSON_ReplaceItemInObjectCaseSensitive(node, child->string,
+							       cJSON_CreateString(bytes));
+		else
+			cJSON_ReplaceItemViaPointer(node, child, cJSON_CreateString(bytes));
+	}
+}
+
+static const char *errno_name(int ret)
+{
+	switch (ret) {
+	case 0:
+		return "0";
+	case -EINVAL:
+		return "-EINVAL";
+	case -E2BIG:
+		return "-E2BIG";
+	case -ENOMEM:
+		return "-ENOMEM";
+	default:
+		return "other";
+	}
+}
+
+static cJSON *str_or_null(const char *s)
+{
+	return s ? cJSON_CreateString(s) : cJSON_CreateNull();
+}
+
+/* Every field of struct config, under the names the cases use. */
+static cJSON *config_to_json(const struct config *c)
+{
+	static const char *const exporters[] = {"otlp", "stdout", "console"};
+	static const char *const protocols[] = {"http/protobuf", "http/json", "grpc"};
+	cJSON *o = cJSON_CreateObject(), *a;
+	size_t i;
+
+	a = cJSON_AddArrayToObject(o, "files");
+	for (i = 0; i < c->n_files; i++)
+		cJSON_AddItemToArray(a, cJSON_CreateString(c->files[i]));
+	cJSON_AddBoolToObject(o, "follow", c->follow);
+	cJSON_AddItemToObject(o, "socket", str_or_null(c->socket_path));
+	a = cJSON_AddArrayToObject(o, "lightningd");
+	for (i = 0; i < c->n_lightningd; i++)
+		cJSON_AddItemToArray(a, cJSON_CreateString(c->lightningd[i]));
+	cJSON_AddBoolToObject(o, "usdt", c->usdt);
+	cJSON_AddBoolToObject(o, "no_plugins", c->no_plugins);
+	cJSON_AddBoolToObject(o, "all_probes", c->all_probes);
+	a = cJSON_AddArrayToObject(o, "pids");
+	for (i = 0; i < c->n_pids; i++)
+		cJSON_AddItemToArray(a, cJSON_CreateNumber(c->pids[i]));
+	cJSON_AddNumberToObject(o, "ringbuf_size", (double)c->ringbuf_size);
+
+	cJSON_AddStringToObject(o, "exporter", exporters[c->exporter]);
+	cJSON_AddStringToObject(o, "protocol", protocols[c->protocol]);
+	cJSON_AddItemToObject(o, "endpoint", str_or_null(c->endpoint));
+	cJSON_AddBoolToObject(o, "endpoint_append", c->endpoint_append);
+	a = cJSON_AddArrayToObject(o, "headers");
+	for (i = 0; i < c->n_headers; i++)
+		cJSON_AddItemToArray(a, pair(c->headers[i].name, c->headers[i].value));
+	cJSON_AddNumberToObject(o, "n_headers", (double)c->n_headers);
+	cJSON_AddBoolToObject(o, "gzip", c->gzip);
+	cJSON_AddNumberToObject(o, "timeout_ms", (double)c->timeout_ms);
+	cJSON_AddItemToObject(o, "ca_cert", str_or_null(c->ca_cert));
+	cJSON_AddItemToObject(o, "client_cert", str_or_null(c->client_cert));
+	cJSON_AddItemToObject(o, "client_key", str_or_null(c->client_key));
+	cJSON_AddBoolToObject(o, "insecure", c->insecure);
+	cJSON_AddNumberToObject(o, "max_inflight", c->max_inflight);
+	cJSON_AddNumberToObject(o, "retry_max_elapsed_ms", (double)c->retry_max_elapsed_ms);
+
+	cJSON_AddNumberToObject(o, "max_queue_spans", (double)c->max_queue_spans);
+	cJSON_AddNumberToObject(o, "max_queue_bytes", (double)c->max_queue_bytes);
+	cJSON_AddNumberToObject(o, "batch_size", (double)c->batch_size);
+	cJSON_AddNumberToObject(o, "schedule_delay_ms", (double)c->schedule_delay_ms);
+	cJSON_AddNumberToObject(o, "export_timeout_ms", (double)c->export_timeout_ms);
+	cJSON_AddNumberToObject(o, "shutdown_timeout_ms", (double)c->shutdown_timeout_ms);
+
+	cJSON_AddItemToObject(o, "service_name", str_or_null(c->service_name));
+	a = cJSON_AddArrayToObject(o, "resource");
+	for (i = 0; i < c->n_resource_attrs; i++)
+		cJSON_AddItemToArray(a, pair(c->resource_attrs[i].key, c->resource_attrs[i].value));
+	cJSON_AddNumberToObject(o, "n_resource", (double)c->n_resource_attrs);
+
+	cJSON_AddNumberToObject(o, "verbosity", c->verbosity);
+	cJSON_AddNumberToObject(o, "stats_interval_s", (double)c->stats_interval_s);
+	cJSON_AddItemToObject(o, "metrics_listen", str_or_null(c->metrics_listen));
+	cJSON_AddItemToObject(o, "user", str_or_null(c->user));
+	cJSON_AddItemToObject(o, "rpc_file", str_or_null(c->rpc_file));
+	cJSON_AddNumberToObject(o, "suspend_ttl_ms", (double)c->suspend_ttl_ms);
+	cJSON_AddBoolToObject(o, "help", c->help);
+	cJSON_AddBoolToObject(o, "version", c->version);
+	return o;
+}
+
+static cJSON *config_decode(const char *text)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *d = config_percent_decode(text, strlen(text));
+
+	cJSON_AddItemToObject(o, "decoded", str_or_null(d));
+	free(d);
+	return o;
+}
+
+static cJSON *config_kv(const char *text)
+{
+	struct config_header h[4];
+	cJSON *o = cJSON_CreateObject(), *a;
+	size_t n = 0;
+	int ret;
+
+	memset(h, 0xa5, sizeof(h)); /* entries past n must not be touched or freed */
+	ret = config_parse_kv_list(text, h, 4, &n);
+	cJSON_AddStringToObject(o, "ret", errno_name(ret));
+	cJSON_AddNumberToObject(o, "n", (double)n);
+	a = cJSON_AddArrayToObject(o, "kv");
+	for (size_t i = 0; i < n; i++) {
+		cJSON_AddItemToArray(a, pair(h[i].name, h[i].value));
+		free(h[i].name);
+		free(h[i].value);
+	}
+	return o;
+}
+
+/* The usage text, every line at most 80 columns. Caller frees. */
+static char *config_usage_text(void)
+{
+	char *buf = NULL;
+	size_t len = 0, longest = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		abort();
+	config_usage(f);
+	fclose(f);
+	for (const char *line = buf; *line;) {
+		size_t n = strcspn(line, "\n");
+
+		if (n > longest)
+			longest = n;
+		line += n + (line[n] == '\n');
+	}
+	CHECK_MSG(longest <= 80, "a usage line is %zu columns long, more than 80", longest);
+	return buf;
+}
+
+/* config_load() with the case's arguments; @argv holds argc + 1 pointers. */
+static int config_case_load(const cJSON *c, struct config *cfg, char **argv, char *err,
+			    size_t err_size)
+{
+	const cJSON *arg;
+	int argc = 0;
+
+	argv[argc++] = "cln-otlp";
+	cJSON_ArrayForEach(arg, get(c, "args"))
+	{
+		if (!cJSON_IsString(arg))
+			data_error("an argument is not a string");
+		argv[argc++] = arg->valuestring;
+	}
+	argv[argc] = NULL;
+	memset(err, 0, err_size);
+	return config_load(cfg, argc, argv, config_getenv, err, err_size);
+}
+
+static void config_case(cJSON *c)
+{
+	const char *decode, *kv, *text;
+	bool usage, load;
+	char err[512] = "", *usage_text = NULL, *printed, **argv;
+	struct config cfg, again;
+	cJSON *got = NULL;
+	int ret = 0;
+
+	config_unhex(c);
+	config_env = get(c, "env");
+	decode = get_str(c, "decode");
+	kv = get_str(c, "kv");
+	usage = cJSON_IsTrue(get(c, "usage"));
+	load = !decode && !kv && !usage;
+	argv = calloc((size_t)cJSON_GetArraySize(get(c, "args")) + 2, sizeof(*argv));
+	if (decode) {
+		got = config_decode(decode);
+	} else if (kv) {
+		got = config_kv(kv);
+	} else if (usage) {
+		usage_text = config_usage_text();
+	} else {
+		ret = config_case_load(c, &cfg, argv, err, sizeof(err));
+		if (!ret)
+			got = config_to_json(&cfg);
+		CHECK_MSG(ret || !err[0], "success but a message: %s", err);
+		CHECK_MSG(!ret || err[0], "failed (%d) without a message", ret);
+	}
+
+	if (get(c, "error")) {
+		CHECK_MSG(ret == -EINVAL, "expected -EINVAL, got %s%s%s", errno_name(ret),
+			  err[0] ? ": " : "", err);
+		for (int i = 0; (text = get_text(c, "error", i)); i++)
+			CHECK_MSG(strstr(err, text), "message \"%s\" lacks \"%s\"", err, text);
+	} else if (load) {
+		CHECK_MSG(!ret, "unexpected error %s: %s", errno_name(ret), err);
+	}
+	CHECK_MSG(!strstr(err, CONFIG_CANARY), "a secret header value leaked into the message: %s",
+		  err);
+	if (get(c, "expect"))
+		check_fields(got, get(c, "expect"));
+	for (int i = 0; (text = get_text(c, "contains", i)); i++)
+		CHECK_MSG(usage_text && strstr(usage_text, text), "the usage text lacks \"%s\"",
+			  text);
+	printed = got ? cJSON_PrintUnformatted(got) : NULL;
+	for (int i = 0; (text = get_text(c, "absent", i)); i++)
+		CHECK_MSG(!strstr(err, text) && !(printed && strstr(printed, text)) &&
+				  !(usage_text && strstr(usage_text, text)),
+			  "\"%s\" should not appear (message: %s)", text, err);
+
+	if (load) {
+		/* Safe after failure, and idempotent; a second load gives the same answer. */
+		config_free(&cfg);
+		config_free(&cfg);
+		CHECK_MSG(config_case_load(c, &again, argv, err, sizeof(err)) == ret,
+			  "a second config_load() answers otherwise than the first (%d)", ret);
+		config_free(&again);
+		config_free(NULL);
+	}
+	free(printed);
+	free(usage_text);
+	cJSON_Delete(got);
+	free(argv);
+	config_env = NULL;
+}
+
 /* ---- main -------------------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -683,6 +974,7 @@ int main(int argc, char **argv)
 	} data_suites[] = {
 		{"span", span_case},
 		{"otlp", otlp_case},
+		{"config", config_case},
 	};
 	static const struct {
 		const char *name;
@@ -715,7 +1007,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!ran) {
-		fprintf(stderr, "usage: test_unit [--all-fail] span|otlp CASES.json "
+		fprintf(stderr, "usage: test_unit [--all-fail] span|otlp|config CASES.json "
 				"[NAME]\n"
 				"       test_unit queue|suspend|pipeline\n");
 		return 2;
