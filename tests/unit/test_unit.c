@@ -9,7 +9,9 @@
  *
  * Data-driven: span (tests/data/span: payload -> struct span or reject reason), otlp
  * (tests/data/otlp: spans -> OTLP/JSON and protobuf), config (tests/data/config: argv and
- * environment -> struct config or error message). Code-driven: queue, suspend, pipeline.
+ * environment -> struct config or error message), orphans (tests/data/orphans: what the
+ * cut-span table does, step by step). Code-driven: queue, suspend, pipeline,
+ * pipeline_orphans, orphans_cache.
  * Prints "N passed, M failed" and exits non-zero on any failure.
  */
 #include <errno.h>
@@ -27,6 +29,7 @@
 #include "config.h"
 #include "export.h"
 #include "loop.h"
+#include "orphans.h"
 #include "otlp.h"
 #include "pipeline.h"
 #include "queue.h"
@@ -100,6 +103,15 @@ static const char *get_str(const cJSON *obj, const char *key)
 	if (v && !cJSON_IsString(v))
 		data_error("\"%s\" is not a string", key);
 	return v ? v->valuestring : NULL;
+}
+
+static double get_num(const cJSON *obj, const char *key, double dflt)
+{
+	const cJSON *v = get(obj, key);
+
+	if (v && !cJSON_IsNumber(v))
+		data_error("\"%s\" is not a number", key);
+	return v ? v->valuedouble : dflt;
 }
 
 /* "key": "text" or "key": ["text", ...]: the @i-th text, NULL past the end. */
@@ -182,30 +194,50 @@ static void run_cases(const char *path, const char *only, bool all_fail, void (*
 		data_error("no case named %s in %s", only, path);
 }
 
-/* A span as CLN writes it: id, parent (0: none) and traceId (hex). */
-static void span_payload(char *json, size_t size, uint64_t id, uint64_t parent, const char *trace)
+/*
+ * A span as CLN writes it: id, parent (0: none) and traceId (hex). Without a traceId: what
+ * CLN leaves of a span longer than its 2048-byte buffer, the first 2047 bytes (@size must
+ * be SPAN_MAX_PAYLOAD), the traceId lost with the tail. Returns the length.
+ */
+static size_t span_payload(char *json, size_t size, uint64_t id, uint64_t parent, const char *trace)
 {
 	char par[64] = "";
+	size_t n;
 
 	if (parent)
 		snprintf(par, sizeof(par), "\"parentId\":\"%016llx\",", (unsigned long long)parent);
-	snprintf(json, size,
-		 "[{\"id\":\"%016llx\",\"name\":\"n\",\"timestamp\":1,\"duration\":2,"
-		 "\"localEndpoint\":{\"serviceName\":\"lightningd\"},%s\"tags\":{},"
-		 "\"traceId\":\"%s\"}]",
-		 (unsigned long long)id, par, trace);
+	n = (size_t)snprintf(json, size,
+			     "[{\"id\":\"%016llx\",\"name\":\"n\",\"timestamp\":1,\"duration\":2,"
+			     "\"localEndpoint\":{\"serviceName\":\"lightningd\"},%s\"tags\":{%s",
+			     (unsigned long long)id, par, trace ? "}," : "\"query\":\"");
+	if (trace)
+		return n + (size_t)snprintf(json + n, size - n, "\"traceId\":\"%s\"}]", trace);
+	memset(json + n, 'z', SPAN_MAX_PAYLOAD - 1 - n);
+	json[SPAN_MAX_PAYLOAD - 1] = '\0';
+	return SPAN_MAX_PAYLOAD - 1;
 }
 
+/* A span, or (@trace NULL) a span CLN cut before its traceId. */
 static struct span *mk_span_family(uint64_t id, uint64_t parent, const char *trace)
 {
-	char json[512];
+	char json[SPAN_MAX_PAYLOAD];
 	enum span_reject why;
 	struct span *s;
+	size_t len = span_payload(json, sizeof(json), id, parent, trace);
 
-	span_payload(json, sizeof(json), id, parent, trace);
-	if (span_parse(json, strlen(json), &s, &why) < 0)
+	if (span_parse(json, len, &s, &why) < 0 || s->has_trace_id != !!trace)
 		data_error("bad test span %s: %s", json, span_reject_str(why));
 	return s;
+}
+
+/* 8 bytes of an id, big-endian, as a number. */
+static uint64_t span_u64(const uint8_t id[8])
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | id[i];
+	return v;
 }
 
 #define TRACE "074c67a29952a72ce3a9ce4137f3d273"
@@ -584,7 +616,9 @@ struct rec_exporter {
 	size_t sizes[64];
 	unsigned pending;
 	struct queue_batch *held[64];
-	bool hold; /* keep batches until released (an exporter waiting on the network) */
+	bool hold;	      /* keep batches until released (an exporter waiting on the network) */
+	uint64_t got_ids[16]; /* the first spans exported: ids, traceIds */
+	char got_traces[16][33];
 };
 
 static int rec_submit(struct exporter *ex, struct queue_batch *b)
@@ -593,6 +627,10 @@ static int rec_submit(struct exporter *ex, struct queue_batch *b)
 
 	if (r->batches < 64)
 		r->sizes[r->batches] = b->n;
+	for (size_t i = 0; i < b->n && r->spans + i < 16; i++) {
+		r->got_ids[r->spans + i] = span_u64(b->spans[i]->span_id);
+		text_hex_encode(b->spans[i]->trace_id, 16, r->got_traces[r->spans + i]);
+	}
 	r->batches++;
 	r->spans += b->n;
 	if (r->hold) {
@@ -636,12 +674,12 @@ static void stop_loop(struct loop *loop, void *ctx)
 }
 
 /* A span as the pipeline gets it: the JSON, through the real entry point. */
-static void ingest(struct pipeline *p, const struct pipeline_origin *origin, uint64_t id)
+static void ingest(struct pipeline *p, const struct pipeline_origin *origin, uint64_t id,
+		   uint64_t parent, const char *trace)
 {
-	char json[512];
+	char json[SPAN_MAX_PAYLOAD];
 
-	span_payload(json, sizeof(json), id, 0, TRACE);
-	pipeline_ingest(p, origin, json, strlen(json));
+	pipeline_ingest(p, origin, json, span_payload(json, sizeof(json), id, parent, trace));
 }
 
 static void suite_pipeline(void)
@@ -661,7 +699,7 @@ static void suite_pipeline(void)
 	for (int i = 1; i <= 25; i++) {
 		if (i == 3)
 			pipeline_span_event(p, 42, 3, SPAN_EVENT_SUSPEND, 77);
-		ingest(p, &origin, (uint64_t)i);
+		ingest(p, &origin, (uint64_t)i, 0, TRACE);
 	}
 	CHECK_MSG(rec.batches == 2 && rec.sizes[0] == 10 && rec.sizes[1] == 10,
 		  "full batches go at once: batches=%zu", rec.batches);
@@ -675,7 +713,7 @@ static void suite_pipeline(void)
 	/* An exporter at capacity: batches wait in the queue, nothing is lost. */
 	rec.hold = true;
 	for (int i = 100; i < 160; i++)
-		ingest(p, &origin, (uint64_t)i);
+		ingest(p, &origin, (uint64_t)i, 0, TRACE);
 	CHECK_MSG(rec.pending == 2, "in flight capped by the exporter: pending=%u", rec.pending);
 	CHECK_MSG(!pipeline_idle(p), "the rest waits: idle");
 	pipeline_abort(p);
@@ -684,6 +722,48 @@ static void suite_pipeline(void)
 		  (unsigned long long)(stats_dropped_total() - dropped));
 	CHECK_MSG(pipeline_idle(p), "idle after abort: not idle");
 	loop_timer__free(t);
+	pipeline__free(p);
+	loop__free(loop);
+}
+
+/* Spans CLN cut: given a child's traceId, held for their parent, or dropped and counted. */
+static void suite_pipeline_orphans(void)
+{
+	static const char *const T1 = "11111111111111111111111111111111",
+				 *const T2 = "22222222222222222222222222222222";
+	static const struct {
+		uint64_t id;
+		const char *trace;
+	} want[] = {{0xc1, T1}, {0xb1, T1}, {0xd2, T2}, {0xc2, T2}};
+	struct rec_exporter rec = {.ex = {.ops = &rec_ops}};
+	struct pipeline_cfg cfg = {
+		.queue = {.max_spans = 100, .max_bytes = 1 << 20, .batch_size = 100},
+		.schedule_delay_ms = 50,
+		.suspend_ttl_ms = 1000,
+		.suspend_max = 16};
+	struct pipeline_origin origin = {.source = STATS_SRC_FILE, .pid = 42};
+	struct loop *loop = loop__new();
+	struct pipeline *p = pipeline__new(loop, &cfg, &rec.ex);
+	uint64_t dropped = stats.dropped[STATS_DROP_ORPHAN], truncated = stats.truncated;
+
+	ingest(p, &origin, 0xc1, 0xb1, NULL); /* cut: held until its parent comes */
+	ingest(p, &origin, 0xb1, 0xa1, T1);   /* which adopts it */
+	ingest(p, &origin, 0xd2, 0xc2, T2);   /* a child tells its parent's traceId */
+	ingest(p, &origin, 0xc2, 0xb2, NULL); /* to the cut parent */
+	ingest(p, &origin, 0xe1, 0, NULL);    /* a cut root no child told: dropped */
+	ingest(p, &origin, 0xc3, 0xb3, NULL); /* held; its parent never comes */
+	CHECK_MSG(stats.dropped[STATS_DROP_ORPHAN] == dropped + 1, "the cut root not dropped");
+	pipeline_flush(p);
+	CHECK_MSG(stats.dropped[STATS_DROP_ORPHAN] == dropped + 2,
+		  "the span still held at the flush not dropped");
+	CHECK_MSG(rec.spans == 4, "%zu spans exported, expected 4", rec.spans);
+	for (size_t i = 0; i < 4 && i < rec.spans; i++)
+		CHECK_MSG(rec.got_ids[i] == want[i].id && !strcmp(rec.got_traces[i], want[i].trace),
+			  "exported %zu: %llx in trace %s, expected %llx in %s", i,
+			  (unsigned long long)rec.got_ids[i], rec.got_traces[i],
+			  (unsigned long long)want[i].id, want[i].trace);
+	CHECK_MSG(stats.truncated == truncated + 2, "%llu cut spans delivered, expected 2",
+		  (unsigned long long)(stats.truncated - truncated));
 	pipeline__free(p);
 	loop__free(loop);
 }
@@ -964,6 +1044,222 @@ static void config_case(cJSON *c)
 	config_env = NULL;
 }
 
+/* ---- orphans -------------------------------------------------------------------------------
+ *
+ * A case (tests/data/orphans/cases.json) makes a table with orphans__new("max_held", "ttl_ms")
+ * (defaults 1024, as the pipeline's, and 1000) and runs its "steps", each one call:
+ *   {"op": "learn", "span": S}
+ *   {"op": "resolve", "span": S, "trace": T}        T: the traceId S gets; null: none
+ *   {"op": "hold", "span": S, "at": MS, "evicted": ID} ID: the span handed back (-ENOSPC);
+ *                                                   absent or null: none (0)
+ *   {"op": "adopt", "parent": S, "adopted": [ID, ...]} in that order, with S's traceId
+ *   {"op": "expire", "at": MS, "expired": [ID, ...]}
+ * "max" bounds adopt and expire (default 64, as the pipeline's); "held": N after any step
+ * checks orphans_held(). A span S is {"pid": N, "id": ID, "parent": ID, "trace": T}; ids and
+ * traceIds are hex, leading zeros left out; without "trace", CLN cut the span before it.
+ */
+
+/* An id of the data: hex, leading zeros left out. */
+static uint64_t hex_u64(const char *hex)
+{
+	uint8_t b[8] = {0};
+	char pad[16];
+	size_t n = strlen(hex);
+
+	if (!n || n > 16)
+		data_error("\"%s\" is not an id", hex);
+	memset(pad, '0', 16);
+	memcpy(pad + 16 - n, hex, n);
+	if (!text_hex_decode(pad, 16, b))
+		data_error("\"%s\" is not hex", hex);
+	return span_u64(b);
+}
+
+/* A traceId of the data, in the 32 hex digits a span has. */
+static void trace_hex(const char *t, char out[33])
+{
+	size_t n = strlen(t);
+
+	if (!n || n > 32)
+		data_error("\"%s\" is not a traceId", t);
+	memset(out, '0', 32);
+	memcpy(out + 32 - n, t, n);
+	out[32] = '\0';
+}
+
+static struct span *orphans_span(const cJSON *sp)
+{
+	const char *id = get_str(sp, "id"), *parent = get_str(sp, "parent");
+	const char *trace = get_str(sp, "trace");
+	char t[33];
+	struct span *s;
+
+	if (!id)
+		data_error("a span without an id");
+	if (trace)
+		trace_hex(trace, t);
+	s = mk_span_family(hex_u64(id), parent ? hex_u64(parent) : 0, trace ? t : NULL);
+	s->pid = (uint32_t)get_num(sp, "pid", 0);
+	return s;
+}
+
+/* The spans handed out are those of @want, in order (with @trace, when given); freed here. */
+static void orphans_check_out(int step, struct span **out, size_t n, const cJSON *want,
+			      const uint8_t *trace)
+{
+	char got[512] = "", *wants = cJSON_PrintUnformatted(want);
+	bool same = (int)n == cJSON_GetArraySize(want);
+	size_t len = 0;
+
+	if (!cJSON_IsArray(want))
+		data_error("step %d: no list of the spans handed out", step);
+	for (size_t i = 0; i < n; i++) {
+		const cJSON *w = cJSON_GetArrayItem(want, (int)i);
+		uint64_t id = span_u64(out[i]->span_id);
+
+		same = same && cJSON_IsString(w) && hex_u64(w->valuestring) == id;
+		if (len < sizeof(got))
+			len += (size_t)snprintf(got + len, sizeof(got) - len, "%s\"%llx\"",
+						i ? "," : "", (unsigned long long)id);
+		if (trace)
+			CHECK_MSG(out[i]->has_trace_id && !memcmp(out[i]->trace_id, trace, 16),
+				  "step %d: %llx handed out without its parent's traceId", step,
+				  (unsigned long long)id);
+	}
+	CHECK_MSG(same, "step %d: handed out [%s], expected %s", step, got, wants);
+	for (size_t i = 0; i < n; i++)
+		span__free(out[i]);
+	free(wants);
+}
+
+static void orphans_case(cJSON *c)
+{
+	struct orphans *o = orphans__new((size_t)get_num(c, "max_held", 1024),
+					 (uint64_t)get_num(c, "ttl_ms", 1000));
+	const cJSON *step;
+	int i = 0;
+
+	cJSON_ArrayForEach(step, get(c, "steps"))
+	{
+		const char *op = get_str(step, "op"), *want;
+		size_t max = (size_t)get_num(step, "max", 64), n;
+		double at = get_num(step, "at", 0);
+		struct span *out[64], *s, *evicted;
+		char got[33], t[33];
+		uint64_t ev;
+		bool r;
+		int ret;
+
+		i++;
+		if (!op || max > 64 || at < 0 || at >= 0x1p64)
+			data_error("step %d: no op, a max over 64 or a time out of range", i);
+		if (!strcmp(op, "learn")) {
+			s = orphans_span(get(step, "span"));
+			orphans_learn(o, s);
+			span__free(s);
+		} else if (!strcmp(op, "resolve")) {
+			if (!get(step, "trace"))
+				data_error("step %d: resolve without the traceId expected", i);
+			want = get_str(step, "trace");
+			trace_hex(want ? want : "0", t);
+			s = orphans_span(get(step, "span"));
+			r = orphans_resolve(o, s);
+			text_hex_encode(s->trace_id, 16, got);
+			CHECK_MSG(r == !!want && s->has_trace_id == !!want && !strcmp(got, t),
+				  "step %d: resolved %d to %s, expected %s", i, r, got,
+				  want ? t : "nothing");
+			span__free(s);
+		} else if (!strcmp(op, "hold")) {
+			want = get_str(step, "evicted");
+			s = orphans_span(get(step, "span"));
+			ret = orphans_hold(o, s, (uint64_t)at, &evicted);
+			ev = evicted ? span_u64(evicted->span_id) : 0;
+			CHECK_MSG(ret == (want ? -ENOSPC : 0) && ev == (want ? hex_u64(want) : 0),
+				  "step %d: hold returned %d, evicted %llx, expected %s evicted", i,
+				  ret, (unsigned long long)ev, want ? want : "none");
+			span__free(evicted);
+		} else if (!strcmp(op, "adopt")) {
+			s = orphans_span(get(step, "parent"));
+			n = orphans_adopt(o, s, out, max);
+			orphans_check_out(i, out, n, get(step, "adopted"), s->trace_id);
+			span__free(s);
+		} else if (!strcmp(op, "expire")) {
+			n = orphans_expire(o, (uint64_t)at, out, max);
+			orphans_check_out(i, out, n, get(step, "expired"), NULL);
+		} else {
+			data_error("step %d: unknown op %s", i, op);
+		}
+		if (get(step, "held"))
+			CHECK_MSG(orphans_held(o) == (size_t)get_num(step, "held", 0),
+				  "step %d: %zu held, expected %g", i, orphans_held(o),
+				  get_num(step, "held", 0));
+	}
+	if (!i)
+		data_error("a case without steps");
+	orphans__free(o); /* frees what is still held: valgrind/ASan check it */
+}
+
+/* Span ids as CLN makes them, pseudo-random u64s (splitmix64). */
+static uint64_t random_id(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+	return z ^ (z >> 31);
+}
+
+/*
+ * The tables that remember traceIds are bounded: past their size old families are
+ * forgotten, recent ones are remembered, and a cut span is never given another family's
+ * traceId. Table 0: children tell their cut parent; table 1: a parent tells its cut child.
+ */
+static void suite_orphans_cache(void)
+{
+	enum { FAMILIES = 10000, RECENT = 100 };
+	static uint64_t parents[FAMILIES];
+	struct orphans *o = orphans__new(1, 1000);
+	uint64_t state = 42;
+	char trace[33];
+	struct span *s;
+
+	for (int table = 0; table < 2; table++) {
+		size_t found = 0, recent = 0, wrong = 0;
+
+		for (uint64_t i = 0; i < FAMILIES; i++) {
+			parents[i] = random_id(&state);
+			snprintf(trace, sizeof(trace), "%032llx", (unsigned long long)i + 1);
+			s = table ? mk_span_family(parents[i], 0, trace)
+				  : mk_span_family(random_id(&state), parents[i], trace);
+			s->pid = 1;
+			orphans_learn(o, s);
+			span__free(s);
+		}
+		for (uint64_t i = 0; i < FAMILIES; i++) {
+			s = table ? mk_span_family(random_id(&state), parents[i], NULL)
+				  : mk_span_family(parents[i], 0, NULL);
+			s->pid = 2; /* another process: nothing to tell */
+			wrong += orphans_resolve(o, s);
+			s->pid = 1;
+			if (orphans_resolve(o, s)) {
+				found++;
+				recent += i >= FAMILIES - RECENT;
+				wrong +=
+					span_u64(s->trace_id) || span_u64(s->trace_id + 8) != i + 1;
+			}
+			span__free(s);
+		}
+		CHECK_MSG(!wrong, "table %d: %zu cut spans given another family's traceId", table,
+			  wrong);
+		CHECK_MSG(found < FAMILIES, "table %d: all %d families remembered: unbounded",
+			  table, FAMILIES);
+		CHECK_MSG(recent >= RECENT * 9 / 10,
+			  "table %d: %zu of the last %d families remembered", table, recent,
+			  RECENT);
+	}
+	orphans__free(o);
+}
+
 /* ---- main -------------------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -975,6 +1271,7 @@ int main(int argc, char **argv)
 		{"span", span_case},
 		{"otlp", otlp_case},
 		{"config", config_case},
+		{"orphans", orphans_case},
 	};
 	static const struct {
 		const char *name;
@@ -983,6 +1280,8 @@ int main(int argc, char **argv)
 		{"queue", suite_queue},
 		{"suspend", suite_suspend},
 		{"pipeline", suite_pipeline},
+		{"pipeline_orphans", suite_pipeline_orphans},
+		{"orphans_cache", suite_orphans_cache},
 	};
 	bool all_fail = argc > 1 && !strcmp(argv[1], "--all-fail"), ran = false;
 	const char *suite, *data, *only;
@@ -1007,9 +1306,10 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!ran) {
-		fprintf(stderr, "usage: test_unit [--all-fail] span|otlp|config CASES.json "
-				"[NAME]\n"
-				"       test_unit queue|suspend|pipeline\n");
+		fprintf(stderr,
+			"usage: test_unit [--all-fail] span|otlp|config|orphans CASES.json "
+			"[NAME]\n"
+			"       test_unit queue|suspend|pipeline|pipeline_orphans|orphans_cache\n");
 		return 2;
 	}
 	span_intern_reset();
