@@ -35,6 +35,19 @@ static void on_done(void *ctx, struct queue_batch *batch, enum export_result res
 	h->last = res;
 }
 
+/* A console exporter (ASCII) printing into the harness's memory stream. */
+static void harness_exporter(struct harness *h, const struct otlp_resource_cfg *res,
+			     uint64_t timeout_ms)
+{
+	h->ex = h->loop && h->out ? export_console__new(h->loop, h->out, res, timeout_ms) : NULL;
+	if (!h->ex) {
+		fprintf(stderr, "cannot set up the harness\n");
+		exit(2);
+	}
+	export_console_set_utf8(h->ex, false);
+	exporter_set_done(h->ex, on_done, h);
+}
+
 static void harness_init(struct harness *h, uint64_t timeout_ms)
 {
 	static const struct otlp_resource_cfg res = {0};
@@ -42,13 +55,7 @@ static void harness_init(struct harness *h, uint64_t timeout_ms)
 	memset(h, 0, sizeof(*h));
 	h->loop = loop__new();
 	h->out = open_memstream(&h->text, &h->len);
-	h->ex = export_console__new(h->loop, h->out, &res, timeout_ms);
-	if (!h->loop || !h->out || !h->ex) {
-		fprintf(stderr, "cannot set up the harness\n");
-		exit(2);
-	}
-	export_console_set_utf8(h->ex, false);
-	exporter_set_done(h->ex, on_done, h);
+	harness_exporter(h, &res, timeout_ms);
 }
 
 /* What was printed so far (NUL-terminated, owned by the harness). */
@@ -420,9 +427,7 @@ static void test_label(void)
 	CHECK_PRINTED(&h, strstr(harness_text(&h), "...1111  lightningd  c  1 us"));
 	exporter__free(h.ex);
 	/* OTEL_SERVICE_NAME names the service instead of the span's serviceName. */
-	h.ex = export_console__new(h.loop, h.out, &named, 0);
-	export_console_set_utf8(h.ex, false);
-	exporter_set_done(h.ex, on_done, &h);
+	harness_exporter(&h, &named, 0);
 	submit1(&h, mk("00000000000000a4", NULL, T1, "d", 0, 1, 99, NULL));
 	CHECK_PRINTED(&h, strstr(harness_text(&h), "...1111  mynode[99]  d  1 us"));
 	harness_free(&h);

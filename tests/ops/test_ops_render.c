@@ -18,17 +18,6 @@
 #define BODY_MAX  65536
 #define MAX_LINES 512
 
-/* @line is a whole line of @text. */
-static bool has_line(const char *text, const char *line)
-{
-	size_t n = strlen(line);
-
-	for (const char *p = text; (p = strstr(p, line)); p++)
-		if ((p == text || p[-1] == '\n') && p[n] == '\n')
-			return true;
-	return false;
-}
-
 /* How many whole lines of @text are @line. */
 static int count_lines(const char *text, const char *line)
 {
@@ -228,9 +217,9 @@ static void test_render_cut(void)
 		  "cut at the buffer, NUL inside");
 	CHECK_MSG(small[40] == 'x', "nothing written past the buffer");
 	CHECK_MSG(metrics_render(NULL, 0, 0) == need, "size 0 only measures");
-	CHECK_MSG(has_line(full, "cln_otlp_export_latency_seconds_sum 0.000000"),
+	CHECK_MSG(count_lines(full, "cln_otlp_export_latency_seconds_sum 0.000000") > 0,
 		  "zero latency sum");
-	CHECK_MSG(has_line(full, "cln_otlp_spans_received_total{source=\"file\"} 0"),
+	CHECK_MSG(count_lines(full, "cln_otlp_spans_received_total{source=\"file\"} 0") > 0,
 		  "zero series are present (Prometheus sees them before the first span)");
 }
 
