@@ -221,7 +221,7 @@ static size_t span_payload(char *json, size_t size, uint64_t id, uint64_t parent
 static struct span *mk_span_family(uint64_t id, uint64_t parent, const char *trace)
 {
 	char json[SPAN_MAX_PAYLOAD];
-	enum span_reject why;
+	enum span_reject why = SPAN_OK;
 	struct span *s;
 	size_t len = span_payload(json, sizeof(json), id, parent, trace);
 
@@ -490,7 +490,7 @@ static void otlp_case(cJSON *c)
 		const cJSON *pid = cJSON_GetObjectItem(in, "pid");
 		const cJSON *exe = cJSON_GetObjectItem(in, "exe");
 		const cJSON *evs = cJSON_GetObjectItem(in, "events"), *ev;
-		enum span_reject why;
+		enum span_reject why = SPAN_OK;
 
 		if (n == 16)
 			data_error("more than 16 inputs");
