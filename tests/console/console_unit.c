@@ -11,23 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../check.h"
+
 #include "export_console.h"
 #include "loop.h"
 #include "stats.h"
-
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                                \
-	do {                                                                            \
-		if (cond) {                                                             \
-			passed++;                                                       \
-		} else {                                                                \
-			failed++;                                                       \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-			fprintf(stderr, __VA_ARGS__);                                   \
-			fputc('\n', stderr);                                            \
-		}                                                                       \
-	} while (0)
 
 struct harness {
 	struct loop *loop;
@@ -47,6 +35,19 @@ static void on_done(void *ctx, struct queue_batch *batch, enum export_result res
 	h->last = res;
 }
 
+/* A console exporter (ASCII) printing into the harness's memory stream. */
+static void harness_exporter(struct harness *h, const struct otlp_resource_cfg *res,
+			     uint64_t timeout_ms)
+{
+	h->ex = h->loop && h->out ? export_console__new(h->loop, h->out, res, timeout_ms) : NULL;
+	if (!h->ex) {
+		fprintf(stderr, "cannot set up the harness\n");
+		exit(2);
+	}
+	export_console_set_utf8(h->ex, false);
+	exporter_set_done(h->ex, on_done, h);
+}
+
 static void harness_init(struct harness *h, uint64_t timeout_ms)
 {
 	static const struct otlp_resource_cfg res = {0};
@@ -54,13 +55,7 @@ static void harness_init(struct harness *h, uint64_t timeout_ms)
 	memset(h, 0, sizeof(*h));
 	h->loop = loop__new();
 	h->out = open_memstream(&h->text, &h->len);
-	h->ex = export_console__new(h->loop, h->out, &res, timeout_ms);
-	if (!h->loop || !h->out || !h->ex) {
-		fprintf(stderr, "cannot set up the harness\n");
-		exit(2);
-	}
-	export_console_set_utf8(h->ex, false);
-	exporter_set_done(h->ex, on_done, h);
+	harness_exporter(h, &res, timeout_ms);
 }
 
 /* What was printed so far (NUL-terminated, owned by the harness). */
@@ -69,6 +64,13 @@ static const char *harness_text(struct harness *h)
 	fflush(h->out);
 	return h->text ? h->text : "";
 }
+
+/* A check on what the exporter printed: on failure, the text follows. */
+#define CHECK_PRINTED(h, cond)                                    \
+	do {                                                      \
+		if (!CHECK(cond))                                 \
+			fprintf(stderr, "%s\n", harness_text(h)); \
+	} while (0)
 
 static void harness_free(struct harness *h)
 {
@@ -108,9 +110,9 @@ static void submit(struct harness *h, struct span **spans, size_t n)
 	struct queue_batch batch = {.spans = spans, .n = n};
 	unsigned before = h->done_calls;
 
-	CHECK(h->ex->ops->submit(h->ex, &batch) == 0, "submit refused");
-	CHECK(h->done_calls == before + 1, "done() called %u times", h->done_calls - before);
-	CHECK(h->ex->ops->pending(h->ex) == 0 && !h->ex->ops->busy(h->ex), "holds batches");
+	CHECK_MSG(h->ex->ops->submit(h->ex, &batch) == 0, "submit refused");
+	CHECK_MSG(h->done_calls == before + 1, "done() called %u times", h->done_calls - before);
+	CHECK_MSG(h->ex->ops->pending(h->ex) == 0 && !h->ex->ops->busy(h->ex), "holds batches");
 	for (size_t i = 0; i < n; i++)
 		span__free(spans[i]);
 }
@@ -155,41 +157,41 @@ static void test_cap(void)
 	s[0] = mk("00000000000000b1", "00000000000000b0", T2, "second-a", 0, 10, 1, NULL);
 	s[1] = mk("00000000000000b2", "00000000000000b0", T2, "second-b", 5, 10, 1, NULL);
 	submit(&h, s, 2);
-	CHECK(counts(&h).buffered == 4 && !counts(&h).traces, "buffered %zu", counts(&h).buffered);
-	CHECK(!*harness_text(&h), "printed before the cap: %s", harness_text(&h));
+	CHECK_MSG(counts(&h).buffered == 4 && !counts(&h).traces, "buffered %zu",
+		  counts(&h).buffered);
+	CHECK_MSG(!*harness_text(&h), "printed before the cap: %s", harness_text(&h));
 	s[0] = mk("00000000000000c1", "00000000000000c0", T3, "third-a", 0, 10, 1, NULL);
 	s[1] = mk("00000000000000c2", "00000000000000c0", T3, "third-b", 5, 10, 1, NULL);
 	submit(&h, s, 2);
 	/* 6 > 5: the set that waited longest goes out early, whole. */
-	CHECK(counts(&h).early == 1, "early %llu", (unsigned long long)counts(&h).early);
-	CHECK(counts(&h).buffered == 4, "buffered %zu", counts(&h).buffered);
-	CHECK(strstr(harness_text(&h), "first-a") && strstr(harness_text(&h), "first-b"), "%s",
-	      harness_text(&h));
-	CHECK(!strstr(harness_text(&h), "second-a"), "%s", harness_text(&h));
-	CHECK(strstr(harness_text(&h), "INCOMPLETE: buffer full, parent 00000000000000a0"), "%s",
-	      harness_text(&h));
-	CHECK(strstr(harness_text(&h), "(2 spans)"), "%s", harness_text(&h));
+	CHECK_MSG(counts(&h).early == 1, "early %llu", (unsigned long long)counts(&h).early);
+	CHECK_MSG(counts(&h).buffered == 4, "buffered %zu", counts(&h).buffered);
+	CHECK_PRINTED(&h,
+		      strstr(harness_text(&h), "first-a") && strstr(harness_text(&h), "first-b"));
+	CHECK_PRINTED(&h, !strstr(harness_text(&h), "second-a"));
+	CHECK_PRINTED(&h,
+		      strstr(harness_text(&h), "INCOMPLETE: buffer full, parent 00000000000000a0"));
+	CHECK_PRINTED(&h, strstr(harness_text(&h), "(2 spans)"));
 	/* A new sibling of the second set makes it the newest: the third goes next. */
 	submit1(&h, mk("00000000000000b3", "00000000000000b0", T2, "second-c", 7, 1, 1, NULL));
-	CHECK(counts(&h).early == 1, "the cap is 5 and 5 are held");
+	CHECK_MSG(counts(&h).early == 1, "the cap is 5 and 5 are held");
 	submit1(&h, mk("00000000000000d1", "00000000000000d0", T1, "fourth", 0, 1, 1, NULL));
-	CHECK(counts(&h).early == 2 && strstr(harness_text(&h), "third-a") &&
-		      !strstr(harness_text(&h), "second-c"),
-	      "%s", harness_text(&h));
+	CHECK_PRINTED(&h, counts(&h).early == 2 && strstr(harness_text(&h), "third-a") &&
+				  !strstr(harness_text(&h), "second-c"));
 	/* Nothing is lost at the end: the rest is printed, marked. */
 	exporter__free(h.ex);
 	h.ex = NULL;
-	CHECK(strstr(harness_text(&h), "second-c") && strstr(harness_text(&h), "fourth"), "%s",
-	      harness_text(&h));
-	CHECK(count_of(harness_text(&h), "not seen before exit") == 2, "%s", harness_text(&h));
+	CHECK_PRINTED(&h,
+		      strstr(harness_text(&h), "second-c") && strstr(harness_text(&h), "fourth"));
+	CHECK_PRINTED(&h, count_of(harness_text(&h), "not seen before exit") == 2);
 	harness_free(&h);
 
 	/* The byte cap works the same way. */
 	harness_init(&h, 0);
 	export_console_set_limits(h.ex, 0, 1);
 	submit1(&h, mk("00000000000000a1", "00000000000000a0", T1, "over-bytes", 0, 10, 1, NULL));
-	CHECK(counts(&h).early == 1 && counts(&h).buffered == 0, "early %llu",
-	      (unsigned long long)counts(&h).early);
+	CHECK_MSG(counts(&h).early == 1 && counts(&h).buffered == 0, "early %llu",
+		  (unsigned long long)counts(&h).early);
 	harness_free(&h);
 }
 
@@ -218,41 +220,39 @@ static void test_timeout(void)
 	s[0] = mk("00000000000000a1", "00000000000000a2", T1, "child", 100, 10, 7, NULL);
 	s[1] = mk("00000000000000a2", "00000000000000ee", T1, "first-root", 0, 500, 7, NULL);
 	submit(&h, s, 2);
-	CHECK(!*harness_text(&h), "printed before the timeout: %s", harness_text(&h));
+	CHECK_MSG(!*harness_text(&h), "printed before the timeout: %s", harness_text(&h));
 	run_loop_for(&h, 1200);
 	c = counts(&h);
-	CHECK(c.timed_out == 1 && c.buffered == 0, "timed out %llu, buffered %zu",
-	      (unsigned long long)c.timed_out, c.buffered);
-	CHECK(strstr(harness_text(&h), "INCOMPLETE: parent 00000000000000ee never came"), "%s",
-	      harness_text(&h));
-	CHECK(strstr(harness_text(&h), "lightningd[7]") && strstr(harness_text(&h), "first-root") &&
-		      strstr(harness_text(&h), "  child"),
-	      "%s", harness_text(&h));
+	CHECK_MSG(c.timed_out == 1 && c.buffered == 0, "timed out %llu, buffered %zu",
+		  (unsigned long long)c.timed_out, c.buffered);
+	CHECK_PRINTED(&h,
+		      strstr(harness_text(&h), "INCOMPLETE: parent 00000000000000ee never came"));
+	CHECK_PRINTED(&h, strstr(harness_text(&h), "lightningd[7]") &&
+				  strstr(harness_text(&h), "first-root") &&
+				  strstr(harness_text(&h), "  child"));
 	/* The parent is now known as remote: the next root with it is printed at once. */
 	s[0] = mk("00000000000000b1", "00000000000000b2", T1, "child2", 100, 10, 7, NULL);
 	s[1] = mk("00000000000000b2", "00000000000000ee", T1, "second-root", 0, 500, 7, NULL);
 	submit(&h, s, 2);
 	c = counts(&h);
-	CHECK(c.traces == 2 && c.buffered == 0 && c.timed_out == 1, "traces %llu buffered %zu",
-	      (unsigned long long)c.traces, c.buffered);
-	CHECK(strstr(harness_text(&h), "parent 00000000000000ee is remote"), "%s",
-	      harness_text(&h));
+	CHECK_MSG(c.traces == 2 && c.buffered == 0 && c.timed_out == 1, "traces %llu buffered %zu",
+		  (unsigned long long)c.traces, c.buffered);
+	CHECK_PRINTED(&h, strstr(harness_text(&h), "parent 00000000000000ee is remote"));
 	/* Known for that process and trace only. */
 	submit1(&h, mk("00000000000000c2", "00000000000000ee", T1, "other-pid", 0, 5, 8, NULL));
 	submit1(&h, mk("00000000000000d2", "00000000000000ee", T2, "other-trace", 0, 5, 7, NULL));
-	CHECK(counts(&h).buffered == 2, "buffered %zu", counts(&h).buffered);
+	CHECK_MSG(counts(&h).buffered == 2, "buffered %zu", counts(&h).buffered);
 	/* Each wait counts from the last span of its set (timeout 400 ms, margins 100 ms). */
 	run_loop_for(&h, 200);
 	submit1(&h, mk("00000000000000c3", "00000000000000ee", T1, "other-pid-2", 0, 5, 8, NULL));
 	run_loop_for(&h, 300);
 	c = counts(&h);
-	CHECK(c.timed_out == 2 && c.buffered == 2, "timed out %llu buffered %zu",
-	      (unsigned long long)c.timed_out, c.buffered);
-	CHECK(strstr(harness_text(&h), "other-trace") && !strstr(harness_text(&h), "other-pid"),
-	      "%s", harness_text(&h));
+	CHECK_MSG(c.timed_out == 2 && c.buffered == 2, "timed out %llu buffered %zu",
+		  (unsigned long long)c.timed_out, c.buffered);
+	CHECK_PRINTED(&h, strstr(harness_text(&h), "other-trace") &&
+				  !strstr(harness_text(&h), "other-pid"));
 	run_loop_for(&h, 800);
-	CHECK(counts(&h).timed_out == 3 && strstr(harness_text(&h), "other-pid-2"), "%s",
-	      harness_text(&h));
+	CHECK_PRINTED(&h, counts(&h).timed_out == 3 && strstr(harness_text(&h), "other-pid-2"));
 	harness_free(&h);
 }
 
@@ -272,13 +272,13 @@ static void test_deep(void)
 			       NULL));
 	}
 	text = harness_text(&h);
-	CHECK(counts(&h).traces == 1 && counts(&h).spans == DEPTH && counts(&h).buffered == 0,
-	      "traces %llu spans %llu", (unsigned long long)counts(&h).traces,
-	      (unsigned long long)counts(&h).spans);
-	CHECK(count_of(text, "\n") == DEPTH + 2, "lines %zu", count_of(text, "\n"));
+	CHECK_MSG(counts(&h).traces == 1 && counts(&h).spans == DEPTH && counts(&h).buffered == 0,
+		  "traces %llu spans %llu", (unsigned long long)counts(&h).traces,
+		  (unsigned long long)counts(&h).spans);
+	CHECK_MSG(count_of(text, "\n") == DEPTH + 2, "lines %zu", count_of(text, "\n"));
 	/* Indentation stops growing at 16 levels. */
 	line = strstr(text, "\n                                level");
-	CHECK(line && !strstr(text, "\n                                  level"), "indent");
+	CHECK_MSG(line && !strstr(text, "\n                                  level"), "indent");
 	harness_free(&h);
 }
 
@@ -308,13 +308,13 @@ static void test_width(void)
 			longest = len;
 		line += len + (nl ? 1 : 0);
 	}
-	CHECK(longest <= EXPORT_CONSOLE_LINE_COLS && longest >= EXPORT_CONSOLE_LINE_COLS - 2,
-	      "longest line %zu", longest);
-	CHECK(strstr(text, "a_name_so_long_that_it_cannot_fit_in_its...  "), "%s", text);
+	CHECK_MSG(longest <= EXPORT_CONSOLE_LINE_COLS && longest >= EXPORT_CONSOLE_LINE_COLS - 2,
+		  "longest line %zu", longest);
+	CHECK_PRINTED(&h, strstr(text, "a_name_so_long_that_it_cannot_fit_in_its...  "));
 	/* Keys are cut at 24 columns; tags without room for 12 columns of value are counted. */
-	CHECK(strstr(text, "]  key0_is_rather_long_i...=000000000"), "%s", text);
-	CHECK(strstr(text, "... +7\n") || strstr(text, "... +6\n"), "%s", text);
-	CHECK(strstr(text, "]  a=1 b=2 c=3\n"), "%s", text);
+	CHECK_PRINTED(&h, strstr(text, "]  key0_is_rather_long_i...=000000000"));
+	CHECK_PRINTED(&h, strstr(text, "... +7\n") || strstr(text, "... +6\n"));
+	CHECK_PRINTED(&h, strstr(text, "]  a=1 b=2 c=3\n"));
 	harness_free(&h);
 }
 
@@ -331,18 +331,18 @@ static void test_ioerror(void)
 	struct queue_batch batch;
 
 	if (!full) {
-		CHECK(0, "cannot open /dev/full: %s", strerror(errno));
+		CHECK_MSG(0, "cannot open /dev/full: %s", strerror(errno));
 		return;
 	}
 	ex = export_console__new(loop, full, &res, 0);
 	exporter_set_done(ex, on_done, &h);
 	s = mk("00000000000000a1", NULL, T1, "lost", 0, 10, 1, NULL);
 	batch = (struct queue_batch){.spans = &s, .n = 1};
-	CHECK(ex->ops->submit(ex, &batch) == 0 && h.done_calls == 1, "submit");
+	CHECK_MSG(ex->ops->submit(ex, &batch) == 0 && h.done_calls == 1, "submit");
 	span__free(s);
 	export_console_counts(ex, &c);
-	CHECK(c.lost == 1 && c.traces == 0, "lost %llu", (unsigned long long)c.lost);
-	CHECK(stats.dropped[STATS_DROP_ENCODE] == dropped + 1, "counted as dropped");
+	CHECK_MSG(c.lost == 1 && c.traces == 0, "lost %llu", (unsigned long long)c.lost);
+	CHECK_MSG(stats.dropped[STATS_DROP_ENCODE] == dropped + 1, "counted as dropped");
 	exporter__free(ex);
 	fclose(full);
 	loop__free(loop);
@@ -389,19 +389,20 @@ static void test_helpers(void)
 		{"99999999999999999999999", 0, 0},
 	};
 
-	CHECK(!utf8_with(NULL, NULL, NULL), "no locale: ASCII");
-	CHECK(!utf8_with(NULL, NULL, "C"), "LANG=C: ASCII");
-	CHECK(utf8_with(NULL, NULL, "en_US.UTF-8"), "LANG UTF-8");
-	CHECK(utf8_with(NULL, NULL, "C.utf8"), "LANG utf8");
-	CHECK(!utf8_with("C", NULL, "en_US.UTF-8"), "LC_ALL wins over LANG");
-	CHECK(utf8_with("", "de_DE.UTF-8", "C"), "empty LC_ALL: LC_CTYPE");
-	CHECK(!utf8_with("", "POSIX", "en_US.UTF-8"), "LC_CTYPE wins over LANG");
+	CHECK_MSG(!utf8_with(NULL, NULL, NULL), "no locale: ASCII");
+	CHECK_MSG(!utf8_with(NULL, NULL, "C"), "LANG=C: ASCII");
+	CHECK_MSG(utf8_with(NULL, NULL, "en_US.UTF-8"), "LANG UTF-8");
+	CHECK_MSG(utf8_with(NULL, NULL, "C.utf8"), "LANG utf8");
+	CHECK_MSG(!utf8_with("C", NULL, "en_US.UTF-8"), "LC_ALL wins over LANG");
+	CHECK_MSG(utf8_with("", "de_DE.UTF-8", "C"), "empty LC_ALL: LC_CTYPE");
+	CHECK_MSG(!utf8_with("", "POSIX", "en_US.UTF-8"), "LC_CTYPE wins over LANG");
 	for (size_t i = 0; i < sizeof(ms_cases) / sizeof(ms_cases[0]); i++) {
 		uint64_t ms = 12345;
 		int r = export_console_parse_ms(ms_cases[i].s, &ms);
 
-		CHECK(ms_cases[i].ok ? r == 0 && ms == ms_cases[i].ms : r == -EINVAL && ms == 12345,
-		      "parse_ms(\"%s\") = %d, %llu", ms_cases[i].s, r, (unsigned long long)ms);
+		CHECK_MSG(ms_cases[i].ok ? r == 0 && ms == ms_cases[i].ms
+					 : r == -EINVAL && ms == 12345,
+			  "parse_ms(\"%s\") = %d, %llu", ms_cases[i].s, r, (unsigned long long)ms);
 	}
 }
 
@@ -420,17 +421,15 @@ static void test_label(void)
 	s->exe_path = "/usr/bin/lightningd";
 	submit1(&h, s);
 	submit1(&h, mk("00000000000000a3", NULL, T1, "c", 0, 1, 0, NULL));
-	CHECK(strstr(harness_text(&h), "...1111  cln-xpay[4321] (lightningd)  a  1 us"), "%s",
-	      harness_text(&h));
-	CHECK(strstr(harness_text(&h), "...1111  lightningd  b  1 us"), "%s", harness_text(&h));
-	CHECK(strstr(harness_text(&h), "...1111  lightningd  c  1 us"), "%s", harness_text(&h));
+	CHECK_PRINTED(&h,
+		      strstr(harness_text(&h), "...1111  cln-xpay[4321] (lightningd)  a  1 us"));
+	CHECK_PRINTED(&h, strstr(harness_text(&h), "...1111  lightningd  b  1 us"));
+	CHECK_PRINTED(&h, strstr(harness_text(&h), "...1111  lightningd  c  1 us"));
 	exporter__free(h.ex);
 	/* OTEL_SERVICE_NAME names the service instead of the span's serviceName. */
-	h.ex = export_console__new(h.loop, h.out, &named, 0);
-	export_console_set_utf8(h.ex, false);
-	exporter_set_done(h.ex, on_done, &h);
+	harness_exporter(&h, &named, 0);
 	submit1(&h, mk("00000000000000a4", NULL, T1, "d", 0, 1, 99, NULL));
-	CHECK(strstr(harness_text(&h), "...1111  mynode[99]  d  1 us"), "%s", harness_text(&h));
+	CHECK_PRINTED(&h, strstr(harness_text(&h), "...1111  mynode[99]  d  1 us"));
 	harness_free(&h);
 }
 
@@ -446,16 +445,15 @@ static void test_order(void)
 	submit1(&h, mk("00000000000000b2", "00000000000000b1", T1, "kid", 1, 2, 1, NULL));
 	submit1(&h, mk("00000000000000b1", NULL, T1, "dup", 0, 10, 1, NULL));
 	submit1(&h, mk("00000000000000b1", NULL, T1, "dup", 0, 10, 1, NULL));
-	CHECK(counts(&h).traces == 3 && counts(&h).buffered == 1, "traces %llu buffered %zu",
-	      (unsigned long long)counts(&h).traces, counts(&h).buffered);
-	CHECK(strstr(harness_text(&h), "dup  10 us  (2 spans)") &&
-		      strstr(harness_text(&h), "dup  10 us  (1 span)"),
-	      "%s", harness_text(&h));
+	CHECK_MSG(counts(&h).traces == 3 && counts(&h).buffered == 1, "traces %llu buffered %zu",
+		  (unsigned long long)counts(&h).traces, counts(&h).buffered);
+	CHECK_PRINTED(&h, strstr(harness_text(&h), "dup  10 us  (2 spans)") &&
+				  strstr(harness_text(&h), "dup  10 us  (1 span)"));
 	exporter__free(h.ex);
 	h.ex = NULL;
-	CHECK(strstr(harness_text(&h), "late-child") &&
-		      strstr(harness_text(&h), "parent 00000000000000a1 not seen before exit"),
-	      "%s", harness_text(&h));
+	CHECK_PRINTED(&h, strstr(harness_text(&h), "late-child") &&
+				  strstr(harness_text(&h),
+					 "parent 00000000000000a1 not seen before exit"));
 	harness_free(&h);
 }
 
@@ -482,6 +480,5 @@ int main(int argc, char **argv)
 			"usage: console_unit [cap|timeout|deep|width|ioerror|helpers|order|label]\n");
 		return 2;
 	}
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed || !passed ? 1 : 0;
+	return check_summary();
 }

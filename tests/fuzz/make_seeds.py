@@ -87,41 +87,14 @@ def gen_trace_file(tests, put):
 
 # ---- configuration ----------------------------------------------------------------------------
 
-def unescape(v):
-    out, i = bytearray(), 0
-    esc = {"\\": b"\\", "n": b"\n", "r": b"\r", "t": b"\t", "s": b" "}
-    while i < len(v):
-        c = v[i]
-        if c != "\\":
-            out += c.encode()
-            i += 1
-        elif v[i + 1] == "x":
-            out.append(int(v[i + 2:i + 4], 16))
-            i += 4
-        else:
-            out += esc[v[i + 1]]
-            i += 2
-    return bytes(out)
-
-
 def config_cases(tests):
-    case = None
-    for line in open(os.path.join(tests, "config", "cases.txt"), encoding="utf-8"):
-        line = line.rstrip("\n")
-        if line.startswith("case:"):
-            if case:
-                yield case
-            case = {"env": [], "arg": [], "text": []}
-        elif case is None or line.startswith("#"):
-            continue
-        elif line.startswith("env: "):
-            case["env"].append(unescape(line[5:]))
-        elif line.startswith("arg: "):
-            case["arg"].append(unescape(line[5:]))
-        elif line.startswith(("decode: ", "kv: ")):
-            case["text"].append(unescape(line.split(": ", 1)[1]))
-    if case:
-        yield case
+    def raw(v):  # a string, or {"hex": ...} for bytes that are not UTF-8
+        return bytes.fromhex(v["hex"]) if isinstance(v, dict) else v.encode()
+    path = os.path.join(tests, "data", "config", "cases.json")
+    for c in json.load(open(path, encoding="utf-8")):
+        yield {"env": [k.encode() + b"=" + raw(v) for k, v in c.get("env", {}).items()],
+               "arg": [raw(a) for a in c.get("args", [])],
+               "text": [raw(c[k]) for k in ("decode", "kv") if k in c]}
 
 
 def gen_config(tests, put):

@@ -11,24 +11,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "../check.h"
+
 #include "clock.h"
 #include "log.h"
 #include "loop.h"
 #include "node_info.h"
-
-static int passed, failed;
-
-#define CHECK(cond, ...)                                                                \
-	do {                                                                            \
-		if (cond) {                                                             \
-			passed++;                                                       \
-		} else {                                                                \
-			failed++;                                                       \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond); \
-			fprintf(stderr, __VA_ARGS__);                                   \
-			fprintf(stderr, "\n");                                          \
-		}                                                                       \
-	} while (0)
 
 static const char answer[] =
 	"{\"jsonrpc\":\"2.0\",\"id\":\"cln-otlp:getinfo#1\",\"result\":{\"id\":"
@@ -44,7 +32,7 @@ static void test_scan(void)
 	int r;
 
 	r = node_info_scan(&s, answer, full);
-	CHECK(r == 1 && s.pos == full, "whole answer: r=%d pos=%zu of %zu", r, s.pos, full);
+	CHECK_MSG(r == 1 && s.pos == full, "whole answer: r=%d pos=%zu of %zu", r, s.pos, full);
 
 	/* Arriving in two pieces, split anywhere: the same end, and never early. */
 	for (size_t cut = 0; cut < full; cut++) {
@@ -52,31 +40,31 @@ static void test_scan(void)
 		int r1 = node_info_scan(&p, answer, cut);
 		int r2 = node_info_scan(&p, answer, full);
 
-		CHECK(r1 == 0 && r2 == 1 && p.pos == full, "cut at %zu: %d %d pos %zu", cut, r1, r2,
-		      p.pos);
+		CHECK_MSG(r1 == 0 && r2 == 1 && p.pos == full, "cut at %zu: %d %d pos %zu", cut, r1,
+			  r2, p.pos);
 	}
 	/* One byte at a time. */
 	memset(&s, 0, sizeof(s));
 	r = 0;
 	for (size_t n = 1; n <= full && r == 0; n++)
 		r = node_info_scan(&s, answer, n);
-	CHECK(r == 1 && s.pos == full, "byte by byte: r=%d pos=%zu", r, s.pos);
+	CHECK_MSG(r == 1 && s.pos == full, "byte by byte: r=%d pos=%zu", r, s.pos);
 
 	/* Leading whitespace is fine; what follows the object is left alone. */
 	snprintf(buf, sizeof(buf), " \n\t%s\n\n{\"next\":1}", answer);
 	memset(&s, 0, sizeof(s));
 	r = node_info_scan(&s, buf, strlen(buf));
-	CHECK(r == 1 && s.pos == full + 3, "whitespace around: r=%d pos=%zu", r, s.pos);
+	CHECK_MSG(r == 1 && s.pos == full + 3, "whitespace around: r=%d pos=%zu", r, s.pos);
 
 	memset(&s, 0, sizeof(s));
-	CHECK(node_info_scan(&s, "<html>", 6) == -EBADMSG, "not an object");
+	CHECK_MSG(node_info_scan(&s, "<html>", 6) == -EBADMSG, "not an object");
 	memset(&s, 0, sizeof(s));
-	CHECK(node_info_scan(&s, "[1,2]", 5) == -EBADMSG, "an array is not an answer");
+	CHECK_MSG(node_info_scan(&s, "[1,2]", 5) == -EBADMSG, "an array is not an answer");
 	memset(&s, 0, sizeof(s));
-	CHECK(node_info_scan(&s, "{\"a\":\"}\\\\\"", 10) == 0,
-	      "a brace in a string is not the end");
+	CHECK_MSG(node_info_scan(&s, "{\"a\":\"}\\\\\"", 10) == 0,
+		  "a brace in a string is not the end");
 	memset(&s, 0, sizeof(s));
-	CHECK(node_info_scan(&s, "", 0) == 0, "nothing yet");
+	CHECK_MSG(node_info_scan(&s, "", 0) == 0, "nothing yet");
 }
 
 static void test_parse(void)
@@ -86,44 +74,46 @@ static void test_parse(void)
 	int r;
 
 	r = node_info_parse(answer, strlen(answer), "cln-otlp:getinfo#1", &id, err, sizeof(err));
-	CHECK(r == 0, "good answer: %d %s", r, err);
-	CHECK(!strcmp(id.id, "02a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1"),
-	      "id %s", id.id);
-	CHECK(!strcmp(id.alias, "br{ace\"s}"), "alias %s", id.alias);
-	CHECK(!strcmp(id.network, "regtest"), "network %s", id.network);
-	CHECK(!strcmp(id.version, "v24.11"), "version %s", id.version);
+	CHECK_MSG(r == 0, "good answer: %d %s", r, err);
+	CHECK_MSG(!strcmp(id.id,
+			  "02a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1"),
+		  "id %s", id.id);
+	CHECK_MSG(!strcmp(id.alias, "br{ace\"s}"), "alias %s", id.alias);
+	CHECK_MSG(!strcmp(id.network, "regtest"), "network %s", id.network);
+	CHECK_MSG(!strcmp(id.version, "v24.11"), "version %s", id.version);
 
 	r = node_info_parse(answer, strlen(answer), "cln-otlp:getinfo#2", &id, err, sizeof(err));
-	CHECK(r == -EBADMSG && strstr(err, "not the answer"), "other id: %d %s", r, err);
-	CHECK(!id.id[0], "nothing filled on error");
+	CHECK_MSG(r == -EBADMSG && strstr(err, "not the answer"), "other id: %d %s", r, err);
+	CHECK_MSG(!id.id[0], "nothing filled on error");
 
 	r = node_info_parse(answer, strlen(answer) - 1, NULL, &id, err, sizeof(err));
-	CHECK(r == -EBADMSG, "cut answer: %d", r);
+	CHECK_MSG(r == -EBADMSG, "cut answer: %d", r);
 
 	snprintf(buf, sizeof(buf), "%s",
 		 "{\"jsonrpc\":\"2.0\",\"id\":\"x\",\"error\":{\"code\":-32601,"
 		 "\"message\":\"Unknown command\\n'getinfo'\"}}");
 	r = node_info_parse(buf, strlen(buf), "x", &id, err, sizeof(err));
-	CHECK(r == -EPROTO && strstr(err, "-32601") && strstr(err, "Unknown command?'getinfo'"),
-	      "error object: %d %s", r, err);
+	CHECK_MSG(r == -EPROTO && strstr(err, "-32601") && strstr(err, "Unknown command?'getinfo'"),
+		  "error object: %d %s", r, err);
 
 	snprintf(buf, sizeof(buf), "{\"jsonrpc\":\"2.0\",\"id\":\"x\"}");
 	r = node_info_parse(buf, strlen(buf), "x", &id, err, sizeof(err));
-	CHECK(r == -EBADMSG && strstr(err, "result"), "no result: %d %s", r, err);
+	CHECK_MSG(r == -EBADMSG && strstr(err, "result"), "no result: %d %s", r, err);
 
 	snprintf(buf, sizeof(buf), "{\"id\":\"x\",\"result\":{\"alias\":\"a\"}}");
 	r = node_info_parse(buf, strlen(buf), "x", &id, err, sizeof(err));
-	CHECK(r == -EBADMSG && strstr(err, "node"), "no node id: %d %s", r, err);
+	CHECK_MSG(r == -EBADMSG && strstr(err, "node"), "no node id: %d %s", r, err);
 
 	snprintf(buf, sizeof(buf), "{\"id\":\"x\",\"result\":{\"id\":7}}");
 	r = node_info_parse(buf, strlen(buf), "x", &id, err, sizeof(err));
-	CHECK(r == -EBADMSG, "node id not a string: %d", r);
+	CHECK_MSG(r == -EBADMSG, "node id not a string: %d", r);
 
 	/* Only the id is needed; the rest may be missing or of another type. */
 	snprintf(buf, sizeof(buf), "{\"id\":\"x\",\"result\":{\"id\":\"02ab\",\"alias\":5}}");
 	r = node_info_parse(buf, strlen(buf), "x", &id, err, sizeof(err));
-	CHECK(r == 0 && !strcmp(id.id, "02ab") && !id.alias[0] && !id.network[0] && !id.version[0],
-	      "minimal: %d %s", r, err);
+	CHECK_MSG(r == 0 && !strcmp(id.id, "02ab") && !id.alias[0] && !id.network[0] &&
+			  !id.version[0],
+		  "minimal: %d %s", r, err);
 
 	/* Invalid UTF-8 and control characters become '?'. */
 	snprintf(buf, sizeof(buf),
@@ -131,11 +121,11 @@ static void test_parse(void)
 		 "\xe2\x82\xac\xed\xa0\x80"
 		 "end\"}}");
 	r = node_info_parse(buf, strlen(buf), "x", &id, err, sizeof(err));
-	CHECK(r == 0 && !strcmp(id.alias, "ok?"
-					  "?(?\xe2\x82\xac?"
-					  "?"
-					  "?end"),
-	      "cleaned alias: %d [%s]", r, id.alias);
+	CHECK_MSG(r == 0 && !strcmp(id.alias, "ok?"
+					      "?(?\xe2\x82\xac?"
+					      "?"
+					      "?end"),
+		  "cleaned alias: %d [%s]", r, id.alias);
 
 	/* A long alias is cut at a character boundary, never inside a character. */
 	{
@@ -146,13 +136,13 @@ static void test_parse(void)
 		snprintf(buf, sizeof(buf),
 			 "{\"id\":\"x\",\"result\":{\"id\":\"02ab\",\"alias\":\"%s\"}}", alias);
 		r = node_info_parse(buf, strlen(buf), "x", &id, err, sizeof(err));
-		CHECK(r == 0 && strlen(id.alias) == 126 && strlen(id.alias) % 3 == 0,
-		      "cut alias: %d len %zu", r, strlen(id.alias));
+		CHECK_MSG(r == 0 && strlen(id.alias) == 126 && strlen(id.alias) % 3 == 0,
+			  "cut alias: %d len %zu", r, strlen(id.alias));
 	}
 	r = node_info_parse("[]", 2, NULL, &id, err, sizeof(err));
-	CHECK(r == -EBADMSG, "array: %d", r);
+	CHECK_MSG(r == -EBADMSG, "array: %d", r);
 	r = node_info_parse("", 0, NULL, &id, err, sizeof(err));
-	CHECK(r == -EBADMSG, "empty: %d", r);
+	CHECK_MSG(r == -EBADMSG, "empty: %d", r);
 }
 
 /* ---- the resource, through a real socket this test answers itself ----------------- */
@@ -198,51 +188,53 @@ static void test_resource(void)
 	ssize_t n;
 
 	if (!loop || !mkdtemp(dir)) {
-		CHECK(0, "setup");
+		CHECK_MSG(0, "setup");
 		return;
 	}
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/lightning-rpc", dir);
 	/* No socket yet: the resource keeps what it had. */
 	cfg.rpc_file = sa.sun_path;
 	ni = node_info__new(loop, &cfg, &res);
-	CHECK(ni && res.n_attrs == 2 && !strcmp(attr(&res, "service.version"), "mine"),
-	      "without a socket: %zu attrs", res.n_attrs);
+	CHECK_MSG(ni && res.n_attrs == 2 && !strcmp(attr(&res, "service.version"), "mine"),
+		  "without a socket: %zu attrs", res.n_attrs);
 	node_info__free(ni);
-	CHECK(res.attrs == base && res.n_attrs == 2, "given back");
+	CHECK_MSG(res.attrs == base && res.n_attrs == 2, "given back");
 
 	lfd = socket(AF_UNIX, SOCK_STREAM, 0);
-	CHECK(lfd >= 0 && bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 && listen(lfd, 4) == 0,
-	      "listen: %s", strerror(errno));
+	CHECK_MSG(lfd >= 0 && bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+			  listen(lfd, 4) == 0,
+		  "listen: %s", strerror(errno));
 	/* Connects (queued in the backlog), asks, and waits in vain: we answer only later. */
 	cfg.startup_wait_ms = 100;
 	ni = node_info__new(loop, &cfg, &res);
-	CHECK(ni != NULL, "new");
+	CHECK_MSG(ni != NULL, "new");
 	cfd = accept(lfd, NULL, NULL);
 	n = read(cfd, req, sizeof(req) - 1);
 	req[n > 0 ? n : 0] = '\0';
-	CHECK(!strcmp(req, "{\"jsonrpc\":\"2.0\",\"id\":\"cln-otlp:getinfo#1\",\"method\":"
-			   "\"getinfo\",\"params\":{}}"),
-	      "request: %s", req);
-	CHECK(write(cfd, answer, strlen(answer)) == (ssize_t)strlen(answer), "write");
+	CHECK_MSG(!strcmp(req, "{\"jsonrpc\":\"2.0\",\"id\":\"cln-otlp:getinfo#1\",\"method\":"
+			       "\"getinfo\",\"params\":{}}"),
+		  "request: %s", req);
+	CHECK_MSG(write(cfd, answer, strlen(answer)) == (ssize_t)strlen(answer), "write");
 
 	w.want = 5;
 	w.deadline = clock_mono_ms() + 5000;
 	w.t = loop_timer__new(loop, wait_tick, &w);
 	loop_timer_arm(w.t, 0);
 	loop_run(loop);
-	CHECK(res.n_attrs == 5, "base + 3 node attributes: %zu", res.n_attrs);
-	CHECK(res.attrs != base, "attributes are node_info's");
-	CHECK(!strcmp(res.attrs[0].key, "deployment.environment"), "configured ones first");
-	CHECK(attr(&res, "service.version") && !strcmp(attr(&res, "service.version"), "mine"),
-	      "a configured attribute wins");
-	CHECK(attr(&res, "service.instance.id") &&
-		      !strncmp(attr(&res, "service.instance.id"), "02a1a1", 6),
-	      "node id");
-	CHECK(attr(&res, "cln.alias") && !strcmp(attr(&res, "cln.alias"), "br{ace\"s}"), "alias");
-	CHECK(attr(&res, "cln.network") && !strcmp(attr(&res, "cln.network"), "regtest"),
-	      "network");
+	CHECK_MSG(res.n_attrs == 5, "base + 3 node attributes: %zu", res.n_attrs);
+	CHECK_MSG(res.attrs != base, "attributes are node_info's");
+	CHECK_MSG(!strcmp(res.attrs[0].key, "deployment.environment"), "configured ones first");
+	CHECK_MSG(attr(&res, "service.version") && !strcmp(attr(&res, "service.version"), "mine"),
+		  "a configured attribute wins");
+	CHECK_MSG(attr(&res, "service.instance.id") &&
+			  !strncmp(attr(&res, "service.instance.id"), "02a1a1", 6),
+		  "node id");
+	CHECK_MSG(attr(&res, "cln.alias") && !strcmp(attr(&res, "cln.alias"), "br{ace\"s}"),
+		  "alias");
+	CHECK_MSG(attr(&res, "cln.network") && !strcmp(attr(&res, "cln.network"), "regtest"),
+		  "network");
 	node_info__free(ni);
-	CHECK(res.attrs == base && res.n_attrs == 2, "given back after an answer");
+	CHECK_MSG(res.attrs == base && res.n_attrs == 2, "given back after an answer");
 	loop_timer__free(w.t);
 	close(cfd);
 	close(lfd);
@@ -258,6 +250,5 @@ int main(void)
 	test_scan();
 	test_parse();
 	test_resource();
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return check_summary();
 }

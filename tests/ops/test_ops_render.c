@@ -10,36 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../check.h"
+
 #include "metrics.h"
 #include "stats.h"
 
-static int passed, failed;
-
-#define CHECK(cond, ...)                                            \
-	do {                                                        \
-		if (cond) {                                         \
-			passed++;                                   \
-		} else {                                            \
-			failed++;                                   \
-			printf("FAIL %s:%d: ", __FILE__, __LINE__); \
-			printf(__VA_ARGS__);                        \
-			printf("\n");                               \
-		}                                                   \
-	} while (0)
-
 #define BODY_MAX  65536
 #define MAX_LINES 512
-
-/* @line is a whole line of @text. */
-static bool has_line(const char *text, const char *line)
-{
-	size_t n = strlen(line);
-
-	for (const char *p = text; (p = strstr(p, line)); p++)
-		if ((p == text || p[-1] == '\n') && p[n] == '\n')
-			return true;
-	return false;
-}
 
 /* How many whole lines of @text are @line. */
 static int count_lines(const char *text, const char *line)
@@ -102,17 +79,18 @@ static int check_structure(const char *text)
 	char *copy = strdup(text);
 	char *save = NULL;
 
-	CHECK(text[0] && text[strlen(text) - 1] == '\n', "text ends with a newline");
+	CHECK_MSG(text[0] && text[strlen(text) - 1] == '\n', "text ends with a newline");
 	for (char *line = strtok_r(copy, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char name[128], rest[256];
 
 		if (!strncmp(line, "# HELP ", 7)) {
-			CHECK(sscanf(line + 7, "%127s %255[^\n]", name, rest) == 2,
-			      "HELP has a text: %s", line);
-			CHECK(!strncmp(name, "cln_otlp_", 9), "prefixed: %s", name);
-			CHECK(!help_pending, "HELP followed by TYPE before %s", name);
+			CHECK_MSG(sscanf(line + 7, "%127s %255[^\n]", name, rest) == 2,
+				  "HELP has a text: %s", line);
+			CHECK_MSG(!strncmp(name, "cln_otlp_", 9), "prefixed: %s", name);
+			CHECK_MSG(!help_pending, "HELP followed by TYPE before %s", name);
 			for (int i = 0; i < n_seen; i++)
-				CHECK(strcmp(seen[i], name) != 0, "family %s declared twice", name);
+				CHECK_MSG(strcmp(seen[i], name) != 0, "family %s declared twice",
+					  name);
 			if (n_seen < MAX_LINES)
 				seen[n_seen++] = strdup(name);
 			snprintf(family, sizeof(family), "%s", name);
@@ -120,22 +98,23 @@ static int check_structure(const char *text)
 			continue;
 		}
 		if (!strncmp(line, "# TYPE ", 7)) {
-			CHECK(sscanf(line + 7, "%127s %15s", name, type) == 2, "TYPE: %s", line);
-			CHECK(help_pending && !strcmp(name, family), "TYPE %s right after its HELP",
-			      name);
-			CHECK(!strcmp(type, "counter") || !strcmp(type, "gauge") ||
-				      !strcmp(type, "summary"),
-			      "type %s", type);
+			CHECK_MSG(sscanf(line + 7, "%127s %15s", name, type) == 2, "TYPE: %s",
+				  line);
+			CHECK_MSG(help_pending && !strcmp(name, family),
+				  "TYPE %s right after its HELP", name);
+			CHECK_MSG(!strcmp(type, "counter") || !strcmp(type, "gauge") ||
+					  !strcmp(type, "summary"),
+				  "type %s", type);
 			if (!strcmp(type, "counter")) {
 				size_t l = strlen(name);
 
-				CHECK(l > 6 && !strcmp(name + l - 6, "_total"),
-				      "counter %s ends in _total", name);
+				CHECK_MSG(l > 6 && !strcmp(name + l - 6, "_total"),
+					  "counter %s ends in _total", name);
 			}
 			help_pending = false;
 			continue;
 		}
-		CHECK(line[0] != '#', "no other comment: %s", line);
+		CHECK_MSG(line[0] != '#', "no other comment: %s", line);
 		samples++;
 		{
 			size_t fl = strlen(family);
@@ -143,14 +122,16 @@ static int check_structure(const char *text)
 			char *sp = strrchr(line, ' ');
 			char *end;
 
-			CHECK(!help_pending && family[0], "sample after HELP and TYPE: %s", line);
-			CHECK(!strncmp(line, family, fl) && (*suffix == ' ' || *suffix == '{' ||
-							     (!strcmp(type, "summary") &&
-							      (!strncmp(suffix, "_sum ", 5) ||
-							       !strncmp(suffix, "_count ", 7)))),
-			      "sample %s belongs to %s", line, family);
-			CHECK(sp && (strtod(sp + 1, &end), *end == '\0' && end != sp + 1),
-			      "numeric value: %s", line);
+			CHECK_MSG(!help_pending && family[0], "sample after HELP and TYPE: %s",
+				  line);
+			CHECK_MSG(!strncmp(line, family, fl) &&
+					  (*suffix == ' ' || *suffix == '{' ||
+					   (!strcmp(type, "summary") &&
+					    (!strncmp(suffix, "_sum ", 5) ||
+					     !strncmp(suffix, "_count ", 7)))),
+				  "sample %s belongs to %s", line, family);
+			CHECK_MSG(sp && (strtod(sp + 1, &end), *end == '\0' && end != sp + 1),
+				  "numeric value: %s", line);
 			/* The same series twice? (compare up to the value) */
 			if (sp) {
 				char series[256];
@@ -159,7 +140,7 @@ static int check_structure(const char *text)
 				snprintf(series, sizeof(series), "\n%.*s ", (int)(sp - line), line);
 				for (const char *p = text; (p = strstr(p, series)); p++)
 					twice++;
-				CHECK(twice <= 1, "series twice: %s", line);
+				CHECK_MSG(twice <= 1, "series twice: %s", line);
 			}
 		}
 	}
@@ -178,12 +159,12 @@ static void test_render_values(void)
 
 	fill_stats();
 	len = metrics_render(buf, sizeof(buf), start);
-	CHECK(len == strlen(buf), "length %zu == strlen %zu", len, strlen(buf));
-	CHECK(len < 16384, "text %zu bytes, well under the 32 KiB cap", len);
+	CHECK_MSG(len == strlen(buf), "length %zu == strlen %zu", len, strlen(buf));
+	CHECK_MSG(len < 16384, "text %zu bytes, well under the 32 KiB cap", len);
 	samples = check_structure(buf);
 	/* 3 sources + 11 reasons + 6 drop reasons + 2 summary + 15 single samples */
-	CHECK(samples == 3 + (SPAN_REJECT__MAX - 1) + STATS_DROP__MAX + 2 + 15, "samples: %d",
-	      samples);
+	CHECK_MSG(samples == 3 + (SPAN_REJECT__MAX - 1) + STATS_DROP__MAX + 2 + 15, "samples: %d",
+		  samples);
 
 	const char *want[] = {
 		"cln_otlp_build_info{version=\"" CLN_OTLP_VERSION "\"} 1",
@@ -216,9 +197,9 @@ static void test_render_values(void)
 		"# TYPE cln_otlp_spans_exported_total counter",
 	};
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
-		CHECK(count_lines(buf, want[i]) == 1, "line \"%s\" once in:\n%s", want[i], buf);
+		CHECK_MSG(count_lines(buf, want[i]) == 1, "line \"%s\" once in:\n%s", want[i], buf);
 	/* The nomem reason is there too; index 0 (SPAN_OK) is not a reject. */
-	CHECK(!strstr(buf, "reason=\"ok\""), "no reject reason for accepted spans");
+	CHECK_MSG(!strstr(buf, "reason=\"ok\""), "no reject reason for accepted spans");
 }
 
 static void test_render_cut(void)
@@ -231,13 +212,15 @@ static void test_render_cut(void)
 	need = metrics_render(full, sizeof(full), 0);
 	memset(small, 'x', sizeof(small));
 	got = metrics_render(small, 40, 0);
-	CHECK(got == need, "cut render says the whole length (%zu vs %zu)", got, need);
-	CHECK(strlen(small) == 39 && !strncmp(small, full, 39), "cut at the buffer, NUL inside");
-	CHECK(small[40] == 'x', "nothing written past the buffer");
-	CHECK(metrics_render(NULL, 0, 0) == need, "size 0 only measures");
-	CHECK(has_line(full, "cln_otlp_export_latency_seconds_sum 0.000000"), "zero latency sum");
-	CHECK(has_line(full, "cln_otlp_spans_received_total{source=\"file\"} 0"),
-	      "zero series are present (Prometheus sees them before the first span)");
+	CHECK_MSG(got == need, "cut render says the whole length (%zu vs %zu)", got, need);
+	CHECK_MSG(strlen(small) == 39 && !strncmp(small, full, 39),
+		  "cut at the buffer, NUL inside");
+	CHECK_MSG(small[40] == 'x', "nothing written past the buffer");
+	CHECK_MSG(metrics_render(NULL, 0, 0) == need, "size 0 only measures");
+	CHECK_MSG(count_lines(full, "cln_otlp_export_latency_seconds_sum 0.000000") > 0,
+		  "zero latency sum");
+	CHECK_MSG(count_lines(full, "cln_otlp_spans_received_total{source=\"file\"} 0") > 0,
+		  "zero series are present (Prometheus sees them before the first span)");
 }
 
 static void test_line(void)
@@ -270,21 +253,22 @@ static void test_line(void)
 	fill_stats();
 	stats_format_line(line, sizeof(line));
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
-		CHECK(has_token(line, want[i]), "token %s in: %s", want[i], line);
+		CHECK_MSG(has_token(line, want[i]), "token %s in: %s", want[i], line);
 
 	memset(&stats, 0, sizeof(stats));
 	stats_format_line(line, sizeof(line));
-	CHECK(!strstr(line, "rej_") && !strstr(line, "drop_") && !strstr(line, "truncated") &&
-		      !strstr(line, "usdt="),
-	      "zero details left out: %s", line);
-	CHECK(has_token(line, "latency_avg_ms=0.0") && has_token(line, "batches=0") &&
-		      has_token(line, "exported=0"),
-	      "zero line: %s", line);
+	CHECK_MSG(!strstr(line, "rej_") && !strstr(line, "drop_") && !strstr(line, "truncated") &&
+			  !strstr(line, "usdt="),
+		  "zero details left out: %s", line);
+	CHECK_MSG(has_token(line, "latency_avg_ms=0.0") && has_token(line, "batches=0") &&
+			  has_token(line, "exported=0"),
+		  "zero line: %s", line);
 
 	fill_stats();
 	memset(small, 'x', sizeof(small));
 	stats_format_line(small, 20);
-	CHECK(strlen(small) < 20 && small[20] == 'x', "cut line stays in its buffer: %s", small);
+	CHECK_MSG(strlen(small) < 20 && small[20] == 'x', "cut line stays in its buffer: %s",
+		  small);
 }
 
 int main(void)
@@ -292,6 +276,5 @@ int main(void)
 	test_render_values();
 	test_render_cut();
 	test_line();
-	printf("%d passed, %d failed\n", passed, failed);
-	return failed ? 1 : 0;
+	return check_summary();
 }
