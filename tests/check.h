@@ -6,6 +6,7 @@
  *
  *   CHECK(cond)                 the condition, printed as written when it fails
  *   CHECK_MSG(cond, fmt, ...)   the same, with a message of its own
+ *   CHECK_FAIL(fmt, ...)        a failure reached (set-up that went wrong)
  *   CHECK_EQ(a, b)              two integers (printed both when they differ)
  *   CHECK_STR(a, b)             two C strings (NULL allowed)
  *   check_case(name)            names the case the next failures belong to (data-driven runners)
@@ -37,26 +38,24 @@ static inline void check_fail_head(const char *file, int line)
 		fprintf(stderr, "[%s] ", check_case_name);
 }
 
-static inline bool check_at(bool ok, const char *file, int line, const char *what)
+static inline bool check_pass(void)
 {
-	if (ok) {
-		check_passed++;
-		return true;
-	}
+	check_passed++;
+	return true;
+}
+
+static inline bool check_at(const char *file, int line, const char *what)
+{
 	check_fail_head(file, line);
 	fprintf(stderr, "%s\n", what);
 	return false;
 }
 
-__attribute__((format(printf, 4, 5))) static inline bool
-check_msg_at(bool ok, const char *file, int line, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static inline bool check_msg_at(const char *file, int line,
+								      const char *fmt, ...)
 {
 	va_list ap;
 
-	if (ok) {
-		check_passed++;
-		return true;
-	}
 	check_fail_head(file, line);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
@@ -96,8 +95,10 @@ static inline int check_summary(void)
 	return check_failed || !check_passed ? 1 : 0;
 }
 
-#define CHECK(cond)	     check_at(!!(cond), __FILE__, __LINE__, "CHECK(" #cond ")")
-#define CHECK_MSG(cond, ...) check_msg_at(!!(cond), __FILE__, __LINE__, __VA_ARGS__)
+/* The message's arguments are evaluated only when the check fails. */
+#define CHECK(cond)	     ((cond) ? check_pass() : check_at(__FILE__, __LINE__, "CHECK(" #cond ")"))
+#define CHECK_MSG(cond, ...) ((cond) ? check_pass() : check_msg_at(__FILE__, __LINE__, __VA_ARGS__))
+#define CHECK_FAIL(...)	     check_msg_at(__FILE__, __LINE__, __VA_ARGS__)
 #define CHECK_EQ(a, b)	     check_eq_at((long long)(a), (long long)(b), __FILE__, __LINE__, #a, #b)
 #define CHECK_STR(a, b)	     check_str_at((a), (b), __FILE__, __LINE__, #a)
 

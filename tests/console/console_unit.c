@@ -331,7 +331,7 @@ static void test_ioerror(void)
 	struct queue_batch batch;
 
 	if (!full) {
-		CHECK_MSG(0, "cannot open /dev/full: %s", strerror(errno));
+		CHECK_FAIL("cannot open /dev/full: %s", strerror(errno));
 		return;
 	}
 	ex = export_console__new(loop, full, &res, 0);

@@ -188,7 +188,7 @@ static void test_resource(void)
 	ssize_t n;
 
 	if (!loop || !mkdtemp(dir)) {
-		CHECK_MSG(0, "setup");
+		CHECK_FAIL("setup");
 		return;
 	}
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/lightning-rpc", dir);
