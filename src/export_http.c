@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * export_http: OTLP/HTTP (protobuf, JSON) and OTLP/gRPC over libcurl's multi socket API.
+ * export_http: OTLP/HTTP (protobuf, JSON) and OTLP/gRPC over libcurl's multi socket API;
+ * what goes on the wire and what the answer means is export_wire's.
  *
  * One multi handle keeps the connections (HTTP/1.1 keep-alive, or one HTTP/2 connection
  * multiplexing every request). curl's sockets and its timer sit in the process's loop:
@@ -22,27 +23,21 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
 #include <curl/curl.h>
-#include <zlib.h>
 
 #include "clock.h"
+#include "export_wire.h"
 #include "log.h"
 #include "retry.h"
 #include "stats.h"
-#include "text.h"
 
 #ifndef CLN_OTLP_VERSION
 #define CLN_OTLP_VERSION "0"
 #endif
 
 #define EXPORT_HTTP_MAX_INFLIGHT 64
-#define RESP_BODY_CAP		 (64 * 1024) /* response bytes kept; the rest is read and dropped */
-#define GRPC_MESSAGE_CAP	 512
-#define GRPC_DETAILS_CAP	 4096
 #define ERR_MSG_CAP		 256
 #define GRPC_PATH		 "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 #define TRACES_PATH		 "v1/traces" /* the OTLP/HTTP signal path */
@@ -70,15 +65,7 @@ struct http_slot {
 	bool backoff; /* waiting on our own backoff (not a server's Retry-After hint) */
 	uint64_t sent_ns;
 
-	/* The answer to the current attempt. */
-	int64_t retry_after_ms; /* -1: none */
-	int grpc_status;	/* -1: none seen */
-	bool resp_json;
-	bool resp_grpc_gzip;
-	bool has_retry_info;
-	uint64_t retry_info_ms;
-	char grpc_message[GRPC_MESSAGE_CAP];
-	struct buf resp; /* at most RESP_BODY_CAP */
+	struct export_wire_answer answer; /* to the current attempt */
 	char errbuf[CURL_ERROR_SIZE];
 	char last_error[2 * ERR_MSG_CAP]; /* why the last attempt failed, for the give-up message */
 };
@@ -111,8 +98,7 @@ struct export_http {
 	unsigned n_active;
 	struct http_slot *slots;
 	struct retry_policy policy;
-	z_stream deflate;
-	bool deflate_ready;
+	struct export_wire *wire;
 	bool aborting;
 	bool closing;
 	bool curl_ready;
@@ -141,108 +127,6 @@ static void __attribute__((format(printf, 3, 4))) msgf(char *dst, size_t size, c
 	va_start(ap, fmt);
 	vsnprintf(dst, size, fmt, ap);
 	va_end(ap);
-}
-
-/* grpc-message is percent-encoded; a malformed escape is kept as it is (gRPC's rule). */
-static void grpc_message_decode(char *dst, size_t size, const char *src, size_t len)
-{
-	char tmp[GRPC_MESSAGE_CAP];
-	size_t n = 0;
-
-	for (size_t i = 0; i < len && n + 1 < sizeof(tmp); i++) {
-		int hi, lo;
-
-		if (src[i] == '%' && i + 2 < len && (hi = text_hex_digit(src[i + 1])) >= 0 &&
-		    (lo = text_hex_digit(src[i + 2])) >= 0) {
-			tmp[n++] = (char)(hi << 4 | lo);
-			i += 2;
-		} else {
-			tmp[n++] = src[i];
-		}
-	}
-	text_printable(dst, size, tmp, n);
-}
-
-static const char *grpc_code_name(int code)
-{
-	static const char *const names[] = {
-		"OK",
-		"CANCELLED",
-		"UNKNOWN",
-		"INVALID_ARGUMENT",
-		"DEADLINE_EXCEEDED",
-		"NOT_FOUND",
-		"ALREADY_EXISTS",
-		"PERMISSION_DENIED",
-		"RESOURCE_EXHAUSTED",
-		"FAILED_PRECONDITION",
-		"ABORTED",
-		"OUT_OF_RANGE",
-		"UNIMPLEMENTED",
-		"INTERNAL",
-		"UNAVAILABLE",
-		"DATA_LOSS",
-		"UNAUTHENTICATED",
-	};
-
-	return code >= 0 && (size_t)code < sizeof(names) / sizeof(names[0]) ? names[code] : "?";
-}
-
-/* ---- compression ----------------------------------------------------------------------- */
-
-/* gzip @in into @out at @off (out->len set to the end). */
-static int gzip_into(struct export_http *ex, const uint8_t *in, size_t n, struct buf *out,
-		     size_t off)
-{
-	uLong bound;
-	int rc;
-
-	if (n > UINT32_MAX / 2)
-		return -E2BIG;
-	if (deflateReset(&ex->deflate) != Z_OK)
-		return -EIO;
-	bound = deflateBound(&ex->deflate, (uLong)n);
-	buf_reset(out);
-	if (buf_reserve(out, off + bound) < 0)
-		return -ENOMEM;
-	ex->deflate.next_in = (Bytef *)in;
-	ex->deflate.avail_in = (uInt)n;
-	ex->deflate.next_out = out->data + off;
-	ex->deflate.avail_out = (uInt)bound;
-	rc = deflate(&ex->deflate, Z_FINISH);
-	if (rc != Z_STREAM_END)
-		return -EIO;
-	out->len = off + ex->deflate.total_out;
-	return 0;
-}
-
-/* gunzip @in into @out (at most @cap bytes). */
-static int gunzip(const uint8_t *in, size_t n, struct buf *out, size_t cap)
-{
-	z_stream z;
-	int rc, err = 0;
-
-	memset(&z, 0, sizeof(z));
-	if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK)
-		return -ENOMEM;
-	buf_reset(out);
-	if (buf_reserve(out, cap) < 0) {
-		err = -ENOMEM;
-		goto cleanup;
-	}
-	z.next_in = (Bytef *)in;
-	z.avail_in = (uInt)n;
-	z.next_out = out->data;
-	z.avail_out = (uInt)cap;
-	rc = inflate(&z, Z_FINISH);
-	if (rc != Z_STREAM_END) {
-		err = -EBADMSG;
-		goto cleanup;
-	}
-	out->len = z.total_out;
-cleanup:
-	inflateEnd(&z);
-	return err;
 }
 
 /* ---- curl <-> loop --------------------------------------------------------------------- */
@@ -355,88 +239,27 @@ static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ctx)
 {
 	struct http_slot *slot = ctx;
-	size_t n = size * nmemb, room;
+	size_t n = size * nmemb;
 
-	room = slot->resp.max - slot->resp.len;
-	buf_add(&slot->resp, data, room < n ? room : n); /* at the cap, or out of memory: cut */
-	return n;					 /* read and drop anything past the cap */
-}
-
-static bool header_is(const char *line, size_t len, const char *name, const char **val,
-		      size_t *vlen)
-{
-	size_t n = strlen(name);
-	const char *v, *end = line + len;
-
-	if (len <= n || strncasecmp(line, name, n) != 0 || line[n] != ':')
-		return false;
-	v = line + n + 1;
-	while (v < end && (*v == ' ' || *v == '\t'))
-		v++;
-	while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
-		end--;
-	*val = v;
-	*vlen = (size_t)(end - v);
-	return true;
-}
-
-static void reset_answer(struct http_slot *slot)
-{
-	slot->retry_after_ms = -1;
-	slot->grpc_status = -1;
-	slot->resp_json = false;
-	slot->resp_grpc_gzip = false;
-	slot->has_retry_info = false;
-	slot->retry_info_ms = 0;
-	slot->grpc_message[0] = '\0';
-	slot->resp.len = 0;
-	slot->errbuf[0] = '\0';
+	export_wire_body(&slot->answer, data, n);
+	return n; /* read and drop anything past the cap */
 }
 
 static size_t on_header(char *line, size_t size, size_t nmemb, void *ctx)
 {
 	struct http_slot *slot = ctx;
-	size_t len = size * nmemb, vlen;
-	const char *v;
+	size_t len = size * nmemb;
 
-	if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) {
-		/* a new response (after a 100 Continue, say): forget the previous one */
-		reset_answer(slot);
-		return len;
-	}
-	if (header_is(line, len, "retry-after", &v, &vlen)) {
-		uint64_t ms;
-
-		if (retry_parse_retry_after(v, vlen, time(NULL), &ms) == 0)
-			slot->retry_after_ms = (int64_t)ms;
-	} else if (header_is(line, len, "content-type", &v, &vlen)) {
-		slot->resp_json = vlen >= 16 && strncasecmp(v, "application/json", 16) == 0;
-	} else if (header_is(line, len, "grpc-status", &v, &vlen)) {
-		int code = 0;
-
-		for (size_t i = 0; i < vlen && i < 4; i++) {
-			if (v[i] < '0' || v[i] > '9') {
-				code = 2; /* UNKNOWN */
-				break;
-			}
-			code = code * 10 + (v[i] - '0');
-		}
-		slot->grpc_status = vlen ? code : 2;
-	} else if (header_is(line, len, "grpc-message", &v, &vlen)) {
-		grpc_message_decode(slot->grpc_message, sizeof(slot->grpc_message), v, vlen);
-	} else if (header_is(line, len, "grpc-encoding", &v, &vlen)) {
-		slot->resp_grpc_gzip = vlen == 4 && strncasecmp(v, "gzip", 4) == 0;
-	} else if (header_is(line, len, "grpc-status-details-bin", &v, &vlen)) {
-		uint8_t details[GRPC_DETAILS_CAP];
-		uint64_t ms;
-		int n = text_base64_decode(v, vlen, details, sizeof(details));
-
-		if (n >= 0 && retry_grpc_retry_info(details, (size_t)n, &ms) == 0) {
-			slot->has_retry_info = true;
-			slot->retry_info_ms = ms;
-		}
-	}
+	/* a new response (after a 100 Continue, say) forgets the previous one */
+	if (export_wire_header(&slot->answer, line, len))
+		slot->errbuf[0] = '\0';
 	return len;
+}
+
+static void reset_answer(struct http_slot *slot)
+{
+	export_wire_answer_reset(&slot->answer);
+	slot->errbuf[0] = '\0';
 }
 
 /* ---- finishing a batch ----------------------------------------------------------------- */
@@ -524,91 +347,23 @@ static void slot_refused(struct http_slot *slot, const char *what)
 	slot_finish(slot, EXPORT_FAIL_REJECTED);
 }
 
+/* A success: count and log what the collector rejected, or what it said. */
 static void count_partial(struct http_slot *slot, int64_t rejected, const char *msg)
 {
 	struct export_http *ex = slot->ex;
-	char clean[ERR_MSG_CAP];
 
 	if (rejected <= 0) {
-		if (msg[0]) {
-			text_printable(clean, sizeof(clean), msg, strlen(msg));
+		if (msg[0])
 			log_limited(&ex->rl_partial, LOG_LVL_WARN,
-				    "export to %s: collector says: %s", ex->display, clean);
-		}
+				    "export to %s: collector says: %s", ex->display, msg);
 		return;
 	}
 	stats.partial_rejected += (uint64_t)rejected;
 	slot->batch->rejected =
 		(uint64_t)rejected < slot->batch->n ? (size_t)rejected : slot->batch->n;
-	text_printable(clean, sizeof(clean), msg, strlen(msg));
 	log_limited(&ex->rl_partial, LOG_LVL_WARN,
 		    "export to %s: collector rejected %lld of %zu spans%s%s", ex->display,
-		    (long long)rejected, slot->batch->n, clean[0] ? ": " : "", clean);
-}
-
-static int64_t json_int(const cJSON *v)
-{
-	if (cJSON_IsNumber(v))
-		return (int64_t)v->valuedouble;
-	if (cJSON_IsString(v) && v->valuestring)
-		return strtoll(v->valuestring, NULL, 10);
-	return 0;
-}
-
-static const cJSON *json_get(const cJSON *obj, const char *camel, const char *snake)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, camel);
-
-	return v ? v : cJSON_GetObjectItemCaseSensitive(obj, snake);
-}
-
-/* ExportTraceServiceResponse in OTLP/JSON. */
-static int decode_json_response(const uint8_t *data, size_t len, int64_t *rejected, char *msg,
-				size_t msg_size)
-{
-	cJSON *root = cJSON_ParseWithLength((const char *)data, len);
-	const cJSON *ps, *v;
-
-	*rejected = 0;
-	msg[0] = '\0';
-	if (!root)
-		return -EBADMSG;
-	ps = json_get(root, "partialSuccess", "partial_success");
-	if (cJSON_IsObject(ps)) {
-		*rejected = json_int(json_get(ps, "rejectedSpans", "rejected_spans"));
-		v = json_get(ps, "errorMessage", "error_message");
-		if (cJSON_IsString(v) && v->valuestring)
-			snprintf(msg, msg_size, "%s", v->valuestring);
-	}
-	cJSON_Delete(root);
-	return 0;
-}
-
-/* What an error body says: google.rpc.Status (protobuf or JSON), else the text itself. */
-static void error_body_message(struct http_slot *slot, char *out, size_t size)
-{
-	const uint8_t *d = slot->resp.data;
-	size_t n = slot->resp.len;
-	char msg[ERR_MSG_CAP];
-	int32_t code;
-
-	out[0] = '\0';
-	if (!n)
-		return;
-	if (slot->resp_json) {
-		cJSON *root = cJSON_ParseWithLength((const char *)d, n);
-		const cJSON *m = root ? cJSON_GetObjectItemCaseSensitive(root, "message") : NULL;
-
-		if (cJSON_IsString(m) && m->valuestring)
-			text_printable(out, size, m->valuestring, strlen(m->valuestring));
-		cJSON_Delete(root);
-		if (out[0])
-			return;
-	} else if (otlp_decode_rpc_status(d, n, &code, msg, sizeof(msg)) == 0 && msg[0]) {
-		text_printable(out, size, msg, strlen(msg));
-		return;
-	}
-	text_printable(out, size, (const char *)d, n); /* text/plain and the like */
+		    (long long)rejected, slot->batch->n, msg[0] ? ": " : "", msg);
 }
 
 static bool curl_code_retryable(CURLcode rc)
@@ -680,101 +435,28 @@ static void transport_failed(struct http_slot *slot, CURLcode rc)
 	slot_finish(slot, EXPORT_FAIL_REJECTED);
 }
 
-static void http_answered(struct http_slot *slot, long status)
+/* The collector answered: act on export_wire's verdict. */
+static void slot_answered(struct http_slot *slot, const struct export_wire_verdict *v)
 {
-	char msg[ERR_MSG_CAP], what[ERR_MSG_CAP + 64];
-	int64_t rejected = 0;
-
-	if (status >= 200 && status < 300) {
-		if (slot->resp.len) {
-			int rc = slot->resp_json
-					 ? decode_json_response(slot->resp.data, slot->resp.len,
-								&rejected, msg, sizeof(msg))
-					 : otlp_decode_response(slot->resp.data, slot->resp.len,
-								&rejected, msg, sizeof(msg));
-			if (rc == 0)
-				count_partial(slot, rejected, msg);
-			else
-				log_debug(
-					"export: undecodable %zu-byte answer to a success, ignored",
-					slot->resp.len);
-		}
+	switch (v->outcome) {
+	case EXPORT_WIRE_SUCCESS:
+		if (!v->undecodable)
+			count_partial(slot, v->rejected, v->message);
+		else if (slot->ex->grpc)
+			log_debug("export: undecodable gRPC answer to a success, ignored");
+		else
+			log_debug("export: undecodable %zu-byte answer to a success, ignored",
+				  slot->answer.body.len);
 		slot_finish(slot, EXPORT_OK);
-		return;
+		break;
+	case EXPORT_WIRE_RETRY:
+		msgf(slot->last_error, sizeof(slot->last_error), "%s", v->message);
+		slot_retry_or_expire(slot, v->hint_ms);
+		break;
+	default:
+		slot_refused(slot, v->message);
+		break;
 	}
-	error_body_message(slot, msg, sizeof(msg));
-	msgf(what, sizeof(what), "HTTP %ld%s%s", status, msg[0] ? ": " : "", msg);
-	if (retry_http_status(status)) {
-		msgf(slot->last_error, sizeof(slot->last_error), "%s", what);
-		slot_retry_or_expire(slot, slot->retry_after_ms);
-		return;
-	}
-	slot_refused(slot, what);
-}
-
-/* The gRPC message of a successful call: [flag][len BE32][ExportTraceServiceResponse]. */
-static void grpc_success(struct http_slot *slot)
-{
-	const uint8_t *d = slot->resp.data;
-	size_t n = slot->resp.len, mlen;
-	struct buf plain = BUF_INIT(RESP_BODY_CAP);
-	int64_t rejected = 0;
-	char msg[ERR_MSG_CAP];
-
-	if (n >= 5) {
-		mlen = (size_t)d[1] << 24 | (size_t)d[2] << 16 | (size_t)d[3] << 8 | d[4];
-		if (mlen <= n - 5) {
-			const uint8_t *m = d + 5;
-			int rc = 0;
-
-			if (d[0] == 1) {
-				/* compressed: we only ever accept gzip */
-				rc = slot->resp_grpc_gzip ? gunzip(m, mlen, &plain, RESP_BODY_CAP)
-							  : -EBADMSG;
-				m = plain.data;
-				mlen = plain.len;
-			}
-			if (rc == 0)
-				rc = otlp_decode_response(m, mlen, &rejected, msg, sizeof(msg));
-			if (rc == 0)
-				count_partial(slot, rejected, msg);
-			else
-				log_debug("export: undecodable gRPC answer to a success, ignored");
-		}
-	}
-	buf_free(&plain);
-	slot_finish(slot, EXPORT_OK);
-}
-
-static void grpc_answered(struct http_slot *slot, long status, long version)
-{
-	char what[ERR_MSG_CAP + 64];
-	int code = slot->grpc_status;
-
-	if (version != CURL_HTTP_VERSION_2_0) {
-		slot_refused(slot, "the server did not speak HTTP/2 (ALPN h2); OTLP/gRPC needs it: "
-				   "check the endpoint, or use --protocol http/protobuf");
-		return;
-	}
-	if (code < 0) {
-		/* no grpc-status: a proxy or a non-gRPC server answered; map its HTTP status */
-		code = status == 200 ? 13 : retry_http_to_grpc(status);
-		msgf(what, sizeof(what), "HTTP %ld without grpc-status (gRPC %s)", status,
-		     grpc_code_name(code));
-	} else if (code == 0) {
-		grpc_success(slot);
-		return;
-	} else {
-		msgf(what, sizeof(what), "gRPC status %d %s%s%s", code, grpc_code_name(code),
-		     slot->grpc_message[0] ? ": " : "", slot->grpc_message);
-	}
-	if (retry_grpc_code(code, slot->has_retry_info)) {
-		msgf(slot->last_error, sizeof(slot->last_error), "%s", what);
-		slot_retry_or_expire(slot,
-				     slot->has_retry_info ? (int64_t)slot->retry_info_ms : -1);
-		return;
-	}
-	slot_refused(slot, what);
 }
 
 static void slot_completed(struct http_slot *slot, CURLcode rc)
@@ -782,6 +464,7 @@ static void slot_completed(struct http_slot *slot, CURLcode rc)
 	struct export_http *ex = slot->ex;
 	uint64_t us = (clock_mono_ns() - slot->sent_ns) / 1000;
 	long status = 0, version = 0;
+	struct export_wire_verdict v;
 
 	curl_multi_remove_handle(ex->multi, slot->easy);
 	slot->state = SLOT_WAITING;
@@ -799,10 +482,9 @@ static void slot_completed(struct http_slot *slot, CURLcode rc)
 		stats.export_latency_us_max = us;
 	log_debug("export: batch of %zu spans: HTTP %ld in %llu ms (attempt %u)", slot->batch->n,
 		  status, (unsigned long long)(us / 1000), slot->retry.attempts);
-	if (ex->grpc)
-		grpc_answered(slot, status, version);
-	else
-		http_answered(slot, status);
+	export_wire_verdict(&slot->answer, ex->grpc, status, version == CURL_HTTP_VERSION_2_0,
+			    (int64_t)(clock_real_ns() / 1000000000), &v);
+	slot_answered(slot, &v);
 }
 
 static void check_done(struct export_http *ex)
@@ -859,7 +541,6 @@ static void on_slot_timer(struct loop *loop, void *ctx)
 static int slot_encode(struct export_http *ex, struct http_slot *slot)
 {
 	struct queue_batch *b = slot->batch;
-	size_t off = ex->grpc ? 5 : 0;
 	int err;
 
 	if (ex->proto == CONFIG_PROTO_HTTP_JSON)
@@ -868,36 +549,8 @@ static int slot_encode(struct export_http *ex, struct http_slot *slot)
 		err = otlp_encode_pb(ex->res, b->spans, b->n, &slot->enc);
 	if (err < 0)
 		return err;
-	if (!ex->gzip && !ex->grpc) {
-		slot->req = slot->enc.bytes.data;
-		slot->req_len = slot->enc.bytes.len;
-		return 0;
-	}
-	if (ex->gzip) {
-		err = gzip_into(ex, slot->enc.bytes.data, slot->enc.bytes.len, &slot->body, off);
-		if (err < 0)
-			return err;
-	} else {
-		buf_reset(&slot->body);
-		if (buf_reserve(&slot->body, off + slot->enc.bytes.len) < 0)
-			return -ENOMEM;
-		memcpy(slot->body.data + off, slot->enc.bytes.data, slot->enc.bytes.len);
-		slot->body.len = off + slot->enc.bytes.len;
-	}
-	if (ex->grpc) {
-		size_t mlen = slot->body.len - off;
-
-		if (mlen > UINT32_MAX)
-			return -E2BIG;
-		slot->body.data[0] = ex->gzip ? 1 : 0;
-		slot->body.data[1] = (uint8_t)(mlen >> 24);
-		slot->body.data[2] = (uint8_t)(mlen >> 16);
-		slot->body.data[3] = (uint8_t)(mlen >> 8);
-		slot->body.data[4] = (uint8_t)mlen;
-	}
-	slot->req = slot->body.data;
-	slot->req_len = slot->body.len;
-	return 0;
+	return export_wire_request(ex->wire, &slot->enc.bytes, &slot->body, &slot->req,
+				   &slot->req_len);
 }
 
 static int eh_submit(struct exporter *base, struct queue_batch *batch)
@@ -983,7 +636,7 @@ static void eh_free(struct exporter *base)
 			loop_timer__free(slot->timer);
 			otlp_buf_release(&slot->enc);
 			buf_free(&slot->body);
-			buf_free(&slot->resp);
+			export_wire_answer_release(&slot->answer);
 		}
 	}
 	if (ex->multi)
@@ -992,8 +645,7 @@ static void eh_free(struct exporter *base)
 		sock_forget(ex, ex->socks);
 	loop_timer__free(ex->curl_timer);
 	curl_slist_free_all(ex->headers);
-	if (ex->deflate_ready)
-		deflateEnd(&ex->deflate);
+	export_wire__free(ex->wire);
 	free(ex->slots);
 	free(ex->url);
 	free(ex->display);
@@ -1393,18 +1045,11 @@ struct exporter *export_http__new(struct loop *loop, const struct config *cfg,
 			 "are not used (write https:// to use TLS)",
 			 ex->display);
 	}
-	if (ex->gzip) {
-		/*
-		 * Level 1: on a real 610-span batch it costs 1.8 us a span against 3.6 for the
-		 * default level, for output 13 % larger; beside a node, CPU is the dearer.
-		 */
-		if (deflateInit2(&ex->deflate, Z_BEST_SPEED, Z_DEFLATED, 16 + MAX_WBITS, 8,
-				 Z_DEFAULT_STRATEGY) != Z_OK) {
-			snprintf(err, err_size, "out of memory");
-			rc = -ENOMEM;
-			goto cleanup;
-		}
-		ex->deflate_ready = true;
+	ex->wire = export_wire__new(ex->grpc, ex->gzip);
+	if (!ex->wire) {
+		snprintf(err, err_size, "out of memory");
+		rc = -ENOMEM;
+		goto cleanup;
 	}
 	rc = build_headers(ex, cfg, err, err_size);
 	if (rc < 0)
@@ -1432,7 +1077,7 @@ struct exporter *export_http__new(struct loop *loop, const struct config *cfg,
 		slot->ex = ex;
 		otlp_buf_init(&slot->enc);
 		buf_init(&slot->body, OTLP_BUF_MAX);
-		buf_init(&slot->resp, RESP_BODY_CAP);
+		export_wire_answer_init(&slot->answer);
 		slot->timer = loop_timer__new(loop, on_slot_timer, slot);
 		if (!slot->timer || setup_easy(ex, cfg, slot) < 0) {
 			snprintf(err, err_size,
