@@ -1,14 +1,13 @@
 // SPDX-License-Identifier: MIT
 /*
- * export_http: OTLP/HTTP (protobuf, JSON) and OTLP/gRPC over libcurl's multi socket API;
- * what goes on the wire and what the answer means is export_wire's.
+ * export_http: OTLP/HTTP (protobuf, JSON) and OTLP/gRPC over libcurl, driven by the loop
+ * through export_curl; what goes on the wire and what the answer means is export_wire's.
  *
- * One multi handle keeps the connections (HTTP/1.1 keep-alive, or one HTTP/2 connection
- * multiplexing every request). curl's sockets and its timer sit in the process's loop:
- * nothing blocks, no thread of ours. A batch occupies one slot from submit() until done():
- * while it is sent, and while it waits to be retried, so max_inflight also bounds how many
- * batches hammer a collector that is down. A batch is encoded once; its retries resend
- * the same bytes.
+ * A batch occupies one slot from submit() until done(): while it is sent, and while it
+ * waits to be retried, so max_inflight also bounds how many batches hammer a collector that
+ * is down. A batch is encoded once; its retries resend the same bytes. Failures of the
+ * transport itself (refused connections, timeouts, TLS) are judged here, with a hint for
+ * what the user should fix when retrying cannot help.
  *
  * Header values are secrets: they go to curl and nowhere else (never logged, curl's
  * verbose mode never turned on).
@@ -28,6 +27,7 @@
 #include <curl/curl.h>
 
 #include "clock.h"
+#include "export_curl.h"
 #include "export_wire.h"
 #include "log.h"
 #include "retry.h"
@@ -70,13 +70,6 @@ struct http_slot {
 	char last_error[2 * ERR_MSG_CAP]; /* why the last attempt failed, for the give-up message */
 };
 
-/* A socket curl asked us to watch. */
-struct http_sock {
-	struct http_sock *next;
-	int fd;
-	uint32_t events;
-};
-
 struct export_http {
 	struct exporter base;
 	struct loop *loop;
@@ -90,10 +83,8 @@ struct export_http {
 	bool no_reuse; /* one connection per request (see export_http__new) */
 	char *url;
 	char *display; /* scheme://host:port, for messages (no credentials, no query) */
-	CURLM *multi;
-	struct loop_timer *curl_timer;
+	struct export_curl *curl;
 	struct curl_slist *headers;
-	struct http_sock *socks;
 	unsigned max_inflight;
 	unsigned n_active;
 	struct http_slot *slots;
@@ -127,111 +118,6 @@ static void __attribute__((format(printf, 3, 4))) msgf(char *dst, size_t size, c
 	va_start(ap, fmt);
 	vsnprintf(dst, size, fmt, ap);
 	va_end(ap);
-}
-
-/* ---- curl <-> loop --------------------------------------------------------------------- */
-
-static void check_done(struct export_http *ex);
-
-static void on_sock_event(struct loop *loop, int fd, uint32_t events, void *ctx)
-{
-	struct export_http *ex = ctx;
-	int mask = 0, running;
-
-	if (events & EPOLLIN)
-		mask |= CURL_CSELECT_IN;
-	if (events & EPOLLOUT)
-		mask |= CURL_CSELECT_OUT;
-	if (events & (EPOLLERR | EPOLLHUP))
-		mask |= CURL_CSELECT_ERR;
-	curl_multi_socket_action(ex->multi, fd, mask, &running);
-	check_done(ex);
-}
-
-static void on_curl_timer(struct loop *loop, void *ctx)
-{
-	struct export_http *ex = ctx;
-	int running;
-
-	curl_multi_socket_action(ex->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	check_done(ex);
-}
-
-static void sock_forget(struct export_http *ex, struct http_sock *s)
-{
-	for (struct http_sock **pp = &ex->socks; *pp; pp = &(*pp)->next) {
-		if (*pp == s) {
-			*pp = s->next;
-			break;
-		}
-	}
-	loop_del(ex->loop, s->fd);
-	free(s);
-}
-
-static int curl_sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-	struct export_http *ex = userp;
-	struct http_sock *s = socketp;
-	uint32_t events = 0;
-	int rc;
-
-	if (what == CURL_POLL_REMOVE) {
-		if (s) {
-			curl_multi_assign(ex->multi, fd, NULL);
-			sock_forget(ex, s);
-		}
-		return 0;
-	}
-	if (what & CURL_POLL_IN)
-		events |= EPOLLIN;
-	if (what & CURL_POLL_OUT)
-		events |= EPOLLOUT;
-	if (!s) {
-		s = calloc(1, sizeof(*s));
-		if (!s)
-			return -1;
-		s->fd = fd;
-		s->events = events;
-		rc = loop_add(ex->loop, fd, events, on_sock_event, ex);
-		if (rc == -EEXIST) {
-			/* a stale watch for a number curl closed and reused: replace it */
-			loop_del(ex->loop, fd);
-			rc = loop_add(ex->loop, fd, events, on_sock_event, ex);
-		}
-		if (rc < 0) {
-			log_limited(&ex->rl_internal, LOG_LVL_ERROR,
-				    "export: cannot watch a connection socket: %s", strerror(-rc));
-			free(s);
-			return -1;
-		}
-		s->next = ex->socks;
-		ex->socks = s;
-		curl_multi_assign(ex->multi, fd, s);
-		return 0;
-	}
-	if (events != s->events) {
-		rc = loop_mod(ex->loop, fd, events);
-		if (rc < 0) {
-			log_limited(&ex->rl_internal, LOG_LVL_ERROR,
-				    "export: cannot watch a connection socket: %s", strerror(-rc));
-			return -1;
-		}
-		s->events = events;
-	}
-	return 0;
-}
-
-static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-	struct export_http *ex = userp;
-
-	if (ex->closing)
-		return 0;
-	if (timeout_ms < 0)
-		return loop_timer_disarm(ex->curl_timer) < 0 ? -1 : 0;
-	/* arm(0) fires at the next turn of the loop, never from inside curl */
-	return loop_timer_arm(ex->curl_timer, (uint64_t)timeout_ms) < 0 ? -1 : 0;
 }
 
 /* ---- per-request callbacks ------------------------------------------------------------- */
@@ -466,7 +352,6 @@ static void slot_completed(struct http_slot *slot, CURLcode rc)
 	long status = 0, version = 0;
 	struct export_wire_verdict v;
 
-	curl_multi_remove_handle(ex->multi, slot->easy);
 	slot->state = SLOT_WAITING;
 	if (rc != CURLE_OK) {
 		log_debug("export: batch of %zu spans: %s after %llu ms", slot->batch->n,
@@ -487,20 +372,14 @@ static void slot_completed(struct http_slot *slot, CURLcode rc)
 	slot_answered(slot, &v);
 }
 
-static void check_done(struct export_http *ex)
+/* export_curl: a transfer finished. */
+static void on_transfer_done(void *ctx, CURL *easy, CURLcode rc)
 {
-	CURLMsg *msg;
-	int left;
+	struct http_slot *slot = NULL;
 
-	while ((msg = curl_multi_info_read(ex->multi, &left))) {
-		struct http_slot *slot = NULL;
-
-		if (msg->msg != CURLMSG_DONE)
-			continue;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&slot);
-		if (slot && slot->state == SLOT_SENDING)
-			slot_completed(slot, msg->data.result);
-	}
+	curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&slot);
+	if (slot && slot->state == SLOT_SENDING)
+		slot_completed(slot, rc);
 }
 
 /* ---- sending --------------------------------------------------------------------------- */
@@ -508,15 +387,14 @@ static void check_done(struct export_http *ex)
 static int slot_send(struct http_slot *slot)
 {
 	struct export_http *ex = slot->ex;
-	CURLMcode mc;
+	const char *why = "";
 
 	reset_answer(slot);
 	curl_easy_setopt(slot->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)slot->req_len);
 	curl_easy_setopt(slot->easy, CURLOPT_POSTFIELDS, (const char *)slot->req);
 	slot->sent_ns = clock_mono_ns();
-	mc = curl_multi_add_handle(ex->multi, slot->easy);
-	if (mc != CURLM_OK) {
-		snprintf(slot->last_error, sizeof(slot->last_error), "%s", curl_multi_strerror(mc));
+	if (export_curl_add(ex->curl, slot->easy, &why) < 0) {
+		snprintf(slot->last_error, sizeof(slot->last_error), "%s", why);
 		return -EIO;
 	}
 	slot->state = SLOT_SENDING;
@@ -611,7 +489,7 @@ static void eh_abort(struct exporter *base)
 		if (slot->state == SLOT_FREE)
 			continue;
 		if (slot->state == SLOT_SENDING)
-			curl_multi_remove_handle(ex->multi, slot->easy);
+			export_curl_remove(ex->curl, slot->easy);
 		loop_timer_disarm(slot->timer);
 		slot_finish(slot, EXPORT_FAIL_SHUTDOWN);
 	}
@@ -639,11 +517,7 @@ static void eh_free(struct exporter *base)
 			export_wire_answer_release(&slot->answer);
 		}
 	}
-	if (ex->multi)
-		curl_multi_cleanup(ex->multi);
-	while (ex->socks)
-		sock_forget(ex, ex->socks);
-	loop_timer__free(ex->curl_timer);
+	export_curl__free(ex->curl);
 	curl_slist_free_all(ex->headers);
 	export_wire__free(ex->wire);
 	free(ex->slots);
@@ -1055,22 +929,13 @@ struct exporter *export_http__new(struct loop *loop, const struct config *cfg,
 	if (rc < 0)
 		goto cleanup;
 
-	ex->multi = curl_multi_init();
-	ex->curl_timer = loop_timer__new(loop, on_curl_timer, ex);
+	ex->curl = export_curl__new(loop, ex->max_inflight, !ex->no_reuse, on_transfer_done, ex);
 	ex->slots = calloc(ex->max_inflight, sizeof(*ex->slots));
-	if (!ex->multi || !ex->curl_timer || !ex->slots) {
+	if (!ex->curl || !ex->slots) {
 		snprintf(err, err_size, "out of memory (or out of file descriptors)");
 		rc = -ENOMEM;
 		goto cleanup;
 	}
-	curl_multi_setopt(ex->multi, CURLMOPT_SOCKETFUNCTION, curl_sock_cb);
-	curl_multi_setopt(ex->multi, CURLMOPT_SOCKETDATA, ex);
-	curl_multi_setopt(ex->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
-	curl_multi_setopt(ex->multi, CURLMOPT_TIMERDATA, ex);
-	curl_multi_setopt(ex->multi, CURLMOPT_PIPELINING,
-			  ex->no_reuse ? (long)CURLPIPE_NOTHING : (long)CURLPIPE_MULTIPLEX);
-	curl_multi_setopt(ex->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)ex->max_inflight);
-	curl_multi_setopt(ex->multi, CURLMOPT_MAXCONNECTS, (long)ex->max_inflight);
 	for (unsigned i = 0; i < ex->max_inflight; i++) {
 		struct http_slot *slot = &ex->slots[i];
 

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * export_http: OTLP/HTTP (protobuf or JSON) and OTLP/gRPC over libcurl's multi socket API,
- * driven by the loop. Retries per the OTLP specification. Only this module includes curl.
+ * export_http: the OTLP exporter over HTTP (protobuf or JSON) and gRPC: request slots, the
+ * retry policy driven per batch, transport failures and TLS hints, set-up. Its helpers:
+ * export_curl (libcurl in the loop) and export_wire (request bodies, answers, verdicts).
+ * Only the export_* modules include curl.
  */
 #ifndef CLN_OTLP_EXPORT_HTTP_H
 #define CLN_OTLP_EXPORT_HTTP_H
