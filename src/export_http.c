@@ -698,68 +698,89 @@ cleanup:
 	return rc;
 }
 
-/* Validate the endpoint and build the request URL and its display form. */
-static int parse_endpoint(struct export_http *ex, const struct config *cfg, char *err,
-			  size_t err_size)
+/* The URL's display form: scheme://host[:port], nothing else (no credentials, path, query). */
+static int url_display(CURLU *u, const char *scheme, const char *host, char **display)
+{
+	char *port = NULL;
+	size_t n;
+
+	if (curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK)
+		port = NULL;
+	n = strlen(scheme) + strlen(host) + (port ? strlen(port) : 0) + 8;
+	*display = malloc(n);
+	if (*display)
+		snprintf(*display, n, "%s://%s%s%s", scheme, host, port ? ":" : "",
+			 port ? port : "");
+	curl_free(port);
+	return *display ? 0 : -ENOMEM;
+}
+
+int export_http_url(const char *endpoint, bool grpc, bool append, struct export_http_url *out,
+		    char *err, size_t err_size)
 {
 	CURLU *u = NULL;
-	char *scheme = NULL, *host = NULL, *port = NULL;
-	size_t n;
+	char *scheme = NULL, *host = NULL, *url = NULL;
 	int rc = 0;
 
-	if (!cfg->endpoint || !cfg->endpoint[0]) {
+	memset(out, 0, sizeof(*out));
+	err[0] = '\0';
+	if (!endpoint || !endpoint[0]) {
 		snprintf(err, err_size, "no OTLP endpoint: give --endpoint http://host:port");
 		return -EINVAL;
 	}
 	u = curl_url();
 	if (!u) {
-		snprintf(err, err_size, "out of memory");
-		return -ENOMEM;
+		rc = -ENOMEM;
+		goto cleanup;
 	}
-	if (curl_url_set(u, CURLUPART_URL, cfg->endpoint, 0) != CURLUE_OK ||
+	if (curl_url_set(u, CURLUPART_URL, endpoint, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
 		snprintf(err, err_size,
 			 "endpoint \"%s\" is not a URL: write it as http://host:port or "
 			 "https://host:port",
-			 cfg->endpoint);
+			 endpoint);
 		rc = -EINVAL;
 		goto cleanup;
 	}
 	if (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0) {
 		snprintf(err, err_size,
 			 "endpoint \"%s\": scheme %s is not supported: use http:// or https://",
-			 cfg->endpoint, scheme);
+			 endpoint, scheme);
 		rc = -EINVAL;
 		goto cleanup;
 	}
-	ex->tls = strcasecmp(scheme, "https") == 0;
-	if (curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK)
-		port = NULL;
-	n = strlen(scheme) + strlen(host) + (port ? strlen(port) : 0) + 8;
-	ex->display = malloc(n);
-	if (!ex->display) {
-		rc = -ENOMEM;
-		goto cleanup;
-	}
-	snprintf(ex->display, n, "%s://%s%s%s", scheme, host, port ? ":" : "", port ? port : "");
-
-	if (ex->grpc)
+	out->tls = strcasecmp(scheme, "https") == 0;
+	rc = url_display(u, scheme, host, &out->display);
+	if (rc == 0 && grpc)
 		rc = url_append_path(u, GRPC_PATH, true); /* any path is a prefix */
-	else if (cfg->endpoint_append)
+	else if (rc == 0 && append)
 		rc = url_append_path(u, "/" TRACES_PATH, false);
-	if (rc == 0 && curl_url_get(u, CURLUPART_URL, &ex->url, 0) != CURLUE_OK)
+	if (rc == 0 && curl_url_get(u, CURLUPART_URL, &url, 0) != CURLUE_OK)
+		rc = -ENOMEM;
+	if (rc == 0 && !(out->url = strdup(url)))
 		rc = -ENOMEM;
 cleanup:
 	if (rc == -ENOMEM)
 		snprintf(err, err_size, "out of memory");
 	else if (rc < 0 && !err[0])
-		snprintf(err, err_size, "endpoint \"%s\" is not usable", cfg->endpoint);
-	curl_free(scheme);
+		snprintf(err, err_size, "endpoint \"%s\" is not usable", endpoint);
+	if (rc < 0)
+		export_http_url_release(out);
+	curl_free(url);
 	curl_free(host);
-	curl_free(port);
+	curl_free(scheme);
 	curl_url_cleanup(u);
 	return rc;
+}
+
+void export_http_url_release(struct export_http_url *url)
+{
+	if (!url)
+		return;
+	free(url->url);
+	free(url->display);
+	url->url = url->display = NULL;
 }
 
 static int setup_easy(struct export_http *ex, const struct config *cfg, struct http_slot *slot)
@@ -826,6 +847,7 @@ struct exporter *export_http__new(struct loop *loop, const struct config *cfg,
 				  const struct otlp_resource_cfg *res, char *err, size_t err_size)
 {
 	const curl_version_info_data *cv;
+	struct export_http_url where;
 	struct export_http *ex;
 	int rc = 0;
 
@@ -860,9 +882,12 @@ struct exporter *export_http__new(struct loop *loop, const struct config *cfg,
 		goto cleanup;
 	}
 	ex->curl_ready = true;
-	rc = parse_endpoint(ex, cfg, err, err_size);
+	rc = export_http_url(cfg->endpoint, ex->grpc, cfg->endpoint_append, &where, err, err_size);
 	if (rc < 0)
 		goto cleanup;
+	ex->url = where.url; /* taken */
+	ex->display = where.display;
+	ex->tls = where.tls;
 	cv = curl_version_info(CURLVERSION_NOW);
 	if (ex->grpc && !(cv->features & CURL_VERSION_HTTP2)) {
 		snprintf(

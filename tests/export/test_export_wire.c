@@ -6,7 +6,9 @@
  *       "request": the body export_wire_request() builds (gRPC frame, gzip level 1);
  *       "retry_after": export_wire_retry_after() on one value at a given time;
  *       "answer": header lines, a body and an HTTP status fed to export_wire, and the verdict
- *       (outcome, hint, partial success, the message the exporter logs).
+ *       (outcome, hint, partial success, the message the exporter logs);
+ *   test_export_wire url tests/data/export_url/cases.json
+ *       export_http_url(): the request URL, its display form, TLS, or the error.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -17,6 +19,7 @@
 
 #include "../check.h"
 #include "cases.h"
+#include "export_http.h"
 #include "export_wire.h"
 
 #define DEFAULT_NOW 1700000000 /* Tue, 14 Nov 2023 22:13:20 GMT */
@@ -227,14 +230,50 @@ static void suite_wire(const char *path)
 	cJSON_Delete(cases);
 }
 
+/* ---- URLs ----------------------------------------------------------------------------- */
+
+static void suite_url(const char *path)
+{
+	cJSON *cases = cases_load(path), *c;
+
+	cJSON_ArrayForEach(c, cases)
+	{
+		const cJSON *expect = cases_get(c, "expect");
+		const char *want_err = cases_str(expect, "error", NULL);
+		struct export_http_url u;
+		char err[512];
+		int rc;
+
+		check_case(cases_str(c, "name", "?"));
+		rc = export_http_url(cases_str(c, "endpoint", ""),
+				     !strcmp(cases_str(c, "protocol", "http"), "grpc"),
+				     cases_bool(c, "append", true), &u, err, sizeof(err));
+		if (want_err) {
+			CHECK_EQ(rc, -EINVAL);
+			CHECK_MSG(strstr(err, want_err), "error \"%s\" does not say \"%s\"", err,
+				  want_err);
+			CHECK(!u.url && !u.display);
+		} else if (CHECK_MSG(rc == 0, "failed: %s", err)) {
+			CHECK_STR(u.url, cases_str(expect, "url", ""));
+			CHECK_STR(u.display, cases_str(expect, "display", ""));
+			CHECK_EQ(u.tls, cases_bool(expect, "tls", false));
+		}
+		export_http_url_release(&u);
+	}
+	check_case(NULL);
+	cJSON_Delete(cases);
+}
+
 int main(int argc, char **argv)
 {
 	const char *suite = argc > 2 ? argv[1] : "";
 
 	if (!strcmp(suite, "wire"))
 		suite_wire(argv[2]);
+	else if (!strcmp(suite, "url"))
+		suite_url(argv[2]);
 	else {
-		fprintf(stderr, "usage: test_export_wire wire CASES.json\n");
+		fprintf(stderr, "usage: test_export_wire wire|url CASES.json\n");
 		return 2;
 	}
 	return check_summary();
