@@ -80,16 +80,16 @@ struct export_http {
 	bool tls;
 	bool have_ca;
 	bool have_client_cert;
-	bool no_reuse; /* one connection per request (see export_http__new) */
+	bool no_reuse; /* one connection per request (see check_curl) */
 	char *url;
 	char *display; /* scheme://host:port, for messages (no credentials, no query) */
 	struct export_curl *curl;
+	struct export_wire *wire;
 	struct curl_slist *headers;
 	unsigned max_inflight;
 	unsigned n_active;
 	struct http_slot *slots;
 	struct retry_policy policy;
-	struct export_wire *wire;
 	bool aborting;
 	bool closing;
 	bool curl_ready;
@@ -843,20 +843,109 @@ static int setup_easy(struct export_http *ex, const struct config *cfg, struct h
 	return rc == CURLE_OK ? 0 : -EINVAL;
 }
 
-struct exporter *export_http__new(struct loop *loop, const struct config *cfg,
-				  const struct otlp_resource_cfg *res, char *err, size_t err_size)
+/*
+ * What this libcurl can do: HTTP/2 for gRPC, TLS for https. libcurl before 8.0 breaks a
+ * cleartext HTTP/2 (prior knowledge) connection when a second request reuses it ("Error in
+ * the HTTP2 framing layer", curl issue 10634): there, each gRPC request gets a connection of
+ * its own; TLS (ALPN) is not affected.
+ */
+static int check_curl(struct export_http *ex, char *err, size_t err_size)
 {
-	const curl_version_info_data *cv;
-	struct export_http_url where;
-	struct export_http *ex;
-	int rc = 0;
+	const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
 
-	err[0] = '\0';
-	ex = calloc(1, sizeof(*ex));
-	if (!ex) {
-		snprintf(err, err_size, "out of memory");
-		return NULL;
+	if (ex->grpc && !(cv->features & CURL_VERSION_HTTP2)) {
+		snprintf(
+			err, err_size,
+			"this libcurl (%s) has no HTTP/2, which OTLP/gRPC needs: install a libcurl "
+			"built with nghttp2, or use --protocol http/protobuf",
+			cv->version);
+		return -ENOTSUP;
 	}
+	if (ex->grpc && !ex->tls && cv->version_num < 0x080000) {
+		ex->no_reuse = true;
+		log_debug("export: libcurl %s: one connection per gRPC request over cleartext",
+			  cv->version);
+	}
+	if (ex->tls && !(cv->features & CURL_VERSION_SSL)) {
+		snprintf(err, err_size,
+			 "this libcurl (%s) has no TLS: install one built with TLS, or use http://",
+			 cv->version);
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
+/* The CA and client certificate files, read before the first batch needs them. */
+static int check_tls(struct export_http *ex, const struct config *cfg, char *err, size_t err_size)
+{
+	int rc;
+
+	if (!ex->tls) {
+		if (cfg->ca_cert || cfg->client_cert || cfg->client_key)
+			log_warn("export: endpoint %s is plain http: the CA and client "
+				 "certificates are not used (write https:// to use TLS)",
+				 ex->display);
+		return 0;
+	}
+	if ((rc = check_readable(cfg->ca_cert, "CA certificate file",
+				 "fix --ca-cert (OTEL_EXPORTER_OTLP_CERTIFICATE)", err, err_size)) <
+		    0 ||
+	    (rc = check_readable(cfg->client_cert, "client certificate file",
+				 "fix --client-cert (OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE)", err,
+				 err_size)) < 0 ||
+	    (rc = check_readable(cfg->client_key, "client key file",
+				 "fix --client-key (OTEL_EXPORTER_OTLP_CLIENT_KEY)", err,
+				 err_size)) < 0)
+		return rc;
+	if (cfg->client_key && !cfg->client_cert) {
+		snprintf(err, err_size,
+			 "a client key without a client certificate: give --client-cert "
+			 "too (OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE)");
+		return -EINVAL;
+	}
+	if (cfg->insecure)
+		log_warn("export: TLS certificate verification is OFF (--insecure): "
+			 "anyone on the path to %s can read and alter the spans",
+			 ex->display);
+	return 0;
+}
+
+/* The connections, and a slot (an easy handle, a retry timer, buffers) per request. */
+static int setup_slots(struct export_http *ex, const struct config *cfg, char *err, size_t err_size)
+{
+	ex->curl =
+		export_curl__new(ex->loop, ex->max_inflight, !ex->no_reuse, on_transfer_done, ex);
+	ex->slots = calloc(ex->max_inflight, sizeof(*ex->slots));
+	if (!ex->curl || !ex->slots) {
+		snprintf(err, err_size, "out of memory (or out of file descriptors)");
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < ex->max_inflight; i++) {
+		struct http_slot *slot = &ex->slots[i];
+
+		slot->ex = ex;
+		otlp_buf_init(&slot->enc);
+		buf_init(&slot->body, OTLP_BUF_MAX);
+		export_wire_answer_init(&slot->answer);
+		slot->timer = loop_timer__new(ex->loop, on_slot_timer, slot);
+		if (!slot->timer || setup_easy(ex, cfg, slot) < 0) {
+			snprintf(err, err_size,
+				 "cannot set up a request (out of memory, or a "
+				 "libcurl without a needed option)");
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+/* The exporter's settings from @cfg, before anything that can fail. */
+static struct export_http *eh_alloc(struct loop *loop, const struct config *cfg,
+				    const struct otlp_resource_cfg *res)
+{
+	struct export_http *ex = calloc(1, sizeof(*ex));
+
+	if (!ex)
+		return NULL;
 	ex->base.ops = &export_http_ops;
 	ex->base.name = cfg->protocol == CONFIG_PROTO_GRPC	  ? "otlp/grpc"
 			: cfg->protocol == CONFIG_PROTO_HTTP_JSON ? "otlp/http-json"
@@ -875,7 +964,22 @@ struct exporter *export_http__new(struct loop *loop, const struct config *cfg,
 	if (getrandom(&ex->rnd, sizeof(ex->rnd), GRND_NONBLOCK) != sizeof(ex->rnd))
 		ex->rnd = clock_real_ns() ^ ((uint64_t)getpid() << 32);
 	ex->rnd |= 1;
+	return ex;
+}
 
+struct exporter *export_http__new(struct loop *loop, const struct config *cfg,
+				  const struct otlp_resource_cfg *res, char *err, size_t err_size)
+{
+	struct export_http_url where;
+	struct export_http *ex;
+	int rc = 0;
+
+	err[0] = '\0';
+	ex = eh_alloc(loop, cfg, res);
+	if (!ex) {
+		snprintf(err, err_size, "out of memory");
+		return NULL;
+	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		snprintf(err, err_size, "cannot initialise libcurl");
 		rc = -EIO;
@@ -888,62 +992,11 @@ struct exporter *export_http__new(struct loop *loop, const struct config *cfg,
 	ex->url = where.url; /* taken */
 	ex->display = where.display;
 	ex->tls = where.tls;
-	cv = curl_version_info(CURLVERSION_NOW);
-	if (ex->grpc && !(cv->features & CURL_VERSION_HTTP2)) {
-		snprintf(
-			err, err_size,
-			"this libcurl (%s) has no HTTP/2, which OTLP/gRPC needs: install a libcurl "
-			"built with nghttp2, or use --protocol http/protobuf",
-			cv->version);
-		rc = -ENOTSUP;
+	rc = check_curl(ex, err, err_size);
+	if (rc == 0)
+		rc = check_tls(ex, cfg, err, err_size);
+	if (rc < 0)
 		goto cleanup;
-	}
-	/*
-	 * libcurl before 8.0 breaks a cleartext HTTP/2 (prior knowledge) connection when a
-	 * second request reuses it ("Error in the HTTP2 framing layer", curl issue 10634).
-	 * There, each gRPC request gets a connection of its own; TLS (ALPN) is not affected.
-	 */
-	if (ex->grpc && !ex->tls && cv->version_num < 0x080000) {
-		ex->no_reuse = true;
-		log_debug("export: libcurl %s: one connection per gRPC request over cleartext",
-			  cv->version);
-	}
-	if (ex->tls && !(cv->features & CURL_VERSION_SSL)) {
-		snprintf(err, err_size,
-			 "this libcurl (%s) has no TLS: install one built with TLS, or use http://",
-			 cv->version);
-		rc = -ENOTSUP;
-		goto cleanup;
-	}
-	if (ex->tls) {
-		if ((rc = check_readable(cfg->ca_cert, "CA certificate file",
-					 "fix --ca-cert "
-					 "(OTEL_EXPORTER_OTLP_CERTIFICATE)",
-					 err, err_size)) < 0 ||
-		    (rc = check_readable(
-			     cfg->client_cert, "client certificate file",
-			     "fix --client-cert (OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE)", err,
-			     err_size)) < 0 ||
-		    (rc = check_readable(cfg->client_key, "client key file",
-					 "fix --client-key (OTEL_EXPORTER_OTLP_CLIENT_KEY)", err,
-					 err_size)) < 0)
-			goto cleanup;
-		if (cfg->client_key && !cfg->client_cert) {
-			snprintf(err, err_size,
-				 "a client key without a client certificate: give --client-cert "
-				 "too (OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE)");
-			rc = -EINVAL;
-			goto cleanup;
-		}
-		if (cfg->insecure)
-			log_warn("export: TLS certificate verification is OFF (--insecure): "
-				 "anyone on the path to %s can read and alter the spans",
-				 ex->display);
-	} else if (cfg->ca_cert || cfg->client_cert || cfg->client_key) {
-		log_warn("export: endpoint %s is plain http: the CA and client certificates "
-			 "are not used (write https:// to use TLS)",
-			 ex->display);
-	}
 	ex->wire = export_wire__new(ex->grpc, ex->gzip);
 	if (!ex->wire) {
 		snprintf(err, err_size, "out of memory");
@@ -951,32 +1004,10 @@ struct exporter *export_http__new(struct loop *loop, const struct config *cfg,
 		goto cleanup;
 	}
 	rc = build_headers(ex, cfg, err, err_size);
+	if (rc == 0)
+		rc = setup_slots(ex, cfg, err, err_size);
 	if (rc < 0)
 		goto cleanup;
-
-	ex->curl = export_curl__new(loop, ex->max_inflight, !ex->no_reuse, on_transfer_done, ex);
-	ex->slots = calloc(ex->max_inflight, sizeof(*ex->slots));
-	if (!ex->curl || !ex->slots) {
-		snprintf(err, err_size, "out of memory (or out of file descriptors)");
-		rc = -ENOMEM;
-		goto cleanup;
-	}
-	for (unsigned i = 0; i < ex->max_inflight; i++) {
-		struct http_slot *slot = &ex->slots[i];
-
-		slot->ex = ex;
-		otlp_buf_init(&slot->enc);
-		buf_init(&slot->body, OTLP_BUF_MAX);
-		export_wire_answer_init(&slot->answer);
-		slot->timer = loop_timer__new(loop, on_slot_timer, slot);
-		if (!slot->timer || setup_easy(ex, cfg, slot) < 0) {
-			snprintf(err, err_size,
-				 "cannot set up a request (out of memory, or a "
-				 "libcurl without a needed option)");
-			rc = -ENOMEM;
-			goto cleanup;
-		}
-	}
 	log_debug("export: %s to %s, %u request(s) at a time, %s", ex->base.name, ex->display,
 		  ex->max_inflight, ex->gzip ? "gzip" : "uncompressed");
 cleanup:
