@@ -116,7 +116,8 @@ static void check_http_date(uint64_t clock, const uint8_t *v, size_t len)
 	FUZZ_CHECK(gmtime_r(&t, &tm) != NULL, "gmtime_r");
 	reread("%a, %d %b %Y %H:%M:%S GMT", &tm, (int64_t)t - ahead, want); /* IMF-fixdate */
 	reread("%a %b %e %H:%M:%S %Y", &tm, (int64_t)t - ahead, want);	    /* asctime */
-	if (tm.tm_year + 1900 >= 1970 && tm.tm_year + 1900 <= 2069)
+	/* RFC 850's two-digit years: curl reads 71-99 as 19xx, 00-70 as 20xx */
+	if (tm.tm_year + 1900 >= 1971 && tm.tm_year + 1900 <= 2070)
 		reread("%A, %d-%b-%y %H:%M:%S GMT", &tm, (int64_t)t - ahead, want); /* RFC 850 */
 }
 
@@ -228,6 +229,69 @@ out:
 	free(out);
 	free(ref);
 	free(tiny);
+}
+
+static void check_schedule(const uint8_t *d, size_t len, uint64_t budget)
+{
+	struct retry_policy p;
+	struct retry_state st;
+	uint64_t now = 1000000 + (budget >> 32), first = now, waited = 0;
+
+	budget &= 0x7fffffff; /* config caps the budget at INT_MAX ms */
+	retry_policy_init(&p, budget);
+	retry_state_start(&st, now);
+	for (size_t i = 0; i + 12 <= len; i += 12) {
+		uint64_t rnd, wait = UNSET, elapsed, remaining, prev = st.prev_wait_ms;
+		uint16_t took, h;
+		int64_t hint;
+		unsigned attempts = st.attempts;
+		bool again;
+
+		memcpy(&rnd, d + i, 8);
+		memcpy(&took, d + i + 8, 2);
+		memcpy(&h, d + i + 10, 2);
+		hint = h == 0xffff ? -1 : (int64_t)h * 100; /* up to 6553 s */
+		now += took;
+		elapsed = now - first;
+		again = retry_next(&p, &st, now, hint, rnd, &wait);
+		FUZZ_CHECK(again == (elapsed < budget), "retry %d at %llu of %llu ms", again,
+			   (unsigned long long)elapsed, (unsigned long long)budget);
+		if (!again)
+			break;
+		remaining = budget - elapsed;
+		FUZZ_CHECK(wait <= remaining, "waits %llu ms, %llu left", (unsigned long long)wait,
+			   (unsigned long long)remaining);
+		FUZZ_CHECK(st.attempts == attempts + 1, "attempts");
+		if (hint >= 0) {
+			FUZZ_CHECK(
+				wait == ((uint64_t)hint < remaining ? (uint64_t)hint : remaining),
+				"hint %lld ms, waits %llu", (long long)hint,
+				(unsigned long long)wait);
+		} else {
+			uint64_t lo = p.initial_ms < remaining ? p.initial_ms : remaining;
+			uint64_t hi = prev * 3 > p.initial_ms ? prev * 3 : p.initial_ms;
+
+			FUZZ_CHECK(wait >= lo && wait <= p.max_wait_ms && wait <= hi,
+				   "backoff %llu ms (previous %llu)", (unsigned long long)wait,
+				   (unsigned long long)prev);
+		}
+		now += wait;
+		waited += wait;
+		FUZZ_CHECK(now - first <= budget, "past the budget");
+	}
+	FUZZ_CHECK(waited <= budget, "waited %llu of %llu ms", (unsigned long long)waited,
+		   (unsigned long long)budget);
+}
+
+static void check_codes(uint64_t x)
+{
+	long status = (long)(x % 1000);
+	int code = (int)((x >> 16) % 20);
+
+	/* An HTTP status worth retrying maps to a gRPC code worth retrying, and back. */
+	FUZZ_CHECK(!retry_http_status(status) || retry_grpc_code(retry_http_to_grpc(status), false),
+		   "HTTP %ld", status);
+	FUZZ_CHECK(!retry_grpc_code(code, false) || retry_grpc_code(code, true), "code %d", code);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
