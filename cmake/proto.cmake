@@ -6,7 +6,10 @@ set(PROTO_FILES
 	opentelemetry/proto/resource/v1/resource.proto
 	opentelemetry/proto/trace/v1/trace.proto
 	opentelemetry/proto/collector/trace/v1/trace_service.proto
-	google/rpc/status.proto)
+	google/protobuf/any.proto
+	google/protobuf/duration.proto
+	google/rpc/status.proto
+	google/rpc/error_details.proto)
 set(PROTO_C_SOURCES)
 foreach(p ${PROTO_FILES})
 	string(REGEX REPLACE "\\.proto$" "" base ${p})

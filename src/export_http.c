@@ -1,13 +1,13 @@
 // SPDX-License-Identifier: MIT
 /*
- * export_http: OTLP/HTTP (protobuf, JSON) and OTLP/gRPC over libcurl's multi socket API.
+ * export_http: OTLP/HTTP (protobuf, JSON) and OTLP/gRPC over libcurl, driven by the loop
+ * through export_curl; what goes on the wire and what the answer means is export_wire's.
  *
- * One multi handle keeps the connections (HTTP/1.1 keep-alive, or one HTTP/2 connection
- * multiplexing every request). curl's sockets and its timer sit in the process's loop:
- * nothing blocks, no thread of ours. A batch occupies one slot from submit() until done():
- * while it is sent, and while it waits to be retried, so max_inflight also bounds how many
- * batches hammer a collector that is down. A batch is encoded once; its retries resend
- * the same bytes.
+ * A batch occupies one slot from submit() until done(): while it is sent, and while it
+ * waits to be retried, so max_inflight also bounds how many batches hammer a collector that
+ * is down. A batch is encoded once; its retries resend the same bytes. Failures of the
+ * transport itself (refused connections, timeouts, TLS) are judged here, with a hint for
+ * what the user should fix when retrying cannot help.
  *
  * Header values are secrets: they go to curl and nowhere else (never logged, curl's
  * verbose mode never turned on).
@@ -22,27 +22,22 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
 #include <curl/curl.h>
-#include <zlib.h>
 
 #include "clock.h"
+#include "export_curl.h"
+#include "export_wire.h"
 #include "log.h"
 #include "retry.h"
 #include "stats.h"
-#include "text.h"
 
 #ifndef CLN_OTLP_VERSION
 #define CLN_OTLP_VERSION "0"
 #endif
 
 #define EXPORT_HTTP_MAX_INFLIGHT 64
-#define RESP_BODY_CAP		 (64 * 1024) /* response bytes kept; the rest is read and dropped */
-#define GRPC_MESSAGE_CAP	 512
-#define GRPC_DETAILS_CAP	 4096
 #define ERR_MSG_CAP		 256
 #define GRPC_PATH		 "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 #define TRACES_PATH		 "v1/traces" /* the OTLP/HTTP signal path */
@@ -70,24 +65,9 @@ struct http_slot {
 	bool backoff; /* waiting on our own backoff (not a server's Retry-After hint) */
 	uint64_t sent_ns;
 
-	/* The answer to the current attempt. */
-	int64_t retry_after_ms; /* -1: none */
-	int grpc_status;	/* -1: none seen */
-	bool resp_json;
-	bool resp_grpc_gzip;
-	bool has_retry_info;
-	uint64_t retry_info_ms;
-	char grpc_message[GRPC_MESSAGE_CAP];
-	struct buf resp; /* at most RESP_BODY_CAP */
+	struct export_wire_answer answer; /* to the current attempt */
 	char errbuf[CURL_ERROR_SIZE];
 	char last_error[2 * ERR_MSG_CAP]; /* why the last attempt failed, for the give-up message */
-};
-
-/* A socket curl asked us to watch. */
-struct http_sock {
-	struct http_sock *next;
-	int fd;
-	uint32_t events;
 };
 
 struct export_http {
@@ -100,19 +80,16 @@ struct export_http {
 	bool tls;
 	bool have_ca;
 	bool have_client_cert;
-	bool no_reuse; /* one connection per request (see export_http__new) */
+	bool no_reuse; /* one connection per request (see check_curl) */
 	char *url;
 	char *display; /* scheme://host:port, for messages (no credentials, no query) */
-	CURLM *multi;
-	struct loop_timer *curl_timer;
+	struct export_curl *curl;
+	struct export_wire *wire;
 	struct curl_slist *headers;
-	struct http_sock *socks;
 	unsigned max_inflight;
 	unsigned n_active;
 	struct http_slot *slots;
 	struct retry_policy policy;
-	z_stream deflate;
-	bool deflate_ready;
 	bool aborting;
 	bool closing;
 	bool curl_ready;
@@ -143,300 +120,32 @@ static void __attribute__((format(printf, 3, 4))) msgf(char *dst, size_t size, c
 	va_end(ap);
 }
 
-/* grpc-message is percent-encoded; a malformed escape is kept as it is (gRPC's rule). */
-static void grpc_message_decode(char *dst, size_t size, const char *src, size_t len)
-{
-	char tmp[GRPC_MESSAGE_CAP];
-	size_t n = 0;
-
-	for (size_t i = 0; i < len && n + 1 < sizeof(tmp); i++) {
-		int hi, lo;
-
-		if (src[i] == '%' && i + 2 < len && (hi = text_hex_digit(src[i + 1])) >= 0 &&
-		    (lo = text_hex_digit(src[i + 2])) >= 0) {
-			tmp[n++] = (char)(hi << 4 | lo);
-			i += 2;
-		} else {
-			tmp[n++] = src[i];
-		}
-	}
-	text_printable(dst, size, tmp, n);
-}
-
-static const char *grpc_code_name(int code)
-{
-	static const char *const names[] = {
-		"OK",
-		"CANCELLED",
-		"UNKNOWN",
-		"INVALID_ARGUMENT",
-		"DEADLINE_EXCEEDED",
-		"NOT_FOUND",
-		"ALREADY_EXISTS",
-		"PERMISSION_DENIED",
-		"RESOURCE_EXHAUSTED",
-		"FAILED_PRECONDITION",
-		"ABORTED",
-		"OUT_OF_RANGE",
-		"UNIMPLEMENTED",
-		"INTERNAL",
-		"UNAVAILABLE",
-		"DATA_LOSS",
-		"UNAUTHENTICATED",
-	};
-
-	return code >= 0 && (size_t)code < sizeof(names) / sizeof(names[0]) ? names[code] : "?";
-}
-
-/* ---- compression ----------------------------------------------------------------------- */
-
-/* gzip @in into @out at @off (out->len set to the end). */
-static int gzip_into(struct export_http *ex, const uint8_t *in, size_t n, struct buf *out,
-		     size_t off)
-{
-	uLong bound;
-	int rc;
-
-	if (n > UINT32_MAX / 2)
-		return -E2BIG;
-	if (deflateReset(&ex->deflate) != Z_OK)
-		return -EIO;
-	bound = deflateBound(&ex->deflate, (uLong)n);
-	buf_reset(out);
-	if (buf_reserve(out, off + bound) < 0)
-		return -ENOMEM;
-	ex->deflate.next_in = (Bytef *)in;
-	ex->deflate.avail_in = (uInt)n;
-	ex->deflate.next_out = out->data + off;
-	ex->deflate.avail_out = (uInt)bound;
-	rc = deflate(&ex->deflate, Z_FINISH);
-	if (rc != Z_STREAM_END)
-		return -EIO;
-	out->len = off + ex->deflate.total_out;
-	return 0;
-}
-
-/* gunzip @in into @out (at most @cap bytes). */
-static int gunzip(const uint8_t *in, size_t n, struct buf *out, size_t cap)
-{
-	z_stream z;
-	int rc, err = 0;
-
-	memset(&z, 0, sizeof(z));
-	if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK)
-		return -ENOMEM;
-	buf_reset(out);
-	if (buf_reserve(out, cap) < 0) {
-		err = -ENOMEM;
-		goto cleanup;
-	}
-	z.next_in = (Bytef *)in;
-	z.avail_in = (uInt)n;
-	z.next_out = out->data;
-	z.avail_out = (uInt)cap;
-	rc = inflate(&z, Z_FINISH);
-	if (rc != Z_STREAM_END) {
-		err = -EBADMSG;
-		goto cleanup;
-	}
-	out->len = z.total_out;
-cleanup:
-	inflateEnd(&z);
-	return err;
-}
-
-/* ---- curl <-> loop --------------------------------------------------------------------- */
-
-static void check_done(struct export_http *ex);
-
-static void on_sock_event(struct loop *loop, int fd, uint32_t events, void *ctx)
-{
-	struct export_http *ex = ctx;
-	int mask = 0, running;
-
-	if (events & EPOLLIN)
-		mask |= CURL_CSELECT_IN;
-	if (events & EPOLLOUT)
-		mask |= CURL_CSELECT_OUT;
-	if (events & (EPOLLERR | EPOLLHUP))
-		mask |= CURL_CSELECT_ERR;
-	curl_multi_socket_action(ex->multi, fd, mask, &running);
-	check_done(ex);
-}
-
-static void on_curl_timer(struct loop *loop, void *ctx)
-{
-	struct export_http *ex = ctx;
-	int running;
-
-	curl_multi_socket_action(ex->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-	check_done(ex);
-}
-
-static void sock_forget(struct export_http *ex, struct http_sock *s)
-{
-	for (struct http_sock **pp = &ex->socks; *pp; pp = &(*pp)->next) {
-		if (*pp == s) {
-			*pp = s->next;
-			break;
-		}
-	}
-	loop_del(ex->loop, s->fd);
-	free(s);
-}
-
-static int curl_sock_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
-{
-	struct export_http *ex = userp;
-	struct http_sock *s = socketp;
-	uint32_t events = 0;
-	int rc;
-
-	if (what == CURL_POLL_REMOVE) {
-		if (s) {
-			curl_multi_assign(ex->multi, fd, NULL);
-			sock_forget(ex, s);
-		}
-		return 0;
-	}
-	if (what & CURL_POLL_IN)
-		events |= EPOLLIN;
-	if (what & CURL_POLL_OUT)
-		events |= EPOLLOUT;
-	if (!s) {
-		s = calloc(1, sizeof(*s));
-		if (!s)
-			return -1;
-		s->fd = fd;
-		s->events = events;
-		rc = loop_add(ex->loop, fd, events, on_sock_event, ex);
-		if (rc == -EEXIST) {
-			/* a stale watch for a number curl closed and reused: replace it */
-			loop_del(ex->loop, fd);
-			rc = loop_add(ex->loop, fd, events, on_sock_event, ex);
-		}
-		if (rc < 0) {
-			log_limited(&ex->rl_internal, LOG_LVL_ERROR,
-				    "export: cannot watch a connection socket: %s", strerror(-rc));
-			free(s);
-			return -1;
-		}
-		s->next = ex->socks;
-		ex->socks = s;
-		curl_multi_assign(ex->multi, fd, s);
-		return 0;
-	}
-	if (events != s->events) {
-		rc = loop_mod(ex->loop, fd, events);
-		if (rc < 0) {
-			log_limited(&ex->rl_internal, LOG_LVL_ERROR,
-				    "export: cannot watch a connection socket: %s", strerror(-rc));
-			return -1;
-		}
-		s->events = events;
-	}
-	return 0;
-}
-
-static int curl_timer_cb(CURLM *multi, long timeout_ms, void *userp)
-{
-	struct export_http *ex = userp;
-
-	if (ex->closing)
-		return 0;
-	if (timeout_ms < 0)
-		return loop_timer_disarm(ex->curl_timer) < 0 ? -1 : 0;
-	/* arm(0) fires at the next turn of the loop, never from inside curl */
-	return loop_timer_arm(ex->curl_timer, (uint64_t)timeout_ms) < 0 ? -1 : 0;
-}
-
 /* ---- per-request callbacks ------------------------------------------------------------- */
 
 static size_t on_body(char *data, size_t size, size_t nmemb, void *ctx)
 {
 	struct http_slot *slot = ctx;
-	size_t n = size * nmemb, room;
+	size_t n = size * nmemb;
 
-	room = slot->resp.max - slot->resp.len;
-	buf_add(&slot->resp, data, room < n ? room : n); /* at the cap, or out of memory: cut */
-	return n;					 /* read and drop anything past the cap */
-}
-
-static bool header_is(const char *line, size_t len, const char *name, const char **val,
-		      size_t *vlen)
-{
-	size_t n = strlen(name);
-	const char *v, *end = line + len;
-
-	if (len <= n || strncasecmp(line, name, n) != 0 || line[n] != ':')
-		return false;
-	v = line + n + 1;
-	while (v < end && (*v == ' ' || *v == '\t'))
-		v++;
-	while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ' || end[-1] == '\t'))
-		end--;
-	*val = v;
-	*vlen = (size_t)(end - v);
-	return true;
-}
-
-static void reset_answer(struct http_slot *slot)
-{
-	slot->retry_after_ms = -1;
-	slot->grpc_status = -1;
-	slot->resp_json = false;
-	slot->resp_grpc_gzip = false;
-	slot->has_retry_info = false;
-	slot->retry_info_ms = 0;
-	slot->grpc_message[0] = '\0';
-	slot->resp.len = 0;
-	slot->errbuf[0] = '\0';
+	export_wire_body(&slot->answer, data, n);
+	return n; /* read and drop anything past the cap */
 }
 
 static size_t on_header(char *line, size_t size, size_t nmemb, void *ctx)
 {
 	struct http_slot *slot = ctx;
-	size_t len = size * nmemb, vlen;
-	const char *v;
+	size_t len = size * nmemb;
 
-	if (len >= 5 && strncmp(line, "HTTP/", 5) == 0) {
-		/* a new response (after a 100 Continue, say): forget the previous one */
-		reset_answer(slot);
-		return len;
-	}
-	if (header_is(line, len, "retry-after", &v, &vlen)) {
-		uint64_t ms;
-
-		if (retry_parse_retry_after(v, vlen, time(NULL), &ms) == 0)
-			slot->retry_after_ms = (int64_t)ms;
-	} else if (header_is(line, len, "content-type", &v, &vlen)) {
-		slot->resp_json = vlen >= 16 && strncasecmp(v, "application/json", 16) == 0;
-	} else if (header_is(line, len, "grpc-status", &v, &vlen)) {
-		int code = 0;
-
-		for (size_t i = 0; i < vlen && i < 4; i++) {
-			if (v[i] < '0' || v[i] > '9') {
-				code = 2; /* UNKNOWN */
-				break;
-			}
-			code = code * 10 + (v[i] - '0');
-		}
-		slot->grpc_status = vlen ? code : 2;
-	} else if (header_is(line, len, "grpc-message", &v, &vlen)) {
-		grpc_message_decode(slot->grpc_message, sizeof(slot->grpc_message), v, vlen);
-	} else if (header_is(line, len, "grpc-encoding", &v, &vlen)) {
-		slot->resp_grpc_gzip = vlen == 4 && strncasecmp(v, "gzip", 4) == 0;
-	} else if (header_is(line, len, "grpc-status-details-bin", &v, &vlen)) {
-		uint8_t details[GRPC_DETAILS_CAP];
-		uint64_t ms;
-		int n = text_base64_decode(v, vlen, details, sizeof(details));
-
-		if (n >= 0 && retry_grpc_retry_info(details, (size_t)n, &ms) == 0) {
-			slot->has_retry_info = true;
-			slot->retry_info_ms = ms;
-		}
-	}
+	/* a new response (after a 100 Continue, say) forgets the previous one */
+	if (export_wire_header(&slot->answer, line, len))
+		slot->errbuf[0] = '\0';
 	return len;
+}
+
+static void reset_answer(struct http_slot *slot)
+{
+	export_wire_answer_reset(&slot->answer);
+	slot->errbuf[0] = '\0';
 }
 
 /* ---- finishing a batch ----------------------------------------------------------------- */
@@ -524,91 +233,23 @@ static void slot_refused(struct http_slot *slot, const char *what)
 	slot_finish(slot, EXPORT_FAIL_REJECTED);
 }
 
+/* A success: count and log what the collector rejected, or what it said. */
 static void count_partial(struct http_slot *slot, int64_t rejected, const char *msg)
 {
 	struct export_http *ex = slot->ex;
-	char clean[ERR_MSG_CAP];
 
 	if (rejected <= 0) {
-		if (msg[0]) {
-			text_printable(clean, sizeof(clean), msg, strlen(msg));
+		if (msg[0])
 			log_limited(&ex->rl_partial, LOG_LVL_WARN,
-				    "export to %s: collector says: %s", ex->display, clean);
-		}
+				    "export to %s: collector says: %s", ex->display, msg);
 		return;
 	}
 	stats.partial_rejected += (uint64_t)rejected;
 	slot->batch->rejected =
 		(uint64_t)rejected < slot->batch->n ? (size_t)rejected : slot->batch->n;
-	text_printable(clean, sizeof(clean), msg, strlen(msg));
 	log_limited(&ex->rl_partial, LOG_LVL_WARN,
 		    "export to %s: collector rejected %lld of %zu spans%s%s", ex->display,
-		    (long long)rejected, slot->batch->n, clean[0] ? ": " : "", clean);
-}
-
-static int64_t json_int(const cJSON *v)
-{
-	if (cJSON_IsNumber(v))
-		return (int64_t)v->valuedouble;
-	if (cJSON_IsString(v) && v->valuestring)
-		return strtoll(v->valuestring, NULL, 10);
-	return 0;
-}
-
-static const cJSON *json_get(const cJSON *obj, const char *camel, const char *snake)
-{
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, camel);
-
-	return v ? v : cJSON_GetObjectItemCaseSensitive(obj, snake);
-}
-
-/* ExportTraceServiceResponse in OTLP/JSON. */
-static int decode_json_response(const uint8_t *data, size_t len, int64_t *rejected, char *msg,
-				size_t msg_size)
-{
-	cJSON *root = cJSON_ParseWithLength((const char *)data, len);
-	const cJSON *ps, *v;
-
-	*rejected = 0;
-	msg[0] = '\0';
-	if (!root)
-		return -EBADMSG;
-	ps = json_get(root, "partialSuccess", "partial_success");
-	if (cJSON_IsObject(ps)) {
-		*rejected = json_int(json_get(ps, "rejectedSpans", "rejected_spans"));
-		v = json_get(ps, "errorMessage", "error_message");
-		if (cJSON_IsString(v) && v->valuestring)
-			snprintf(msg, msg_size, "%s", v->valuestring);
-	}
-	cJSON_Delete(root);
-	return 0;
-}
-
-/* What an error body says: google.rpc.Status (protobuf or JSON), else the text itself. */
-static void error_body_message(struct http_slot *slot, char *out, size_t size)
-{
-	const uint8_t *d = slot->resp.data;
-	size_t n = slot->resp.len;
-	char msg[ERR_MSG_CAP];
-	int32_t code;
-
-	out[0] = '\0';
-	if (!n)
-		return;
-	if (slot->resp_json) {
-		cJSON *root = cJSON_ParseWithLength((const char *)d, n);
-		const cJSON *m = root ? cJSON_GetObjectItemCaseSensitive(root, "message") : NULL;
-
-		if (cJSON_IsString(m) && m->valuestring)
-			text_printable(out, size, m->valuestring, strlen(m->valuestring));
-		cJSON_Delete(root);
-		if (out[0])
-			return;
-	} else if (otlp_decode_rpc_status(d, n, &code, msg, sizeof(msg)) == 0 && msg[0]) {
-		text_printable(out, size, msg, strlen(msg));
-		return;
-	}
-	text_printable(out, size, (const char *)d, n); /* text/plain and the like */
+		    (long long)rejected, slot->batch->n, msg[0] ? ": " : "", msg);
 }
 
 static bool curl_code_retryable(CURLcode rc)
@@ -680,101 +321,28 @@ static void transport_failed(struct http_slot *slot, CURLcode rc)
 	slot_finish(slot, EXPORT_FAIL_REJECTED);
 }
 
-static void http_answered(struct http_slot *slot, long status)
+/* The collector answered: act on export_wire's verdict. */
+static void slot_answered(struct http_slot *slot, const struct export_wire_verdict *v)
 {
-	char msg[ERR_MSG_CAP], what[ERR_MSG_CAP + 64];
-	int64_t rejected = 0;
-
-	if (status >= 200 && status < 300) {
-		if (slot->resp.len) {
-			int rc = slot->resp_json
-					 ? decode_json_response(slot->resp.data, slot->resp.len,
-								&rejected, msg, sizeof(msg))
-					 : otlp_decode_response(slot->resp.data, slot->resp.len,
-								&rejected, msg, sizeof(msg));
-			if (rc == 0)
-				count_partial(slot, rejected, msg);
-			else
-				log_debug(
-					"export: undecodable %zu-byte answer to a success, ignored",
-					slot->resp.len);
-		}
+	switch (v->outcome) {
+	case EXPORT_WIRE_SUCCESS:
+		if (!v->undecodable)
+			count_partial(slot, v->rejected, v->message);
+		else if (slot->ex->grpc)
+			log_debug("export: undecodable gRPC answer to a success, ignored");
+		else
+			log_debug("export: undecodable %zu-byte answer to a success, ignored",
+				  slot->answer.body.len);
 		slot_finish(slot, EXPORT_OK);
-		return;
+		break;
+	case EXPORT_WIRE_RETRY:
+		msgf(slot->last_error, sizeof(slot->last_error), "%s", v->message);
+		slot_retry_or_expire(slot, v->hint_ms);
+		break;
+	default:
+		slot_refused(slot, v->message);
+		break;
 	}
-	error_body_message(slot, msg, sizeof(msg));
-	msgf(what, sizeof(what), "HTTP %ld%s%s", status, msg[0] ? ": " : "", msg);
-	if (retry_http_status(status)) {
-		msgf(slot->last_error, sizeof(slot->last_error), "%s", what);
-		slot_retry_or_expire(slot, slot->retry_after_ms);
-		return;
-	}
-	slot_refused(slot, what);
-}
-
-/* The gRPC message of a successful call: [flag][len BE32][ExportTraceServiceResponse]. */
-static void grpc_success(struct http_slot *slot)
-{
-	const uint8_t *d = slot->resp.data;
-	size_t n = slot->resp.len, mlen;
-	struct buf plain = BUF_INIT(RESP_BODY_CAP);
-	int64_t rejected = 0;
-	char msg[ERR_MSG_CAP];
-
-	if (n >= 5) {
-		mlen = (size_t)d[1] << 24 | (size_t)d[2] << 16 | (size_t)d[3] << 8 | d[4];
-		if (mlen <= n - 5) {
-			const uint8_t *m = d + 5;
-			int rc = 0;
-
-			if (d[0] == 1) {
-				/* compressed: we only ever accept gzip */
-				rc = slot->resp_grpc_gzip ? gunzip(m, mlen, &plain, RESP_BODY_CAP)
-							  : -EBADMSG;
-				m = plain.data;
-				mlen = plain.len;
-			}
-			if (rc == 0)
-				rc = otlp_decode_response(m, mlen, &rejected, msg, sizeof(msg));
-			if (rc == 0)
-				count_partial(slot, rejected, msg);
-			else
-				log_debug("export: undecodable gRPC answer to a success, ignored");
-		}
-	}
-	buf_free(&plain);
-	slot_finish(slot, EXPORT_OK);
-}
-
-static void grpc_answered(struct http_slot *slot, long status, long version)
-{
-	char what[ERR_MSG_CAP + 64];
-	int code = slot->grpc_status;
-
-	if (version != CURL_HTTP_VERSION_2_0) {
-		slot_refused(slot, "the server did not speak HTTP/2 (ALPN h2); OTLP/gRPC needs it: "
-				   "check the endpoint, or use --protocol http/protobuf");
-		return;
-	}
-	if (code < 0) {
-		/* no grpc-status: a proxy or a non-gRPC server answered; map its HTTP status */
-		code = status == 200 ? 13 : retry_http_to_grpc(status);
-		msgf(what, sizeof(what), "HTTP %ld without grpc-status (gRPC %s)", status,
-		     grpc_code_name(code));
-	} else if (code == 0) {
-		grpc_success(slot);
-		return;
-	} else {
-		msgf(what, sizeof(what), "gRPC status %d %s%s%s", code, grpc_code_name(code),
-		     slot->grpc_message[0] ? ": " : "", slot->grpc_message);
-	}
-	if (retry_grpc_code(code, slot->has_retry_info)) {
-		msgf(slot->last_error, sizeof(slot->last_error), "%s", what);
-		slot_retry_or_expire(slot,
-				     slot->has_retry_info ? (int64_t)slot->retry_info_ms : -1);
-		return;
-	}
-	slot_refused(slot, what);
 }
 
 static void slot_completed(struct http_slot *slot, CURLcode rc)
@@ -782,8 +350,8 @@ static void slot_completed(struct http_slot *slot, CURLcode rc)
 	struct export_http *ex = slot->ex;
 	uint64_t us = (clock_mono_ns() - slot->sent_ns) / 1000;
 	long status = 0, version = 0;
+	struct export_wire_verdict v;
 
-	curl_multi_remove_handle(ex->multi, slot->easy);
 	slot->state = SLOT_WAITING;
 	if (rc != CURLE_OK) {
 		log_debug("export: batch of %zu spans: %s after %llu ms", slot->batch->n,
@@ -799,26 +367,19 @@ static void slot_completed(struct http_slot *slot, CURLcode rc)
 		stats.export_latency_us_max = us;
 	log_debug("export: batch of %zu spans: HTTP %ld in %llu ms (attempt %u)", slot->batch->n,
 		  status, (unsigned long long)(us / 1000), slot->retry.attempts);
-	if (ex->grpc)
-		grpc_answered(slot, status, version);
-	else
-		http_answered(slot, status);
+	export_wire_verdict(&slot->answer, ex->grpc, status, version == CURL_HTTP_VERSION_2_0,
+			    (int64_t)(clock_real_ns() / 1000000000), &v);
+	slot_answered(slot, &v);
 }
 
-static void check_done(struct export_http *ex)
+/* export_curl: a transfer finished. */
+static void on_transfer_done(void *ctx, CURL *easy, CURLcode rc)
 {
-	CURLMsg *msg;
-	int left;
+	struct http_slot *slot = NULL;
 
-	while ((msg = curl_multi_info_read(ex->multi, &left))) {
-		struct http_slot *slot = NULL;
-
-		if (msg->msg != CURLMSG_DONE)
-			continue;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&slot);
-		if (slot && slot->state == SLOT_SENDING)
-			slot_completed(slot, msg->data.result);
-	}
+	curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&slot);
+	if (slot && slot->state == SLOT_SENDING)
+		slot_completed(slot, rc);
 }
 
 /* ---- sending --------------------------------------------------------------------------- */
@@ -826,15 +387,14 @@ static void check_done(struct export_http *ex)
 static int slot_send(struct http_slot *slot)
 {
 	struct export_http *ex = slot->ex;
-	CURLMcode mc;
+	const char *why = "";
 
 	reset_answer(slot);
 	curl_easy_setopt(slot->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)slot->req_len);
 	curl_easy_setopt(slot->easy, CURLOPT_POSTFIELDS, (const char *)slot->req);
 	slot->sent_ns = clock_mono_ns();
-	mc = curl_multi_add_handle(ex->multi, slot->easy);
-	if (mc != CURLM_OK) {
-		snprintf(slot->last_error, sizeof(slot->last_error), "%s", curl_multi_strerror(mc));
+	if (export_curl_add(ex->curl, slot->easy, &why) < 0) {
+		snprintf(slot->last_error, sizeof(slot->last_error), "%s", why);
 		return -EIO;
 	}
 	slot->state = SLOT_SENDING;
@@ -859,7 +419,6 @@ static void on_slot_timer(struct loop *loop, void *ctx)
 static int slot_encode(struct export_http *ex, struct http_slot *slot)
 {
 	struct queue_batch *b = slot->batch;
-	size_t off = ex->grpc ? 5 : 0;
 	int err;
 
 	if (ex->proto == CONFIG_PROTO_HTTP_JSON)
@@ -868,36 +427,8 @@ static int slot_encode(struct export_http *ex, struct http_slot *slot)
 		err = otlp_encode_pb(ex->res, b->spans, b->n, &slot->enc);
 	if (err < 0)
 		return err;
-	if (!ex->gzip && !ex->grpc) {
-		slot->req = slot->enc.bytes.data;
-		slot->req_len = slot->enc.bytes.len;
-		return 0;
-	}
-	if (ex->gzip) {
-		err = gzip_into(ex, slot->enc.bytes.data, slot->enc.bytes.len, &slot->body, off);
-		if (err < 0)
-			return err;
-	} else {
-		buf_reset(&slot->body);
-		if (buf_reserve(&slot->body, off + slot->enc.bytes.len) < 0)
-			return -ENOMEM;
-		memcpy(slot->body.data + off, slot->enc.bytes.data, slot->enc.bytes.len);
-		slot->body.len = off + slot->enc.bytes.len;
-	}
-	if (ex->grpc) {
-		size_t mlen = slot->body.len - off;
-
-		if (mlen > UINT32_MAX)
-			return -E2BIG;
-		slot->body.data[0] = ex->gzip ? 1 : 0;
-		slot->body.data[1] = (uint8_t)(mlen >> 24);
-		slot->body.data[2] = (uint8_t)(mlen >> 16);
-		slot->body.data[3] = (uint8_t)(mlen >> 8);
-		slot->body.data[4] = (uint8_t)mlen;
-	}
-	slot->req = slot->body.data;
-	slot->req_len = slot->body.len;
-	return 0;
+	return export_wire_request(ex->wire, &slot->enc.bytes, &slot->body, &slot->req,
+				   &slot->req_len);
 }
 
 static int eh_submit(struct exporter *base, struct queue_batch *batch)
@@ -958,7 +489,7 @@ static void eh_abort(struct exporter *base)
 		if (slot->state == SLOT_FREE)
 			continue;
 		if (slot->state == SLOT_SENDING)
-			curl_multi_remove_handle(ex->multi, slot->easy);
+			export_curl_remove(ex->curl, slot->easy);
 		loop_timer_disarm(slot->timer);
 		slot_finish(slot, EXPORT_FAIL_SHUTDOWN);
 	}
@@ -983,17 +514,12 @@ static void eh_free(struct exporter *base)
 			loop_timer__free(slot->timer);
 			otlp_buf_release(&slot->enc);
 			buf_free(&slot->body);
-			buf_free(&slot->resp);
+			export_wire_answer_release(&slot->answer);
 		}
 	}
-	if (ex->multi)
-		curl_multi_cleanup(ex->multi);
-	while (ex->socks)
-		sock_forget(ex, ex->socks);
-	loop_timer__free(ex->curl_timer);
+	export_curl__free(ex->curl);
 	curl_slist_free_all(ex->headers);
-	if (ex->deflate_ready)
-		deflateEnd(&ex->deflate);
+	export_wire__free(ex->wire);
 	free(ex->slots);
 	free(ex->url);
 	free(ex->display);
@@ -1172,68 +698,89 @@ cleanup:
 	return rc;
 }
 
-/* Validate the endpoint and build the request URL and its display form. */
-static int parse_endpoint(struct export_http *ex, const struct config *cfg, char *err,
-			  size_t err_size)
+/* The URL's display form: scheme://host[:port], nothing else (no credentials, path, query). */
+static int url_display(CURLU *u, const char *scheme, const char *host, char **display)
+{
+	char *port = NULL;
+	size_t n;
+
+	if (curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK)
+		port = NULL;
+	n = strlen(scheme) + strlen(host) + (port ? strlen(port) : 0) + 8;
+	*display = malloc(n);
+	if (*display)
+		snprintf(*display, n, "%s://%s%s%s", scheme, host, port ? ":" : "",
+			 port ? port : "");
+	curl_free(port);
+	return *display ? 0 : -ENOMEM;
+}
+
+int export_http_url(const char *endpoint, bool grpc, bool append, struct export_http_url *out,
+		    char *err, size_t err_size)
 {
 	CURLU *u = NULL;
-	char *scheme = NULL, *host = NULL, *port = NULL;
-	size_t n;
+	char *scheme = NULL, *host = NULL, *url = NULL;
 	int rc = 0;
 
-	if (!cfg->endpoint || !cfg->endpoint[0]) {
+	memset(out, 0, sizeof(*out));
+	err[0] = '\0';
+	if (!endpoint || !endpoint[0]) {
 		snprintf(err, err_size, "no OTLP endpoint: give --endpoint http://host:port");
 		return -EINVAL;
 	}
 	u = curl_url();
 	if (!u) {
-		snprintf(err, err_size, "out of memory");
-		return -ENOMEM;
+		rc = -ENOMEM;
+		goto cleanup;
 	}
-	if (curl_url_set(u, CURLUPART_URL, cfg->endpoint, 0) != CURLUE_OK ||
+	if (curl_url_set(u, CURLUPART_URL, endpoint, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
 		snprintf(err, err_size,
 			 "endpoint \"%s\" is not a URL: write it as http://host:port or "
 			 "https://host:port",
-			 cfg->endpoint);
+			 endpoint);
 		rc = -EINVAL;
 		goto cleanup;
 	}
 	if (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0) {
 		snprintf(err, err_size,
 			 "endpoint \"%s\": scheme %s is not supported: use http:// or https://",
-			 cfg->endpoint, scheme);
+			 endpoint, scheme);
 		rc = -EINVAL;
 		goto cleanup;
 	}
-	ex->tls = strcasecmp(scheme, "https") == 0;
-	if (curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK)
-		port = NULL;
-	n = strlen(scheme) + strlen(host) + (port ? strlen(port) : 0) + 8;
-	ex->display = malloc(n);
-	if (!ex->display) {
-		rc = -ENOMEM;
-		goto cleanup;
-	}
-	snprintf(ex->display, n, "%s://%s%s%s", scheme, host, port ? ":" : "", port ? port : "");
-
-	if (ex->grpc)
+	out->tls = strcasecmp(scheme, "https") == 0;
+	rc = url_display(u, scheme, host, &out->display);
+	if (rc == 0 && grpc)
 		rc = url_append_path(u, GRPC_PATH, true); /* any path is a prefix */
-	else if (cfg->endpoint_append)
+	else if (rc == 0 && append)
 		rc = url_append_path(u, "/" TRACES_PATH, false);
-	if (rc == 0 && curl_url_get(u, CURLUPART_URL, &ex->url, 0) != CURLUE_OK)
+	if (rc == 0 && curl_url_get(u, CURLUPART_URL, &url, 0) != CURLUE_OK)
+		rc = -ENOMEM;
+	if (rc == 0 && !(out->url = strdup(url)))
 		rc = -ENOMEM;
 cleanup:
 	if (rc == -ENOMEM)
 		snprintf(err, err_size, "out of memory");
 	else if (rc < 0 && !err[0])
-		snprintf(err, err_size, "endpoint \"%s\" is not usable", cfg->endpoint);
-	curl_free(scheme);
+		snprintf(err, err_size, "endpoint \"%s\" is not usable", endpoint);
+	if (rc < 0)
+		export_http_url_release(out);
+	curl_free(url);
 	curl_free(host);
-	curl_free(port);
+	curl_free(scheme);
 	curl_url_cleanup(u);
 	return rc;
+}
+
+void export_http_url_release(struct export_http_url *url)
+{
+	if (!url)
+		return;
+	free(url->url);
+	free(url->display);
+	url->url = url->display = NULL;
 }
 
 static int setup_easy(struct export_http *ex, const struct config *cfg, struct http_slot *slot)
@@ -1296,19 +843,109 @@ static int setup_easy(struct export_http *ex, const struct config *cfg, struct h
 	return rc == CURLE_OK ? 0 : -EINVAL;
 }
 
-struct exporter *export_http__new(struct loop *loop, const struct config *cfg,
-				  const struct otlp_resource_cfg *res, char *err, size_t err_size)
+/*
+ * What this libcurl can do: HTTP/2 for gRPC, TLS for https. libcurl before 8.0 breaks a
+ * cleartext HTTP/2 (prior knowledge) connection when a second request reuses it ("Error in
+ * the HTTP2 framing layer", curl issue 10634): there, each gRPC request gets a connection of
+ * its own; TLS (ALPN) is not affected.
+ */
+static int check_curl(struct export_http *ex, char *err, size_t err_size)
 {
-	const curl_version_info_data *cv;
-	struct export_http *ex;
-	int rc = 0;
+	const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
 
-	err[0] = '\0';
-	ex = calloc(1, sizeof(*ex));
-	if (!ex) {
-		snprintf(err, err_size, "out of memory");
-		return NULL;
+	if (ex->grpc && !(cv->features & CURL_VERSION_HTTP2)) {
+		snprintf(
+			err, err_size,
+			"this libcurl (%s) has no HTTP/2, which OTLP/gRPC needs: install a libcurl "
+			"built with nghttp2, or use --protocol http/protobuf",
+			cv->version);
+		return -ENOTSUP;
 	}
+	if (ex->grpc && !ex->tls && cv->version_num < 0x080000) {
+		ex->no_reuse = true;
+		log_debug("export: libcurl %s: one connection per gRPC request over cleartext",
+			  cv->version);
+	}
+	if (ex->tls && !(cv->features & CURL_VERSION_SSL)) {
+		snprintf(err, err_size,
+			 "this libcurl (%s) has no TLS: install one built with TLS, or use http://",
+			 cv->version);
+		return -ENOTSUP;
+	}
+	return 0;
+}
+
+/* The CA and client certificate files, read before the first batch needs them. */
+static int check_tls(struct export_http *ex, const struct config *cfg, char *err, size_t err_size)
+{
+	int rc;
+
+	if (!ex->tls) {
+		if (cfg->ca_cert || cfg->client_cert || cfg->client_key)
+			log_warn("export: endpoint %s is plain http: the CA and client "
+				 "certificates are not used (write https:// to use TLS)",
+				 ex->display);
+		return 0;
+	}
+	if ((rc = check_readable(cfg->ca_cert, "CA certificate file",
+				 "fix --ca-cert (OTEL_EXPORTER_OTLP_CERTIFICATE)", err, err_size)) <
+		    0 ||
+	    (rc = check_readable(cfg->client_cert, "client certificate file",
+				 "fix --client-cert (OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE)", err,
+				 err_size)) < 0 ||
+	    (rc = check_readable(cfg->client_key, "client key file",
+				 "fix --client-key (OTEL_EXPORTER_OTLP_CLIENT_KEY)", err,
+				 err_size)) < 0)
+		return rc;
+	if (cfg->client_key && !cfg->client_cert) {
+		snprintf(err, err_size,
+			 "a client key without a client certificate: give --client-cert "
+			 "too (OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE)");
+		return -EINVAL;
+	}
+	if (cfg->insecure)
+		log_warn("export: TLS certificate verification is OFF (--insecure): "
+			 "anyone on the path to %s can read and alter the spans",
+			 ex->display);
+	return 0;
+}
+
+/* The connections, and a slot (an easy handle, a retry timer, buffers) per request. */
+static int setup_slots(struct export_http *ex, const struct config *cfg, char *err, size_t err_size)
+{
+	ex->curl =
+		export_curl__new(ex->loop, ex->max_inflight, !ex->no_reuse, on_transfer_done, ex);
+	ex->slots = calloc(ex->max_inflight, sizeof(*ex->slots));
+	if (!ex->curl || !ex->slots) {
+		snprintf(err, err_size, "out of memory (or out of file descriptors)");
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < ex->max_inflight; i++) {
+		struct http_slot *slot = &ex->slots[i];
+
+		slot->ex = ex;
+		otlp_buf_init(&slot->enc);
+		buf_init(&slot->body, OTLP_BUF_MAX);
+		export_wire_answer_init(&slot->answer);
+		slot->timer = loop_timer__new(ex->loop, on_slot_timer, slot);
+		if (!slot->timer || setup_easy(ex, cfg, slot) < 0) {
+			snprintf(err, err_size,
+				 "cannot set up a request (out of memory, or a "
+				 "libcurl without a needed option)");
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+/* The exporter's settings from @cfg, before anything that can fail. */
+static struct export_http *eh_alloc(struct loop *loop, const struct config *cfg,
+				    const struct otlp_resource_cfg *res)
+{
+	struct export_http *ex = calloc(1, sizeof(*ex));
+
+	if (!ex)
+		return NULL;
 	ex->base.ops = &export_http_ops;
 	ex->base.name = cfg->protocol == CONFIG_PROTO_GRPC	  ? "otlp/grpc"
 			: cfg->protocol == CONFIG_PROTO_HTTP_JSON ? "otlp/http-json"
@@ -1327,121 +964,50 @@ struct exporter *export_http__new(struct loop *loop, const struct config *cfg,
 	if (getrandom(&ex->rnd, sizeof(ex->rnd), GRND_NONBLOCK) != sizeof(ex->rnd))
 		ex->rnd = clock_real_ns() ^ ((uint64_t)getpid() << 32);
 	ex->rnd |= 1;
+	return ex;
+}
 
+struct exporter *export_http__new(struct loop *loop, const struct config *cfg,
+				  const struct otlp_resource_cfg *res, char *err, size_t err_size)
+{
+	struct export_http_url where;
+	struct export_http *ex;
+	int rc = 0;
+
+	err[0] = '\0';
+	ex = eh_alloc(loop, cfg, res);
+	if (!ex) {
+		snprintf(err, err_size, "out of memory");
+		return NULL;
+	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
 		snprintf(err, err_size, "cannot initialise libcurl");
 		rc = -EIO;
 		goto cleanup;
 	}
 	ex->curl_ready = true;
-	rc = parse_endpoint(ex, cfg, err, err_size);
+	rc = export_http_url(cfg->endpoint, ex->grpc, cfg->endpoint_append, &where, err, err_size);
 	if (rc < 0)
 		goto cleanup;
-	cv = curl_version_info(CURLVERSION_NOW);
-	if (ex->grpc && !(cv->features & CURL_VERSION_HTTP2)) {
-		snprintf(
-			err, err_size,
-			"this libcurl (%s) has no HTTP/2, which OTLP/gRPC needs: install a libcurl "
-			"built with nghttp2, or use --protocol http/protobuf",
-			cv->version);
-		rc = -ENOTSUP;
-		goto cleanup;
-	}
-	/*
-	 * libcurl before 8.0 breaks a cleartext HTTP/2 (prior knowledge) connection when a
-	 * second request reuses it ("Error in the HTTP2 framing layer", curl issue 10634).
-	 * There, each gRPC request gets a connection of its own; TLS (ALPN) is not affected.
-	 */
-	if (ex->grpc && !ex->tls && cv->version_num < 0x080000) {
-		ex->no_reuse = true;
-		log_debug("export: libcurl %s: one connection per gRPC request over cleartext",
-			  cv->version);
-	}
-	if (ex->tls && !(cv->features & CURL_VERSION_SSL)) {
-		snprintf(err, err_size,
-			 "this libcurl (%s) has no TLS: install one built with TLS, or use http://",
-			 cv->version);
-		rc = -ENOTSUP;
-		goto cleanup;
-	}
-	if (ex->tls) {
-		if ((rc = check_readable(cfg->ca_cert, "CA certificate file",
-					 "fix --ca-cert "
-					 "(OTEL_EXPORTER_OTLP_CERTIFICATE)",
-					 err, err_size)) < 0 ||
-		    (rc = check_readable(
-			     cfg->client_cert, "client certificate file",
-			     "fix --client-cert (OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE)", err,
-			     err_size)) < 0 ||
-		    (rc = check_readable(cfg->client_key, "client key file",
-					 "fix --client-key (OTEL_EXPORTER_OTLP_CLIENT_KEY)", err,
-					 err_size)) < 0)
-			goto cleanup;
-		if (cfg->client_key && !cfg->client_cert) {
-			snprintf(err, err_size,
-				 "a client key without a client certificate: give --client-cert "
-				 "too (OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE)");
-			rc = -EINVAL;
-			goto cleanup;
-		}
-		if (cfg->insecure)
-			log_warn("export: TLS certificate verification is OFF (--insecure): "
-				 "anyone on the path to %s can read and alter the spans",
-				 ex->display);
-	} else if (cfg->ca_cert || cfg->client_cert || cfg->client_key) {
-		log_warn("export: endpoint %s is plain http: the CA and client certificates "
-			 "are not used (write https:// to use TLS)",
-			 ex->display);
-	}
-	if (ex->gzip) {
-		/*
-		 * Level 1: on a real 610-span batch it costs 1.8 us a span against 3.6 for the
-		 * default level, for output 13 % larger; beside a node, CPU is the dearer.
-		 */
-		if (deflateInit2(&ex->deflate, Z_BEST_SPEED, Z_DEFLATED, 16 + MAX_WBITS, 8,
-				 Z_DEFAULT_STRATEGY) != Z_OK) {
-			snprintf(err, err_size, "out of memory");
-			rc = -ENOMEM;
-			goto cleanup;
-		}
-		ex->deflate_ready = true;
-	}
-	rc = build_headers(ex, cfg, err, err_size);
+	ex->url = where.url; /* taken */
+	ex->display = where.display;
+	ex->tls = where.tls;
+	rc = check_curl(ex, err, err_size);
+	if (rc == 0)
+		rc = check_tls(ex, cfg, err, err_size);
 	if (rc < 0)
 		goto cleanup;
-
-	ex->multi = curl_multi_init();
-	ex->curl_timer = loop_timer__new(loop, on_curl_timer, ex);
-	ex->slots = calloc(ex->max_inflight, sizeof(*ex->slots));
-	if (!ex->multi || !ex->curl_timer || !ex->slots) {
-		snprintf(err, err_size, "out of memory (or out of file descriptors)");
+	ex->wire = export_wire__new(ex->grpc, ex->gzip);
+	if (!ex->wire) {
+		snprintf(err, err_size, "out of memory");
 		rc = -ENOMEM;
 		goto cleanup;
 	}
-	curl_multi_setopt(ex->multi, CURLMOPT_SOCKETFUNCTION, curl_sock_cb);
-	curl_multi_setopt(ex->multi, CURLMOPT_SOCKETDATA, ex);
-	curl_multi_setopt(ex->multi, CURLMOPT_TIMERFUNCTION, curl_timer_cb);
-	curl_multi_setopt(ex->multi, CURLMOPT_TIMERDATA, ex);
-	curl_multi_setopt(ex->multi, CURLMOPT_PIPELINING,
-			  ex->no_reuse ? (long)CURLPIPE_NOTHING : (long)CURLPIPE_MULTIPLEX);
-	curl_multi_setopt(ex->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)ex->max_inflight);
-	curl_multi_setopt(ex->multi, CURLMOPT_MAXCONNECTS, (long)ex->max_inflight);
-	for (unsigned i = 0; i < ex->max_inflight; i++) {
-		struct http_slot *slot = &ex->slots[i];
-
-		slot->ex = ex;
-		otlp_buf_init(&slot->enc);
-		buf_init(&slot->body, OTLP_BUF_MAX);
-		buf_init(&slot->resp, RESP_BODY_CAP);
-		slot->timer = loop_timer__new(loop, on_slot_timer, slot);
-		if (!slot->timer || setup_easy(ex, cfg, slot) < 0) {
-			snprintf(err, err_size,
-				 "cannot set up a request (out of memory, or a "
-				 "libcurl without a needed option)");
-			rc = -ENOMEM;
-			goto cleanup;
-		}
-	}
+	rc = build_headers(ex, cfg, err, err_size);
+	if (rc == 0)
+		rc = setup_slots(ex, cfg, err, err_size);
+	if (rc < 0)
+		goto cleanup;
 	log_debug("export: %s to %s, %u request(s) at a time, %s", ex->base.name, ex->display,
 		  ex->max_inflight, ex->gzip ? "gzip" : "uncompressed");
 cleanup:

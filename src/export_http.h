@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * export_http: OTLP/HTTP (protobuf or JSON) and OTLP/gRPC over libcurl's multi socket API,
- * driven by the loop. Retries per the OTLP specification. Only this module includes curl.
+ * export_http: the OTLP exporter over HTTP (protobuf or JSON) and gRPC: request slots, the
+ * retry policy driven per batch, transport failures and TLS hints, set-up. Its helpers:
+ * export_curl (libcurl in the loop) and export_wire (request bodies, answers, verdicts).
+ * Only the export_* modules include curl.
  */
 #ifndef CLN_OTLP_EXPORT_HTTP_H
 #define CLN_OTLP_EXPORT_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -19,5 +22,24 @@
  */
 struct exporter *export_http__new(struct loop *loop, const struct config *cfg,
 				  const struct otlp_resource_cfg *res, char *err, size_t err_size);
+
+/* Where requests go. */
+struct export_http_url {
+	char *url;     /* the request URL */
+	char *display; /* scheme://host:port, for messages (no credentials, path or query) */
+	bool tls;      /* https */
+};
+
+/*
+ * Build the request URL from @endpoint (http:// or https:// only): OTLP/gRPC (@grpc) appends
+ * the Export method's path to whatever path the endpoint has (trailing slashes dropped);
+ * OTLP/HTTP appends /v1/traces when @append (OTEL_EXPORTER_OTLP_ENDPOINT: a path ending in '/'
+ * keeps one) and takes the endpoint as it is otherwise (the _TRACES_ variant). A query
+ * string stays the query. Returns 0 (release @out with export_http_url_release), or a
+ * negative errno with a message in @err.
+ */
+int export_http_url(const char *endpoint, bool grpc, bool append, struct export_http_url *out,
+		    char *err, size_t err_size);
+void export_http_url_release(struct export_http_url *url);
 
 #endif

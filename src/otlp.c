@@ -2,7 +2,8 @@
 /*
  * The mapping from CLN spans to OTLP is computed once per span (otlp_map) and then
  * written out by two encoders: protobuf through protobuf-c's generated structs, and
- * OTLP/JSON by hand (hex ids, 64-bit integers as strings, enums as integers).
+ * OTLP/JSON by hand (hex ids, 64-bit integers as strings, enums as integers). Answers
+ * (partial success, google.rpc.Status, RetryInfo) are decoded with protobuf-c too.
  */
 #include "otlp.h"
 
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "google/rpc/error_details.pb-c.h"
 #include "google/rpc/status.pb-c.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
 
@@ -797,4 +799,46 @@ int otlp_decode_rpc_status(const uint8_t *data, size_t len, int32_t *code, char 
 	otlp_copy_msg(st->message, msg, msg_size);
 	google__rpc__status__free_unpacked(st, NULL);
 	return 0;
+}
+
+/* The type URL of a google.rpc.RetryInfo: any host (even none), "/google.rpc.RetryInfo". */
+static bool otlp_is_retry_info(const char *type_url)
+{
+	static const char name[] = "/google.rpc.RetryInfo";
+	size_t n = type_url ? strlen(type_url) : 0, k = sizeof(name) - 1;
+
+	return n >= k && memcmp(type_url + n - k, name, k) == 0;
+}
+
+int otlp_decode_retry_info(const uint8_t *data, size_t len, int64_t *seconds, int32_t *nanos)
+{
+	Google__Rpc__Status *st;
+	Google__Rpc__RetryInfo *ri = NULL;
+	int err = -ENOENT;
+
+	if (!len)
+		return -ENOENT; /* no RetryInfo in nothing */
+	st = google__rpc__status__unpack(NULL, len, data);
+	if (!st)
+		return -EBADMSG;
+	for (size_t i = 0; i < st->n_details; i++) {
+		const Google__Protobuf__Any *any = st->details[i];
+
+		if (!otlp_is_retry_info(any->type_url))
+			continue;
+		ri = google__rpc__retry_info__unpack(NULL, any->value.len, any->value.data);
+		if (!ri) {
+			err = -EBADMSG;
+			goto cleanup;
+		}
+		*seconds = ri->retry_delay ? ri->retry_delay->seconds : 0;
+		*nanos = ri->retry_delay ? ri->retry_delay->nanos : 0;
+		err = 0;
+		goto cleanup;
+	}
+cleanup:
+	if (ri)
+		google__rpc__retry_info__free_unpacked(ri, NULL);
+	google__rpc__status__free_unpacked(st, NULL);
+	return err;
 }

@@ -9,6 +9,9 @@
  *   - otel.status_code / otel.status_description tags -> status; span.kind tag -> kind;
  *   - suspend/resume -> span events "cln.suspend" / "cln.resume".
  * One ResourceSpans per (service.name, process); one ScopeSpans "cln-otlp" in each.
+ * The other way, it decodes what a collector answers: ExportTraceServiceResponse (partial
+ * success), google.rpc.Status and the google.rpc.RetryInfo among its details. Only this
+ * module includes protobuf-c.
  */
 #ifndef CLN_OTLP_OTLP_H
 #define CLN_OTLP_OTLP_H
@@ -91,5 +94,12 @@ int otlp_decode_response(const uint8_t *data, size_t len, int64_t *rejected, cha
 /* Decode a google.rpc.Status body into its message (truncated). Returns 0 or -EBADMSG. */
 int otlp_decode_rpc_status(const uint8_t *data, size_t len, int32_t *code, char *msg,
 			   size_t msg_size);
+/*
+ * Find the first google.rpc.RetryInfo among the details (google.protobuf.Any) of a serialized
+ * google.rpc.Status (gRPC's grpc-status-details-bin, base64-decoded). Returns 0 and its
+ * retry_delay (zero when it has none), -ENOENT when no detail is a RetryInfo, or -EBADMSG;
+ * the outputs are untouched unless it returns 0.
+ */
+int otlp_decode_retry_info(const uint8_t *data, size_t len, int64_t *seconds, int32_t *nanos);
 
 #endif

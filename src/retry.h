@@ -4,10 +4,10 @@
  * pass the time and a random number, so every decision is testable).
  *   - which answers retry: HTTP 429, 502, 503, 504; gRPC codes 1, 4, 10, 11, 14, 15, and 8
  *     only when the server sent RetryInfo;
- *   - how long to wait: the server's hint (Retry-After in seconds or as an HTTP date, or
- *     gRPC RetryInfo) when there is one, else exponential backoff with decorrelated jitter
- *     (each wait drawn between the initial wait and three times the previous one, so it
- *     doubles on average, capped per wait);
+ *   - how long to wait: the server's hint (Retry-After or gRPC RetryInfo, read by
+ *     export_wire, at most RETRY_HINT_MAX_S) when there is one, else exponential backoff
+ *     with decorrelated jitter (each wait drawn between the initial wait and three times the
+ *     previous one, so it doubles on average, capped per wait);
  *   - when to give up: once the time since the first attempt reaches the budget, every
  *     wait being cut to what remains of it.
  */
@@ -15,9 +15,7 @@
 #define CLN_OTLP_RETRY_H
 
 #include <stdbool.h>
-#include <stddef.h>
 #include <stdint.h>
-#include <time.h>
 
 #define RETRY_INITIAL_MS 1000
 /*
@@ -26,6 +24,8 @@
  * fills the queue. A success also wakes every batch sleeping on its backoff.
  */
 #define RETRY_MAX_WAIT_MS 5000
+/* A server asking for a longer wait than a day (Retry-After, RetryInfo) gets a day. */
+#define RETRY_HINT_MAX_S 86400
 
 struct retry_policy {
 	uint64_t initial_ms;	 /* first wait (lower bound of every wait) */
@@ -49,25 +49,6 @@ bool retry_http_status(long status);
 bool retry_grpc_code(int code, bool has_retry_info);
 /* The gRPC code an HTTP status maps to when a gRPC answer carries no grpc-status. */
 int retry_http_to_grpc(long status);
-
-/*
- * Parse a Retry-After value: delay-seconds, or an HTTP date (IMF-fixdate, RFC 850 or asctime
- * form) compared with @now (wall clock, seconds). A date in the past gives 0. Surrounding
- * blanks are ignored. Returns 0 and the delay in *ms, or -EINVAL.
- */
-int retry_parse_retry_after(const char *value, size_t len, time_t now, uint64_t *ms);
-
-/*
- * Parse an HTTP date into seconds since the epoch. Returns 0 or -EINVAL.
- */
-int retry_parse_http_date(const char *value, size_t len, time_t *out);
-
-/*
- * Find google.rpc.RetryInfo in a serialized google.rpc.Status (the grpc-status-details-bin
- * trailer, base64-decoded). Returns 0 and its retry_delay in *ms, -ENOENT when the status
- * has no RetryInfo, or -EBADMSG.
- */
-int retry_grpc_retry_info(const uint8_t *status, size_t len, uint64_t *ms);
 
 /*
  * Decide what follows a failed retryable attempt that ended at @now_ms. @hint_ms is the

@@ -310,7 +310,7 @@ def status_message(code, message, json_wanted):
 
 
 def retry_info_details(seconds):
-	"""google.rpc.RetryInfo{retry_delay: Duration{seconds}} packed in a google.protobuf.Any."""
+	"""The bytes of a google.protobuf.Any holding google.rpc.RetryInfo{retry_delay: Duration{seconds}}."""
 
 	def varint(n):
 		b = bytearray()
@@ -982,7 +982,7 @@ class GrpcService:
 		message_text = "mock collector: scripted %s" % step.text
 		if step.retry_after is not None:
 			st = pb["Status"](code=code, message=message_text)
-			st.details.append(retry_info_details(step.retry_after))
+			st.details.add().MergeFromString(retry_info_details(step.retry_after))
 			ctx.set_trailing_metadata((("grpc-status-details-bin", st.SerializeToString()),))
 		info["status"] = code
 		app.write(None, info)

@@ -36,7 +36,7 @@ try:
 	import hpack  # noqa: E402,F401  (the collector reports gRPC's HTTP/2 headers with it)
 except ImportError:
 	sys.exit("python3-hpack is missing: apt-get install python3-hpack")
-from google.protobuf import any_pb2, duration_pb2  # noqa: E402
+from google.protobuf import duration_pb2  # noqa: E402
 from google.rpc import status_pb2  # noqa: E402
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as ts  # noqa: E402
 
@@ -504,7 +504,7 @@ class GrpcTests(Base):
 		md = dict(cm.exception.trailing_metadata())
 		st = status_pb2.Status.FromString(md["grpc-status-details-bin"])
 		self.assertEqual(st.code, 14)
-		anyd = any_pb2.Any.FromString(st.details[0])
+		anyd = st.details[0]  # a google.protobuf.Any
 		self.assertEqual(anyd.type_url, "type.googleapis.com/google.rpc.RetryInfo")
 		# RetryInfo{1: Duration}: a 1-byte tag and a 1-byte length, then the Duration
 		self.assertEqual(anyd.value[0], 0x0A)

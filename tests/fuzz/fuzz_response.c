@@ -1,93 +1,342 @@
 // SPDX-License-Identifier: MIT
 /*
- * libFuzzer target: what a collector answers, as the exporter decodes it:
- * otlp_decode_response (ExportTraceServiceResponse, partial success) and
- * otlp_decode_rpc_status (google.rpc.Status bodies of failed requests and gRPC trailers).
+ * libFuzzer target: export_wire, what the exporter makes of a collector's answer (header
+ * lines, a body, an HTTP status and version -> a verdict) and how it frames a request.
  *
- * Input: byte 0 picks the message buffer size (0 to 1024 bytes); the rest is the body.
+ * Input: byte 0 flags (bit 0 gRPC, bit 1 HTTP/2, bit 2 gzip the request, bits 3-7 the size of
+ * the pieces the body arrives in), bytes 1-2 the HTTP status (little-endian, mod 1000),
+ * bytes 3-10 the wall clock (seconds), then header lines ending in '\n' up to an empty line,
+ * then the body.
  *
- * Invariants checked: the result is 0 or -EBADMSG; the message is NUL-terminated inside
- * its buffer (an exact-size heap buffer, so ASan sees one byte too far) and, on failure,
- * empty with a zero count or code; a small buffer holds a prefix of what a large one
- * holds; decoding is deterministic; no leaks.
+ * Invariants checked:
+ *   - the verdict is one of the three; its message is NUL-terminated, printable ASCII, and
+ *     says "HTTP <status>" or "gRPC status <code>" as the answer was; only a success has a
+ *     partial-success count or is undecodable, only a retry has a hint;
+ *   - the outcome follows the policy (retry.h) for the status or grpc-status seen, and a hint
+ *     is exactly the Retry-After (HTTP) or RetryInfo (gRPC) delay, at most a day;
+ *   - an OTLP/HTTP protobuf success reports what otlp_decode_response says of the body;
+ *   - the body is kept up to its cap, whatever the pieces; feeding the answer again after a
+ *     junk answer and a status line gives the same verdict (a status line forgets);
+ *   - a request framed (gRPC and/or gzip) reads back as the bytes given, and a gRPC success
+ *     carrying that frame as its message decodes like the message itself;
+ *   - no leaks, no reads past the exact-size copies.
  */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <zlib.h>
+
+#include "export_wire.h"
 #include "fuzz_util.h"
 #include "otlp.h"
+#include "retry.h"
 
-#define BIG 4096
+#define HINT_MAX ((int64_t)RETRY_HINT_MAX_S * 1000 + 999)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const size_t msg_sizes[] = {0, 1, 2, 3, 8, 16, 64, 255, 256, 1024};
+struct input {
+	bool grpc, http2, gzip;
+	size_t piece;
+	long status;
+	int64_t now;
+	const uint8_t *headers;
+	size_t headers_len;
+	const uint8_t *body;
+	size_t body_len;
+};
 
-static void check_msg(const char *small, size_t small_size, const char *big, int r)
+/* Each line (with its '\n') in an exact-size copy, as curl hands them over. */
+static void feed_headers(struct export_wire_answer *a, const uint8_t *h, size_t n)
 {
-	size_t n;
+	size_t start = 0;
 
-	if (!small_size)
+	for (size_t i = 0; i < n; i++) {
+		if (h[i] != '\n' && i + 1 < n)
+			continue;
+		char *line = fuzz_dup(h + start, i + 1 - start);
+
+		if (line)
+			export_wire_header(a, line, i + 1 - start);
+		free(line);
+		start = i + 1;
+	}
+}
+
+static void feed_body(struct export_wire_answer *a, const struct input *in, size_t piece)
+{
+	for (size_t off = 0; off < in->body_len; off += piece) {
+		size_t k = in->body_len - off < piece ? in->body_len - off : piece;
+		char *copy = fuzz_dup(in->body + off, k);
+
+		if (copy)
+			export_wire_body(a, copy, k);
+		free(copy);
+	}
+}
+
+static void verdict_of(const struct input *in, struct export_wire_answer *a, size_t piece,
+		       struct export_wire_verdict *v)
+{
+	feed_headers(a, in->headers, in->headers_len);
+	feed_body(a, in, piece);
+	export_wire_verdict(a, in->grpc, in->status, in->http2, in->now, v);
+}
+
+static bool starts(const char *s, const char *prefix)
+{
+	return !strncmp(s, prefix, strlen(prefix));
+}
+
+static void check_message(const struct export_wire_verdict *v)
+{
+	const char *end = memchr(v->message, '\0', sizeof(v->message));
+
+	FUZZ_CHECK(end, "message not NUL-terminated");
+	for (const char *p = v->message; p < end; p++)
+		FUZZ_CHECK(*p >= 0x20 && *p < 0x7f, "unprintable byte 0x%02x in \"%s\"",
+			   (unsigned char)*p, v->message);
+}
+
+static void check_http(const struct input *in, const struct export_wire_answer *a,
+		       const struct export_wire_verdict *v)
+{
+	char head[32];
+
+	if (in->status >= 200 && in->status < 300) {
+		FUZZ_CHECK(v->outcome == EXPORT_WIRE_SUCCESS, "HTTP %ld not a success", in->status);
+		if (!a->json && a->body.len && !v->undecodable) {
+			int64_t rejected = -7;
+			char msg[EXPORT_WIRE_TEXT_CAP];
+			int rc = otlp_decode_response(a->body.data, a->body.len, &rejected, msg,
+						      sizeof(msg));
+
+			FUZZ_CHECK(rc == 0 && rejected == v->rejected,
+				   "partial success %lld vs %lld", (long long)v->rejected,
+				   (long long)rejected);
+		}
 		return;
-	FUZZ_CHECK(memchr(small, '\0', small_size), "message not NUL-terminated");
-	n = strlen(small);
-	FUZZ_CHECK(r == 0 || n == 0, "a message on failure");
-	FUZZ_CHECK(n == (strlen(big) < small_size - 1 ? strlen(big) : small_size - 1) &&
-			   !memcmp(small, big, n),
-		   "truncated message is not a prefix of the whole");
+	}
+	snprintf(head, sizeof(head), "HTTP %ld", in->status);
+	FUZZ_CHECK(starts(v->message, head), "\"%s\" for HTTP %ld", v->message, in->status);
+	FUZZ_CHECK(v->outcome == (retry_http_status(in->status) ? EXPORT_WIRE_RETRY
+								: EXPORT_WIRE_REFUSED),
+		   "HTTP %ld gave outcome %d", in->status, v->outcome);
+	if (v->outcome == EXPORT_WIRE_RETRY && a->has_retry_after)
+		FUZZ_CHECK(a->retry_after_date ? v->hint_ms >= 0
+					       : v->hint_ms == a->retry_after * 1000,
+			   "hint %lld for a Retry-After of %lld", (long long)v->hint_ms,
+			   (long long)a->retry_after);
+	else if (v->outcome == EXPORT_WIRE_RETRY)
+		FUZZ_CHECK(v->hint_ms == -1, "hint %lld without Retry-After",
+			   (long long)v->hint_ms);
+	if (a->has_retry_after && !a->retry_after_date)
+		FUZZ_CHECK(a->retry_after >= 0 && a->retry_after <= RETRY_HINT_MAX_S,
+			   "Retry-After %lld s", (long long)a->retry_after);
+}
+
+static void check_grpc(const struct input *in, const struct export_wire_answer *a,
+		       const struct export_wire_verdict *v)
+{
+	int code = a->grpc_status;
+	char head[32];
+
+	if (!in->http2) {
+		FUZZ_CHECK(v->outcome == EXPORT_WIRE_REFUSED, "gRPC over HTTP/1 not refused");
+		return;
+	}
+	if (code == 0) {
+		FUZZ_CHECK(v->outcome == EXPORT_WIRE_SUCCESS, "grpc-status 0 not a success");
+		return;
+	}
+	FUZZ_CHECK(v->outcome != EXPORT_WIRE_SUCCESS, "grpc-status %d a success", code);
+	if (code > 0) {
+		snprintf(head, sizeof(head), "gRPC status %d ", code);
+		FUZZ_CHECK(starts(v->message, head), "\"%s\" for grpc-status %d", v->message, code);
+		FUZZ_CHECK((v->outcome == EXPORT_WIRE_RETRY) ==
+				   retry_grpc_code(code, a->has_retry_info),
+			   "grpc-status %d (RetryInfo %d) gave outcome %d", code, a->has_retry_info,
+			   v->outcome);
+	} else {
+		int mapped = in->status == 200 ? 13 : retry_http_to_grpc(in->status);
+
+		snprintf(head, sizeof(head), "HTTP %ld without", in->status);
+		FUZZ_CHECK(starts(v->message, head), "\"%s\"", v->message);
+		FUZZ_CHECK((v->outcome == EXPORT_WIRE_RETRY) == retry_grpc_code(mapped, false),
+			   "HTTP %ld without grpc-status gave outcome %d", in->status, v->outcome);
+	}
+	if (v->outcome == EXPORT_WIRE_RETRY)
+		FUZZ_CHECK(v->hint_ms == (a->has_retry_info ? (int64_t)a->retry_info_ms : -1),
+			   "hint %lld, RetryInfo %d %llu", (long long)v->hint_ms, a->has_retry_info,
+			   (unsigned long long)a->retry_info_ms);
+	FUZZ_CHECK(memchr(a->grpc_message, '\0', sizeof(a->grpc_message)), "grpc-message");
+}
+
+static void check_verdict(const struct input *in, const struct export_wire_answer *a,
+			  const struct export_wire_verdict *v)
+{
+	FUZZ_CHECK(v->outcome == EXPORT_WIRE_SUCCESS || v->outcome == EXPORT_WIRE_RETRY ||
+			   v->outcome == EXPORT_WIRE_REFUSED,
+		   "outcome %d", v->outcome);
+	check_message(v);
+	FUZZ_CHECK(v->outcome == EXPORT_WIRE_SUCCESS || (v->rejected == 0 && !v->undecodable),
+		   "partial success on a failure");
+	FUZZ_CHECK(!v->undecodable || (v->rejected == 0 && !v->message[0]),
+		   "an undecodable answer says something");
+	FUZZ_CHECK(v->outcome == EXPORT_WIRE_RETRY ? v->hint_ms >= -1 && v->hint_ms <= HINT_MAX
+						   : v->hint_ms == -1,
+		   "hint %lld ms", (long long)v->hint_ms);
+	FUZZ_CHECK(a->body.len <= EXPORT_WIRE_BODY_CAP, "body %zu bytes", a->body.len);
+	if (in->grpc)
+		check_grpc(in, a, v);
+	else
+		check_http(in, a, v);
+}
+
+static bool same_verdict(const struct export_wire_verdict *x, const struct export_wire_verdict *y)
+{
+	return x->outcome == y->outcome && x->hint_ms == y->hint_ms && x->rejected == y->rejected &&
+	       x->undecodable == y->undecodable && !strcmp(x->message, y->message);
+}
+
+/* A status line forgets: a junk answer first, then the real one, gives the same verdict. */
+static void check_reset(const struct input *in, const struct export_wire_verdict *v)
+{
+	static const char junk[] = "retry-after: 3\r\ngrpc-status: 8\r\ncontent-type: "
+				   "application/json\r\ngrpc-encoding: gzip\r\ngrpc-message: x\r\n";
+	struct export_wire_answer a;
+	struct export_wire_verdict v2;
+
+	export_wire_answer_init(&a);
+	feed_headers(&a, (const uint8_t *)junk, sizeof(junk) - 1);
+	export_wire_body(&a, "junk", 4);
+	FUZZ_CHECK(export_wire_header(&a, "HTTP/1.1 200 OK\r\n", 17), "a status line ignored");
+	verdict_of(in, &a, 1 + in->piece * 3, &v2);
+	FUZZ_CHECK(same_verdict(v, &v2), "a previous answer leaked into the verdict");
+	export_wire_answer_release(&a);
+}
+
+/* Inflate a whole gzip stream; true when it is one and gives exactly @want. */
+static bool gunzips_to(const uint8_t *gz, size_t n, const uint8_t *want, size_t want_len)
+{
+	uint8_t *out = malloc(want_len + 1);
+	z_stream z;
+	bool ok = false;
+
+	memset(&z, 0, sizeof(z));
+	if (!out || inflateInit2(&z, 16 + MAX_WBITS) != Z_OK)
+		goto cleanup;
+	z.next_in = (Bytef *)gz;
+	z.avail_in = (uInt)n;
+	z.next_out = out;
+	z.avail_out = (uInt)(want_len + 1);
+	ok = inflate(&z, Z_FINISH) == Z_STREAM_END && z.avail_in == 0 && z.total_out == want_len &&
+	     (!want_len || !memcmp(out, want, want_len));
+	inflateEnd(&z);
+cleanup:
+	free(out);
+	return ok;
+}
+
+/* A gRPC success whose message is our own frame decodes like the message itself. */
+static void check_own_frame(const struct input *in, const uint8_t *req, size_t len)
+{
+	struct export_wire_answer a;
+	struct export_wire_verdict v;
+	int64_t rejected = 0;
+	char msg[EXPORT_WIRE_TEXT_CAP];
+	int rc = otlp_decode_response(in->body, in->body_len, &rejected, msg, sizeof(msg));
+
+	export_wire_answer_init(&a);
+	if (in->gzip)
+		export_wire_header(&a, "grpc-encoding: gzip\r\n", 21);
+	export_wire_header(&a, "grpc-status: 0\r\n", 16);
+	export_wire_body(&a, req, len);
+	export_wire_verdict(&a, true, 200, true, in->now, &v);
+	FUZZ_CHECK(v.outcome == EXPORT_WIRE_SUCCESS && v.undecodable == (rc < 0) &&
+			   v.rejected == (rc < 0 ? 0 : rejected),
+		   "our own frame reads back as %d/%lld, the message as %d/%lld", v.undecodable,
+		   (long long)v.rejected, rc, (long long)rejected);
+	export_wire_answer_release(&a);
+}
+
+/* Frame the body as a request and read it back. */
+static void check_request(const struct input *in)
+{
+	struct export_wire *w = export_wire__new(in->grpc, in->gzip);
+	struct buf enc = BUF_INIT(1 << 20), body = BUF_INIT(1 << 20);
+	size_t off = in->grpc ? 5 : 0, len = 0;
+	const uint8_t *req = NULL;
+
+	if (!w || buf_add(&enc, in->body, in->body_len) < 0)
+		goto cleanup;
+	FUZZ_CHECK(export_wire_request(w, &enc, &body, &req, &len) == 0, "framing failed");
+	FUZZ_CHECK(len >= off, "%zu bytes", len);
+	if (in->grpc) {
+		size_t mlen =
+			(size_t)req[1] << 24 | (size_t)req[2] << 16 | (size_t)req[3] << 8 | req[4];
+
+		FUZZ_CHECK(mlen == len - 5 && req[0] == (in->gzip ? 1 : 0), "gRPC frame");
+	}
+	if (in->gzip)
+		FUZZ_CHECK(gunzips_to(req + off, len - off, in->body, in->body_len) &&
+				   req[off + 8] == 4,
+			   "not the bytes given, gzip'd at level 1");
+	else
+		FUZZ_CHECK(len == off + in->body_len &&
+				   (!in->body_len || !memcmp(req + off, in->body, in->body_len)),
+			   "the request is not the bytes given");
+	if (in->grpc && len <= EXPORT_WIRE_BODY_CAP && in->body_len <= EXPORT_WIRE_BODY_CAP)
+		check_own_frame(in, req, len);
+cleanup:
+	buf_free(&body);
+	buf_free(&enc);
+	export_wire__free(w);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	size_t msg_size, len;
-	uint8_t *body;
-	char *small, big[BIG], big2[BIG];
-	int64_t rejected, rejected2;
-	int32_t code, code2;
-	int r, r2;
+	struct export_wire_answer a;
+	struct export_wire_verdict v, v1;
+	struct input in;
+	uint16_t status;
+	size_t i;
 
-	if (size < 1)
+	if (size < 11)
 		return 0;
-	msg_size = msg_sizes[data[0] % (sizeof(msg_sizes) / sizeof(msg_sizes[0]))];
-	len = size - 1;
-	body = (uint8_t *)fuzz_dup(data + 1, len);
-	small = msg_size ? malloc(msg_size) : NULL;
-	if ((len && !body) || (msg_size && !small))
-		goto out;
+	memset(&in, 0, sizeof(in));
+	in.grpc = data[0] & 1;
+	in.http2 = data[0] & 2;
+	in.gzip = data[0] & 4;
+	in.piece = 1 + (data[0] >> 3) * 97;
+	memcpy(&status, data + 1, 2);
+	in.status = status % 1000;
+	memcpy(&in.now, data + 3, 8);
+	in.headers = data + 11;
+	for (i = 11; i + 1 < size && !(data[i] == '\n' && data[i + 1] == '\n'); i++)
+		;
+	in.headers_len = i + 1 < size ? i + 1 - 11 : size - 11;
+	in.body = i + 1 < size ? data + i + 2 : data + size;
+	in.body_len = (size_t)(data + size - in.body);
 
-	/* ExportTraceServiceResponse */
-	memset(big, 'x', sizeof(big));
-	r = otlp_decode_response(body, len, &rejected, big, sizeof(big));
-	FUZZ_CHECK(r == 0 || r == -EBADMSG, "otlp_decode_response returned %d", r);
-	FUZZ_CHECK(memchr(big, '\0', sizeof(big)), "message not NUL-terminated");
-	FUZZ_CHECK(r == 0 || (rejected == 0 && !big[0]), "output on failure");
-	if (small)
-		memset(small, 'x', msg_size);
-	r2 = otlp_decode_response(body, len, &rejected2, small, msg_size);
-	FUZZ_CHECK(r2 == r && rejected2 == rejected, "decoding depends on the buffer size");
-	check_msg(small, msg_size, big, r);
-	FUZZ_CHECK(otlp_decode_response(body, len, &rejected2, big2, sizeof(big2)) == r &&
-			   rejected2 == rejected && !strcmp(big, big2),
-		   "decoding is not deterministic");
+	export_wire_answer_init(&a);
+	verdict_of(&in, &a, in.piece, &v);
+	check_verdict(&in, &a, &v);
+	FUZZ_CHECK(a.body.len == (in.body_len < EXPORT_WIRE_BODY_CAP ? in.body_len
+								     : EXPORT_WIRE_BODY_CAP) &&
+			   (!a.body.len || !memcmp(a.body.data, in.body, a.body.len)),
+		   "body kept %zu of %zu bytes", a.body.len, in.body_len);
+	export_wire_answer_release(&a);
 
-	/* google.rpc.Status */
-	memset(big, 'x', sizeof(big));
-	r = otlp_decode_rpc_status(body, len, &code, big, sizeof(big));
-	FUZZ_CHECK(r == 0 || r == -EBADMSG, "otlp_decode_rpc_status returned %d", r);
-	FUZZ_CHECK(memchr(big, '\0', sizeof(big)), "message not NUL-terminated");
-	FUZZ_CHECK(r == 0 || (code == 0 && !big[0]), "output on failure");
-	if (small)
-		memset(small, 'x', msg_size);
-	r2 = otlp_decode_rpc_status(body, len, &code2, small, msg_size);
-	FUZZ_CHECK(r2 == r && code2 == code, "decoding depends on the buffer size");
-	check_msg(small, msg_size, big, r);
-	FUZZ_CHECK(otlp_decode_rpc_status(body, len, &code2, big2, sizeof(big2)) == r &&
-			   code2 == code && !strcmp(big, big2),
-		   "decoding is not deterministic");
-out:
-	free(small);
-	free(body);
+	/* The same answer in one piece. */
+	export_wire_answer_init(&a);
+	verdict_of(&in, &a, in.body_len ? in.body_len : 1, &v1);
+	FUZZ_CHECK(same_verdict(&v, &v1), "the verdict depends on how the body was cut");
+	export_wire_answer_release(&a);
+
+	check_reset(&in, &v);
+	check_request(&in);
 	return 0;
 }

@@ -1,18 +1,24 @@
 // SPDX-License-Identifier: MIT
 /*
- * libFuzzer target: the parsers and decisions of the retry policy (src/retry.h) that take
- * what a collector sends: Retry-After values, HTTP dates, the base64 grpc-status-details-bin
- * trailer and the google.rpc.RetryInfo inside it, and the schedule of waits.
+ * libFuzzer target: the retry policy (src/retry.h) and what feeds it from a collector: the
+ * Retry-After path through curl (export_wire_retry_after, curl_getdate), the base64
+ * grpc-status-details-bin trailer (text_base64_decode) and the google.rpc.RetryInfo inside
+ * it (otlp_decode_retry_info, then export_wire), and the schedule of waits.
  *
  * Input: byte 0 picks the mode (below), bytes 1-8 are a little-endian u64 (a clock, or a
  * budget), the rest is the value.
- *   0  retry_parse_retry_after   delay-seconds must match a reference; a date must agree
- *                                with retry_parse_http_date; 0 <= delay <= one day
- *   1  retry_parse_http_date     a parsed date printed back in each of the three forms
- *                                parses to the same time
- *   2  text_base64_decode       length and bytes agree with a reference and across buffer
- *                                sizes; the bytes then go to retry_grpc_retry_info
- *   3  retry_grpc_retry_info     0, -ENOENT or -EBADMSG; a delay of at most a day (and ms)
+ *   0  export_wire_retry_after   0 or -EINVAL, nothing written on failure; digits must be
+ *                                seconds (capped at a day), anything else starting with a
+ *                                digit junk; a date's validity does not depend on the clock,
+ *                                and its wait shrinks second by second as the clock moves on
+ *   1  export_wire_retry_after   the clock's time printed in each of the three HTTP date
+ *                                forms (IMF-fixdate, RFC 850, asctime), a value-given number
+ *                                of seconds ahead, reads back as that wait
+ *   2  text_base64_decode        length and bytes agree with a reference and across buffer
+ *                                sizes; the bytes then go to the RetryInfo checks (mode 3)
+ *   3  otlp_decode_retry_info    0, -ENOENT or -EBADMSG, outputs untouched unless 0,
+ *                                deterministic; as a grpc-status-details-bin header,
+ *                                export_wire has a hint exactly when it decodes, at most a day
  *   4  retry_next                waits stay within the budget, follow the server's hint
  *                                when there is one, else stay within the backoff bounds
  */
@@ -22,7 +28,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "export_wire.h"
 #include "fuzz_util.h"
+#include "otlp.h"
 #include "retry.h"
 #include "text.h"
 
@@ -41,20 +49,16 @@ static bool digit(char c)
 	return c >= '0' && c <= '9';
 }
 
-static void check_retry_after(const char *v, size_t len, time_t now)
+static void check_retry_after(const char *v, size_t len, int64_t now)
 {
-	const char *p = v, *end = v ? v + len : v;
-	uint64_t ms = UNSET, secs = 0;
-	time_t when;
-	int r = retry_parse_retry_after(v, len, now, &ms);
+	const char *p = v, *end = v + len;
+	uint64_t ms = UNSET, later = UNSET, secs = 0;
+	int r = export_wire_retry_after(v, len, now, &ms);
 
 	FUZZ_CHECK(r == 0 || r == -EINVAL, "returned %d", r);
-	if (r) {
-		FUZZ_CHECK(ms == UNSET, "output on failure");
-	} else {
-		FUZZ_CHECK(ms <= DAY_MS && ms % 1000 == 0, "delay %llu ms", (unsigned long long)ms);
-	}
-	/* Reference: blanks around; digits only: seconds (capped at a day); else a date. */
+	FUZZ_CHECK(r ? ms == UNSET : ms <= DAY_MS && ms % 1000 == 0, "delay %llu ms",
+		   (unsigned long long)ms);
+	/* Reference: blanks around; starting with a digit: digits only, seconds. */
 	while (p < end && blank(*p))
 		p++;
 	while (end > p && (blank(end[-1]) || end[-1] == '\r' || end[-1] == '\n'))
@@ -69,56 +73,101 @@ static void check_retry_after(const char *v, size_t len, time_t now)
 		for (q = p; q < end && digit(*q); q++)
 			if (secs <= 86400)
 				secs = secs * 10 + (uint64_t)(*q - '0');
-		if (q != end) {
-			FUZZ_CHECK(r == -EINVAL, "accepted seconds followed by junk");
-			return;
-		}
-		FUZZ_CHECK(r == 0 && ms == (secs > 86400 ? 86400 : secs) * 1000,
-			   "%.*s seconds gave %llu ms", (int)(end - p), p, (unsigned long long)ms);
+		FUZZ_CHECK(q == end ? r == 0 && ms == (secs > 86400 ? 86400 : secs) * 1000
+				    : r == -EINVAL,
+			   "\"%.*s\" gave %d, %llu ms", (int)(end - p), p, r,
+			   (unsigned long long)ms);
 		return;
 	}
-	if (retry_parse_http_date(p, (size_t)(end - p), &when) < 0) {
-		FUZZ_CHECK(r == -EINVAL, "accepted what is not a date");
+	/* A date: valid or not whatever the clock says; one second later, a second less. */
+	if (now == INT64_MAX)
 		return;
-	}
-	FUZZ_CHECK(r == 0, "rejected a date");
-	if (when <= now)
-		FUZZ_CHECK(ms == 0, "a past date gave %llu ms", (unsigned long long)ms);
-	else
-		FUZZ_CHECK(ms == ((uint64_t)(when - now) > 86400 ? 86400 : (uint64_t)(when - now)) *
-					   1000,
-			   "date delay %llu ms", (unsigned long long)ms);
+	FUZZ_CHECK(export_wire_retry_after(v, len, now + 1, &later) == r, "clock-dependent");
+	if (r == 0)
+		FUZZ_CHECK(later <= ms && (ms - later == 1000 || later == 0 || ms == DAY_MS),
+			   "%llu ms, a second later %llu ms", (unsigned long long)ms,
+			   (unsigned long long)later);
 }
 
-static void reparse(const char *fmt, const struct tm *tm, time_t t)
+static void reread(const char *fmt, const struct tm *tm, int64_t now, uint64_t want)
 {
 	char text[128];
 	size_t n = strftime(text, sizeof(text), fmt, tm);
-	time_t back = 0;
+	uint64_t ms = UNSET;
 
 	FUZZ_CHECK(n > 0, "strftime");
-	FUZZ_CHECK(retry_parse_http_date(text, n, &back) == 0 && back == t,
-		   "\"%s\" does not parse back to %lld", text, (long long)t);
+	FUZZ_CHECK(export_wire_retry_after(text, n, now, &ms) == 0 && ms == want,
+		   "\"%s\" at %lld gave %llu ms, expected %llu", text, (long long)now,
+		   (unsigned long long)ms, (unsigned long long)want);
 }
 
-static void check_http_date(const char *v, size_t len)
+/* @t printed in the three HTTP forms, read @ahead seconds before it. */
+static void check_http_date(uint64_t clock, const uint8_t *v, size_t len)
 {
-	time_t t = (time_t)0x5a5a5a5a;
+	/* 1970 to 9999 (curl's dates end there), and how far ahead: up to two days */
+	time_t t = (time_t)(clock % 253402300800ULL);
+	uint32_t ahead = 0;
+	uint64_t want;
 	struct tm tm;
-	int r = retry_parse_http_date(v, len, &t);
 
-	FUZZ_CHECK(r == 0 || r == -EINVAL, "returned %d", r);
-	if (r) {
-		FUZZ_CHECK(t == (time_t)0x5a5a5a5a, "output on failure");
-		return;
-	}
+	memcpy(&ahead, v, len < 4 ? len : 4);
+	ahead %= 2 * 86400;
+	want = (ahead > 86400 ? 86400 : ahead) * 1000ULL;
 	FUZZ_CHECK(gmtime_r(&t, &tm) != NULL, "gmtime_r");
-	if (tm.tm_year + 1900 < 1000 || tm.tm_year + 1900 > 9999)
-		return;				      /* four-digit years only */
-	reparse("%a, %d %b %Y %H:%M:%S GMT", &tm, t); /* IMF-fixdate */
-	reparse("%a %b %e %H:%M:%S %Y", &tm, t);      /* asctime */
-	if (tm.tm_year + 1900 >= 1970 && tm.tm_year + 1900 <= 2069)
-		reparse("%A, %d-%b-%y %H:%M:%S GMT", &tm, t); /* RFC 850, two-digit year */
+	reread("%a, %d %b %Y %H:%M:%S GMT", &tm, (int64_t)t - ahead, want); /* IMF-fixdate */
+	reread("%a %b %e %H:%M:%S %Y", &tm, (int64_t)t - ahead, want);	    /* asctime */
+	/* RFC 850's two-digit years: curl reads 71-99 as 19xx, 00-70 as 20xx */
+	if (tm.tm_year + 1900 >= 1971 && tm.tm_year + 1900 <= 2070)
+		reread("%A, %d-%b-%y %H:%M:%S GMT", &tm, (int64_t)t - ahead, want); /* RFC 850 */
+}
+
+/* RetryInfo in a google.rpc.Status, decoded directly and as export_wire's trailer. */
+static void check_retry_info(const uint8_t *b, size_t n)
+{
+	int64_t secs = (int64_t)UNSET, secs2 = (int64_t)UNSET;
+	int32_t nanos = 0x5a5a5a5a, nanos2 = 0x5a5a5a5a;
+	int r = otlp_decode_retry_info(b, n, &secs, &nanos);
+	struct export_wire_answer a;
+	char *line;
+	size_t k;
+
+	FUZZ_CHECK(r == 0 || r == -ENOENT || r == -EBADMSG, "returned %d", r);
+	FUZZ_CHECK(r == 0 || (secs == (int64_t)UNSET && nanos == 0x5a5a5a5a), "output on failure");
+	FUZZ_CHECK(otlp_decode_retry_info(b, n, &secs2, &nanos2) == r && secs2 == secs &&
+			   nanos2 == nanos,
+		   "not deterministic");
+	/* The same bytes as a grpc-status-details-bin trailer (standard base64, padded). */
+	if (n > 3000)
+		return; /* beyond what export_wire decodes */
+	line = malloc(32 + 4 * (n / 3 + 1));
+	if (!line)
+		return;
+	k = (size_t)sprintf(line, "grpc-status-details-bin: ");
+	for (size_t i = 0; i < n; i += 3) {
+		static const char al[] =
+			"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+		uint32_t x = (uint32_t)b[i] << 16 | (i + 1 < n ? (uint32_t)b[i + 1] << 8 : 0) |
+			     (i + 2 < n ? b[i + 2] : 0);
+
+		line[k++] = al[x >> 18];
+		line[k++] = al[(x >> 12) & 63];
+		line[k++] = i + 1 < n ? al[(x >> 6) & 63] : '=';
+		line[k++] = i + 2 < n ? al[x & 63] : '=';
+	}
+	line[k++] = '\r';
+	line[k++] = '\n';
+	export_wire_answer_init(&a);
+	export_wire_header(&a, line, k);
+	FUZZ_CHECK(a.has_retry_info == (r == 0), "RetryInfo %d, decoded %d", a.has_retry_info, r);
+	FUZZ_CHECK(a.retry_info_ms <= DAY_MS + 999, "delay %llu ms",
+		   (unsigned long long)a.retry_info_ms);
+	if (r == 0 && secs >= 0 && nanos >= 0 && secs < 86400)
+		FUZZ_CHECK(a.retry_info_ms ==
+				   (uint64_t)secs * 1000 + (uint64_t)nanos / 1000000 % 1000,
+			   "%lld s %d ns gave %llu ms", (long long)secs, nanos,
+			   (unsigned long long)a.retry_info_ms);
+	export_wire_answer_release(&a);
+	free(line);
 }
 
 static int b64v(char c)
@@ -132,17 +181,6 @@ static int b64v(char c)
 		return 63;
 	p = c ? strchr(std, c) : NULL;
 	return p ? (int)(p - std) : -1;
-}
-
-static void check_retry_info(const uint8_t *b, size_t n)
-{
-	uint64_t ms = UNSET, ms2 = UNSET;
-	int r = retry_grpc_retry_info(b, n, &ms);
-
-	FUZZ_CHECK(r == 0 || r == -ENOENT || r == -EBADMSG, "returned %d", r);
-	FUZZ_CHECK(r == 0 ? ms <= DAY_MS + 999 : ms == UNSET, "delay %llu ms",
-		   (unsigned long long)ms);
-	FUZZ_CHECK(retry_grpc_retry_info(b, n, &ms2) == r && ms2 == ms, "not deterministic");
 }
 
 static void check_base64(const char *v, size_t len, size_t small)
@@ -267,15 +305,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(&clock, data + 1, 8);
 	len = size - 9;
 	v = fuzz_dup(data + 9, len);
-	if (len && !v)
+	if (!v)
 		return 0;
 	check_codes(clock);
 	switch (data[0] % 5) {
 	case 0:
-		check_retry_after(v, len, (time_t)(clock % (1ULL << 34))); /* to the year 2514 */
+		check_retry_after(v, len, (int64_t)clock);
 		break;
 	case 1:
-		check_http_date(v, len);
+		check_http_date(clock, (const uint8_t *)v, len);
 		break;
 	case 2:
 		check_base64(v, len, clock % 64);

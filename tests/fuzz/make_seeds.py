@@ -164,32 +164,43 @@ RETRY_URL = b"type.googleapis.com/google.rpc.RetryInfo"
 
 
 def gen_response(tests, put):
-    # byte 0: message buffer size selector; the rest is the body
+    # byte 0: flags (bit 0 gRPC, bit 1 HTTP/2, bit 2 gzip the request, bits 3-7 body pieces);
+    # bytes 1-2: HTTP status; bytes 3-10: the clock; header lines, an empty line, the body.
+    # Seeds: every answer of the export_wire cases, then a few bodies of every kind.
+    cases = json.load(open(os.path.join(tests, "data", "export_wire", "cases.json")))
+    k = 0
+    for c in cases:
+        a = c.get("answer")
+        if not a:
+            continue
+        grpc = a.get("protocol") == "grpc"
+        flags = (1 if grpc else 0) | (2 if a.get("http2", grpc) else 0) | (4 if k % 2 else 0)
+        flags |= (k % 32) << 3
+        body = bytes.fromhex(a["body_hex"]) if "body_hex" in a else \
+            a.get("body", "").encode() * a.get("body_times", 1)
+        head = b"".join(h.encode() + (b"" if h.endswith("\n") else b"\r\n") for h in a["headers"])
+        put(bytes([flags]) + struct.pack("<Hq", a["status"], a.get("now", 1700000000)) +
+            head + b"\n" + body[:4096])
+        k += 1
     bodies = [
-        b"",
-        export_response(),
-        export_response(0, b""),
         export_response(3, b"3 spans rejected: invalid trace id"),
-        export_response(-1, b"negative"),
         export_response(1 << 62, "d\u00e9j\u00e0 vu \u26a1".encode()),
-        export_response(5, b"x" * 300),
-        export_response(2, b"bad\r\nInjected: header\x1b[31m"),
         rpc_status(3, b"invalid argument: bad span"),
         rpc_status(14, b"unavailable", [(RETRY_URL, retry_info(2, 500000000))]),
-        rpc_status(8, b"resource exhausted", [(RETRY_URL, retry_info(1))]),
-        rpc_status(-1, b"negative code"),
-        rpc_status(7, b"\xff\xfe not utf-8"),
         field(1, 1, 12345) + field(2, 5, 7) + field(99, 0, 1),
     ]
     for i, b in enumerate(bodies):
-        put(bytes([i * 19 % 256]) + b)
+        for flags in (0x00, 0x03, 0x07, 0x04):
+            put(bytes([flags | (i << 3)]) + struct.pack("<Hq", 200, 0) + b"grpc-status: 0\r\n\n" +
+                bytes([0]) + struct.pack(">I", len(b)) + b)
+            put(bytes([flags | (i << 3)]) + struct.pack("<Hq", 503, 0) + b"\n" + b)
 
 
 # ---- retry policy -----------------------------------------------------------------------------
 
 def gen_retry(tests, put):
-    # byte 0: mode (0 Retry-After, 1 HTTP date, 2 base64 RetryInfo, 3 RetryInfo bytes,
-    # 4 retry schedule); bytes 1-8: a clock; the rest the value
+    # byte 0: mode (0 Retry-After, 1 a clock's time as each HTTP date form, 2 base64
+    # RetryInfo, 3 RetryInfo bytes, 4 retry schedule); bytes 1-8: a clock; the rest the value
     clock = struct.pack("<Q", 784111777)  # Sun, 06 Nov 1994 08:49:37 GMT
     now2 = struct.pack("<Q", 1700000000)
     values = [b"0", b"120", b" 5 ", b"86401", b"99999999999999999999", b"-1", b"1.5",
@@ -200,7 +211,9 @@ def gen_retry(tests, put):
     for v in values:
         put(b"\x00" + clock + v)
         put(b"\x00" + now2 + v)
-        put(b"\x01" + clock + v)
+    for ahead in (0, 1, 7, 86399, 86400, 86401, 172799):
+        put(b"\x01" + clock + struct.pack("<I", ahead))
+        put(b"\x01" + now2 + struct.pack("<I", ahead))
     import base64
     details = [
         rpc_status(14, b"unavailable", [(RETRY_URL, retry_info(2, 500000000))]),
