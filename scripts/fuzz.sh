@@ -57,9 +57,10 @@ run_one() {
 		-timeout=30 -artifact_prefix="$crashes/" -print_final_stats=1 \
 		"$corpus" "$seeds" >"$log" 2>&1 || rc=$?
 	secs=$(($(date +%s) - start))
+	# A target that crashes on its seeds prints no coverage: grep finding nothing is no error.
 	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
-	cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2)
-	ft=$(grep -o 'ft: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2)
+	cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2 || true)
+	ft=$(grep -o 'ft: [0-9]*' "$log" | tail -n 1 | cut -d' ' -f2 || true)
 	if [ "$rc" = 0 ]; then
 		echo "fuzz: $t: clean, ${runs:-?} runs in ${secs} s (cov ${cov:-?}, features ${ft:-?}, corpus $(find "$corpus" -type f | wc -l) inputs)"
 	else
