@@ -17,6 +17,7 @@ itself dies. Their output goes to files, read through a fresh open and only as c
 while they run (a line without its newline is not read yet). Waiting is `wait_for`: it polls a
 condition, never sleeps a fixed time.
 """
+import argparse
 import ctypes
 import json
 import os
@@ -99,6 +100,16 @@ def need_root(why="it loads BPF programs"):
         if CI:
             raise Fail("needs root (%s), and CI must not skip it" % why)
         raise Skip("needs root (%s)" % why)
+
+
+def options(*names):
+    """Parse argv `WORD... --name VALUE...`: (the words, the options as attributes)."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("words", nargs="*")
+    for n in names:
+        ap.add_argument("--" + n)
+    a = ap.parse_args()
+    return a.words, a
 
 
 def run(argv, input=None, timeout=120, **kw):
