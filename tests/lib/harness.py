@@ -149,6 +149,16 @@ def free_port(host="127.0.0.1", below=None):
     raise Fail("no free port below %s" % below)
 
 
+def install(src, dst):
+    """Copy src to dst as a new file (new inode) as an upgrade does: a copy with a fresh
+    mtime (cln-otlp waits for files to settle) renamed into place."""
+    os.makedirs(os.path.dirname(dst), exist_ok=True)
+    shutil.copy2(src, dst + ".new")
+    os.chmod(dst + ".new", 0o755)
+    os.utime(dst + ".new", None)
+    os.rename(dst + ".new", dst)
+
+
 # ---- files another process writes -------------------------------------------------------
 
 

@@ -15,8 +15,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
-from harness import (CAPTURE, Proc, attrs, check, main, need_root, options, run,  # noqa: E402
-                     test)
+from harness import (CAPTURE, Proc, attrs, check, install, main, need_root,  # noqa: E402
+                     options, run, test)
 
 (NAME,), A = options("cln-otlp", "emitter", "dump", "data")
 
@@ -59,16 +59,6 @@ def release(e):
     open(e.go, "w").close()
     with e:
         check("%s exited 0" % e.name, e.stop(sig=None, timeout=300) == 0)
-
-
-def install(src, dst):
-    """Copy src to dst as a new file (new inode), like an upgrade: cp to temp + mv, with a
-    fresh mtime (the tracer waits for files to settle)."""
-    os.makedirs(os.path.dirname(dst), exist_ok=True)
-    shutil.copy2(src, dst + ".new")
-    os.chmod(dst + ".new", 0o755)
-    os.utime(dst + ".new", None)
-    os.rename(dst + ".new", dst)
 
 
 def read_log(path):
