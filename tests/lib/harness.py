@@ -21,6 +21,7 @@ import argparse
 import ctypes
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -387,6 +388,14 @@ def test(*names):
     return add
 
 
+def cases(group, fn, table):
+    """Register fn(tmp, **kw) under group once per (name, kw) of table."""
+    for name, kw in table:
+        t = lambda tmp, kw=kw: fn(tmp, **kw)  # noqa: E731
+        t.__name__, t.__doc__ = name, fn.__doc__
+        test(group)(t)
+
+
 def _report():
     for p in _now["procs"]:
         tail = read_lines(p.err_path, True)[-40:]
@@ -402,7 +411,7 @@ def main(names):
     fns = [fn for n in names for fn in _tests[n]]
     counts = {"passed": 0, "failed": 0, "skipped": 0}
     for fn in fns:
-        tmp = tempfile.mkdtemp(prefix=fn.__name__ + "-")
+        tmp = tempfile.mkdtemp(prefix=re.sub(r"[^\w.-]+", "_", fn.__name__) + "-")
         _now.update(checks=0, procs=[], runs=[])
         log("== %s: %s" % (fn.__name__, (fn.__doc__ or "").strip().split("\n")[0]))
         outcome, stop = "failed", None
