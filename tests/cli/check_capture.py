@@ -16,25 +16,16 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
-from harness import attrs, check, cln_spans, main, proto_classes, run, test  # noqa: E402
+from harness import (attrs, check, cln_spans, expected_otlp, main, proto_classes, run,  # noqa
+                     span_fields, test)
 
 cln_otlp, otlp_encode, proto_dir, py_dir, data_dir = sys.argv[1:6]
 
 
 def expected_spans(path):
     """span_id -> the OTLP fields the rules give, computed from the raw CLN JSON."""
-    out = {}
-    for s in cln_spans(path):
-        tags = s["tags"]
-        out[s["id"]] = {
-            "traceId": s["traceId"].lower().rjust(32, "0"),
-            "parentSpanId": s.get("parentId") if s.get("parentId") != s["id"] else None,
-            "name": s["name"], "start": s["timestamp"] * 1000,
-            "end": (s["timestamp"] + s["duration"]) * 1000,
-            "attributes": [(k, v) for k, v in tags.items() if (k, v) != ("error", "true")],
-            "code": 2 if tags.get("error") == "true" else 0, "kind": 0,
-            "service": s["localEndpoint"]["serviceName"], "pid": int(path.rsplit(".", 1)[1])}
-    return out
+    return {s["id"]: dict(expected_otlp(s), kind=0, service=s["localEndpoint"]["serviceName"],
+                          pid=int(path.rsplit(".", 1)[1])) for s in cln_spans(path)}
 
 
 def from_json(line):
@@ -43,14 +34,8 @@ def from_json(line):
         for ss in rs["scopeSpans"]:
             check("scope name cln-otlp", ss["scope"]["name"] == "cln-otlp", ss["scope"])
             for sp in ss["spans"]:
-                yield sp["spanId"], {
-                    "traceId": sp["traceId"], "parentSpanId": sp.get("parentSpanId"),
-                    "name": sp["name"], "start": int(sp["startTimeUnixNano"]),
-                    "end": int(sp["endTimeUnixNano"]),
-                    "attributes": [(a["key"], a["value"]["stringValue"])
-                                   for a in sp["attributes"]],
-                    "code": sp["status"]["code"], "kind": sp["kind"],
-                    "service": res["service.name"], "pid": res["process.pid"]}
+                yield sp["spanId"], dict(span_fields(sp), kind=sp["kind"],
+                                         service=res["service.name"], pid=res["process.pid"])
 
 
 def from_pb(req):
@@ -58,7 +43,7 @@ def from_pb(req):
         res = {kv.key: kv.value for kv in rs.resource.attributes}
         for sp in (sp for ss in rs.scope_spans for sp in ss.spans):
             yield sp.span_id.hex(), {
-                "traceId": sp.trace_id.hex(), "parentSpanId": sp.parent_span_id.hex() or None,
+                "traceId": sp.trace_id.hex(), "parentSpanId": sp.parent_span_id.hex(),
                 "name": sp.name, "start": sp.start_time_unix_nano, "end": sp.end_time_unix_nano,
                 "attributes": [(a.key, a.value.string_value) for a in sp.attributes],
                 "code": sp.status.code, "kind": sp.kind,
@@ -67,7 +52,6 @@ def from_pb(req):
 
 @test("capture")
 def capture(tmp):
-    """every span of the capture, from --exporter stdout and from protoc --decode"""
     files = sorted(glob.glob(os.path.join(data_dir, "lightningd-trace.*")))
     check("capture files in the data directory", len(files) >= 2, data_dir)
     compared, every = 0, {}

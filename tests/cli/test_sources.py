@@ -37,7 +37,6 @@ def ids(d):
 
 @test("socket")
 def socket_source(tmp):
-    """every span of the capture as one datagram each; a stale socket replaced"""
     path = os.path.join(tmp, "trace.sock")
     open(path, "w").close()
     bad = run([cln_otlp, "--socket", path, "--exporter", "stdout"])
@@ -64,7 +63,6 @@ def socket_source(tmp):
 
 @test("follow")
 def follow(tmp):
-    """a trace file written while followed, then replaced by a new file"""
     path = os.path.join(tmp, "lightningd-trace.4242")
     with open(CAPTURE, encoding="utf-8") as f:
         lines = f.readlines()
@@ -95,7 +93,6 @@ def follow(tmp):
 
 @test("sigterm")
 def sigterm(tmp):
-    """SIGTERM flushes the spans waiting for the batch delay"""
     # A pipe that never closes: only the signal ends the run, and what was read is sent.
     with Proc([cln_otlp, "--file", "-", "--exporter", "stdout", "--batch-delay", "60000"],
               tmp, "cln-otlp", stdin=subprocess.PIPE) as d:

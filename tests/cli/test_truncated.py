@@ -34,7 +34,6 @@ def export(lines):
 
 @test("truncated")
 def truncated(tmp):
-    """cut spans adopted by their family, in either order; an orphan dropped and counted"""
     # A cut child before its parent; a cut root after its child; a cut grandchild whose cut
     # parent waits for the grandparent.
     r, spans = export([

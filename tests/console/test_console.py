@@ -173,14 +173,12 @@ def check_startup(utf8):
 
 @test("startup")
 def startup(tmp):
-    """the real capture as trees, in UTF-8 and in ASCII"""
     check_startup(True)
     check_startup(False)
 
 
 @test("plugins")
 def plugins(tmp):
-    """error=false is a tag, error=true an error"""
     files = sorted(f for f in glob.glob(os.path.join(CAPTURE_DIR, "lightningd-trace.*"))
                    if f != CAPTURE)
     res = console([a for f in files for a in ("--file", f)])
@@ -211,7 +209,6 @@ def plugins(tmp):
 
 @test("golden")
 def golden(tmp):
-    """hand-made input printed exactly as expected"""
     cases = sorted(glob.glob(os.path.join(TESTS_DIR, "data", "console", "*.txt")))
     check("golden inputs exist", cases)
     for case in cases:
@@ -243,7 +240,6 @@ def capture_lines(without_root):
 
 @test("timeout")
 def timeout(tmp):
-    """a trace whose root never comes, printed after the timeout; its parent then remote"""
     d, path = follow(tmp, 700)
     marker = f"INCOMPLETE: parent {ROOT} never came"
     with d, open(path, "a", encoding="utf-8") as f:
@@ -275,7 +271,6 @@ def timeout(tmp):
 
 @test("suspend")
 def suspend(tmp):
-    """suspend/resume lines of a followed file show as suspended times"""
     d, path = follow(tmp, 10000)
 
     def emit(sid, name, dur=2000000):
@@ -321,7 +316,6 @@ def suspend(tmp):
 
 @test("exit")
 def exit_(tmp):
-    """what is still buffered is printed at the end of the input and on SIGTERM"""
     # End of input: the incomplete tree is printed, marked, and the run is a success.
     path = os.path.join(tmp, "lightningd-trace.32274")
     with open(path, "w", encoding="utf-8") as f:
@@ -347,7 +341,6 @@ def exit_(tmp):
 
 @test("options")
 def options(tmp):
-    """CLN_OTLP_CONSOLE_TIMEOUT_MS, OTEL_SERVICE_NAME, the locale, the socket source's pid"""
     for bad in ("abc", "-5", "10s", "99999999999"):
         res = console(["--file", CAPTURE], CLN_OTLP_CONSOLE_TIMEOUT_MS=bad)
         check(f"timeout {bad!r} refused", res.returncode == 2)

@@ -14,7 +14,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
 from harness import (CAPTURE_DIR, Collector, Proc, cases, certs, check, clean_env,  # noqa
-                     cln_spans, main, run, test)
+                     cln_spans, expected_otlp, main, run, span_fields, test)
 
 CLN_OTLP = os.environ.get("CLN_OTLP", "cln-otlp")
 FILES = sorted(glob.glob(os.path.join(os.environ.get("TRACE_DIR") or CAPTURE_DIR,
@@ -45,19 +45,11 @@ def check_all_spans(recs):
     check("no span missing, none unexpected", sorted(got) == sorted(EXPECTED),
           set(got) ^ set(EXPECTED))
     for sid, s in EXPECTED.items():
-        r, sp = got[sid], got[sid]["span"]
-        start = s["timestamp"] * 1000
-        want = (s["traceId"].rjust(32, "0"), s.get("parentId", "") if s.get("parentId") != sid
-                else "", s["name"], start, start + s["duration"] * 1000, "lightningd", "cln-otlp")
-        got_ = (sp["traceId"], sp["parentSpanId"], sp["name"], int(sp["startTimeUnixNano"]),
-                int(sp["endTimeUnixNano"]), r["resource"].get("service.name"), r["scope"]["name"])
-        check("span %s: ids, name, times, service.name, scope" % sid, got_ == want, (got_, want))
-        attrs = {a["key"]: a["value"].get("stringValue") for a in sp["attributes"]}
-        tags = {k: v for k, v in s["tags"].items() if (k, v) != ("error", "true")}
-        check("span %s: every tag an attribute" % sid, {k: attrs.get(k) for k in tags} == tags)
-        if s["tags"].get("error") == "true":
-            check("span %s: error=true is status ERROR, not an attribute" % sid,
-                  "error" not in attrs and sp["status"]["code"] == 2, sp)
+        r, want = got[sid], expected_otlp(s)
+        check("span %s: ids, name, times, attributes, status" % sid,
+              span_fields(r["span"]) == want, (r["span"], want))
+        check("span %s: service.name lightningd, scope cln-otlp" % sid, (r["resource"].get(
+            "service.name"), r["scope"]["name"]) == ("lightningd", "cln-otlp"), r)
 
 
 def case(tmp, proto="http/protobuf", script=None, args=("--batch-size", "1000"), rc=0,

@@ -220,6 +220,24 @@ def cln_spans(path):
     return [json.loads(p)[0] for p in span_payloads(path)]
 
 
+def expected_otlp(cln):
+    """What a CLN span becomes (README, "Mapping to OTLP"), as span_fields() reads it back."""
+    parent = cln.get("parentId", "")
+    return {"traceId": cln["traceId"].lower().rjust(32, "0"),
+            "parentSpanId": "" if parent == cln["id"] else parent, "name": cln["name"],
+            "start": cln["timestamp"] * 1000, "end": (cln["timestamp"] + cln["duration"]) * 1000,
+            "attributes": [(k, v) for k, v in cln["tags"].items() if (k, v) != ("error", "true")],
+            "code": 2 if cln["tags"].get("error") == "true" else 0}
+
+
+def span_fields(sp):
+    """Ids, name, times, attributes (in order) and status code of an OTLP/JSON span."""
+    return {"traceId": sp["traceId"], "parentSpanId": sp.get("parentSpanId", ""),
+            "name": sp["name"], "start": int(sp["startTimeUnixNano"]),
+            "end": int(sp["endTimeUnixNano"]), "code": sp.get("status", {}).get("code", 0),
+            "attributes": [(a["key"], value_of(a["value"])) for a in sp.get("attributes", [])]}
+
+
 def cln_json(sid, name, trace=TRACE, parent=None, ts=1795660314655273, dur=175, tags=None):
     """One span as CLN (v25.05 and later) emits it: compact, nothing escaped."""
     tags = ", ".join('"%s":"%s"' % kv for kv in (tags or {}).items())

@@ -189,7 +189,6 @@ def stopped(d, what="exit 0 after SIGTERM", sig=signal.SIGTERM):
 
 @test("basic")
 def basic(tmp):
-    """every span carries the node's identity; one documented getinfo"""
     sock = os.path.join(tmp, "lightning-rpc")
     with FakeRpc(sock, chunks=4) as rpc:
         d = start(tmp, ["--rpc-file", sock])
@@ -210,7 +209,6 @@ def basic(tmp):
 
 @test("slow")
 def slow(tmp):
-    """a slow answer: within the start-up wait on every span, else on later ones"""
     sock = os.path.join(tmp, "lightning-rpc")
     with FakeRpc(sock, delay=0.3, chunks=3):  # within the start-up wait (1 s)
         d = start(tmp, ["--rpc-file", sock], name="slow")
@@ -240,7 +238,6 @@ def slow(tmp):
 
 @test("restart")
 def restart(tmp):
-    """lightningd stops and comes back as another node; then a quick restart"""
     sock = os.path.join(tmp, "lightning-rpc")
     after = {f"{0xb0b0000000 + i:016x}" for i in range(30)}
     again = {f"{0xa0a0000000 + i:016x}" for i in range(10)}
@@ -277,7 +274,6 @@ def restart(tmp):
 
 @test("nosocket")
 def nosocket(tmp):
-    """no socket, or a stale one: spans flow without the identity, said once"""
     for name, args in (("missing", ["--rpc-file", os.path.join(tmp, "no-such-rpc")]),
                        ("nothing", [])):
         d = start(tmp, args, name=name)
@@ -300,7 +296,6 @@ def nosocket(tmp):
 
 @test("malformed")
 def malformed(tmp):
-    """bad answers: a warning that says why, spans flow, exit 0; bad UTF-8 cleaned"""
     for mode, says in (("garbage", "not a JSON object"), ("error", "Unknown command"),
                        ("noresult", "no \"result\""), ("wrongid", "not the answer"),
                        ("huge", "larger than"), ("hangup", "closed the connection")):
@@ -325,7 +320,6 @@ def malformed(tmp):
 
 @test("discover")
 def discover(tmp):
-    """found under $HOME/.lightning (both layouts) when following; not for a replay"""
     for name, rel, net in (("network", ".lightning/testnet4/lightning-rpc", "testnet4"),
                            ("old", ".lightning/lightning-rpc", "bitcoin")):
         home = os.path.join(tmp, f"home-{name}")
@@ -360,7 +354,6 @@ def discover(tmp):
 
 @test("usdt")
 def usdt(tmp):
-    """the eBPF source finds the socket through the lightningd process's directory"""
     need_root()
     # A stand-in lightningd: the emitter under that name, running in its network directory
     # as lightningd does; its socket is found through the process, not through $HOME.
@@ -394,7 +387,6 @@ def usdt(tmp):
 
 @test("privs")
 def privs(tmp):
-    """a node run by another user: asked at start; after a restart as --user, or a warning"""
     need_root()
     nobody = (65534, 65534)
     os.chmod(tmp, 0o755)

@@ -17,7 +17,6 @@ cln_otlp, emitter = sys.argv[1:3]
 
 @test("truncated")
 def truncated(tmp):
-    """a cut span through the probe: recovered, with its parent's traceId"""
     need_root()
     value = "INSERT INTO channels VALUES " + "(42, 'x', 7)," * 250  # ~3.3 KB
     child = cln_json("00000000000000c1", "db_exec_prepared", T, "00000000000000a1",

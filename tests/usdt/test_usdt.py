@@ -15,8 +15,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
-from harness import (CAPTURE, Proc, attrs, check, install, main, need_root,  # noqa: E402
-                     options, run, test)
+from harness import (CAPTURE, Proc, check, expected_otlp, install, main,  # noqa: E402
+                     need_root, options, run, span_fields, test)
 
 (NAME,), A = options("cln-otlp", "emitter", "dump", "data")
 
@@ -88,16 +88,8 @@ def compare(fired, got, pid=None, exe=None, events=None):
         what = "span %s (%s)" % (sid, cln["name"])
         check(what + " arrived", sid in by_id)
         res, sp = by_id[sid]
-        tags = dict(cln["tags"])
-        if tags.get("error") == "true":
-            del tags["error"]
-            check(what + ": error=true: status ERROR", sp.get("status", {}).get("code") == 2,
-                  sp.get("status"))
-        want = (cln["traceId"], cln.get("parentId", ""), cln["name"], cln["timestamp"] * 1000,
-                (cln["timestamp"] + cln["duration"]) * 1000, tags)
-        got_ = (sp["traceId"], sp.get("parentSpanId", ""), sp["name"], int(sp["startTimeUnixNano"]),
-                int(sp["endTimeUnixNano"]), attrs(sp.get("attributes", [])))
-        check(what + ": traceId, parent, name, start, end, attributes", got_ == want,
+        got_, want = span_fields(sp), expected_otlp(cln)
+        check(what + ": ids, name, times, attributes, status", got_ == want,
               "got  %r\n  want %r" % (got_, want))
         if pid is not None:
             check(what + ": process.pid %d" % pid, res.get("process.pid") == pid, res)

@@ -43,7 +43,6 @@ def vg_stopped(name, d, expect_rc=0):
 
 @test("all", "unit")
 def unit(tmp):
-    """the unit suites"""
     for suite in (["span", os.path.join(TESTS_DIR, "data", "span", "cases.json")],
                   ["otlp", os.path.join(TESTS_DIR, "data", "otlp", "cases.json")],
                   ["queue"], ["suspend"], ["pipeline"]):
@@ -52,13 +51,11 @@ def unit(tmp):
 
 @test("all", "file_stdout")
 def file_stdout(tmp):
-    """a trace file to stdout"""
     vg_run("file to stdout", STDOUT + ["--file", CAPTURE, "-q"], stdout=DEVNULL)
 
 
 @test("all", "bad_stdin")
 def bad_stdin(tmp):
-    """bad input on stdin"""
     good = span_payloads(CAPTURE)[0]
     lines = ["Attaching 1 probe...", "garbage", good.replace('"tags":{}', '"tags":{"q":"a"b"}'),
              good[:100], "[]", good.replace("0ff6b0fc1df3f024", "0" * 16), "x" * 70000, good]
@@ -68,7 +65,6 @@ def bad_stdin(tmp):
 
 @test("all", "truncated")
 def truncated(tmp):
-    """cut spans, adopted and orphaned"""
     cut = cln_json("00000000000000c1", "db", parent="00000000000000a1", ts=1, dur=1,
                    tags={"query": "x" * 3000})[:2047]
     orphan = cut.replace("00000000000000c1", "00000000000000c2").replace(
@@ -81,7 +77,6 @@ def truncated(tmp):
 
 @test("all", "socket_source")
 def socket_source(tmp):
-    """the socket source"""
     path = os.path.join(tmp, "vg.sock")
     d = Proc(VG + STDOUT + ["--socket", path, "--batch-delay", "100"], tmp, "socket")
     d.wait(lambda: os.path.exists(path), 120, "the socket appeared")
@@ -95,7 +90,6 @@ def socket_source(tmp):
 
 @test("all", "export")
 def export(tmp):
-    """export over three protocols to the mock collector"""
     files = [os.path.join(CAPTURE_DIR, f) for f in sorted(os.listdir(CAPTURE_DIR))]
     for name, extra, script, grpc in (
             ("export http/protobuf gzip", ["--protocol", "http/protobuf", "--compression",
@@ -111,7 +105,6 @@ def export(tmp):
 
 @test("all", "usdt")
 def usdt(tmp):
-    """eBPF capture of the emitter"""
     check("an --emitter", A.emitter)
     need_root()
     binary = os.path.join(tmp, "lightningd")
