@@ -14,7 +14,6 @@ import os
 import shutil
 import socket
 import ssl
-import subprocess
 import sys
 import time
 import urllib.error

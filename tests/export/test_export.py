@@ -57,9 +57,10 @@ def case(tmp, proto="http/protobuf", script=None, args=("--batch-size", "1000"),
          grpc=None, path="", host="127.0.0.1", within=None, requests=None, env=None):
     """Export the capture to a mock collector (answering from script; TLS with a test CA;
     args may name the certificates as {certs}/...) and check what the case says: the exit
-    status (None: not 0, "any": unchecked), the statuses answered in order, texts on stderr, the spans (True:
-    every one intact, False: none recorded), the time between attempts (gap: (lo, hi)), how
-    long it took (within s), how many requests came. Returns (requests, stderr)."""
+    status (None: not 0, "any": unchecked), the statuses answered in order, texts on stderr,
+    the spans (True: every one intact, False: none recorded), the time between attempts
+    (gap: (lo, hi)), how long it took (within s), how many requests came. Returns (requests,
+    stderr)."""
     grpc = proto == "grpc" if grpc is None else grpc
     d = certs(tmp) if tls else None
     with Collector(tmp, http=proto != "grpc" if http is None else http, grpc=grpc,
@@ -299,8 +300,9 @@ def sigterm_during_outage(tmp):
     """Stopped while the collector is down: gives up after the shutdown timeout."""
     with Collector(tmp) as probe:
         port = probe.http_port
-    with Proc(argv("http://127.0.0.1:%d" % port, args=[
-            "--batch-size", "100", "--follow", "--shutdown-timeout", "2000"]), tmp, "cln-otlp") as d:
+    with Proc(argv("http://127.0.0.1:%d" % port, args=["--batch-size", "100", "--follow",
+                                                       "--shutdown-timeout", "2000"]),
+              tmp, "cln-otlp") as d:
         d.wait_err("retrying in")
         check("still running", d.running())
         t0 = time.time()

@@ -32,7 +32,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
 from harness import (CAPTURE, Proc, check, cln_json, main, need_root, span_payloads,  # noqa
-                     test, wait_for)
+                     test)
 
 cln_otlp = sys.argv[1]
 emitter = sys.argv[4] if len(sys.argv) > 4 else None
