@@ -55,11 +55,11 @@ def load_protos(directory):
 	if not os.path.isfile(probe):
 		die("%s not found: build the CMake target mock_collector_py first" % probe)
 	sys.path.insert(0, os.path.abspath(directory))
-	from google.protobuf import json_format
+	from google.protobuf import any_pb2, duration_pb2, json_format
 	from google.rpc import status_pb2
 	from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-	pb["json_format"] = json_format
+	pb.update(json_format=json_format, Any=any_pb2.Any, Duration=duration_pb2.Duration)
 	pb["Status"] = status_pb2.Status
 	pb["Request"] = trace_service_pb2.ExportTraceServiceRequest
 	pb["Response"] = trace_service_pb2.ExportTraceServiceResponse
@@ -88,16 +88,11 @@ def grpc_to_http(code):
 
 
 class Step:
+	"""One answer; kind: ok | status | grpc | delay | drop | partial."""
+
 	def __init__(self, text, kind, status=200, grpc=0, retry_after=None, retry_date=False,
 		     delay=0.0, rejected=0):
-		self.text = text
-		self.kind = kind  # ok | status | grpc | delay | drop | partial
-		self.status = status
-		self.grpc = grpc
-		self.retry_after = retry_after
-		self.retry_date = retry_date
-		self.delay = delay
-		self.rejected = rejected
+		self.__dict__.update((k, v) for k, v in locals().items() if k != "self")
 
 
 OK_STEP = Step("200", "ok")
@@ -144,10 +139,8 @@ class Script:
 
 	def next(self):
 		with self.lock:
-			if self.pos < len(self.steps):
-				self.pos += 1
-				return self.steps[self.pos - 1]
-			return OK_STEP
+			self.pos += 1
+			return self.steps[self.pos - 1] if self.pos <= len(self.steps) else OK_STEP
 
 
 # ---------------------------------------------------------------------------------------------
@@ -202,8 +195,7 @@ def _hex_ids_to_b64(obj, fields):
 
 def _list(obj, camel, snake):
 	v = obj.get(camel, obj.get(snake, []))
-	if v is None:
-		return []
+	v = [] if v is None else v
 	if not isinstance(v, list):
 		raise BadRequest("%s must be a list" % camel)
 	return v
@@ -242,30 +234,22 @@ def parse_proto_request(body):
 
 def validate_request(req):
 	"""Reject what a real collector rejects: ids of the wrong length. Returns the span count."""
-	n = 0
-	for rs in req.resource_spans:
-		for ss in rs.scope_spans:
-			for sp in ss.spans:
-				n += 1
-				for field, size in (("trace_id", 16), ("span_id", 8), ("parent_span_id", 8)):
-					v = getattr(sp, field)
-					if len(v) not in (0, size):
-						raise BadRequest("span %r: %s has %d bytes, expected %d"
-								 % (sp.name, field, len(v), size))
-	return n
+	spans = [sp for rs in req.resource_spans for ss in rs.scope_spans for sp in ss.spans]
+	for sp in spans:
+		for field, size in (("trace_id", 16), ("span_id", 8), ("parent_span_id", 8)):
+			if len(getattr(sp, field)) not in (0, size):
+				raise BadRequest("span %r: %s has %d bytes, expected %d"
+						 % (sp.name, field, len(getattr(sp, field)), size))
+	return len(spans)
 
 
 def any_value(v):
 	which = v.WhichOneof("value")
-	if which is None:
-		return None
 	if which == "array_value":
 		return [any_value(x) for x in v.array_value.values]
 	if which == "kvlist_value":
 		return {kv.key: any_value(kv.value) for kv in v.kvlist_value.values}
-	if which == "bytes_value":
-		return v.bytes_value.hex()
-	return getattr(v, which)
+	return v.bytes_value.hex() if which == "bytes_value" else which and getattr(v, which)
 
 
 def _b64_to_hex(obj, keys):
@@ -288,14 +272,8 @@ def span_records(req, base):
 				_b64_to_hex(d, ("traceId", "spanId", "parentSpanId"))
 				for ln in d.get("links", []):
 					_b64_to_hex(ln, ("traceId", "spanId"))
-				st = d.setdefault("status", {})
-				st.setdefault("code", 0)
-				st.setdefault("message", "")
-				rec = dict(base)
-				rec["resource"] = resource
-				rec["scope"] = scope
-				rec["span"] = d
-				out.append(rec)
+				d["status"] = dict({"code": 0, "message": ""}, **d.get("status", {}))
+				out.append(dict(base, resource=resource, scope=scope, span=d))
 	return out
 
 
@@ -310,23 +288,20 @@ def status_message(code, message, json_wanted):
 
 
 def retry_info_details(seconds):
-	"""The bytes of a google.protobuf.Any holding google.rpc.RetryInfo{retry_delay: Duration{seconds}}."""
+	"""google.rpc.RetryInfo{retry_delay: Duration{seconds}} packed in a google.protobuf.Any."""
+	duration = pb["Duration"](seconds=seconds).SerializeToString()
+	return pb["Any"](type_url="type.googleapis.com/google.rpc.RetryInfo",
+			 value=b"\x0a" + bytes([len(duration)]) + duration).SerializeToString()
 
-	def varint(n):
-		b = bytearray()
-		while True:
-			c = n & 0x7F
-			n >>= 7
-			b.append(c | (0x80 if n else 0))
-			if not n:
-				return bytes(b)
 
-	def ld(field, data):
-		return varint(field << 3 | 2) + varint(len(data)) + data
-
-	duration = varint(1 << 3) + varint(seconds) if seconds else b""
-	retry_info = ld(1, duration)
-	return ld(1, b"type.googleapis.com/google.rpc.RetryInfo") + ld(2, retry_info)
+def ok_answer(step):
+	"""The ExportTraceServiceResponse of an ok, delay or partial step."""
+	msg = pb["Response"]()
+	if step.kind == "partial":
+		msg.partial_success.rejected_spans = step.rejected
+		msg.partial_success.error_message = (
+			"mock collector: %d spans rejected (scripted)" % step.rejected)
+	return msg
 
 
 # ---------------------------------------------------------------------------------------------
@@ -335,11 +310,8 @@ def retry_info_details(seconds):
 
 class App:
 	def __init__(self, args):
-		self.args = args
-		self.script = Script(args.script)
-		self.lock = threading.Lock()
-		self.seq = 0
-		self.answered = 0
+		self.args, self.script, self.lock = args, Script(args.script), threading.Lock()
+		self.seq = self.answered = 0
 		self.stop = threading.Event()
 		self.record = open(args.record, "a") if args.record else None
 		self.requests = open(args.requests, "a") if args.requests else None
@@ -573,16 +545,11 @@ class HttpHandler(BaseHTTPRequestHandler):
 				app.done()
 				return
 		if step.kind in ("ok", "delay", "partial"):
-			msg = pb["Response"]()
-			if step.kind == "partial":
-				msg.partial_success.rejected_spans = step.rejected
-				msg.partial_success.error_message = (
-					"mock collector: %d spans rejected (scripted)" % step.rejected)
 			base = {"transport": "http", "content_type": ctype, "content_encoding": cenc,
 				"headers": headers, "req": info["req"]}
 			info["status"] = step.status
 			app.write(span_records(req, base), info)
-			self.answer(step.status, resp_type, response_body(msg, json_wanted))
+			self.answer(step.status, resp_type, response_body(ok_answer(step), json_wanted))
 			app.done()
 			return
 		# status or grpc: an error answer, spans not recorded
@@ -967,17 +934,11 @@ class GrpcService:
 				app.write(None, info)
 				return b""
 		if step.kind in ("ok", "delay", "partial"):
-			msg = pb["Response"]()
-			if step.kind == "partial":
-				msg.partial_success.rejected_spans = step.rejected
-				msg.partial_success.error_message = (
-					"mock collector: %d spans rejected (scripted)" % step.rejected)
-			base = {"transport": "grpc", "content_type": info["content_type"],
-				"content_encoding": info["content_encoding"], "headers": info["headers"],
-				"req": info["req"]}
+			base = {k: info[k] for k in ("transport", "content_type", "content_encoding",
+						     "headers", "req")}
 			info["status"] = 0
 			app.write(span_records(req, base), info)
-			return msg.SerializeToString()
+			return ok_answer(step).SerializeToString()
 		code = step.grpc
 		message_text = "mock collector: scripted %s" % step.text
 		if step.retry_after is not None:

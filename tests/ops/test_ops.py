@@ -10,24 +10,21 @@ programs). Without root they skip (exit 77), except with CI=true, where they fai
 /metrics is parsed twice: by prometheus_client's parser (Debian python3-prometheus-client),
 an independent reading of the format, and by the strict line checks below.
 """
-import argparse
-import grp
 import http.client
 import os
 import pwd
 import shutil
 import signal
 import socket
-import subprocess
 import sys
-import tempfile
 import time
 
-SKIP = 77
-CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-REAL_TRACE = "cln-v26-startup/lightningd-trace.32274"
-N_REAL = 585  # spans in REAL_TRACE
-N_EVENTS = 6  # suspend/resume events in REAL_TRACE
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
+from harness import (CAPTURE, Collector, Proc, check, free_port, install, main,  # noqa: E402
+                     need_root, options, run, test, wait_for)
+
+(NAME,), A = options("cln-otlp", "data", "emitter", "mock-dir")
+N_REAL, N_EVENTS = 585, 6  # spans and suspend/resume events in CAPTURE
 
 # Capability numbers (linux/capability.h).
 CAP_DAC_READ_SEARCH, CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 2, 21, 38, 39
@@ -37,27 +34,14 @@ CAP_NAMES = {CAP_DAC_READ_SEARCH: "cap_dac_read_search", CAP_SYS_ADMIN: "cap_sys
              CAP_PERFMON: "cap_perfmon", CAP_BPF: "cap_bpf"}
 
 # Every family /metrics serves, with its type.
-FAMILIES = {
-    "cln_otlp_build_info": "gauge",
-    "cln_otlp_start_time_seconds": "gauge",
-    "cln_otlp_spans_received_total": "counter",
-    "cln_otlp_spans_rejected_total": "counter",
-    "cln_otlp_spans_recovered_total": "counter",
-    "cln_otlp_spans_truncated_total": "counter",
-    "cln_otlp_ringbuf_lost_total": "counter",
-    "cln_otlp_span_events_total": "counter",
-    "cln_otlp_spans_queued_total": "counter",
-    "cln_otlp_spans_dropped_total": "counter",
-    "cln_otlp_spans_exported_total": "counter",
-    "cln_otlp_spans_partial_rejected_total": "counter",
-    "cln_otlp_batches_sent_total": "counter",
-    "cln_otlp_export_retries_total": "counter",
-    "cln_otlp_batches_failed_total": "counter",
-    "cln_otlp_export_latency_seconds": "summary",
-    "cln_otlp_export_latency_max_seconds": "gauge",
-    "cln_otlp_queue_spans": "gauge",
-    "cln_otlp_queue_bytes": "gauge",
-}
+FAMILIES = dict.fromkeys(["cln_otlp_" + n for n in (
+    "build_info", "start_time_seconds", "export_latency_max_seconds", "queue_spans",
+    "queue_bytes")], "gauge")
+FAMILIES.update(dict.fromkeys(["cln_otlp_%s_total" % n for n in (
+    "spans_received", "spans_rejected", "spans_recovered", "spans_truncated", "ringbuf_lost",
+    "span_events", "spans_queued", "spans_dropped", "spans_exported",
+    "spans_partial_rejected", "batches_sent", "export_retries", "batches_failed")], "counter"),
+    cln_otlp_export_latency_seconds="summary")
 REJECT_REASONS = ("too_long", "empty", "invalid_json", "missing_field", "bad_id", "bad_parent_id",
                   "bad_trace_id", "bad_time", "bad_field", "too_many_tags", "nomem")
 DROP_REASONS = ("queue_full", "retry_expired", "not_retryable", "shutdown", "encode",
@@ -67,129 +51,31 @@ LINE_KEYS = ("received", "rejected", "recovered", "ringbuf_lost", "queued", "exp
              "in_queue")
 
 
-class Fail(Exception):
-    pass
+def cln_otlp(tmp, *args, name="cln-otlp", **kw):
+    return Proc([A.cln_otlp, *args], tmp, name, **kw)
 
 
-class Skip(Exception):
-    pass
+def follow(tmp, *args, **kw):
+    """cln-otlp following the real capture, spans on stdout (or as args say)."""
+    return cln_otlp(tmp, "--file", CAPTURE, "--follow", "--exporter", "stdout", *args, **kw)
 
 
-def check(cond, msg):
-    if not cond:
-        raise Fail(msg)
-
-
-def log(msg):
-    print(msg, flush=True)
-
-
-# ---- processes -------------------------------------------------------------------------
-
-
-class Daemon:
-    """cln-otlp in the background, its stdout and stderr in files."""
-
-    def __init__(self, argv, tmp, name="cln-otlp", user=None):
-        self.out_path = os.path.join(tmp, name + ".out")
-        self.err_path = os.path.join(tmp, name + ".err")
-        self.out = open(self.out_path, "wb")
-        self.err = open(self.err_path, "wb")
-        log("$ " + " ".join(argv))
-        self.proc = subprocess.Popen(argv, stdout=self.out, stderr=self.err,
-                                     stdin=subprocess.DEVNULL, user=user)
-        self.pid = self.proc.pid
-
-    def stderr(self):
-        with open(self.err_path, "r", errors="replace") as f:
-            return f.read()
-
-    def stdout(self):
-        with open(self.out_path, "r", errors="replace") as f:
-            return f.read()
-
-    def wait_for(self, needle, timeout=30, count=1):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = self.stderr()
-            if sum(needle in line for line in text.splitlines()) >= count:
-                return text
-            if self.proc.poll() is not None:
-                raise Fail("cln-otlp exited (%d) before '%s':\n%s"
-                           % (self.proc.returncode, needle, text))
-            time.sleep(0.05)
-        raise Fail("no '%s' from cln-otlp within %d s:\n%s" % (needle, timeout, self.stderr()))
-
-    def stop(self, want_rc=0):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise Fail("cln-otlp did not stop within 60 s of SIGTERM")
-        self.out.close()
-        self.err.close()
-        err = self.stderr()
-        sys.stdout.write("".join("  | " + l + "\n" for l in err.splitlines()[-6:]))
-        check(rc == want_rc, "cln-otlp exited with %d, want %d:\n%s" % (rc, want_rc, err))
-        return err
-
-    def kill(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def run(argv, user=None, timeout=60):
-    log("$ " + " ".join(argv))
-    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                       timeout=timeout, user=user, stdin=subprocess.DEVNULL)
-    sys.stdout.write("".join("  | " + l + "\n" for l in p.stderr.splitlines()[-6:]))
-    return p
+def stopped(d, want_rc=0):
+    """Stop (SIGTERM): it must exit want_rc. Its stderr."""
+    with d:
+        check("cln-otlp exited %d" % want_rc, d.stop() == want_rc, d.proc.returncode)
+    return d.err()
 
 
 def expect_start_error(argv, needles, user=None):
     """cln-otlp refuses to start: exit 2, a message with every needle, nothing exported."""
     t0 = time.monotonic()
-    p = run(argv, user=user)
-    check(p.returncode == 2, "want exit 2, got %d:\n%s" % (p.returncode, p.stderr))
+    p = run(argv, user=user, timeout=60)
+    check("%s: exit 2" % argv[-1], p.returncode == 2, p.returncode)
     for n in needles:
-        check(n in p.stderr, "the message does not say %r:\n%s" % (n, p.stderr))
-    check(p.stdout == "", "something was exported before failing: %.200r" % p.stdout)
-    check(time.monotonic() - t0 < 20, "took %.1f s to fail" % (time.monotonic() - t0))
-
-
-def free_port(host="127.0.0.1", family=socket.AF_INET, below=None):
-    if below:
-        for port in range(below - 1, 512, -1):
-            s = socket.socket(family, socket.SOCK_STREAM)
-            try:
-                s.bind((host, port))
-                return port
-            except OSError:
-                continue
-            finally:
-                s.close()
-        raise Fail("no free port below %d" % below)
-    s = socket.socket(family, socket.SOCK_STREAM)
-    s.bind((host, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def otlp_spans(text):
-    """Span ids in OTLP/JSON lines (the stdout exporter)."""
-    import json
-    ids = []
-    for line in text.splitlines():
-        if not line.strip():
-            continue
-        for rs in json.loads(line).get("resourceSpans", []):
-            for ss in rs.get("scopeSpans", []):
-                ids += [sp["spanId"] for sp in ss.get("spans", [])]
-    return ids
+        check("the message says %r" % n, n in p.stderr, p.stderr)
+    check("nothing was exported before failing", p.stdout == "", p.stdout[:200])
+    check("failed within 20 s", time.monotonic() - t0 < 20, time.monotonic() - t0)
 
 
 # ---- /metrics ---------------------------------------------------------------------------
@@ -208,38 +94,35 @@ def http_get(port, path="/metrics", method="GET", host="127.0.0.1", timeout=5):
 def strict_lines(text):
     """The format rules prometheus_client's parser forgives: HELP then TYPE before the
     samples of a family, prefixed names, counters ending in _total, one line per series."""
-    check(text.endswith("\n"), "the text does not end with a newline")
+    check("the text ends with a newline", text.endswith("\n"))
     family, ftype, seen, series = None, None, set(), set()
     lines = text.split("\n")[:-1]
     for i, line in enumerate(lines):
         if line.startswith("# HELP "):
             name = line.split(" ")[2]
-            check(name not in seen, "family %s twice" % name)
-            check(len(line.split(" ", 3)) == 4 and line.split(" ", 3)[3].strip(),
-                  "HELP without text: %s" % line)
-            check(i + 1 < len(lines) and lines[i + 1].startswith("# TYPE %s " % name),
-                  "HELP %s not followed by its TYPE" % name)
+            check("family %s once" % name, name not in seen)
+            check("HELP with a text: %s" % line,
+                  len(line.split(" ", 3)) == 4 and line.split(" ", 3)[3].strip())
+            check("HELP %s followed by its TYPE" % name,
+                  i + 1 < len(lines) and lines[i + 1].startswith("# TYPE %s " % name))
             seen.add(name)
             family = name
-            continue
-        if line.startswith("# TYPE "):
+        elif line.startswith("# TYPE "):
             _, _, name, ftype = line.split(" ")
-            check(name == family, "TYPE %s without HELP" % name)
-            check(ftype in ("counter", "gauge", "summary"), "type %s" % ftype)
-            check(ftype != "counter" or name.endswith("_total"),
-                  "counter %s does not end in _total" % name)
-            continue
-        check(not line.startswith("#"), "unexpected comment %r" % line)
-        check(family is not None, "sample before any family: %s" % line)
-        key, _, value = line.rpartition(" ")
-        float(value)
-        base = key.split("{")[0]
-        ok = base == family or (ftype == "summary" and base in (family + "_sum",
-                                                                  family + "_count"))
-        check(ok, "sample %s outside its family %s" % (line, family))
-        check(base.startswith("cln_otlp_"), "not prefixed: %s" % line)
-        check(key not in series, "series twice: %s" % key)
-        series.add(key)
+            check("TYPE %s after its HELP" % name, name == family)
+            check("type %s known" % ftype, ftype in ("counter", "gauge", "summary"))
+            check("counter %s ends in _total" % name, ftype != "counter" or name.endswith("_total"))
+        else:
+            check("no other comment: %r" % line, not line.startswith("#"))
+            check("a family before the sample %s" % line, family is not None)
+            key, _, value = line.rpartition(" ")
+            float(value)
+            base = key.split("{")[0]
+            check("sample %s in its family %s" % (line, family), base == family or (
+                ftype == "summary" and base in (family + "_sum", family + "_count")))
+            check("prefixed: %s" % line, base.startswith("cln_otlp_"))
+            check("series once: %s" % key, key not in series)
+            series.add(key)
     return seen
 
 
@@ -247,537 +130,379 @@ def parse_metrics(text):
     """{(sample name, ((label, value), ...)): value} and {family: type}, read by
     prometheus_client (which drops _total from counter family names)."""
     try:
-        from prometheus_client.parser import text_string_to_metric_families
+        from prometheus_client.parser import text_string_to_metric_families as families
     except ImportError:
-        raise Fail("python3-prometheus-client is needed (apt-get install "
-                   "python3-prometheus-client)")
+        families = None
+    check("python3-prometheus-client is installed (apt-get install python3-prometheus-client)",
+          families)
     samples, types = {}, {}
-    for fam in text_string_to_metric_families(text):
+    for fam in families(text):
         name = fam.name + "_total" if fam.type == "counter" else fam.name
         types[name] = fam.type
         for s in fam.samples:
-            if s.name.endswith("_created"):
-                continue
-            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+            if not s.name.endswith("_created"):
+                samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
     families = strict_lines(text)
-    check(set(types) == families, "parsers disagree on the families: %r vs %r"
-          % (sorted(types), sorted(families)))
+    check("parsers agree on the families", set(types) == families,
+          "%r vs %r" % (sorted(types), sorted(families)))
     return samples, types
 
 
 def sample(samples, name, **labels):
     key = (name, tuple(sorted(labels.items())))
-    check(key in samples, "no sample %s%r" % (name, labels or ""))
+    check("a sample %s%r" % (name, labels or ""), key in samples)
     return samples[key]
 
 
 def scrape(port, host="127.0.0.1"):
     status, headers, body = http_get(port, host=host)
-    check(status == 200, "GET /metrics: %d %s" % (status, body[:200]))
+    check("GET /metrics: 200", status == 200, body[:200])
     ctype = headers.get("content-type", "")
-    check(ctype.startswith("text/plain") and "version=0.0.4" in ctype,
-          "Content-Type %r" % ctype)
+    check("Content-Type text/plain; version=0.0.4",
+          ctype.startswith("text/plain") and "version=0.0.4" in ctype, ctype)
     return parse_metrics(body)
 
 
-def wait_metric(port, name, want, timeout=15, host="127.0.0.1", **labels):
-    deadline = time.monotonic() + timeout
-    while True:
+def wait_metric(port, name, want, timeout=30, host="127.0.0.1", **labels):
+    def scraped():
         samples, types = scrape(port, host)
-        got = sample(samples, name, **labels)
-        if got == want:
-            return samples, types
-        check(time.monotonic() < deadline, "%s%r is %r after %d s, want %r"
-              % (name, labels or "", got, timeout, want))
-        time.sleep(0.1)
+        return sample(samples, name, **labels) == want and (samples, types)
+    return wait_for(scraped, timeout, "%s%r == %r" % (name, labels or "", want))
 
 
-def version_of(args):
-    p = run([args.cln_otlp, "--version"])
-    return p.stdout.split()[-1]
+def done_line(err, when="done"):
+    """The tokens of the last "<when>: ..." stats line."""
+    lines = [ln.split("%s: " % when, 1)[1].split() for ln in err.splitlines()
+             if "info: %s: " % when in ln]
+    check("a %s line" % when, lines, err)
+    return lines[-1]
 
 
-def t_metrics(args, tmp):
+def check_tokens(line, *tokens):
+    for tok in tokens:
+        check("the stats line has %s" % tok, tok in line, line)
+    for key in LINE_KEYS:
+        check("the stats line has %s=" % key, any(t.startswith(key + "=") for t in line), line)
+
+
+@test("metrics")
+def metrics(tmp):
     """/metrics while a file is followed: names, types and values; 404/405; keep-alive; a
     stalled client does not hold the others."""
     port = free_port()
-    trace = os.path.join(args.data, REAL_TRACE)
     t0 = time.time()
-    d = Daemon([args.cln_otlp, "--file", trace, "--follow", "--exporter", "stdout",
-                "--metrics-listen", "127.0.0.1:%d" % port, "--batch-delay", "300",
-                "--stats-interval", "0"], tmp)
-    try:
-        d.wait_for("serving http://127.0.0.1:%d/metrics" % port)
-        samples, types = wait_metric(port, "cln_otlp_spans_exported_total", N_REAL)
-        t1 = time.time()
-        check(types == FAMILIES, "families and types:\n got  %r\n want %r"
-              % (sorted(types.items()), sorted(FAMILIES.items())))
-        want = {
-            ("cln_otlp_spans_received_total", ("source", "file")): N_REAL,
-            ("cln_otlp_spans_received_total", ("source", "usdt")): 0,
-            ("cln_otlp_spans_received_total", ("source", "socket")): 0,
-            ("cln_otlp_spans_queued_total", ()): N_REAL,
-            ("cln_otlp_spans_exported_total", ()): N_REAL,
-            ("cln_otlp_span_events_total", ()): N_EVENTS,
-            ("cln_otlp_spans_recovered_total", ()): 0,
-            ("cln_otlp_spans_truncated_total", ()): 0,
-            ("cln_otlp_ringbuf_lost_total", ()): 0,
-            ("cln_otlp_spans_partial_rejected_total", ()): 0,
-            ("cln_otlp_export_retries_total", ()): 0,
-            ("cln_otlp_batches_failed_total", ()): 0,
-            ("cln_otlp_queue_spans", ()): 0,
-            ("cln_otlp_queue_bytes", ()): 0,
-            ("cln_otlp_build_info", ("version", version_of(args))): 1,
-        }
-        for r in REJECT_REASONS:
-            want[("cln_otlp_spans_rejected_total", ("reason", r))] = 0
-        for r in DROP_REASONS:
-            want[("cln_otlp_spans_dropped_total", ("reason", r))] = 0
-        for (name, label), value in want.items():
-            labels = dict([label]) if label else {}
-            got = sample(samples, name, **labels)
-            check(got == value, "%s%r = %r, want %r" % (name, labels, got, value))
-        batches = sample(samples, "cln_otlp_batches_sent_total")
-        # 585 spans, batches of 512 at most: 2 or more (the batch delay may cut earlier).
-        check(batches >= 2, "batches_sent %r" % batches)
-        check(sample(samples, "cln_otlp_export_latency_seconds_count") == batches,
-              "the latency count is the batches answered")
-        start = sample(samples, "cln_otlp_start_time_seconds")
-        check(t0 - 1 <= start <= t1, "start time %r not in [%r, %r]" % (start, t0, t1))
-        n_series = len(samples)
-        check(n_series == len(want) + 5, "%d series, want %d" % (n_series, len(want) + 5))
-        log("ok: %d families, %d series; received file=%d exported=%d in %d batches"
-            % (len(types), n_series, N_REAL, N_REAL, batches))
+    d = follow(tmp, "--metrics-listen", "127.0.0.1:%d" % port, "--batch-delay", "300",
+               "--stats-interval", "0")
+    d.wait_err("serving http://127.0.0.1:%d/metrics" % port)
+    samples, types = wait_metric(port, "cln_otlp_spans_exported_total", N_REAL)
+    t1 = time.time()
+    check("families and types", types == FAMILIES,
+          "got  %r\n want %r" % (sorted(types.items()), sorted(FAMILIES.items())))
+    version = run([A.cln_otlp, "--version"]).stdout.split()[-1]
+    want = {("cln_otlp_spans_received_total", ("source", s)): n
+            for s, n in (("file", N_REAL), ("usdt", 0), ("socket", 0))}
+    want.update({(n, ()): v for n, v in (
+        ("cln_otlp_spans_queued_total", N_REAL), ("cln_otlp_spans_exported_total", N_REAL),
+        ("cln_otlp_span_events_total", N_EVENTS), ("cln_otlp_spans_recovered_total", 0),
+        ("cln_otlp_spans_truncated_total", 0), ("cln_otlp_ringbuf_lost_total", 0),
+        ("cln_otlp_spans_partial_rejected_total", 0), ("cln_otlp_export_retries_total", 0),
+        ("cln_otlp_batches_failed_total", 0), ("cln_otlp_queue_spans", 0),
+        ("cln_otlp_queue_bytes", 0))})
+    want[("cln_otlp_build_info", ("version", version))] = 1
+    want.update({("cln_otlp_spans_rejected_total", ("reason", r)): 0 for r in REJECT_REASONS})
+    want.update({("cln_otlp_spans_dropped_total", ("reason", r)): 0 for r in DROP_REASONS})
+    for (name, label), value in want.items():
+        labels = dict([label]) if label else {}
+        got = sample(samples, name, **labels)
+        check("%s%r = %r" % (name, labels, value), got == value, got)
+    batches = sample(samples, "cln_otlp_batches_sent_total")
+    # 585 spans, batches of 512 at most: 2 or more (the batch delay may cut earlier).
+    check("2 batches or more", batches >= 2, batches)
+    check("the latency count is the batches answered",
+          sample(samples, "cln_otlp_export_latency_seconds_count") == batches)
+    start = sample(samples, "cln_otlp_start_time_seconds")
+    check("start time in [%r, %r]" % (t0 - 1, t1), t0 - 1 <= start <= t1, start)
+    check("%d series" % (len(want) + 5), len(samples) == len(want) + 5, len(samples))
 
-        for path in ("/", "/metricsx", "/metrics/", "/favicon.ico"):
-            status, _, body = http_get(port, path)
-            check(status == 404 and "/metrics" in body, "GET %s: %d %r" % (path, status, body))
-        status, headers, _ = http_get(port, method="POST")
-        check(status == 405 and "GET" in headers.get("allow", ""),
-              "POST /metrics: %d, Allow %r" % (status, headers.get("allow")))
-        status, headers, body = http_get(port, method="HEAD")
-        check(status == 200 and body == "", "HEAD /metrics: %d %r" % (status, body[:50]))
-        log("ok: 404 elsewhere, 405 for POST, HEAD answered")
+    for path in ("/", "/metricsx", "/metrics/", "/favicon.ico"):
+        status, _, body = http_get(port, path)
+        check("GET %s: 404" % path, status == 404 and "/metrics" in body, (status, body))
+    status, headers, _ = http_get(port, method="POST")
+    check("POST /metrics: 405, Allow GET", status == 405 and "GET" in headers.get("allow", ""),
+          (status, headers.get("allow")))
+    status, headers, body = http_get(port, method="HEAD")
+    check("HEAD /metrics: 200, no body", status == 200 and body == "", (status, body[:50]))
 
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-        socks = set()
-        for _ in range(3):
-            conn.request("GET", "/metrics")
-            r = conn.getresponse()
-            check(r.status == 200 and b"cln_otlp_spans_exported_total" in r.read(),
-                  "keep-alive request failed")
-            socks.add(id(conn.sock))
-        conn.close()
-        check(len(socks) == 1, "the connection was not kept alive")
-        log("ok: three requests on one kept-alive connection")
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    socks = set()
+    for _ in range(3):
+        conn.request("GET", "/metrics")
+        r = conn.getresponse()
+        check("keep-alive request", r.status == 200 and b"cln_otlp_spans_exported_total" in
+              r.read())
+        socks.add(id(conn.sock))
+    conn.close()
+    check("the connection was kept alive", len(socks) == 1)
 
-        # A client that sends half a request and stalls; another one is answered at once.
-        stall = socket.create_connection(("127.0.0.1", port))
+    # A client that sends half a request and stalls; another one is answered at once.
+    with socket.create_connection(("127.0.0.1", port)) as stall, \
+            socket.create_connection(("127.0.0.1", port)):
         stall.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
-        idle = socket.create_connection(("127.0.0.1", port))
         t = time.monotonic()
         for _ in range(20):
             scrape(port)
         took = time.monotonic() - t
-        check(took < 3, "20 scrapes next to a stalled client took %.2f s" % took)
-        stall.close()
-        idle.close()
-        log("ok: 20 scrapes in %.0f ms beside a stalled and an idle client" % (took * 1000))
-        check(len(otlp_spans(d.stdout())) == N_REAL, "stdout does not hold the %d spans" % N_REAL)
-    finally:
-        err = d.stop()
-    done = [l for l in err.splitlines() if "done:" in l]
-    check(done and "exported=%d" % N_REAL in done[-1].split(), "exit line: %r" % done)
+        check("20 scrapes next to a stalled client in less than 3 s", took < 3, took)
+    check("stdout holds the %d spans" % N_REAL, len(d.spans()) == N_REAL)
+    check("exit line: exported=%d" % N_REAL, "exported=%d" % N_REAL in done_line(stopped(d)))
 
 
-def t_metrics_addrs(args, tmp):
+@test("metrics_addrs")
+def metrics_addrs(tmp):
     """localhost, 0.0.0.0 and [::1] listen where they say."""
-    trace = os.path.join(args.data, REAL_TRACE)
     cases = [("localhost", "127.0.0.1"), ("0.0.0.0", "127.0.0.1"), ("127.0.0.1", "127.0.0.1")]
     try:
-        s = socket.socket(socket.AF_INET6)
-        s.bind(("::1", 0))
-        s.close()
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
         cases.append(("[::1]", "::1"))
     except OSError:
-        log("note: no IPv6 loopback here: [::1] not tried")
+        print("note: no IPv6 loopback here: [::1] not tried")
     for listen, connect in cases:
         port = free_port()
-        d = Daemon([args.cln_otlp, "--file", trace, "--follow", "--exporter", "stdout",
-                    "--metrics-listen", "%s:%d" % (listen, port), "--batch-delay", "100"], tmp,
+        d = follow(tmp, "--metrics-listen", "%s:%d" % (listen, port), "--batch-delay", "100",
                    name="addr-%s" % listen.strip("[]").replace(":", "_"))
-        try:
-            d.wait_for("serving http://")
-            wait_metric(port, "cln_otlp_spans_received_total", N_REAL, host=connect,
-                        source="file")
-            status, _, _ = http_get(port, host=connect)
-            check(status == 200, "%s:%d via %s: %d" % (listen, port, connect, status))
-        finally:
-            d.stop()
-        log("ok: --metrics-listen %s:%d answers on %s" % (listen, port, connect))
+        d.wait_err("serving http://")
+        wait_metric(port, "cln_otlp_spans_received_total", N_REAL, host=connect, source="file")
+        check("%s:%d answers on %s" % (listen, port, connect),
+              http_get(port, host=connect)[0] == 200)
+        stopped(d)
 
 
-def t_metrics_export(args, tmp):
+@test("metrics_export")
+def metrics_export(tmp):
     """Batches, retries and export latency as the mock collector makes them."""
-    if not args.mock_dir:
-        raise Fail("the mock collector (tests/collector) is not available")
-    sys.path.insert(0, args.mock_dir)
-    from mockcoll import MockCollector
-
-    trace = os.path.join(args.data, REAL_TRACE)
     port = free_port()
     # Batch 1 (300 spans, sent when full) waits 0.4 s for its answer; batch 2 (the other 285,
     # sent after the batch delay, long enough that a slow read cannot cut a third) gets a 503,
     # then a 200 on its retry.
-    with MockCollector(os.path.join(tmp, "mock"), http=True,
-                       script="delay=0.4,503,200") as mc:
-        d = Daemon([args.cln_otlp, "--file", trace, "--follow", "--endpoint", mc.http_url(""),
-                    "--batch-size", "300", "--batch-delay", "1000", "--max-inflight", "1",
-                    "--metrics-listen", "127.0.0.1:%d" % port], tmp)
-        try:
-            d.wait_for("serving http://")
-            samples, _ = wait_metric(port, "cln_otlp_spans_exported_total", N_REAL, timeout=30)
-        finally:
-            err = d.stop()
-        check(len(mc.records()) == N_REAL, "the collector got %d spans" % len(mc.records()))
-    got = {k: sample(samples, k) for k in (
-        "cln_otlp_batches_sent_total", "cln_otlp_export_retries_total",
-        "cln_otlp_batches_failed_total", "cln_otlp_export_latency_seconds_count",
-        "cln_otlp_export_latency_seconds_sum", "cln_otlp_export_latency_max_seconds")}
-    log("  metrics: %r" % got)
-    check(got["cln_otlp_batches_sent_total"] == 3, "3 answers (200 after 0.4 s, 503, 200)")
-    check(got["cln_otlp_export_retries_total"] == 1, "1 retry")
-    check(got["cln_otlp_batches_failed_total"] == 0, "no batch given up")
-    check(got["cln_otlp_export_latency_seconds_count"] == 3, "latency count = answers")
-    s, mx = got["cln_otlp_export_latency_seconds_sum"], got["cln_otlp_export_latency_max_seconds"]
-    check(0.4 <= mx < 5 and mx <= s < 10, "latency sum %r, max %r (one answer took 0.4 s)"
-          % (s, mx))
-    line = [l for l in err.splitlines() if "done:" in l][-1].split()
+    with Collector(tmp, script="delay=0.4,503,200") as mc:
+        d = cln_otlp(tmp, "--file", CAPTURE, "--follow", "--endpoint", mc.url(), "--batch-size",
+                     "300", "--batch-delay", "1000", "--max-inflight", "1", "--metrics-listen",
+                     "127.0.0.1:%d" % port)
+        d.wait_err("serving http://")
+        samples, _ = wait_metric(port, "cln_otlp_spans_exported_total", N_REAL)
+        line = done_line(stopped(d))
+        check("the collector got %d spans" % N_REAL, len(mc.records()) == N_REAL)
+    got = {k: sample(samples, "cln_otlp_" + k) for k in (
+        "batches_sent_total", "export_retries_total", "batches_failed_total",
+        "export_latency_seconds_count", "export_latency_seconds_sum",
+        "export_latency_max_seconds")}
+    check("3 answers (200 after 0.4 s, 503, 200)", got["batches_sent_total"] == 3, got)
+    check("1 retry", got["export_retries_total"] == 1, got)
+    check("no batch given up", got["batches_failed_total"] == 0, got)
+    check("latency count = answers", got["export_latency_seconds_count"] == 3, got)
+    s, mx = got["export_latency_seconds_sum"], got["export_latency_max_seconds"]
+    check("latency sum and max: one answer took 0.4 s", 0.4 <= mx < 5 and mx <= s < 10, got)
     for tok in ("batches=3", "retries=1", "failed_batches=0", "exported=%d" % N_REAL):
-        check(tok in line, "exit line lacks %s: %r" % (tok, line))
-    avg = [t for t in line if t.startswith("latency_avg_ms=")]
-    mxl = [t for t in line if t.startswith("latency_max_ms=")]
-    check(avg and mxl and float(mxl[0].split("=")[1]) >= 400
-          and float(avg[0].split("=")[1]) >= 400 / 3, "latency in the line: %r %r" % (avg, mxl))
-    log("ok: batches, retries and latency (sum %.3f s, max %.3f s) as the collector answered"
-        % (s, mx))
+        check("exit line has %s" % tok, tok in line, line)
+    lat = {t.split("=")[0]: float(t.split("=")[1]) for t in line if t.startswith("latency_")}
+    check("latency in the line", lat.get("latency_max_ms", 0) >= 400 and
+          lat.get("latency_avg_ms", 0) >= 400 / 3, line)
 
 
-def t_listen_errors(args, tmp):
+@test("listen_errors")
+def listen_errors(tmp):
     """A bad --metrics-listen stops start-up with exit 2 and says what to do."""
-    trace = os.path.join(args.data, REAL_TRACE)
-    base = [args.cln_otlp, "--file", trace, "--exporter", "stdout"]
-    holder = socket.socket()
-    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    holder.bind(("127.0.0.1", 0))
-    holder.listen(1)
-    busy = holder.getsockname()[1]
-    try:
-        expect_start_error(base + ["--metrics-listen", "127.0.0.1:%d" % busy],
-                           ["127.0.0.1:%d" % busy, "already in use", "another port"])
-    finally:
-        holder.close()
-    expect_start_error(base + ["--metrics-listen", "192.0.2.1:9464"],
+    base = [A.cln_otlp, "--file", CAPTURE, "--exporter", "stdout", "--metrics-listen"]
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        busy = "127.0.0.1:%d" % holder.getsockname()[1]
+        expect_start_error(base + [busy], [busy, "already in use", "another port"])
+    expect_start_error(base + ["192.0.2.1:9464"],
                        ["192.0.2.1:9464", "no interface of this machine has that address"])
-    expect_start_error(base + ["--metrics-listen", "no-such-host.invalid:9464"],
+    expect_start_error(base + ["no-such-host.invalid:9464"],
                        ["no-such-host.invalid", "cannot resolve"])
     for bad in ("127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536", "::1:9464", ":9464"):
-        expect_start_error(base + ["--metrics-listen", bad], ["--metrics-listen", "ADDR:PORT"])
-    log("ok: address in use, foreign address, unknown host and malformed values refused")
+        expect_start_error(base + [bad], ["--metrics-listen", "ADDR:PORT"])
 
 
-def stats_lines(text, when="stats"):
-    return [l.split("%s: " % when, 1)[1].split() for l in text.splitlines()
-            if "info: %s: " % when in l]
-
-
-def t_sigusr1(args, tmp):
+@test("sigusr1")
+def sigusr1(tmp):
     """SIGUSR1 prints the stats line at once, and the process goes on."""
-    trace = os.path.join(args.data, REAL_TRACE)
-    d = Daemon([args.cln_otlp, "--file", trace, "--follow", "--exporter", "stdout",
-                "--batch-delay", "100", "--stats-interval", "0"], tmp)
-    try:
-        deadline = time.monotonic() + 15
-        while len(otlp_spans(d.stdout())) < N_REAL:
-            check(time.monotonic() < deadline, "the %d spans were not exported" % N_REAL)
-            time.sleep(0.05)
-        time.sleep(0.2)
-        check(not stats_lines(d.stderr()), "a stats line before SIGUSR1")
-        for k in (1, 2):
-            t = time.monotonic()
-            d.proc.send_signal(signal.SIGUSR1)
-            d.wait_for("info: stats: ", timeout=5, count=k)
-            took = time.monotonic() - t
-            check(took < 1, "stats line %.2f s after SIGUSR1" % took)
-        check(d.proc.poll() is None, "SIGUSR1 stopped the process")
-        line = stats_lines(d.stderr())[-1]
-        for tok in ("received=%d" % N_REAL, "file=%d" % N_REAL, "queued=%d" % N_REAL,
-                    "exported=%d" % N_REAL, "rejected=0", "dropped=0", "in_queue=0"):
-            check(tok in line, "stats line lacks %s: %r" % (tok, line))
-        for key in LINE_KEYS:
-            check(any(t.startswith(key + "=") for t in line), "no %s in %r" % (key, line))
-    finally:
-        d.stop()
-    log("ok: two SIGUSR1, two stats lines, each within a second; still running")
+    d = follow(tmp, "--batch-delay", "100", "--stats-interval", "0")
+    d.wait(lambda: len(d.spans()) >= N_REAL, 30, "the %d spans exported" % N_REAL)
+    check("no stats line before SIGUSR1", "info: stats: " not in d.err())
+    for k in (1, 2):
+        t = time.monotonic()
+        d.proc.send_signal(signal.SIGUSR1)
+        d.wait_err("info: stats: ", timeout=5, count=k)
+        check("stats line within a second of SIGUSR1", time.monotonic() - t < 1)
+    check("SIGUSR1 did not stop the process", d.running())
+    check_tokens(done_line(d.err(), "stats"), "received=%d" % N_REAL, "file=%d" % N_REAL,
+                 "queued=%d" % N_REAL, "exported=%d" % N_REAL, "rejected=0", "dropped=0",
+                 "in_queue=0")
+    stopped(d)
 
 
-def t_exit_line(args, tmp):
+@test("exit_line")
+def exit_line(tmp):
     """The line at exit has every counter, rejects and drops by reason included."""
     trace = os.path.join(tmp, "trace")
-    shutil.copy(os.path.join(args.data, REAL_TRACE), trace)
+    shutil.copy(CAPTURE, trace)
     with open(trace, "a") as f:
         f.write('span_emit 1111111111111111 [{"id":"zz","name":"x","timestamp":1,"duration":1,'
                 '"localEndpoint":{"serviceName":"lightningd"},"tags":{},'
                 '"traceId":"0123456789abcdef0123456789abcdef"}]\n')
         f.write("span_emit 2222222222222222 []\n")
-    p = run([args.cln_otlp, "--file", trace, "--exporter", "stdout"])
-    check(p.returncode == 0, "exit %d" % p.returncode)
-    line = stats_lines(p.stderr, "done")
-    check(len(line) == 1, "want one done line:\n%s" % p.stderr)
-    line = line[0]
-    for tok in ("received=%d" % (N_REAL + 2), "file=%d" % (N_REAL + 2), "rejected=2",
-                "rej_bad_id=1", "rej_empty=1", "queued=%d" % N_REAL, "exported=%d" % N_REAL,
-                "dropped=0", "retries=0", "failed_batches=0", "ringbuf_lost=0", "in_queue=0",
-                "latency_avg_ms=0.0"):
-        check(tok in line, "done line lacks %s: %r" % (tok, line))
-    for key in LINE_KEYS:
-        check(any(t.startswith(key + "=") for t in line), "no %s in %r" % (key, line))
-    log("ok: %s" % " ".join(line))
+    p = run([A.cln_otlp, "--file", trace, "--exporter", "stdout"])
+    check("exit 0", p.returncode == 0, p.returncode)
+    check("one done line", len([ln for ln in p.stderr.splitlines() if "info: done: " in ln]) == 1)
+    check_tokens(done_line(p.stderr), "received=%d" % (N_REAL + 2), "file=%d" % (N_REAL + 2),
+                 "rejected=2", "rej_bad_id=1", "rej_empty=1", "queued=%d" % N_REAL,
+                 "exported=%d" % N_REAL, "dropped=0", "retries=0", "failed_batches=0",
+                 "ringbuf_lost=0", "in_queue=0", "latency_avg_ms=0.0")
 
     # Nothing listens: both batches are retried until the budget runs out, then dropped.
-    port = free_port()
-    p = run([args.cln_otlp, "--file", trace, "--endpoint", "http://127.0.0.1:%d" % port,
+    p = run([A.cln_otlp, "--file", trace, "--endpoint", "http://127.0.0.1:%d" % free_port(),
              "--retry-max-elapsed", "800"])
-    check(p.returncode == 1, "spans lost: want exit 1, got %d" % p.returncode)
-    line = stats_lines(p.stderr, "done")[-1]
+    check("spans lost: exit 1", p.returncode == 1, p.returncode)
+    line = done_line(p.stderr)
     for tok in ("exported=0", "dropped=%d" % N_REAL, "drop_retry_expired=%d" % N_REAL,
                 "failed_batches=2", "batches=0", "in_queue=0"):
-        check(tok in line, "done line lacks %s: %r" % (tok, line))
+        check("the done line has %s" % tok, tok in line, line)
     retries = [int(t.split("=")[1]) for t in line if t.startswith("retries=")]
-    check(retries and retries[0] >= 2, "each batch retried at least once: %r" % line)
-    log("ok: %s" % " ".join(line))
+    check("each batch retried at least once", retries and retries[0] >= 2, line)
 
 
 # ---- privileges -------------------------------------------------------------------------
 
 
 def proc_status(pid):
-    out = {}
     with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            k, _, v = line.partition(":")
-            out[k] = v.strip()
-    return out
+        return {k: v.strip() for k, _, v in (line.partition(":") for line in f)}
 
 
 def caps(st, key):
-    v = int(st[key], 16)
-    return {b for b in range(64) if v >> b & 1}
+    return {b for b in range(64) if int(st[key], 16) >> b & 1}
 
 
 def names(capset):
     return sorted(CAP_NAMES.get(c, str(c)) for c in capset)
 
 
-def need_root():
-    if os.geteuid() != 0:
-        if CI:
-            raise Fail("needs root, and CI must not skip it")
-        raise Skip("needs root")
-
-
 def check_status(d, want_caps, user=None):
     """Capabilities and user of the running daemon, once it says privileges were dropped."""
-    d.wait_for("privileges:")
+    d.wait_err("privileges:")
     st = proc_status(d.pid)
     for key in ("CapEff", "CapPrm", "CapBnd"):
         got = caps(st, key)
-        if isinstance(want_caps, tuple):
-            check(got in want_caps, "%s %s, want one of %s"
-                  % (key, names(got), " or ".join(str(names(w)) for w in want_caps)))
-        else:
-            check(got == want_caps, "%s %s, want %s" % (key, names(got), names(want_caps)))
-    check(caps(st, "CapEff") == caps(st, "CapPrm") == caps(st, "CapBnd"),
-          "effective, permitted and bounding differ: %r" % st)
-    check(caps(st, "CapInh") == set() and caps(st, "CapAmb") == set(),
-          "inheritable/ambient not empty: %s %s" % (st["CapInh"], st["CapAmb"]))
-    check(st["NoNewPrivs"] == "1", "NoNewPrivs %s" % st["NoNewPrivs"])
+        check("%s %s, want %s" % (key, names(got), " or ".join(map(str, map(names, want_caps)))),
+              got in want_caps)
+    check("effective, permitted and bounding agree",
+          caps(st, "CapEff") == caps(st, "CapPrm") == caps(st, "CapBnd"), st)
+    check("inheritable and ambient empty", caps(st, "CapInh") == set() == caps(st, "CapAmb"), st)
+    check("NoNewPrivs 1", st["NoNewPrivs"] == "1", st["NoNewPrivs"])
     if user:
         pw = pwd.getpwnam(user)
-        ids = "%d\t%d\t%d\t%d"
-        check(st["Uid"] == ids % ((pw.pw_uid,) * 4), "Uid %r, want %d" % (st["Uid"], pw.pw_uid))
-        check(st["Gid"] == ids % ((pw.pw_gid,) * 4), "Gid %r, want %d" % (st["Gid"], pw.pw_gid))
-        groups = sorted(int(g) for g in st["Groups"].split())
-        check(groups == sorted(set(os.getgrouplist(user, pw.pw_gid))),
-              "Groups %r, want %s's" % (st["Groups"], user))
+        check("Uid %d" % pw.pw_uid, st["Uid"] == "\t".join([str(pw.pw_uid)] * 4), st["Uid"])
+        check("Gid %d" % pw.pw_gid, st["Gid"] == "\t".join([str(pw.pw_gid)] * 4), st["Gid"])
+        check("%s's groups" % user, sorted(int(g) for g in st["Groups"].split()) ==
+              sorted(set(os.getgrouplist(user, pw.pw_gid))), st["Groups"])
     else:
-        check(st["Uid"].split()[0] == "0", "uid changed without --user: %r" % st["Uid"])
+        check("uid unchanged without --user", st["Uid"].split()[0] == "0", st["Uid"])
     kept = caps(st, "CapEff")
-    err = d.stderr()
     for c in kept:
-        check(CAP_NAMES[c] in err, "the log does not say %s was kept:\n%s" % (CAP_NAMES[c], err))
+        check("the log says %s was kept" % CAP_NAMES[c], CAP_NAMES[c] in d.err())
     return kept
 
 
-def t_caps_file(args, tmp):
+@test("caps_file")
+def caps_file(tmp):
     """With files only, every capability is gone (bounding set included), no_new_privs."""
     need_root()
-    d = Daemon([args.cln_otlp, "--file", os.path.join(args.data, REAL_TRACE), "--follow",
-                "--exporter", "stdout", "--batch-delay", "100"], tmp)
-    try:
-        check_status(d, set())
-        check("no capability kept" in d.stderr(), "no info line about it")
-    finally:
-        d.stop()
-    log("ok: CapEff, CapPrm, CapBnd, CapInh, CapAmb all 0; NoNewPrivs 1; still uid 0")
-
-
-def install(src, dst):
-    """A new inode at @dst, as an upgrade does (copy to a temporary name, rename)."""
-    tmp = dst + ".new"
-    shutil.copy2(src, tmp)
-    os.chmod(tmp, 0o755)
-    os.utime(tmp, None)
-    os.rename(tmp, dst)
+    d = follow(tmp, "--batch-delay", "100")
+    check_status(d, [set()])
+    check("an info line says no capability is kept", "no capability kept" in d.err())
+    stopped(d)
 
 
 def fire(binary, n, seed, tmp, tag):
     path = os.path.join(tmp, "fired-%s.log" % tag)
-    p = run([binary, "--synthetic", str(n), "--seed", str(seed), "--log", path])
-    check(p.returncode == 0, "emitter exited with %d" % p.returncode)
+    check("emitter exited 0", run([binary, "--synthetic", str(n), "--seed", str(seed), "--log",
+                                   path]).returncode == 0)
     with open(path) as f:
-        return [l.split(" ", 1)[0] for l in f if l.strip() and not l.startswith("span_")]
+        return [ln.split(" ", 1)[0] for ln in f if ln.strip() and not ln.startswith("span_")]
 
 
-def usdt_run(args, tmp, user=None):
+def usdt_run(tmp, user=None):
     """Attach to a lightningd, check what is left, then capture before and after an upgrade
     (a new inode: attached again with only the kept capabilities)."""
     need_root()
-    if not args.emitter:
-        raise Fail("cln-emitter was not built (needs <sys/sdt.h>: systemtap-sdt-dev)")
-    bindir = os.path.join(tmp, "bin")
-    os.makedirs(bindir)
+    check("cln-emitter was built (needs <sys/sdt.h>: systemtap-sdt-dev)", A.emitter)
     # Unreadable to anyone but root: after --user, only CAP_DAC_READ_SEARCH reads it.
     os.chmod(tmp, 0o700)
-    os.chmod(bindir, 0o700)
-    lightningd = os.path.join(bindir, "lightningd")
-    install(args.emitter, lightningd)
-    argv = [args.cln_otlp, "--lightningd", lightningd, "--no-plugins", "--exporter", "stdout",
-            "--batch-delay", "100", "-v"]
-    if user:
-        argv += ["--user", user]
-    d = Daemon(argv, tmp)
-    fired = []
-    try:
-        kept = check_status(d, USDT_KEEP, user)
-        log("ok: kept %s; NoNewPrivs 1%s" % (names(kept), "; running as " + user if user else ""))
-        fired += fire(lightningd, 20, 1, tmp, "before")
-        before = os.stat(lightningd).st_ino
-        install(args.emitter, lightningd)
-        check(os.stat(lightningd).st_ino != before, "no new inode")
-        d.wait_for("was replaced", timeout=20)
-        check("attaching to it failed" not in d.stderr(), "re-attach failed:\n" + d.stderr())
-        fired += fire(lightningd, 30, 2, tmp, "after")
-        st = proc_status(d.pid)
-        check(caps(st, "CapEff") == kept, "capabilities changed while running")
-    finally:
-        d.stop()
-    got = otlp_spans(d.stdout())
-    check(sorted(got) == sorted(fired), "fired %d spans (20 before, 30 after the upgrade), "
-          "%d arrived" % (len(fired), len(got)))
-    log("ok: 20 spans before and 30 after the upgrade captured with only %s" % names(kept))
+    ld = os.path.join(tmp, "bin", "lightningd")
+    install(A.emitter, ld)
+    os.chmod(os.path.dirname(ld), 0o700)
+    d = cln_otlp(tmp, "--lightningd", ld, "--no-plugins", "--exporter", "stdout",
+                 "--batch-delay", "100", "-v", *(["--user", user] if user else []))
+    kept = check_status(d, USDT_KEEP, user)
+    fired = fire(ld, 20, 1, tmp, "before")
+    before = os.stat(ld).st_ino
+    install(A.emitter, ld)
+    check("a new inode", os.stat(ld).st_ino != before)
+    d.wait_err("was replaced", timeout=20)
+    check("re-attached", "attaching to it failed" not in d.err())
+    fired += fire(ld, 30, 2, tmp, "after")
+    check("capabilities unchanged while running", caps(proc_status(d.pid), "CapEff") == kept)
+    stopped(d)
+    got = [sp["spanId"] for _, sp in d.spans()]
+    check("20 spans before and 30 after the upgrade captured with only %s" % names(kept),
+          sorted(got) == sorted(fired), "fired %d, %d arrived" % (len(fired), len(got)))
 
 
-def t_caps_usdt(args, tmp):
-    usdt_run(args, tmp)
+@test("caps_usdt")
+def caps_usdt(tmp):
+    """With the eBPF source, only what re-attaching needs is kept."""
+    usdt_run(tmp)
 
 
-def t_user_usdt(args, tmp):
-    usdt_run(args, tmp, user="nobody")
+@test("user_usdt")
+def user_usdt(tmp):
+    """The same as --user nobody."""
+    usdt_run(tmp, user="nobody")
 
 
-def t_user_file(args, tmp):
+@test("user_file")
+def user_file(tmp):
     """--user nobody with files: uid/gid/groups changed, no capability, /metrics bound as
     root on a port below 1024 and served as nobody; every span exported."""
     need_root()
     port = free_port(below=1024)
-    d = Daemon([args.cln_otlp, "--file", os.path.join(args.data, REAL_TRACE), "--follow",
-                "--exporter", "stdout", "--batch-delay", "100", "--user", "nobody",
-                "--metrics-listen", "127.0.0.1:%d" % port], tmp)
-    try:
-        check_status(d, set(), user="nobody")
-        wait_metric(port, "cln_otlp_spans_exported_total", N_REAL)
-    finally:
-        d.stop()
-    check(len(otlp_spans(d.stdout())) == N_REAL, "stdout lacks the %d spans" % N_REAL)
-    log("ok: uid/gid nobody, no capability, /metrics on port %d, %d spans" % (port, N_REAL))
+    d = follow(tmp, "--batch-delay", "100", "--user", "nobody", "--metrics-listen",
+               "127.0.0.1:%d" % port)
+    check_status(d, [set()], user="nobody")
+    wait_metric(port, "cln_otlp_spans_exported_total", N_REAL)
+    stopped(d)
+    check("stdout has the %d spans" % N_REAL, len(d.spans()) == N_REAL)
 
 
-def t_user_errors(args, tmp):
+@test("user_errors")
+def user_errors(tmp):
     """--user mistakes and a low port without root stop start-up with exit 2."""
     need_root()
     trace = os.path.join(tmp, "trace")
-    shutil.copy(os.path.join(args.data, REAL_TRACE), trace)
+    shutil.copy(CAPTURE, trace)
     os.chmod(tmp, 0o755)
     os.chmod(trace, 0o644)
-    base = [args.cln_otlp, "--file", trace, "--exporter", "stdout"]
+    base = [A.cln_otlp, "--file", trace, "--exporter", "stdout"]
     expect_start_error(base + ["--user", "no-such-user-here"],
                        ["--user", "no user named \"no-such-user-here\""])
     expect_start_error(base + ["--user", "root"], ["--user root", "cannot switch user",
                                                     "run cln-otlp as root"], user="nobody")
-    port = free_port(below=1024)
-    expect_start_error(base + ["--metrics-listen", "127.0.0.1:%d" % port],
+    expect_start_error(base + ["--metrics-listen", "127.0.0.1:%d" % free_port(below=1024)],
                        ["permission denied", "below 1024", "above 1023"], user="nobody")
-    log("ok: unknown user, --user without root, low port without root: exit 2 with a reason")
 
 
-TESTS = {
-    "metrics": t_metrics,
-    "metrics_addrs": t_metrics_addrs,
-    "metrics_export": t_metrics_export,
-    "listen_errors": t_listen_errors,
-    "sigusr1": t_sigusr1,
-    "exit_line": t_exit_line,
-    "caps_file": t_caps_file,
-    "caps_usdt": t_caps_usdt,
-    "user_file": t_user_file,
-    "user_usdt": t_user_usdt,
-    "user_errors": t_user_errors,
-}
-
-
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("test", choices=sorted(TESTS) + ["all"])
-    ap.add_argument("--cln-otlp", required=True)
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--emitter")
-    ap.add_argument("--mock-dir")
-    args = ap.parse_args()
-    names_ = sorted(TESTS) if args.test == "all" else [args.test]
-    passed = failed = skipped = 0
-    for name in names_:
-        tmp = tempfile.mkdtemp(prefix="ops-%s-" % name)
-        log("== %s" % name)
-        try:
-            TESTS[name](args, tmp)
-            passed += 1
-            shutil.rmtree(tmp, ignore_errors=True)
-        except Skip as e:
-            log("skip: %s" % e)
-            skipped += 1
-            shutil.rmtree(tmp, ignore_errors=True)
-        except Exception as e:  # a crash of the test is a failure too
-            if not isinstance(e, Fail):
-                import traceback
-                traceback.print_exc()
-            log("FAIL %s: %s\n(files kept in %s)" % (name, e, tmp))
-            failed += 1
-    print("%d passed, %d failed" % (passed, failed))
-    if failed:
-        return 1
-    return SKIP if skipped and not passed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+main([NAME])

@@ -8,125 +8,57 @@ to cln-emitter, which fires lightningd's probes like Core Lightning does.
 Needs root (loads BPF programs). Without root it skips (exit 77), except with CI=true, where
 it fails: a CI run must never pass without having traced anything.
 """
-import argparse
 import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 
-SKIP = 77
-CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-REAL_TRACE = "cln-v26-startup/lightningd-trace.32274"
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
+from harness import (CAPTURE, Proc, check, expected_otlp, install, main,  # noqa: E402
+                     need_root, options, run, span_fields, test)
+
+(NAME,), A = options("cln-otlp", "emitter", "dump", "data")
 
 
-class Fail(Exception):
-    pass
+def tracer(tmp, *extra, name="cln-otlp", argv=None):
+    """cln-otlp (stdout exporter) or usdt-dump, once attached: the summary line "attached N
+    probes to M binaries (...)" (with -v, per-binary "attached" lines come first)."""
+    tr = Proc(argv or [A.cln_otlp, "--exporter", "stdout", "--batch-delay", "100",
+                       "--queue-size", "1000000", "--queue-bytes", "1G", *extra], tmp, name)
+    tr.wait_err(" binaries (")
+    return tr
 
 
-def check(cond, msg):
-    if not cond:
-        raise Fail(msg)
+def stopped(tr):
+    """Stop the tracer (SIGTERM): it must exit 0. Its spans (usdt-dump: its lines)."""
+    with tr:
+        check("%s exited 0 after SIGTERM" % tr.name, tr.stop() == 0)
+    return tr.lines() if tr.name == "dump" else tr.spans()
 
 
-def log(msg):
-    print(msg, flush=True)
+def emit(binary, *eargs):
+    """Run an emitter to its end; its pid."""
+    p = run([binary, *eargs], timeout=300)
+    check("%s exited 0" % binary, p.returncode == 0, p.stderr)
+    log_tail = p.stderr.strip().splitlines()
+    print("  " + (log_tail[-1] if log_tail else ""))
+    return int(p.stderr.split("pid ")[1].split(",")[0])
 
 
-# ---- processes -------------------------------------------------------------------------
+def start_emitter(tmp, binary, *eargs, name="emitter"):
+    """An emitter that waits for a go file; returned once it runs."""
+    go, pidfile = os.path.join(tmp, name + ".go"), os.path.join(tmp, name + ".pid")
+    e = Proc([binary, "--wait-file", go, "--pid-file", pidfile, *eargs], tmp, name)
+    e.wait(lambda: os.path.exists(pidfile) and open(pidfile).read().strip(), 30, name + " runs")
+    e.go = go
+    return e
 
 
-class Tracer:
-    """cln-otlp (stdout exporter) or usdt-dump, started and waited for until attached."""
-
-    def __init__(self, argv, tmp, name="tracer"):
-        self.out_path = os.path.join(tmp, name + ".out")
-        self.err_path = os.path.join(tmp, name + ".err")
-        self.out = open(self.out_path, "wb")
-        self.err = open(self.err_path, "wb")
-        log("$ " + " ".join(argv))
-        self.proc = subprocess.Popen(argv, stdout=self.out, stderr=self.err)
-        # The summary line, "attached N probes to M binaries (...)": with -v, per-binary
-        # "attached" debug lines come first.
-        self.wait_for(" binaries (", 30)
-
-    def stderr(self):
-        with open(self.err_path, "r", errors="replace") as f:
-            return f.read()
-
-    def wait_for(self, needle, timeout):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            text = self.stderr()
-            if any(needle in line for line in text.splitlines()):
-                return
-            if self.proc.poll() is not None:
-                raise Fail("tracer exited (%d) before '%s':\n%s"
-                           % (self.proc.returncode, needle, text))
-            time.sleep(0.05)
-        raise Fail("no '%s' from the tracer within %d s:\n%s" % (needle, timeout, self.stderr()))
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            rc = self.proc.wait(60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise Fail("tracer did not stop within 60 s of SIGTERM")
-        self.out.close()
-        self.err.close()
-        err = self.stderr()
-        sys.stdout.write("".join("  | " + l + "\n" for l in err.splitlines()[-8:]))
-        check(rc == 0, "tracer exited with %d:\n%s" % (rc, err))
-        with open(self.out_path, "r", encoding="utf-8", errors="surrogateescape") as f:
-            return f.read()
-
-
-def cln_otlp(args, tmp, *extra, name="cln-otlp"):
-    return Tracer([args.cln_otlp, "--exporter", "stdout", "--batch-delay", "100",
-                   "--queue-size", "1000000", "--queue-bytes", "1G"] + list(extra), tmp, name)
-
-
-def run_emitter(binary, *eargs, check_rc=True):
-    p = subprocess.run([binary] + list(eargs), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       text=True, timeout=300)
-    sys.stdout.write("  " + p.stderr.replace("\n", "\n  ").rstrip() + "\n")
-    if check_rc:
-        check(p.returncode == 0, "%s exited with %d" % (binary, p.returncode))
-    return p
-
-
-def start_emitter(binary, *eargs):
-    """Start an emitter that waits for a go file; returns (proc, go_path, pid)."""
-    go = tempfile.mktemp(prefix="go-")
-    proc = subprocess.Popen([binary, "--wait-file", go] + list(eargs),
-                            stderr=subprocess.PIPE, text=True)
-    return proc, go
-
-
-def release(proc, go):
-    open(go, "w").close()
-    _, err = proc.communicate(timeout=300)
-    os.unlink(go)
-    sys.stdout.write("  " + err.replace("\n", "\n  ").rstrip() + "\n")
-    check(proc.returncode == 0, "emitter exited with %d" % proc.returncode)
-
-
-def install(src, dst):
-    """Copy @src to @dst as a new file (new inode), like an upgrade: cp to temp + mv."""
-    os.makedirs(os.path.dirname(dst), exist_ok=True)
-    tmp = dst + ".new"
-    shutil.copy2(src, tmp)
-    os.chmod(tmp, 0o755)
-    # A fresh mtime (copy2 kept the source's): the tracer waits for files to settle.
-    os.utime(tmp, None)
-    os.rename(tmp, dst)
-
-
-# ---- what was fired, what arrived -------------------------------------------------------
+def release(e):
+    open(e.go, "w").close()
+    with e:
+        check("%s exited 0" % e.name, e.stop(sig=None, timeout=300) == 0)
 
 
 def read_log(path):
@@ -134,8 +66,7 @@ def read_log(path):
     spans, events = [], {}
     with open(path, "r", encoding="utf-8", errors="surrogateescape") as f:
         for line in f:
-            line = line.rstrip("\n")
-            head, _, rest = line.partition(" ")
+            head, _, rest = line.rstrip("\n").partition(" ")
             if head in ("span_suspend", "span_resume"):
                 events.setdefault(rest, []).append(head[5:])
             else:
@@ -143,81 +74,36 @@ def read_log(path):
     return spans, events
 
 
-def value_of(v):
-    for k in ("stringValue", "boolValue", "doubleValue"):
-        if k in v:
-            return v[k]
-    if "intValue" in v:
-        return int(v["intValue"])
-    raise Fail("unexpected attribute value %r" % v)
-
-
-def parse_otlp(text):
-    """OTLP/JSON lines -> list of (resource attrs, span)."""
-    out = []
-    for n, line in enumerate(text.splitlines()):
-        if not line.strip():
-            continue
-        try:
-            req = json.loads(line)
-        except ValueError as e:
-            raise Fail("stdout line %d is not JSON (%s): %.200s" % (n + 1, e, line))
-        for rs in req.get("resourceSpans", []):
-            res = {a["key"]: value_of(a["value"])
-                   for a in rs.get("resource", {}).get("attributes", [])}
-            for ss in rs.get("scopeSpans", []):
-                for sp in ss.get("spans", []):
-                    out.append((res, sp))
-    return out
-
-
 def compare(fired, got, pid=None, exe=None, events=None):
     """Every fired span arrived once, with the same content; nothing else arrived."""
     by_id = {}
     for res, sp in got:
-        key = sp["spanId"]
-        check(key not in by_id, "span %s arrived twice" % key)
-        by_id[key] = (res, sp)
-    check(len(got) == len(fired), "fired %d spans, %d arrived" % (len(fired), len(got)))
+        check("span %s arrives once" % sp["spanId"], sp["spanId"] not in by_id)
+        by_id[sp["spanId"]] = (res, sp)
+    check("fired %d spans, %d arrived" % (len(fired), len(got)), len(got) == len(fired))
     n_events = 0
     for sid, payload in fired:
         cln = json.loads(payload)[0]
-        check(cln["id"] == sid, "emitter log: id %s vs payload %s" % (sid, cln["id"]))
-        check(sid in by_id, "span %s (%s) did not arrive" % (sid, cln["name"]))
-        res, sp = by_id[sid]
+        check("emitter log: id %s is the payload's" % sid, cln["id"] == sid, cln["id"])
         what = "span %s (%s)" % (sid, cln["name"])
-        check(sp["traceId"] == cln["traceId"], what + ": traceId %s" % sp["traceId"])
-        check(sp.get("parentSpanId", "") == cln.get("parentId", ""),
-              what + ": parentSpanId %r" % sp.get("parentSpanId"))
-        check(sp["name"] == cln["name"], what + ": name %r" % sp["name"])
-        start = cln["timestamp"] * 1000
-        end = (cln["timestamp"] + cln["duration"]) * 1000
-        check(int(sp["startTimeUnixNano"]) == start, what + ": start %s" % sp["startTimeUnixNano"])
-        check(int(sp["endTimeUnixNano"]) == end, what + ": end %s" % sp["endTimeUnixNano"])
-        tags = dict(cln["tags"])
-        status = sp.get("status", {}).get("code", 0)
-        if tags.get("error") == "true":
-            del tags["error"]
-            check(status == 2, what + ": error=true but status %r" % sp.get("status"))
-        attrs = {a["key"]: value_of(a["value"]) for a in sp.get("attributes", [])}
-        check(attrs == tags, what + ": attributes differ:\n  got  %r\n  want %r" % (attrs, tags))
+        check(what + " arrived", sid in by_id)
+        res, sp = by_id[sid]
+        got_, want = span_fields(sp), expected_otlp(cln)
+        check(what + ": ids, name, times, attributes, status", got_ == want,
+              "got  %r\n  want %r" % (got_, want))
         if pid is not None:
-            check(res.get("process.pid") == pid,
-                  what + ": process.pid %r, want %d" % (res.get("process.pid"), pid))
+            check(what + ": process.pid %d" % pid, res.get("process.pid") == pid, res)
         if exe is not None:
-            check(res.get("process.executable.path") == exe,
-                  what + ": process.executable.path %r, want %r"
-                  % (res.get("process.executable.path"), exe))
+            check(what + ": process.executable.path " + exe,
+                  res.get("process.executable.path") == exe, res)
         if events is not None:
-            want = ["cln." + e for e in events.get(sid, [])]
             evs = sp.get("events", [])
-            names = [e["name"] for e in evs]
-            check(names == want, what + ": events %r, want %r" % (names, want))
+            want = ["cln." + e for e in events.get(sid, [])]
+            check(what + ": events %r" % want, [e["name"] for e in evs] == want, evs)
             times = [int(e["timeUnixNano"]) for e in evs]
-            check(times == sorted(times), what + ": events out of order %r" % times)
-            now = time.time_ns()
+            check(what + ": events in order", times == sorted(times), times)
             for t in times:
-                check(abs(now - t) < 600 * 10**9, what + ": event time %d is not now" % t)
+                check(what + ": event time %d is now" % t, abs(time.time_ns() - t) < 600e9)
             n_events += len(evs)
     return n_events
 
@@ -226,324 +112,230 @@ def spans_of(got, pid):
     return [(r, s) for r, s in got if r.get("process.pid") == pid]
 
 
-# ---- tests ------------------------------------------------------------------------------
+def layout(tmp):
+    """An installed CLN: <tmp>/bin/lightningd."""
+    need_root()
+    install(A.emitter, os.path.join(tmp, "bin", "lightningd"))
+    return os.path.join(tmp, "bin", "lightningd")
 
 
-def layout(tmp, emitter):
-    """An installed CLN: <tmp>/bin/lightningd and its plugin directory."""
-    lightningd = os.path.join(tmp, "bin", "lightningd")
-    install(emitter, lightningd)
-    return lightningd
-
-
-def t_capture(args, tmp, extra=()):
+@test("capture")
+def capture(tmp, extra=()):
     """The real capture (585 spans, 3 suspend/resume pairs) arrives intact."""
-    lightningd = layout(tmp, args.emitter)
-    fired_log = os.path.join(tmp, "fired.log")
-    tr = cln_otlp(args, tmp, "--lightningd", lightningd, *extra)
-    p = run_emitter(lightningd, os.path.join(args.data, REAL_TRACE), "--log", fired_log)
-    pid = int(p.stderr.split("pid ")[1].split(",")[0])
-    got = parse_otlp(tr.stop())
-    fired, events = read_log(fired_log)
-    check(len(fired) == 585, "the real capture has 585 spans, the emitter fired %d" % len(fired))
-    n = compare(fired, got, pid=pid, exe=lightningd, events=events)
-    check(n == 6, "want 3 suspend/resume pairs as span events, got %d events" % n)
-    log("ok: %d spans and %d events intact" % (len(got), n))
+    ld = layout(tmp)
+    tr = tracer(tmp, "--lightningd", ld, *extra)
+    pid = emit(ld, CAPTURE, "--log", os.path.join(tmp, "fired.log"))
+    got = stopped(tr)
+    fired, events = read_log(os.path.join(tmp, "fired.log"))
+    check("the real capture has 585 spans, the emitter fired %d" % len(fired), len(fired) == 585)
+    n = compare(fired, got, pid=pid, exe=ld, events=events)
+    check("3 suspend/resume pairs as span events, got %d events" % n, n == 6)
 
 
-def t_allprobes(args, tmp):
+@test("allprobes")
+def allprobes(tmp):
     """--all-probes attaches span_start/span_end too and changes nothing in the output."""
-    t_capture(args, tmp, ("--all-probes",))
+    capture(tmp, ("--all-probes",))
 
 
-def t_sizes(args, tmp):
+@test("sizes")
+def sizes(tmp):
     """Payloads of exact sizes up to CLN's 2048 bytes arrive byte for byte."""
-    lightningd = layout(tmp, args.emitter)
-    tr = cln_otlp(args, tmp, "--lightningd", lightningd, "--no-plugins")
+    ld = layout(tmp)
+    tr = tracer(tmp, "--lightningd", ld, "--no-plugins")
     fired = []
     for k, size in enumerate((250, 280, 511, 512, 1024, 2000, 2047, 2048)):
         path = os.path.join(tmp, "fired-%d.log" % size)
-        run_emitter(lightningd, "--synthetic", "50", "--size", str(size), "--seed", str(k + 1),
-                    "--log", path)
+        emit(ld, "--synthetic", "50", "--size", str(size), "--seed", str(k + 1), "--log", path)
         f, _ = read_log(path)
-        check(all(len(p.encode()) == size for _, p in f), "emitter: wrong payload size")
+        check("emitter: payloads of %d bytes" % size, all(len(p.encode()) == size for _, p in f))
         fired += f
-    got = parse_otlp(tr.stop())
     # compare() checks every tag value byte for byte: the 1.8 KB ones included.
-    compare(fired, got, exe=lightningd)
-    log("ok: %d spans of 8 sizes up to 2048 bytes intact" % len(got))
+    compare(fired, stopped(tr), exe=ld)
 
 
-def t_dump(args, tmp):
+@test("dump")
+def dump(tmp):
     """The source alone hands on exactly the bytes fired (and cuts at 2048 what is longer)."""
-    lightningd = layout(tmp, args.emitter)
-    tr = Tracer([args.dump, "--lightningd", lightningd], tmp, "dump")
+    ld = layout(tmp)
+    tr = tracer(tmp, argv=[A.dump, "--lightningd", ld], name="dump")
     fired = []
     for k, size in enumerate((250, 2048, 2049, 4000)):
         path = os.path.join(tmp, "fired-%d.log" % size)
-        run_emitter(lightningd, "--synthetic", "20", "--size", str(size), "--seed", str(k + 1),
-                    "--log", path)
+        emit(ld, "--synthetic", "20", "--size", str(size), "--seed", str(k + 1), "--log", path)
         fired += read_log(path)[0]
-    p = run_emitter(lightningd, os.path.join(args.data, REAL_TRACE), "--log",
-                    os.path.join(tmp, "real.log"))
-    pid = int(p.stderr.split("pid ")[1].split(",")[0])
+    pid = emit(ld, CAPTURE, "--log", os.path.join(tmp, "real.log"))
     real, events = read_log(os.path.join(tmp, "real.log"))
-    fired += real
-    out = tr.stop().encode("utf-8", "surrogateescape").split(b"\n")
-    emits = [l for l in out if l.startswith(b"emit ")]
-    evs = [l.decode() for l in out if l.startswith(b"event ")]
-    check(len(emits) == len(fired), "fired %d, dumped %d" % (len(fired), len(emits)))
-    for (sid, payload), line in zip(fired, emits):
-        _, _, exe, n, json_ = line.split(b" ", 4)
+    out = stopped(tr)
+    emits = [ln.split(" ", 4) for ln in out if ln.startswith("emit ")]
+    evs = [ln.split() for ln in out if ln.startswith("event ")]
+    check("fired %d, dumped %d" % (len(fired + real), len(emits)), len(emits) == len(fired + real))
+    for (sid, payload), (_, _, exe, n, json_) in zip(fired + real, emits):
         want = payload.encode("utf-8", "surrogateescape")[:2048]
-        check(exe.decode() == lightningd, "exe %r" % exe)
-        check(int(n) == len(want) and json_ == want,
-              "span %s: %d bytes dumped, want %d (byte for byte)" % (sid, int(n), len(want)))
-    check(len(evs) == 6, "want 6 suspend/resume records, got %d" % len(evs))
-    for e in evs:
-        _, epid, sid, kind, _ = e.split()
-        check(int(epid) == pid and kind in events.get(sid, []), "unexpected event %s" % e)
-    check(b"stats ringbuf_lost=0" in out, "ring buffer losses: %r" % out[-3:])
-    log("ok: %d payloads byte for byte (>2048 cut at 2048), %d events" % (len(emits), len(evs)))
+        check("exe %r" % exe, exe == ld)
+        check("span %s: %s bytes dumped, want %d (byte for byte)" % (sid, n, len(want)),
+              int(n) == len(want) and json_.encode("utf-8", "surrogateescape") == want)
+    check("6 suspend/resume records, got %d" % len(evs), len(evs) == 6)
+    for _, epid, sid, kind, _ in evs:
+        check("event %s %s %s was fired" % (epid, sid, kind),
+              int(epid) == pid and kind in events.get(sid, []))
+    check("no ring buffer losses", "stats ringbuf_lost=0" in out, out[-3:])
 
 
-def t_burst(args, tmp):
+@test("burst")
+def burst(tmp):
     """A burst far larger than a real node's arrives without loss, with the default ring."""
-    lightningd = layout(tmp, args.emitter)
-    n = 100000
+    ld = layout(tmp)
     path = os.path.join(tmp, "fired.log")
-    tr = cln_otlp(args, tmp, "--lightningd", lightningd, "--no-plugins")
-    p = run_emitter(lightningd, "--synthetic", str(n), "--size", "280", "--emit-only",
-                    "--log", path)
-    got = parse_otlp(tr.stop())
-    fired, _ = read_log(path)
-    compare(fired, got)
-    log("ok: burst of %d spans, none lost (%s)" % (n, p.stderr.strip().splitlines()[-1]))
+    tr = tracer(tmp, "--lightningd", ld, "--no-plugins")
+    emit(ld, "--synthetic", "100000", "--size", "280", "--emit-only", "--log", path)
+    compare(read_log(path)[0], stopped(tr))
 
 
-def plugin_tree(args, tmp, lightningd_rel, plugin_dir_rel):
+def plugin_tree(tmp, lightningd_rel, plugin_dir_rel):
+    need_root()
     root = os.path.join(tmp, "tree-" + lightningd_rel.replace("/", "_"))
-    lightningd = os.path.join(root, lightningd_rel)
-    install(args.emitter, lightningd)
-    pay = os.path.join(root, plugin_dir_rel, "pay")
-    install(args.emitter, pay)
+    ld, pay = os.path.join(root, lightningd_rel), os.path.join(root, plugin_dir_rel, "pay")
+    install(A.emitter, ld)
+    install(A.emitter, pay)
     # Executables without probes (a Rust or Python plugin) and a non-executable file.
     install("/bin/true", os.path.join(root, plugin_dir_rel, "clnrest"))
-    script = os.path.join(root, plugin_dir_rel, "summary.py")
-    with open(script, "w") as f:
-        f.write("#!/usr/bin/python3\n")
-    os.chmod(script, 0o755)
-    with open(os.path.join(root, plugin_dir_rel, "README"), "w") as f:
-        f.write("not a plugin\n")
-    return lightningd, pay
+    for name, text, mode in (("summary.py", "#!/usr/bin/python3\n", 0o755),
+                             ("README", "not a plugin\n", 0o644)):
+        with open(os.path.join(root, plugin_dir_rel, name), "w") as f:
+            f.write(text)
+        os.chmod(f.name, mode)
+    return ld, pay
 
 
-def t_plugins(args, tmp):
+@test("plugins")
+def plugins(tmp):
     """Plugins next to lightningd are found (install and build-tree layouts) and traced."""
     for ld_rel, dir_rel in (("bin/lightningd", "libexec/c-lightning/plugins"),
                             ("lightningd/lightningd", "plugins")):
-        lightningd, pay = plugin_tree(args, tmp, ld_rel, dir_rel)
-        tr = cln_otlp(args, tmp, "--lightningd", lightningd, "-v", name="cln-otlp-" + dir_rel[-7:])
-        err = tr.stderr()
-        attached = [l for l in err.splitlines() if "attached" in l and "binaries" in l]
-        check(attached and "2 binaries" in attached[-1] and "1 plugins" in attached[-1],
-              "want lightningd and 1 plugin attached:\n" + err)
-        check("clnrest: no lightningd:span_emit probe" in err, "clnrest not skipped:\n" + err)
-        p1 = run_emitter(lightningd, "--synthetic", "30", "--seed", "11", "--log",
-                         os.path.join(tmp, "ld.log"))
-        p2 = run_emitter(pay, "--synthetic", "20", "--seed", "12", "--log",
-                         os.path.join(tmp, "pay.log"))
-        pid1 = int(p1.stderr.split("pid ")[1].split(",")[0])
-        pid2 = int(p2.stderr.split("pid ")[1].split(",")[0])
-        got = parse_otlp(tr.stop())
-        compare(read_log(os.path.join(tmp, "ld.log"))[0], spans_of(got, pid1), pid=pid1,
-                exe=lightningd)
-        compare(read_log(os.path.join(tmp, "pay.log"))[0], spans_of(got, pid2), pid=pid2,
-                exe=pay)
-        check(len(got) == 50, "want 50 spans in all, got %d" % len(got))
-        log("ok: %s layout: lightningd and plugin pay traced, others skipped" % dir_rel)
+        ld, pay = plugin_tree(tmp, ld_rel, dir_rel)
+        tr = tracer(tmp, "--lightningd", ld, "-v", name="cln-otlp-" + dir_rel[-7:])
+        err = tr.err()
+        attached = [ln for ln in err.splitlines() if "attached" in ln and "binaries" in ln]
+        check("lightningd and 1 plugin attached", attached and "2 binaries" in attached[-1]
+              and "1 plugins" in attached[-1], err)
+        check("clnrest skipped", "clnrest: no lightningd:span_emit probe" in err, err)
+        pid1 = emit(ld, "--synthetic", "30", "--seed", "11", "--log", os.path.join(tmp, "ld.log"))
+        pid2 = emit(pay, "--synthetic", "20", "--seed", "12", "--log", os.path.join(tmp, "pay.log"))
+        got = stopped(tr)
+        compare(read_log(os.path.join(tmp, "ld.log"))[0], spans_of(got, pid1), pid1, ld)
+        compare(read_log(os.path.join(tmp, "pay.log"))[0], spans_of(got, pid2), pid2, pay)
+        check("50 spans in all, got %d" % len(got), len(got) == 50)
 
     # --no-plugins: only lightningd.
-    lightningd, pay = plugin_tree(args, tmp, "x/bin/lightningd", "x/libexec/c-lightning/plugins")
-    tr = cln_otlp(args, tmp, "--lightningd", lightningd, "--no-plugins", name="noplugins")
-    run_emitter(pay, "--synthetic", "5")
-    got = parse_otlp(tr.stop())
-    check(len(got) == 0, "--no-plugins: %d plugin spans arrived" % len(got))
-    log("ok: --no-plugins leaves plugins alone")
+    ld, pay = plugin_tree(tmp, "x/bin/lightningd", "x/libexec/c-lightning/plugins")
+    tr = tracer(tmp, "--lightningd", ld, "--no-plugins", name="noplugins")
+    emit(pay, "--synthetic", "5")
+    check("--no-plugins: no plugin span arrives", stopped(tr) == [])
 
 
-def t_restart(args, tmp):
+@test("restart")
+def restart(tmp):
     """A lightningd started (again) after cln-otlp attached is traced: attach is by path."""
-    lightningd = layout(tmp, args.emitter)
-    tr = cln_otlp(args, tmp, "--lightningd", lightningd)
-    fired, pids = [], []
+    ld = layout(tmp)
+    tr = tracer(tmp, "--lightningd", ld)
+    logs = [os.path.join(tmp, "run%d.log" % k) for k in range(3)]
+    pids = [emit(ld, "--synthetic", "40", "--seed", str(100 + k), "--log", logs[k])
+            for k in range(3)]
+    got = stopped(tr)
     for k in range(3):
-        path = os.path.join(tmp, "run%d.log" % k)
-        p = run_emitter(lightningd, "--synthetic", "40", "--seed", str(100 + k), "--log", path)
-        pids.append(int(p.stderr.split("pid ")[1].split(",")[0]))
-        fired.append(read_log(path)[0])
-    got = parse_otlp(tr.stop())
-    for k in range(3):
-        compare(fired[k], spans_of(got, pids[k]), pid=pids[k], exe=lightningd)
-    check(len(got) == 120, "want 120 spans, got %d" % len(got))
-    log("ok: 3 successive processes traced")
+        compare(read_log(logs[k])[0], spans_of(got, pids[k]), pid=pids[k], exe=ld)
+    check("120 spans, got %d" % len(got), len(got) == 120)
 
 
-def t_replace(args, tmp):
+@test("replace")
+def replace(tmp):
     """An upgraded binary (new inode) is attached again; a process still running the old
     binary stays traced."""
-    lightningd = layout(tmp, args.emitter)
-    tr = cln_otlp(args, tmp, "--lightningd", lightningd)
-    old_proc, old_go = start_emitter(lightningd, "--synthetic", "25", "--seed", "7", "--log",
-                                     os.path.join(tmp, "old.log"))
-    time.sleep(0.2)
-    before = os.stat(lightningd).st_ino
-    install(args.emitter, lightningd)
-    check(os.stat(lightningd).st_ino != before, "install did not make a new inode")
-    tr.wait_for("was replaced", 15)
-    p = run_emitter(lightningd, "--synthetic", "30", "--seed", "8", "--log",
-                    os.path.join(tmp, "new.log"))
-    new_pid = int(p.stderr.split("pid ")[1].split(",")[0])
-    release(old_proc, old_go)
-    got = parse_otlp(tr.stop())
-    compare(read_log(os.path.join(tmp, "new.log"))[0], spans_of(got, new_pid), pid=new_pid,
-            exe=lightningd)
-    compare(read_log(os.path.join(tmp, "old.log"))[0], spans_of(got, old_proc.pid),
-            pid=old_proc.pid, exe=lightningd)
-    check(len(got) == 55, "want 55 spans, got %d" % len(got))
-    log("ok: replaced binary re-attached; the old process still traced")
+    ld = layout(tmp)
+    tr = tracer(tmp, "--lightningd", ld)
+    old = start_emitter(tmp, ld, "--synthetic", "25", "--seed", "7", "--log",
+                        os.path.join(tmp, "old.log"))
+    before = os.stat(ld).st_ino
+    install(A.emitter, ld)
+    check("install made a new inode", os.stat(ld).st_ino != before)
+    tr.wait_err("was replaced", 15)
+    new_pid = emit(ld, "--synthetic", "30", "--seed", "8", "--log", os.path.join(tmp, "new.log"))
+    release(old)
+    got = stopped(tr)
+    compare(read_log(os.path.join(tmp, "new.log"))[0], spans_of(got, new_pid), new_pid, ld)
+    compare(read_log(os.path.join(tmp, "old.log"))[0], spans_of(got, old.pid), old.pid, ld)
+    check("55 spans, got %d" % len(got), len(got) == 55)
 
     # Package managers write `<name>.dpkg-new` and rename it into place: the temporary file
     # may be attached first; the spans must still arrive once, named by the final path.
-    lightningd, pay = plugin_tree(args, tmp, "pkg/bin/lightningd", "pkg/libexec/c-lightning/plugins")
+    ld, pay = plugin_tree(tmp, "pkg/bin/lightningd", "pkg/libexec/c-lightning/plugins")
     plugins = os.path.dirname(pay)
-    tr = cln_otlp(args, tmp, "--lightningd", lightningd, "-v", name="dpkg")
+    tr = tracer(tmp, "--lightningd", ld, "-v", name="dpkg")
     for name in ("pay", "offers"):  # an upgraded plugin, a new one
         final = os.path.join(plugins, name)
         staged = final + ".dpkg-new"
-        shutil.copy2(args.emitter, staged)
+        shutil.copy2(A.emitter, staged)
         os.utime(staged, None)
-        tr.wait_for("attached 3 probes to plugin " + staged, 15)
+        tr.wait_err("attached 3 probes to plugin " + staged, 15)
         os.rename(staged, final)
-        tr.wait_for("was replaced (installed as " + staged if name == "pay"
+        tr.wait_err("was replaced (installed as " + staged if name == "pay"
                     else staged + " was renamed to " + final, 15)
-    fired = []
-    for k, name in enumerate(("pay", "offers")):
-        path = os.path.join(plugins, name)
-        p = run_emitter(path, "--synthetic", "15", "--seed", str(30 + k), "--log",
-                        os.path.join(tmp, name + ".log"))
-        fired.append((path, int(p.stderr.split("pid ")[1].split(",")[0])))
-    got = parse_otlp(tr.stop())
+    fired = [(os.path.join(plugins, name), emit(os.path.join(plugins, name), "--synthetic", "15",
+                                                "--seed", str(30 + k), "--log",
+                                                os.path.join(tmp, name + ".log")))
+             for k, name in enumerate(("pay", "offers"))]
+    got = stopped(tr)
     for path, pid in fired:
         compare(read_log(os.path.join(tmp, os.path.basename(path) + ".log"))[0],
                 spans_of(got, pid), pid=pid, exe=path)
-    check(len(got) == 30, "want 30 spans, got %d (duplicates?)" % len(got))
-    log("ok: plugins installed under a temporary name and renamed: traced once, right path")
+    check("30 spans, got %d (duplicates?)" % len(got), len(got) == 30)
 
 
-def t_pid(args, tmp):
+@test("pid")
+def pid(tmp):
     """--pid captures the given process only (filtered in the kernel)."""
-    lightningd = layout(tmp, args.emitter)
-    a, go_a = start_emitter(lightningd, "--synthetic", "30", "--seed", "21", "--log",
-                            os.path.join(tmp, "a.log"))
-    b, go_b = start_emitter(lightningd, "--synthetic", "30", "--seed", "22")
-    tr = cln_otlp(args, tmp, "--lightningd", lightningd, "--pid", str(a.pid))
-    release(a, go_a)
-    release(b, go_b)
-    got = parse_otlp(tr.stop())
-    compare(read_log(os.path.join(tmp, "a.log"))[0], got, pid=a.pid, exe=lightningd)
-    log("ok: only --pid %d captured (%d spans), %d not" % (a.pid, len(got), b.pid))
+    ld = layout(tmp)
+    a = start_emitter(tmp, ld, "--synthetic", "30", "--seed", "21", "--log",
+                      os.path.join(tmp, "a.log"), name="a")
+    b = start_emitter(tmp, ld, "--synthetic", "30", "--seed", "22", name="b")
+    tr = tracer(tmp, "--lightningd", ld, "--pid", str(a.pid))
+    release(a)
+    release(b)
+    compare(read_log(os.path.join(tmp, "a.log"))[0], stopped(tr), pid=a.pid, exe=ld)
 
     # Without --lightningd, the binary of the --pid process is traced.
-    c, go_c = start_emitter(lightningd, "--synthetic", "10", "--seed", "23", "--log",
-                            os.path.join(tmp, "c.log"))
-    tr = cln_otlp(args, tmp, "--pid", str(c.pid), name="pid-only")
-    release(c, go_c)
-    got = parse_otlp(tr.stop())
-    compare(read_log(os.path.join(tmp, "c.log"))[0], got, pid=c.pid, exe=lightningd)
-    log("ok: --pid alone finds the process's binary")
+    c = start_emitter(tmp, ld, "--synthetic", "10", "--seed", "23", "--log",
+                      os.path.join(tmp, "c.log"), name="c")
+    tr = tracer(tmp, "--pid", str(c.pid), name="pid-only")
+    release(c)
+    compare(read_log(os.path.join(tmp, "c.log"))[0], stopped(tr), pid=c.pid, exe=ld)
 
 
-def expect_error(argv, needles, env=None, preexec=None, user=None):
-    log("$ " + " ".join(argv))
-    p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                       timeout=60, env=env, user=user)
-    sys.stdout.write("  " + p.stderr.replace("\n", "\n  ").rstrip() + "\n")
-    check(p.returncode != 0, "expected a failure, got exit 0")
-    for n in needles:
-        check(n in p.stderr, "the message does not say %r" % n)
-
-
-def t_errors(args, tmp):
+@test("errors")
+def errors(tmp):
     """The errors a user will hit say what to do."""
-    base = [args.cln_otlp, "--exporter", "stdout"]
-    expect_error(base + ["--lightningd", os.path.join(tmp, "nope", "lightningd")],
-                 ["--lightningd", "No such file"])
-    env = dict(os.environ, PATH=os.path.join(tmp, "empty"))
-    expect_error(base, ["not found on PATH", "--lightningd"], env=env)
-    expect_error(base + ["--lightningd", "/bin/true"],
-                 ["no lightningd:span_emit probe", "systemtap-sdt-dev", "HAVE_USDT=1",
-                  "readelf -n /usr/bin/true | grep -A2 stapsdt"])
+    ld = layout(tmp)
     script = os.path.join(tmp, "lightningd")
     with open(script, "w") as f:
         f.write("#!/bin/sh\nexec /opt/cln/lightningd \"$@\"\n")
     os.chmod(script, 0o755)
-    expect_error(base + ["--lightningd", script], ["not an ELF executable", "--lightningd"])
-    # Unprivileged: the kernel refuses to load; the message names root and the capabilities.
-    lightningd = layout(tmp, args.emitter)
     os.chmod(tmp, 0o755)
-    expect_error(base + ["--lightningd", lightningd], ["root", "CAP_BPF", "CAP_PERFMON"],
-                 user=65534)
-    log("ok: every error says what to do")
+    for args, needles, kw in (
+            (["--lightningd", os.path.join(tmp, "nope", "lightningd")],
+             ["--lightningd", "No such file"], {}),
+            ([], ["not found on PATH", "--lightningd"],
+             {"env": dict(os.environ, PATH=os.path.join(tmp, "empty"))}),
+            (["--lightningd", "/bin/true"], ["no lightningd:span_emit probe", "systemtap-sdt-dev",
+                                             "HAVE_USDT=1", "readelf -n /usr/bin/true | grep "
+                                             "-A2 stapsdt"], {}),
+            (["--lightningd", script], ["not an ELF executable", "--lightningd"], {}),
+            # Unprivileged: the kernel refuses to load; the message names root and the caps.
+            (["--lightningd", ld], ["root", "CAP_BPF", "CAP_PERFMON"], {"user": 65534})):
+        p = run([A.cln_otlp, "--exporter", "stdout"] + args, timeout=60, **kw)
+        check("%s: a failure" % args, p.returncode != 0)
+        for n in needles:
+            check("%s: the message says %r" % (args, n), n in p.stderr, p.stderr)
 
 
-TESTS = {
-    "capture": t_capture,
-    "allprobes": t_allprobes,
-    "sizes": t_sizes,
-    "dump": t_dump,
-    "burst": t_burst,
-    "plugins": t_plugins,
-    "restart": t_restart,
-    "replace": t_replace,
-    "pid": t_pid,
-    "errors": t_errors,
-}
-
-
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("test", choices=sorted(TESTS) + ["all"])
-    ap.add_argument("--cln-otlp", required=True)
-    ap.add_argument("--emitter", required=True)
-    ap.add_argument("--dump", required=True)
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
-    args = ap.parse_args()
-    if os.geteuid() != 0:
-        msg = "the eBPF tests need root (they load BPF programs)"
-        if CI:
-            print("FAIL: " + msg + "; CI must run them as root", flush=True)
-            return 1
-        print("SKIP: " + msg, flush=True)
-        return SKIP
-    names = sorted(TESTS) if args.test == "all" else [args.test]
-    failed = 0
-    for name in names:
-        tmp = tempfile.mkdtemp(prefix="usdt-%s-" % name)
-        log("== %s: %s" % (name, TESTS[name].__doc__.split("\n")[0]))
-        try:
-            TESTS[name](args, tmp)
-        except Fail as e:
-            print("FAIL %s: %s" % (name, e), flush=True)
-            failed += 1
-        finally:
-            if args.keep or failed:
-                log("(files kept in %s)" % tmp)
-            else:
-                shutil.rmtree(tmp, ignore_errors=True)
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+main([NAME])
