@@ -18,7 +18,7 @@
 #include <zlib.h>
 
 #include "../check.h"
-#include "cases.h"
+#include "../cases.h"
 #include "export_http.h"
 #include "export_wire.h"
 
@@ -210,70 +210,54 @@ static void run_answer(const cJSON *c)
 	export_wire_answer_release(&a);
 }
 
-static void suite_wire(const char *path)
+static void run_wire(cJSON *c)
 {
-	cJSON *cases = cases_load(path), *c;
-
-	cJSON_ArrayForEach(c, cases)
-	{
-		check_case(cases_str(c, "name", "?"));
-		if (cases_has(c, "request"))
-			run_request(c);
-		else if (cases_has(c, "retry_after"))
-			run_retry_after(c);
-		else if (cases_has(c, "answer"))
-			run_answer(c);
-		else
-			CHECK_FAIL("a case of no known kind");
-	}
-	check_case(NULL);
-	cJSON_Delete(cases);
+	if (cases_has(c, "request"))
+		run_request(c);
+	else if (cases_has(c, "retry_after"))
+		run_retry_after(c);
+	else if (cases_has(c, "answer"))
+		run_answer(c);
+	else
+		CHECK_FAIL("a case of no known kind");
 }
 
 /* ---- URLs ----------------------------------------------------------------------------- */
 
-static void suite_url(const char *path)
+static void run_url(cJSON *c)
 {
-	cJSON *cases = cases_load(path), *c;
+	const cJSON *expect = cases_get(c, "expect");
+	const char *want_err = cases_str(expect, "error", NULL);
+	struct export_http_url u;
+	char err[512];
+	int rc;
 
-	cJSON_ArrayForEach(c, cases)
-	{
-		const cJSON *expect = cases_get(c, "expect");
-		const char *want_err = cases_str(expect, "error", NULL);
-		struct export_http_url u;
-		char err[512];
-		int rc;
-
-		check_case(cases_str(c, "name", "?"));
-		rc = export_http_url(cases_str(c, "endpoint", ""),
-				     !strcmp(cases_str(c, "protocol", "http"), "grpc"),
-				     cases_bool(c, "append", true), &u, err, sizeof(err));
-		if (want_err) {
-			CHECK_EQ(rc, -EINVAL);
-			CHECK_MSG(strstr(err, want_err), "error \"%s\" does not say \"%s\"", err,
-				  want_err);
-			CHECK(!u.url && !u.display);
-		} else if (CHECK_MSG(rc == 0, "failed: %s", err)) {
-			CHECK_STR(u.url, cases_str(expect, "url", ""));
-			CHECK_STR(u.display, cases_str(expect, "display", ""));
-			CHECK_EQ(u.tls, cases_bool(expect, "tls", false));
-		}
-		export_http_url_release(&u);
+	rc = export_http_url(cases_str(c, "endpoint", ""),
+			     !strcmp(cases_str(c, "protocol", "http"), "grpc"),
+			     cases_bool(c, "append", true), &u, err, sizeof(err));
+	if (want_err) {
+		CHECK_EQ(rc, -EINVAL);
+		CHECK_MSG(strstr(err, want_err), "error \"%s\" does not say \"%s\"", err, want_err);
+		CHECK(!u.url && !u.display);
+	} else if (CHECK_MSG(rc == 0, "failed: %s", err)) {
+		CHECK_STR(u.url, cases_str(expect, "url", ""));
+		CHECK_STR(u.display, cases_str(expect, "display", ""));
+		CHECK_EQ(u.tls, cases_bool(expect, "tls", false));
 	}
-	check_case(NULL);
-	cJSON_Delete(cases);
+	export_http_url_release(&u);
 }
 
 int main(int argc, char **argv)
 {
 	const char *suite = argc > 2 ? argv[1] : "";
+	bool all_fail = argc > 3 && !strcmp(argv[3], "--all-fail");
 
 	if (!strcmp(suite, "wire"))
-		suite_wire(argv[2]);
+		cases_run(argv[2], NULL, all_fail, run_wire);
 	else if (!strcmp(suite, "url"))
-		suite_url(argv[2]);
+		cases_run(argv[2], NULL, all_fail, run_url);
 	else {
-		fprintf(stderr, "usage: test_export_wire wire|url CASES.json\n");
+		fprintf(stderr, "usage: test_export_wire wire|url CASES.json [--all-fail]\n");
 		return 2;
 	}
 	return check_summary();

@@ -25,6 +25,7 @@
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
 
 #include "../check.h"
+#include "../cases.h"
 
 #include "config.h"
 #include "export.h"
@@ -53,50 +54,10 @@ __attribute__((noreturn, format(printf, 1, 2))) static void data_error(const cha
 	exit(2);
 }
 
-static char *read_file(const char *path)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	long n;
-
-	if (!f)
-		return NULL;
-	if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-		buf = malloc((size_t)n + 1);
-		if (buf && fread(buf, 1, (size_t)n, f) == (size_t)n)
-			buf[n] = '\0';
-		else {
-			free(buf);
-			buf = NULL;
-		}
-	}
-	fclose(f);
-	return buf;
-}
-
-static cJSON *load_cases(const char *path)
-{
-	char *text = read_file(path);
-	cJSON *root;
-
-	if (!text)
-		data_error("cannot read %s: %s", path, strerror(errno));
-	root = cJSON_Parse(text);
-	free(text);
-	if (!cJSON_IsArray(root))
-		data_error("%s: not a JSON array of cases", path);
-	return root;
-}
-
-static const cJSON *get(const cJSON *obj, const char *key)
-{
-	return cJSON_GetObjectItemCaseSensitive(obj, key);
-}
-
 /* A string member; NULL when absent or null, a data error when of another type. */
 static const char *get_str(const cJSON *obj, const char *key)
 {
-	const cJSON *v = get(obj, key);
+	const cJSON *v = cases_get(obj, key);
 
 	if (cJSON_IsNull(v))
 		return NULL;
@@ -107,7 +68,7 @@ static const char *get_str(const cJSON *obj, const char *key)
 
 static double get_num(const cJSON *obj, const char *key, double dflt)
 {
-	const cJSON *v = get(obj, key);
+	const cJSON *v = cases_get(obj, key);
 
 	if (v && !cJSON_IsNumber(v))
 		data_error("\"%s\" is not a number", key);
@@ -117,7 +78,7 @@ static double get_num(const cJSON *obj, const char *key, double dflt)
 /* "key": "text" or "key": ["text", ...]: the @i-th text, NULL past the end. */
 static const char *get_text(const cJSON *obj, const char *key, int i)
 {
-	const cJSON *v = get(obj, key);
+	const cJSON *v = cases_get(obj, key);
 
 	if (cJSON_IsString(v))
 		return i ? NULL : v->valuestring;
@@ -144,7 +105,7 @@ static void check_fields(const cJSON *got, const cJSON *expect)
 
 	cJSON_ArrayForEach(e, expect)
 	{
-		const cJSON *g = get(got, e->string);
+		const cJSON *g = cases_get(got, e->string);
 		bool ok = g && cJSON_Compare(g, e, true);
 		char *gs = ok ? NULL : g ? cJSON_PrintUnformatted(g) : strdup("(none)");
 		char *es = ok ? NULL : cJSON_PrintUnformatted(e);
@@ -153,45 +114,6 @@ static void check_fields(const cJSON *got, const cJSON *expect)
 		free(gs);
 		free(es);
 	}
-}
-
-/*
- * Run every case of @path (only the one named @only, if given) through @run. With
- * @all_fail each case must fail at least one check; its failures are expected, so they
- * are taken back and one check per case says whether it failed.
- */
-static void run_cases(const char *path, const char *only, bool all_fail, void (*run)(cJSON *c))
-{
-	cJSON *cases = load_cases(path), *c;
-	int found = 0;
-
-	if (all_fail)
-		fprintf(stderr, "every case of %s must fail: the FAIL lines below are expected\n",
-			path);
-	cJSON_ArrayForEach(c, cases)
-	{
-		const char *name = get_str(c, "name");
-		int passed = check_passed, failed = check_failed;
-
-		if (!name)
-			data_error("%s: a case without a name", path);
-		if (only && strcmp(only, name))
-			continue;
-		found++;
-		check_case(name);
-		run(c);
-		if (all_fail) {
-			bool caught = check_failed > failed;
-
-			check_passed = passed;
-			check_failed = failed;
-			CHECK_MSG(caught, "passed, but every case in %s must fail", path);
-		}
-	}
-	check_case(NULL);
-	cJSON_Delete(cases);
-	if (only && !found)
-		data_error("no case named %s in %s", only, path);
 }
 
 /*
@@ -317,7 +239,7 @@ static void span_case(cJSON *c)
 	} else if (CHECK_MSG(r == 0, "rejected (%s)", span_reject_str(why))) {
 		cJSON *got = span_to_json(s);
 
-		check_fields(got, get(c, "expect"));
+		check_fields(got, cases_get(c, "expect"));
 		cJSON_Delete(got);
 	}
 	span__free(s);
@@ -792,7 +714,7 @@ static const cJSON *config_env; /* the running case's environment */
 
 static const char *config_getenv(const char *name)
 {
-	return cJSON_GetStringValue(get(config_env, name));
+	return cJSON_GetStringValue(cases_get(config_env, name));
 }
 
 /* Every {"hex": "..."} in @node becomes the string of those bytes. */
@@ -966,7 +888,7 @@ static int config_case_load(const cJSON *c, struct config *cfg, char **argv, cha
 	int argc = 0;
 
 	argv[argc++] = "cln-otlp";
-	cJSON_ArrayForEach(arg, get(c, "args"))
+	cJSON_ArrayForEach(arg, cases_get(c, "args"))
 	{
 		if (!cJSON_IsString(arg))
 			data_error("an argument is not a string");
@@ -987,12 +909,12 @@ static void config_case(cJSON *c)
 	int ret = 0;
 
 	config_unhex(c);
-	config_env = get(c, "env");
+	config_env = cases_get(c, "env");
 	decode = get_str(c, "decode");
 	kv = get_str(c, "kv");
-	usage = cJSON_IsTrue(get(c, "usage"));
+	usage = cJSON_IsTrue(cases_get(c, "usage"));
 	load = !decode && !kv && !usage;
-	argv = calloc((size_t)cJSON_GetArraySize(get(c, "args")) + 2, sizeof(*argv));
+	argv = calloc((size_t)cJSON_GetArraySize(cases_get(c, "args")) + 2, sizeof(*argv));
 	if (decode) {
 		got = config_decode(decode);
 	} else if (kv) {
@@ -1007,7 +929,7 @@ static void config_case(cJSON *c)
 		CHECK_MSG(!ret || err[0], "failed (%d) without a message", ret);
 	}
 
-	if (get(c, "error")) {
+	if (cases_get(c, "error")) {
 		CHECK_MSG(ret == -EINVAL, "expected -EINVAL, got %s%s%s", errno_name(ret),
 			  err[0] ? ": " : "", err);
 		for (int i = 0; (text = get_text(c, "error", i)); i++)
@@ -1017,8 +939,8 @@ static void config_case(cJSON *c)
 	}
 	CHECK_MSG(!strstr(err, CONFIG_CANARY), "a secret header value leaked into the message: %s",
 		  err);
-	if (get(c, "expect"))
-		check_fields(got, get(c, "expect"));
+	if (cases_get(c, "expect"))
+		check_fields(got, cases_get(c, "expect"));
 	for (int i = 0; (text = get_text(c, "contains", i)); i++)
 		CHECK_MSG(usage_text && strstr(usage_text, text), "the usage text lacks \"%s\"",
 			  text);
@@ -1139,7 +1061,7 @@ static void orphans_case(cJSON *c)
 	const cJSON *step;
 	int i = 0;
 
-	cJSON_ArrayForEach(step, get(c, "steps"))
+	cJSON_ArrayForEach(step, cases_get(c, "steps"))
 	{
 		const char *op = get_str(step, "op"), *want;
 		size_t max = (size_t)get_num(step, "max", 64), n;
@@ -1154,15 +1076,15 @@ static void orphans_case(cJSON *c)
 		if (!op || max > 64 || at < 0 || at >= 0x1p64)
 			data_error("step %d: no op, a max over 64 or a time out of range", i);
 		if (!strcmp(op, "learn")) {
-			s = orphans_span(get(step, "span"));
+			s = orphans_span(cases_get(step, "span"));
 			orphans_learn(o, s);
 			span__free(s);
 		} else if (!strcmp(op, "resolve")) {
-			if (!get(step, "trace"))
+			if (!cases_get(step, "trace"))
 				data_error("step %d: resolve without the traceId expected", i);
 			want = get_str(step, "trace");
 			trace_hex(want ? want : "0", t);
-			s = orphans_span(get(step, "span"));
+			s = orphans_span(cases_get(step, "span"));
 			r = orphans_resolve(o, s);
 			text_hex_encode(s->trace_id, 16, got);
 			CHECK_MSG(r == !!want && s->has_trace_id == !!want && !strcmp(got, t),
@@ -1171,7 +1093,7 @@ static void orphans_case(cJSON *c)
 			span__free(s);
 		} else if (!strcmp(op, "hold")) {
 			want = get_str(step, "evicted");
-			s = orphans_span(get(step, "span"));
+			s = orphans_span(cases_get(step, "span"));
 			ret = orphans_hold(o, s, (uint64_t)at, &evicted);
 			ev = evicted ? span_u64(evicted->span_id) : 0;
 			CHECK_MSG(ret == (want ? -ENOSPC : 0) && ev == (want ? hex_u64(want) : 0),
@@ -1179,17 +1101,17 @@ static void orphans_case(cJSON *c)
 				  ret, (unsigned long long)ev, want ? want : "none");
 			span__free(evicted);
 		} else if (!strcmp(op, "adopt")) {
-			s = orphans_span(get(step, "parent"));
+			s = orphans_span(cases_get(step, "parent"));
 			n = orphans_adopt(o, s, out, max);
-			orphans_check_out(i, out, n, get(step, "adopted"), s->trace_id);
+			orphans_check_out(i, out, n, cases_get(step, "adopted"), s->trace_id);
 			span__free(s);
 		} else if (!strcmp(op, "expire")) {
 			n = orphans_expire(o, (uint64_t)at, out, max);
-			orphans_check_out(i, out, n, get(step, "expired"), NULL);
+			orphans_check_out(i, out, n, cases_get(step, "expired"), NULL);
 		} else {
 			data_error("step %d: unknown op %s", i, op);
 		}
-		if (get(step, "held"))
+		if (cases_get(step, "held"))
 			CHECK_MSG(orphans_held(o) == (size_t)get_num(step, "held", 0),
 				  "step %d: %zu held, expected %g", i, orphans_held(o),
 				  get_num(step, "held", 0));
@@ -1295,7 +1217,7 @@ int main(int argc, char **argv)
 	only = argc > 3 ? argv[3] : NULL;
 	for (size_t i = 0; i < sizeof(data_suites) / sizeof(data_suites[0]) && data; i++) {
 		if (!strcmp(suite, data_suites[i].name) && argc <= 4) {
-			run_cases(data, only, all_fail, data_suites[i].run);
+			cases_run(data, only, all_fail, data_suites[i].run);
 			ran = true;
 		}
 	}

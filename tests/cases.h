@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * cases.h: reading the data-driven cases of the export runners (tests/data/<name>/cases.json,
- * an array of objects with a "name"). A file that cannot be read ends the run (exit 2); a
- * missing key gives the default the runner passes. Each runner is one translation unit.
+ * cases.h: the data-driven cases of every C runner (tests/data/<name>/cases.json, an array
+ * of objects, each with a "name"), read and run the same way. A file that cannot be read, or
+ * a case without a name, ends the run (exit 2); a missing key gives the default the runner
+ * passes. cases_run() also runs cases that are wrong on purpose, each of which must fail.
+ * Each runner is one translation unit, with tests/check.h included first.
  */
-#ifndef CLN_OTLP_TESTS_EXPORT_CASES_H
-#define CLN_OTLP_TESTS_EXPORT_CASES_H
+#ifndef CLN_OTLP_TESTS_CASES_H
+#define CLN_OTLP_TESTS_CASES_H
 
 #include <errno.h>
 #include <stdbool.h>
@@ -95,6 +97,50 @@ static inline uint8_t *cases_hex(const cJSON *o, const char *key, size_t *len)
 		exit(2);
 	}
 	return out;
+}
+
+/*
+ * Run every case of @path (only the one named @only, if given) through @run. With
+ * @all_fail each case must fail at least one check; its failures are expected, so they
+ * are taken back and one check per case says whether it failed.
+ */
+static inline void cases_run(const char *path, const char *only, bool all_fail,
+			     void (*run)(cJSON *c))
+{
+	cJSON *cases = cases_load(path), *c;
+	int found = 0;
+
+	if (all_fail)
+		fprintf(stderr, "every case of %s must fail: the FAIL lines below are expected\n",
+			path);
+	cJSON_ArrayForEach(c, cases)
+	{
+		const char *name = cases_str(c, "name", NULL);
+		int passed = check_passed, failed = check_failed;
+
+		if (!name) {
+			fprintf(stderr, "%s: a case without a name\n", path);
+			exit(2);
+		}
+		if (only && strcmp(only, name))
+			continue;
+		found++;
+		check_case(name);
+		run(c);
+		if (all_fail) {
+			bool caught = check_failed > failed;
+
+			check_passed = passed;
+			check_failed = failed;
+			CHECK_MSG(caught, "passed, but every case in %s must fail", path);
+		}
+	}
+	check_case(NULL);
+	cJSON_Delete(cases);
+	if (only && !found) {
+		fprintf(stderr, "no case named %s in %s\n", only, path);
+		exit(2);
+	}
 }
 
 #endif
