@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 quick=0
 case ${1:-} in
 --quick) quick=1 ;;
--h | --help) sed -n '2,7p' "$0"; exit 0 ;;
+-h | --help) sed -n '2,8p' "$0"; exit 0 ;;
 "") ;;
 *) echo "test.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
 esac
