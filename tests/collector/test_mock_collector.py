@@ -26,10 +26,6 @@ from harness import (Collector, Proc, attempt, certs, check, check_fields, free_
 PROTO_PY = os.environ.get("MOCK_PROTO_PY", "")
 proto_classes()
 import grpc  # noqa: E402
-try:
-    import hpack  # noqa: E402,F401  (the collector reports gRPC's HTTP/2 headers with it)
-except ImportError:
-    sys.exit("python3-hpack is missing: apt-get install python3-hpack")
 from google.protobuf import duration_pb2  # noqa: E402
 from google.rpc import status_pb2  # noqa: E402
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as ts  # noqa: E402
