@@ -332,6 +332,12 @@ class Proc:
         return self.rc
 
 
+def mock_command(*args):
+    """The mock collector's command line (MOCK_PYTHON, MOCK_COLLECTOR) with these arguments."""
+    return [os.environ.get("MOCK_PYTHON") or "/usr/bin/python3", os.environ.get(
+        "MOCK_COLLECTOR") or os.path.join(TESTS_DIR, "collector", "mock_collector.py"), *args]
+
+
 class Collector(Proc):
     """The mock OTLP collector (tests/collector/mock_collector.py, see the README there):
     http and/or grpc on free ports, answers from script; tls is a certs() directory."""
@@ -343,10 +349,8 @@ class Collector(Proc):
         base = os.path.join(tmp, name)
         self.records_path, self.requests_path = base + "-spans.jsonl", base + "-requests.jsonl"
         self.port_file, self.scheme = base + "-ports.json", "https" if tls else "http"
-        argv = [os.environ.get("MOCK_PYTHON") or "/usr/bin/python3", os.environ.get(
-            "MOCK_COLLECTOR") or os.path.join(TESTS_DIR, "collector", "mock_collector.py"),
-            "--port-file", self.port_file, "--record", self.records_path, "--requests",
-            self.requests_path] + list(args)
+        argv = mock_command("--port-file", self.port_file, "--record", self.records_path,
+                            "--requests", self.requests_path, *args)
         for flag, on, value in (("--http", http, http_port), ("--grpc", grpc, grpc_port),
                                 ("--script", script, script),
                                 ("--max-requests", max_requests, max_requests)):
