@@ -331,6 +331,12 @@ class Proc:
             self.rc = self.proc.returncode
         return self.rc
 
+    def stopped(self, rc=0, sig=signal.SIGTERM, timeout=60, what=None):
+        """stop() and check() it exits rc; returns self (its output can still be read)."""
+        check(what or "%s exited %d" % (self.name, rc), self.stop(sig, timeout) == rc,
+              "exit %s, stderr:\n%s" % (self.rc, "\n".join(self.lines("err")[-20:])))
+        return self
+
 
 def mock_command(*args):
     """The mock collector's command line (MOCK_PYTHON, MOCK_COLLECTOR) with these arguments."""
