@@ -367,26 +367,13 @@ class HttpHandler(BaseHTTPRequestHandler):
 	protocol_version = "HTTP/1.1"
 	server_version = "mock-otlp-collector"
 
-	def version_string(self):
-		return self.server_version
-
 	def log_message(self, fmt, *args):
 		pass
 
 	def do_GET(self):
-		self.not_allowed()
+		self.answer(405, "text/plain", b"only POST is supported\n", [("Allow", "POST")])
 
-	do_PUT = do_DELETE = do_PATCH = do_HEAD = do_GET
-
-	def not_allowed(self):
-		body = b"only POST is supported\n"
-		self.send_response(405)
-		self.send_header("Allow", "POST")
-		self.send_header("Content-Type", "text/plain")
-		self.send_header("Content-Length", str(len(body)))
-		self.end_headers()
-		if self.command != "HEAD":
-			self.wfile.write(body)
+	do_PUT = do_DELETE = do_PATCH = do_GET
 
 	def read_body(self):
 		te = self.headers.get("Transfer-Encoding", "")
@@ -822,14 +809,11 @@ class GrpcService:
 	def context_info(self, ctx, message, path):
 		conn = self.front.conn_for(ctx.peer()) if self.front else None
 		entry = conn.claim(message) if conn else None
-		md = []
-		for k, v in ctx.invocation_metadata():
-			if isinstance(v, bytes):
-				v = base64.b64encode(v).decode()
-			md.append((k, v))
-		headers = joined_headers(md)
 		if entry:
 			headers = {k: v for k, v in entry["headers"].items() if not k.startswith(":")}
+		else:  # the message was not matched to its frames: grpc's metadata (-bin in base64)
+			headers = joined_headers((k, base64.b64encode(v).decode() if isinstance(v, bytes)
+						  else v) for k, v in ctx.invocation_metadata())
 		info = {"t": time.time(), "transport": "grpc", "path": path,
 			"content_type": headers.get("content-type", "application/grpc"),
 			"content_encoding": entry["encoding"] if entry else "identity",
