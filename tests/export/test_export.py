@@ -14,7 +14,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
 from harness import (CAPTURE_DIR, Collector, Proc, cases, certs, check, clean_env,  # noqa
-                     cln_spans, expected_otlp, main, run, span_fields, test)
+                     cln_spans, expected_otlp, free_port, main, run, span_fields, test)
 
 CLN_OTLP = os.environ.get("CLN_OTLP", "cln-otlp")
 FILES = sorted(glob.glob(os.path.join(os.environ.get("TRACE_DIR") or CAPTURE_DIR,
@@ -162,8 +162,7 @@ cases("retry", case, [  # what is retried, when, and what is not
 @test("retry")
 def connection_refused_then_up(tmp):
     """Nothing listens at first: connection failures are retried until it comes up."""
-    with Collector(tmp) as probe:
-        port = probe.http_port
+    port = free_port()
     failed = re.compile(r"(Couldn't connect|Connection refused|connect)")
     with Proc(argv("http://127.0.0.1:%d" % port, args=["--batch-size", "1000"]), tmp,
               "cln-otlp") as d:
@@ -272,8 +271,7 @@ def unreadable_files_at_start(tmp):
 @test("outage")
 def outage_60s(tmp):
     """Down for 60 s, then up: every span arrives, with a bounded number of attempts."""
-    with Collector(tmp) as probe:
-        port = probe.http_port
+    port = free_port()
     t0 = time.time()
     with Proc(argv("http://127.0.0.1:%d" % port, args=["--batch-size", "100"]), tmp,
               "cln-otlp") as d:
@@ -297,8 +295,7 @@ def outage_60s(tmp):
 @test("outage")
 def sigterm_during_outage(tmp):
     """Stopped while the collector is down: gives up after the shutdown timeout."""
-    with Collector(tmp) as probe:
-        port = probe.http_port
+    port = free_port()
     with Proc(argv("http://127.0.0.1:%d" % port, args=["--batch-size", "100", "--follow",
                                                        "--shutdown-timeout", "2000"]),
               tmp, "cln-otlp") as d:

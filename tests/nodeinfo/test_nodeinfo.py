@@ -182,8 +182,7 @@ def has_node(res, node_id, alias="FAKENODE", network="regtest", version="v24.11"
 
 
 def stopped(d, what="exit 0 after SIGTERM", sig=signal.SIGTERM):
-    with d:
-        check(what, d.stop(sig) == 0)
+    d.stopped(sig=sig, what=what)
     return resources(d), d.err()
 
 
@@ -375,8 +374,7 @@ def usdt(tmp):
             d.wait(lambda: NODE_B in d.err() and " binaries (" in d.err(), 30,
                    f"{name}: attached and asked the node")
             open(go, "w").close()
-            with em:
-                check(f"{name}: the stand-in lightningd exited 0", em.stop(None) == 0)
+            em.stopped(sig=None, what=f"{name}: the stand-in lightningd exited 0")
             wait_spans(d, what=f"{name}: every span captured")
             got, err = stopped(d, f"{name}: exit 0")
             check(f"{name}: every span captured", WANT <= set(got), f"{len(got)} of {len(WANT)}")

@@ -35,8 +35,7 @@ def vg_run(name, argv, expect_rc=0, **kw):
 
 
 def vg_stopped(name, d, expect_rc=0):
-    with d:
-        rc = d.stop(timeout=300)
+    rc = d.stop(timeout=300)
     check(name, rc == expect_rc and "definitely lost" not in d.err(),
           "exit %d (expected %d)\n%s" % (rc, expect_rc, d.err()))
 
