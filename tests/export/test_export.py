@@ -2,8 +2,8 @@
 """Integration tests of the OTLP exporter: the real cln-otlp binary against the mock collector.
 
 Each group is one CTest (export_<group>): `test_export.py -v GROUP`. Environment (set by
-tests/export/CMakeLists.txt): CLN_OTLP (the binary), TRACE_DIR (tests/data/cln-v26-startup),
-MOCK_COLLECTOR, MOCK_PROTO_PY, MOCK_PYTHON, MOCK_CERTS_SH.
+tests/export/CMakeLists.txt): CLN_OTLP (the binary), MOCK_COLLECTOR, MOCK_PROTO_PY, MOCK_PYTHON,
+MOCK_CERTS_SH.
 """
 import glob
 import math
@@ -17,8 +17,7 @@ from harness import (CAPTURE_DIR, Collector, Proc, cases, certs, check, clean_en
                      cln_spans, expected_otlp, free_port, main, run, span_fields, test)
 
 CLN_OTLP = os.environ.get("CLN_OTLP", "cln-otlp")
-FILES = sorted(glob.glob(os.path.join(os.environ.get("TRACE_DIR") or CAPTURE_DIR,
-                                      "lightningd-trace.*")))
+FILES = sorted(glob.glob(os.path.join(CAPTURE_DIR, "lightningd-trace.*")))
 EXPECTED = {s["id"]: s for f in FILES for s in cln_spans(f)}  # 610 spans, 20 processes
 SECRET = "s3cr3t-T0ken-value-4711"  # a header value: must never reach stderr
 GRPC_PATH = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"

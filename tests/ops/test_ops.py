@@ -3,7 +3,7 @@
 """Operations tests through the real binary: the /metrics endpoint, the stats line, and the
 privileges left once start-up is over.
 
-    test_ops.py TEST --cln-otlp PATH --data DIR [--emitter PATH]
+    test_ops.py TEST --cln-otlp PATH [--emitter PATH]
 
 Tests named caps_*, user_* need root (they read capabilities, switch user, load BPF
 programs). Without root they skip (exit 77), except with CI=true, where they fail.
@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../
 from harness import (CAPTURE, Collector, Proc, check, free_port, install, main,  # noqa: E402
                      need_root, options, run, test, wait_for)
 
-(NAME,), A = options("cln-otlp", "data", "emitter")
+(NAME,), A = options("cln-otlp", "emitter")
 N_REAL, N_EVENTS = 585, 6  # spans and suspend/resume events in CAPTURE
 
 # Capability numbers (linux/capability.h).

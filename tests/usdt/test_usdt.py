@@ -3,7 +3,7 @@
 """Integration tests of the eBPF source: cln-otlp (or usdt-dump, the source alone) attached
 to cln-emitter, which fires lightningd's probes like Core Lightning does.
 
-    test_usdt.py TEST --cln-otlp PATH --emitter PATH --dump PATH --data DIR
+    test_usdt.py TEST --cln-otlp PATH --emitter PATH --dump PATH
 
 Needs root (loads BPF programs). Without root it skips (exit 77), except with CI=true, where
 it fails: a CI run must never pass without having traced anything.
@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../
 from harness import (CAPTURE, TRACE, Proc, attrs, check, cln_json, expected_otlp,  # noqa: E402
                      install, main, need_root, options, run, span_fields, test)
 
-(NAME,), A = options("cln-otlp", "emitter", "dump", "data")
+(NAME,), A = options("cln-otlp", "emitter", "dump")
 
 
 def tracer(tmp, *extra, name="cln-otlp", argv=None):
