@@ -325,9 +325,8 @@ class Proc:
                 self.proc.wait()
                 raise Fail("%s did not end within %g s" % (self.name, timeout))
             finally:
-                for f in (self.proc.stdin,):
-                    if f:
-                        f.close()
+                if self.proc.stdin:
+                    self.proc.stdin.close()
             self.rc = self.proc.returncode
         return self.rc
 
