@@ -1,14 +1,8 @@
 #!/usr/bin/python3
-"""Mock OTLP trace collector for the test suite.
-
-Speaks the real protocols: OTLP/HTTP (HTTP/1.1, protobuf or JSON, gzip or not) and OTLP/gRPC
-(grpcio behind a small TCP/TLS front that can drop connections and sees the HTTP/2 framing).
-It records what it receives as JSON lines and answers from a script, so tests can check both
-what an exporter sent and how it reacts to errors. See README.md beside this file.
-
-Runs with Debian's /usr/bin/python3 (python3-protobuf, python3-grpcio, optionally
-python3-hpack to report gRPC's HTTP/2 headers). The *_pb2.py classes are generated at build time
-from proto/ (CMake target mock_collector_py) and found through --proto-py or $MOCK_PROTO_PY.
+"""Mock OTLP trace collector for the test suite: OTLP/HTTP (HTTP/1.1, protobuf or JSON, gzip
+or not) and OTLP/gRPC (grpcio behind a small TCP/TLS front that can drop connections and sees
+the HTTP/2 framing). It records what it receives as JSON lines and answers from a script.
+README.md beside this file documents its command line, script and output files.
 """
 
 import argparse
@@ -74,13 +68,7 @@ GRPC_TO_HTTP = {0: 200, 1: 499, 2: 500, 3: 400, 4: 504, 5: 404, 6: 409, 7: 403, 
 
 
 def http_to_grpc(status):
-	if 200 <= status < 300:
-		return 0
-	return HTTP_TO_GRPC.get(status, 2)
-
-
-def grpc_to_http(code):
-	return GRPC_TO_HTTP.get(code, 500)
+	return 0 if 200 <= status < 300 else HTTP_TO_GRPC.get(status, 2)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,12 +104,11 @@ def parse_step(text):
 		ra = int(m.group(2)) if m.group(2) else None
 		if code == 0:
 			return Step(s, "ok")
-		return Step(s, "grpc", status=grpc_to_http(code), grpc=code, retry_after=ra)
-	m = re.fullmatch(r"([1-5]\d\d)(?:/(ra|ra-date)=(\d+))?", s)
+		return Step(s, "grpc", status=GRPC_TO_HTTP.get(code, 500), grpc=code,
+			    retry_after=ra)
+	m = re.fullmatch(r"([2-5]\d\d)(?:/(ra|ra-date)=(\d+))?", s)  # 1xx are not final answers
 	if m:
 		status = int(m.group(1))
-		if status < 200:
-			raise ValueError("1xx is not a final answer")
 		ra = int(m.group(3)) if m.group(3) else None
 		if 200 <= status < 300:
 			return Step(s, "ok", status=status)
@@ -155,14 +142,10 @@ def decode_content(body, encoding):
 	"""Undo Content-Encoding (or grpc-encoding); returns bytes or raises BadRequest."""
 	if encoding in ("", "identity"):
 		return body
-	if encoding in ("gzip", "x-gzip"):
-		wbits = 16 + zlib.MAX_WBITS
-	elif encoding == "deflate":
-		wbits = zlib.MAX_WBITS
-	else:
+	if encoding != "gzip":
 		raise BadRequest("unsupported content encoding %r" % encoding)
 	try:
-		d = zlib.decompressobj(wbits)
+		d = zlib.decompressobj(16 + zlib.MAX_WBITS)
 		out = d.decompress(body, MAX_BODY + 1)
 		if len(out) > MAX_BODY:
 			raise BadRequest("decompressed body larger than %d bytes" % MAX_BODY)
@@ -173,32 +156,14 @@ def decode_content(body, encoding):
 		raise BadRequest("bad %s body: %s" % (encoding, e))
 
 
-ID_FIELDS = (("traceId", "trace_id", 16), ("spanId", "span_id", 8),
-	     ("parentSpanId", "parent_span_id", 8))
-
-
-def _hex_ids_to_b64(obj, fields):
+def _list(obj, key):
+	"""obj[key]: a list, empty if missing; obj must be a JSON object."""
 	if not isinstance(obj, dict):
 		raise BadRequest("expected a JSON object, got %s" % type(obj).__name__)
-	for camel, snake, _ in fields:
-		for k in (camel, snake):
-			if k in obj:
-				v = obj[k]
-				if not isinstance(v, str):
-					raise BadRequest("%s must be a hex string" % k)
-				try:
-					raw = bytes.fromhex(v)
-				except ValueError:
-					raise BadRequest("%s is not hex: %r" % (k, v))
-				obj[k] = base64.b64encode(raw).decode()
-
-
-def _list(obj, camel, snake):
-	v = obj.get(camel, obj.get(snake, []))
-	v = [] if v is None else v
-	if not isinstance(v, list):
-		raise BadRequest("%s must be a list" % camel)
-	return v
+	v = obj.get(key, [])
+	if not isinstance(v, (list, type(None))):
+		raise BadRequest("%s must be a list" % key)
+	return v or []
 
 
 def parse_json_request(body):
@@ -207,18 +172,14 @@ def parse_json_request(body):
 		doc = json.loads(body.decode("utf-8"))
 	except (UnicodeDecodeError, ValueError) as e:
 		raise BadRequest("invalid JSON: %s" % e)
-	if not isinstance(doc, dict):
-		raise BadRequest("the JSON body must be an object")
-	for rs in _list(doc, "resourceSpans", "resource_spans"):
-		if not isinstance(rs, dict):
-			raise BadRequest("resourceSpans items must be objects")
-		for ss in _list(rs, "scopeSpans", "scope_spans"):
-			if not isinstance(ss, dict):
-				raise BadRequest("scopeSpans items must be objects")
-			for sp in _list(ss, "spans", "spans"):
-				_hex_ids_to_b64(sp, ID_FIELDS)
-				for ln in _list(sp, "links", "links"):
-					_hex_ids_to_b64(ln, ID_FIELDS[:2])
+	for ss in (ss for rs in _list(doc, "resourceSpans") for ss in _list(rs, "scopeSpans")):
+		for sp in _list(ss, "spans"):  # a span that is no object: ParseDict says so
+			for k in ("traceId", "spanId", "parentSpanId") if isinstance(sp, dict) else ():
+				if k in sp:
+					try:
+						sp[k] = base64.b64encode(bytes.fromhex(sp[k])).decode()
+					except (TypeError, ValueError):
+						raise BadRequest("%s is not hex: %r" % (k, sp[k]))
 	try:
 		return pb["json_format"].ParseDict(doc, pb["Request"](), ignore_unknown_fields=True)
 	except Exception as e:  # json_format.ParseError and friends
@@ -244,18 +205,9 @@ def validate_request(req):
 
 
 def any_value(v):
+	"""A scalar AnyValue (what cln-otlp sends) as a plain value."""
 	which = v.WhichOneof("value")
-	if which == "array_value":
-		return [any_value(x) for x in v.array_value.values]
-	if which == "kvlist_value":
-		return {kv.key: any_value(kv.value) for kv in v.kvlist_value.values}
-	return v.bytes_value.hex() if which == "bytes_value" else which and getattr(v, which)
-
-
-def _b64_to_hex(obj, keys):
-	for k in keys:
-		if k in obj:
-			obj[k] = base64.b64decode(obj[k]).hex()
+	return which and getattr(v, which)
 
 
 def span_records(req, base):
@@ -269,9 +221,8 @@ def span_records(req, base):
 			for sp in ss.spans:
 				d = to_dict(sp, including_default_value_fields=True,
 					    use_integers_for_enums=True)
-				_b64_to_hex(d, ("traceId", "spanId", "parentSpanId"))
-				for ln in d.get("links", []):
-					_b64_to_hex(ln, ("traceId", "spanId"))
+				for k in ("traceId", "spanId", "parentSpanId"):
+					d[k] = base64.b64decode(d[k]).hex()
 				d["status"] = dict({"code": 0, "message": ""}, **d.get("status", {}))
 				out.append(dict(base, resource=resource, scope=scope, span=d))
 	return out
@@ -416,26 +367,13 @@ class HttpHandler(BaseHTTPRequestHandler):
 	protocol_version = "HTTP/1.1"
 	server_version = "mock-otlp-collector"
 
-	def version_string(self):
-		return self.server_version
-
 	def log_message(self, fmt, *args):
 		pass
 
 	def do_GET(self):
-		self.not_allowed()
+		self.answer(405, "text/plain", b"only POST is supported\n", [("Allow", "POST")])
 
-	do_PUT = do_DELETE = do_PATCH = do_HEAD = do_GET
-
-	def not_allowed(self):
-		body = b"only POST is supported\n"
-		self.send_response(405)
-		self.send_header("Allow", "POST")
-		self.send_header("Content-Type", "text/plain")
-		self.send_header("Content-Length", str(len(body)))
-		self.end_headers()
-		if self.command != "HEAD":
-			self.wfile.write(body)
+	do_PUT = do_DELETE = do_PATCH = do_GET
 
 	def read_body(self):
 		te = self.headers.get("Transfer-Encoding", "")
@@ -481,37 +419,37 @@ class HttpHandler(BaseHTTPRequestHandler):
 		self.wfile.flush()
 
 	def do_POST(self):
+		try:
+			self.post()
+		finally:
+			self.server.app.done()  # answered, rejected, dropped or given up
+
+	def post(self):
 		app = self.server.app
-		t = time.time()
 		headers = joined_headers(self.headers.items())
 		ctype = headers.get("content-type", "")
 		media = ctype.split(";")[0].strip().lower()
 		cenc = headers.get("content-encoding", "").strip().lower() or "identity"
 		json_wanted = media == "application/json"
 		resp_type = "application/json" if json_wanted else "application/x-protobuf"
-		info = {"t": t, "transport": "http", "path": self.path, "content_type": ctype,
+		info = {"t": time.time(), "transport": "http", "path": self.path, "content_type": ctype,
 			"content_encoding": cenc, "headers": headers, "spans": 0, "bytes": 0,
 			"peer": "%s:%d" % self.client_address[:2]}
+
+		def reject(status, msg, extra=()):
+			info.update(status=status, action="reject", error=msg)
+			app.write(None, info)
+			self.answer(status, resp_type, status_message(
+				3 if status == 400 else http_to_grpc(status), msg, json_wanted), extra)
+
 		try:
 			body = self.read_body()
 		except (BadRequest, ValueError, OSError) as e:
 			self.close_connection = True
-			info.update(req=app.next_seq(), status=400, action="reject", error=str(e))
-			app.write(None, info)
-			self.answer(400, resp_type, status_message(3, str(e), json_wanted),
-				    [("Connection", "close")])
-			app.done()
-			return
+			info["req"] = app.next_seq()
+			return reject(400, str(e), [("Connection", "close")])
 		info["bytes"] = len(body)
 		info["req"] = app.next_seq()
-
-		def reject(status, msg):
-			info.update(status=status, action="reject", error=msg)
-			app.write(None, info)
-			self.answer(status, resp_type, status_message(http_to_grpc(status) if status != 400
-								      else 3, msg, json_wanted))
-			app.done()
-
 		if app.http_paths and urlsplit(self.path).path not in app.http_paths:
 			return reject(404, "no such path: %s" % self.path)
 		if media not in ("application/x-protobuf", "application/json"):
@@ -534,7 +472,6 @@ class HttpHandler(BaseHTTPRequestHandler):
 				self.connection.shutdown(socket.SHUT_RDWR)
 			except OSError:
 				pass
-			app.done()
 			return
 		if step.kind == "delay":
 			time.sleep(step.delay)
@@ -542,16 +479,13 @@ class HttpHandler(BaseHTTPRequestHandler):
 				info.update(status=None, client_gone=True)
 				app.write(None, info)
 				self.close_connection = True
-				app.done()
 				return
 		if step.kind in ("ok", "delay", "partial"):
 			base = {"transport": "http", "content_type": ctype, "content_encoding": cenc,
 				"headers": headers, "req": info["req"]}
 			info["status"] = step.status
 			app.write(span_records(req, base), info)
-			self.answer(step.status, resp_type, response_body(ok_answer(step), json_wanted))
-			app.done()
-			return
+			return self.answer(step.status, resp_type, response_body(ok_answer(step), json_wanted))
 		# status or grpc: an error answer, spans not recorded
 		extra = []
 		if step.retry_after is not None:
@@ -564,7 +498,6 @@ class HttpHandler(BaseHTTPRequestHandler):
 		app.write(None, info)
 		self.answer(step.status, resp_type, status_message(
 			step.grpc, "mock collector: scripted %s" % step.text, json_wanted), extra)
-		app.done()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -573,7 +506,7 @@ class HttpHandler(BaseHTTPRequestHandler):
 
 try:
 	import hpack
-except ImportError:  # headers then come from grpc metadata only
+except ImportError:  # start_grpc() says what to install
 	hpack = None
 
 
@@ -585,11 +518,10 @@ class H2Observer:
 		self.buf = bytearray()
 		self.preface = True
 		self.broken = False
-		self.decoder = hpack.Decoder() if hpack else None
-		if self.decoder:
-			self.decoder.max_allowed_table_size = 1 << 20
+		self.decoder = hpack.Decoder()
+		self.decoder.max_allowed_table_size = 1 << 20
 		self.cont = None  # (stream id, bytearray) while a header block continues
-		self.streams = {}  # stream id -> {"headers": [(k, v)] or None, "buf": bytearray}
+		self.streams = {}  # stream id -> {"headers": [(k, v)], "buf": bytearray}
 
 	def feed(self, data):
 		if self.broken:
@@ -657,11 +589,9 @@ class H2Observer:
 			self.streams.pop(sid, None)
 
 	def header_block(self, sid, block, end_stream):
-		headers = None
-		if self.decoder:
-			headers = [(k if isinstance(k, str) else k.decode(),
-				    v if isinstance(v, str) else v.decode("latin-1"))
-				   for k, v in self.decoder.decode(bytes(block))]
+		headers = [(k if isinstance(k, str) else k.decode(),
+			    v if isinstance(v, str) else v.decode("latin-1"))
+			   for k, v in self.decoder.decode(bytes(block))]
 		if sid not in self.streams and not end_stream:
 			self.streams[sid] = {"headers": headers, "buf": bytearray()}
 		elif end_stream:
@@ -681,17 +611,13 @@ class FrontConn:
 		self.observer = H2Observer(self.on_message)
 
 	def on_message(self, headers, flag, payload):
-		hdrs = joined_headers(headers) if headers is not None else None
-		enc = hdrs.get("grpc-encoding", "identity") if hdrs else None
-		decoded = payload
-		if flag:
-			try:
-				decoded = decode_content(payload, enc or "gzip")
-			except BadRequest:
-				decoded = None
-			enc = enc or "gzip"
-		entry = {"headers": hdrs, "compressed": bool(flag),
-			 "encoding": enc if flag else "identity", "wire_bytes": len(payload),
+		hdrs = joined_headers(headers)
+		enc = hdrs.get("grpc-encoding", "identity") if flag else "identity"
+		try:
+			decoded = decode_content(payload, enc)
+		except BadRequest:
+			decoded = None
+		entry = {"headers": hdrs, "encoding": enc, "wire_bytes": len(payload),
 			 "decoded": decoded}
 		with self.lock:
 			self.messages.append(entry)
@@ -883,14 +809,11 @@ class GrpcService:
 	def context_info(self, ctx, message, path):
 		conn = self.front.conn_for(ctx.peer()) if self.front else None
 		entry = conn.claim(message) if conn else None
-		md = []
-		for k, v in ctx.invocation_metadata():
-			if isinstance(v, bytes):
-				v = base64.b64encode(v).decode()
-			md.append((k, v))
-		headers = joined_headers(md)
-		if entry and entry["headers"] is not None:
+		if entry:
 			headers = {k: v for k, v in entry["headers"].items() if not k.startswith(":")}
+		else:  # the message was not matched to its frames: grpc's metadata (-bin in base64)
+			headers = joined_headers((k, base64.b64encode(v).decode() if isinstance(v, bytes)
+						  else v) for k, v in ctx.invocation_metadata())
 		info = {"t": time.time(), "transport": "grpc", "path": path,
 			"content_type": headers.get("content-type", "application/grpc"),
 			"content_encoding": entry["encoding"] if entry else "identity",
@@ -955,6 +878,8 @@ def start_grpc(app, args, ssl_ctx):
 		import grpc
 	except ImportError:
 		die("--grpc needs python3-grpcio (apt-get install python3-grpcio)")
+	if not hpack:
+		die("--grpc needs python3-hpack (apt-get install python3-hpack)")
 	svc = GrpcService(app, grpc)
 	server = grpc.server(futures.ThreadPoolExecutor(max_workers=16), handlers=[svc.handler()],
 			     options=[("grpc.so_reuseport", 0)])
@@ -1047,10 +972,9 @@ def main():
 	signal.signal(signal.SIGINT, on_signal)
 	if args.port_file:
 		write_port_file(args.port_file, ports)
-	log("listening: http=%s grpc=%s tls=%s mtls=%s script=%d steps%s" % (
+	log("listening: http=%s grpc=%s tls=%s mtls=%s script=%d steps" % (
 		ports["http"], ports["grpc"], "yes" if args.tls_cert else "no",
-		"yes" if args.client_ca else "no", len(app.script.steps),
-		" hpack=no" if args.grpc is not None and not hpack else ""))
+		"yes" if args.client_ca else "no", len(app.script.steps)))
 
 	while not app.stop.wait(0.2):
 		pass

@@ -14,7 +14,7 @@
   exit     what is still buffered is printed at the end of the input and on SIGTERM
   options  a bad CLN_OTLP_CONSOLE_TIMEOUT_MS is refused; OTEL_SERVICE_NAME; LC_ALL wins
 
-usage: test_console.py CLN_OTLP DATA_DIR CASE
+usage: test_console.py CLN_OTLP CASE
 """
 import difflib
 import glob
@@ -28,7 +28,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../
 from harness import (CAPTURE, CAPTURE_DIR, TESTS_DIR, Proc, check, clean_env,  # noqa: E402
                      cln_json, cln_spans, main, run, span_payloads, test)
 
-cln_otlp = sys.argv[1]
+cln_otlp, NAME = sys.argv[1:3]
 BAR = 40
 LINE_COLS = 160
 HEADER = re.compile(r"^trace (\S+)  (.+?)  (.+)  (\d+(?:\.\d+)? (?:s|ms|us|µs))  "
@@ -369,4 +369,4 @@ def options(tmp):
         check("exit 0", d.stop() == 0)
 
 
-main([sys.argv[3]])
+main([NAME])

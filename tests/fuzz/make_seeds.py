@@ -8,6 +8,7 @@ TARGET: span, trace_file, config, response, retry. TESTS_DIR defaults to tests/ 
 this file. Each seed is one file named by its SHA-1. The input layout of each target is
 described at the top of its tests/fuzz/fuzz_<target>.c.
 """
+import base64
 import glob
 import hashlib
 import json
@@ -17,19 +18,16 @@ import sys
 
 
 def main():
-    target, out = sys.argv[1], sys.argv[2]
-    tests = sys.argv[3] if len(sys.argv) > 3 else os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    target, out = sys.argv[1:3]
+    tests = sys.argv[3] if len(sys.argv) > 3 else os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))
+    seeds = []
+    GENERATORS[target](tests, seeds.append)
     os.makedirs(out, exist_ok=True)
-    n = 0
-
-    def put(b):
-        nonlocal n
+    for b in seeds:
         with open(os.path.join(out, hashlib.sha1(b).hexdigest()), "wb") as f:
             f.write(b)
-        n += 1
-
-    GENERATORS[target](tests, put)
-    print(f"{target}: {n} seeds in {out}")
+    print(f"{target}: {len(seeds)} seeds in {out}")
 
 
 # ---- span payloads ----------------------------------------------------------------------------
@@ -58,22 +56,19 @@ def gen_trace_file(tests, put):
     # byte 0: flags (bit 0 pipe+follow, bit 1 pad, bit 2 pad newline, bits 3-5 queue mode)
     # byte 1: pad length / pipe chunk parameter
     flags = [0x00, 0x01, 0x09, 0x11, 0x18, 0x19, 0x21, 0x28, 0x30, 0x31, 0x38, 0x39]
-    k = 0
+    windows = []  # each capture in pieces of whole lines, 6000 bytes at most
     for f in captures(tests):
-        lines = open(f, "rb").read().splitlines(keepends=True)
         window = b""
-        for line in lines:
+        for line in open(f, "rb").read().splitlines(keepends=True):
             if len(window) + len(line) > 6000 and window:
-                put(bytes([flags[k % len(flags)], k * 37 % 256]) + window)
-                k += 1
+                windows.append(window)
                 window = b""
             window += line
-        if window:
-            put(bytes([flags[k % len(flags)], k * 37 % 256]) + window)
-            k += 1
+        windows += [window] if window else []
+    for k, window in enumerate(windows):
+        put(bytes([flags[k % len(flags)], k * 37 % 256]) + window)
     sample = open(captures(tests)[0], "rb").read()[:3000]
-    cut = sample.rfind(b"\n") + 1
-    sample = sample[:cut]
+    sample = sample[:sample.rfind(b"\n") + 1]  # whole lines
     put(b"\x06\x80" + sample)  # an over-long line ended, then the capture
     put(b"\x02\x80" + sample)  # an over-long line running into the first line
     put(b"\x07\x40" + sample)
@@ -131,33 +126,22 @@ def field(num, wire, payload):
     return key + struct.pack("<I", payload)
 
 
+def message(*fields):
+    """The fields (number, wire type, value) whose value is not None, in order."""
+    return b"".join(field(*f) for f in fields if f[2] is not None)
+
+
 def export_response(rejected=None, msg=None):
-    ps = b""
-    if rejected is not None:
-        ps += field(1, 0, rejected)
-    if msg is not None:
-        ps += field(2, 2, msg)
-    return field(1, 2, ps)
+    return field(1, 2, message((1, 0, rejected), (2, 2, msg)))
 
 
 def rpc_status(code=None, msg=None, details=()):
-    out = b""
-    if code is not None:
-        out += field(1, 0, code)
-    if msg is not None:
-        out += field(2, 2, msg)
-    for type_url, value in details:
-        out += field(3, 2, field(1, 2, type_url) + field(2, 2, value))
-    return out
+    return message((1, 0, code), (2, 2, msg)) + b"".join(
+        field(3, 2, field(1, 2, type_url) + field(2, 2, value)) for type_url, value in details)
 
 
 def retry_info(seconds=None, nanos=None):
-    d = b""
-    if seconds is not None:
-        d += field(1, 0, seconds)
-    if nanos is not None:
-        d += field(2, 0, nanos)
-    return field(1, 2, d)
+    return field(1, 2, message((1, 0, seconds), (2, 0, nanos)))
 
 
 RETRY_URL = b"type.googleapis.com/google.rpc.RetryInfo"
@@ -168,11 +152,7 @@ def gen_response(tests, put):
     # bytes 1-2: HTTP status; bytes 3-10: the clock; header lines, an empty line, the body.
     # Seeds: every answer of the export_wire cases, then a few bodies of every kind.
     cases = json.load(open(os.path.join(tests, "data", "export_wire", "cases.json")))
-    k = 0
-    for c in cases:
-        a = c.get("answer")
-        if not a:
-            continue
+    for k, a in enumerate(c["answer"] for c in cases if c.get("answer")):
         grpc = a.get("protocol") == "grpc"
         flags = (1 if grpc else 0) | (2 if a.get("http2", grpc) else 0) | (4 if k % 2 else 0)
         flags |= (k % 32) << 3
@@ -181,7 +161,6 @@ def gen_response(tests, put):
         head = b"".join(h.encode() + (b"" if h.endswith("\n") else b"\r\n") for h in a["headers"])
         put(bytes([flags]) + struct.pack("<Hq", a["status"], a.get("now", 1700000000)) +
             head + b"\n" + body[:4096])
-        k += 1
     bodies = [
         export_response(3, b"3 spans rejected: invalid trace id"),
         export_response(1 << 62, "d\u00e9j\u00e0 vu \u26a1".encode()),
@@ -214,7 +193,6 @@ def gen_retry(tests, put):
     for ahead in (0, 1, 7, 86399, 86400, 86401, 172799):
         put(b"\x01" + clock + struct.pack("<I", ahead))
         put(b"\x01" + now2 + struct.pack("<I", ahead))
-    import base64
     details = [
         rpc_status(14, b"unavailable", [(RETRY_URL, retry_info(2, 500000000))]),
         rpc_status(8, b"x", [(RETRY_URL, b"")]),
@@ -230,13 +208,8 @@ def gen_retry(tests, put):
         put(b"\x04" + struct.pack("<Q", budget) + bytes(range(0, 64, 3)))
 
 
-GENERATORS = {
-    "span": gen_span,
-    "trace_file": gen_trace_file,
-    "config": gen_config,
-    "response": gen_response,
-    "retry": gen_retry,
-}
+GENERATORS = {"span": gen_span, "trace_file": gen_trace_file, "config": gen_config,
+              "response": gen_response, "retry": gen_retry}
 
 if __name__ == "__main__":
     main()

@@ -325,11 +325,22 @@ class Proc:
                 self.proc.wait()
                 raise Fail("%s did not end within %g s" % (self.name, timeout))
             finally:
-                for f in (self.proc.stdin,):
-                    if f:
-                        f.close()
+                if self.proc.stdin:
+                    self.proc.stdin.close()
             self.rc = self.proc.returncode
         return self.rc
+
+    def stopped(self, rc=0, sig=signal.SIGTERM, timeout=60, what=None):
+        """stop() and check() it exits rc; returns self (its output can still be read)."""
+        check(what or "%s exited %d" % (self.name, rc), self.stop(sig, timeout) == rc,
+              "exit %s, stderr:\n%s" % (self.rc, "\n".join(self.lines("err")[-20:])))
+        return self
+
+
+def mock_command(*args):
+    """The mock collector's command line (MOCK_PYTHON, MOCK_COLLECTOR) with these arguments."""
+    return [os.environ.get("MOCK_PYTHON") or "/usr/bin/python3", os.environ.get(
+        "MOCK_COLLECTOR") or os.path.join(TESTS_DIR, "collector", "mock_collector.py"), *args]
 
 
 class Collector(Proc):
@@ -343,10 +354,8 @@ class Collector(Proc):
         base = os.path.join(tmp, name)
         self.records_path, self.requests_path = base + "-spans.jsonl", base + "-requests.jsonl"
         self.port_file, self.scheme = base + "-ports.json", "https" if tls else "http"
-        argv = [os.environ.get("MOCK_PYTHON") or "/usr/bin/python3", os.environ.get(
-            "MOCK_COLLECTOR") or os.path.join(TESTS_DIR, "collector", "mock_collector.py"),
-            "--port-file", self.port_file, "--record", self.records_path, "--requests",
-            self.requests_path] + list(args)
+        argv = mock_command("--port-file", self.port_file, "--record", self.records_path,
+                            "--requests", self.requests_path, *args)
         for flag, on, value in (("--http", http, http_port), ("--grpc", grpc, grpc_port),
                                 ("--script", script, script),
                                 ("--max-requests", max_requests, max_requests)):

@@ -19,7 +19,7 @@ real binary and a fake lightning-rpc (FakeRpc below). No root needed except for 
   privs      (root) a node run by another user (socket 0600): asked at start; after a
              restart, asked again as --user, and without --user a warning that says so
 
-usage: test_nodeinfo.py CLN_OTLP DATA_DIR CASE [EMITTER]
+usage: test_nodeinfo.py CLN_OTLP CASE [EMITTER]
 """
 import json
 import os
@@ -34,8 +34,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../
 from harness import (CAPTURE, Proc, check, cln_json, main, need_root, span_payloads,  # noqa
                      test)
 
-cln_otlp = sys.argv[1]
-emitter = sys.argv[4] if len(sys.argv) > 4 else None
+cln_otlp, NAME = sys.argv[1:3]
+emitter = sys.argv[3] if len(sys.argv) > 3 else None
 KEYS = ("service.version", "service.instance.id", "cln.alias", "cln.network")
 NODE_A, NODE_B = "02" + "a1" * 32, "03" + "b2" * 32
 WANT = {json.loads(p)[0]["id"] for p in span_payloads(CAPTURE)}
@@ -182,8 +182,7 @@ def has_node(res, node_id, alias="FAKENODE", network="regtest", version="v24.11"
 
 
 def stopped(d, what="exit 0 after SIGTERM", sig=signal.SIGTERM):
-    with d:
-        check(what, d.stop(sig) == 0)
+    d.stopped(sig=sig, what=what)
     return resources(d), d.err()
 
 
@@ -375,8 +374,7 @@ def usdt(tmp):
             d.wait(lambda: NODE_B in d.err() and " binaries (" in d.err(), 30,
                    f"{name}: attached and asked the node")
             open(go, "w").close()
-            with em:
-                check(f"{name}: the stand-in lightningd exited 0", em.stop(None) == 0)
+            em.stopped(sig=None, what=f"{name}: the stand-in lightningd exited 0")
             wait_spans(d, what=f"{name}: every span captured")
             got, err = stopped(d, f"{name}: exit 0")
             check(f"{name}: every span captured", WANT <= set(got), f"{len(got)} of {len(WANT)}")
@@ -406,4 +404,4 @@ def privs(tmp):
             stopped(d, f"{name}: exit 0")
 
 
-main([sys.argv[3]])
+main([NAME])

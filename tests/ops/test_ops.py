@@ -3,7 +3,7 @@
 """Operations tests through the real binary: the /metrics endpoint, the stats line, and the
 privileges left once start-up is over.
 
-    test_ops.py TEST --cln-otlp PATH --data DIR [--emitter PATH] [--mock-dir DIR]
+    test_ops.py TEST --cln-otlp PATH [--emitter PATH]
 
 Tests named caps_*, user_* need root (they read capabilities, switch user, load BPF
 programs). Without root they skip (exit 77), except with CI=true, where they fail.
@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../
 from harness import (CAPTURE, Collector, Proc, check, free_port, install, main,  # noqa: E402
                      need_root, options, run, test, wait_for)
 
-(NAME,), A = options("cln-otlp", "data", "emitter", "mock-dir")
+(NAME,), A = options("cln-otlp", "emitter")
 N_REAL, N_EVENTS = 585, 6  # spans and suspend/resume events in CAPTURE
 
 # Capability numbers (linux/capability.h).
@@ -51,20 +51,10 @@ LINE_KEYS = ("received", "rejected", "recovered", "ringbuf_lost", "queued", "exp
              "in_queue")
 
 
-def cln_otlp(tmp, *args, name="cln-otlp", **kw):
-    return Proc([A.cln_otlp, *args], tmp, name, **kw)
-
-
-def follow(tmp, *args, **kw):
-    """cln-otlp following the real capture, spans on stdout (or as args say)."""
-    return cln_otlp(tmp, "--file", CAPTURE, "--follow", "--exporter", "stdout", *args, **kw)
-
-
-def stopped(d, want_rc=0):
-    """Stop (SIGTERM): it must exit want_rc. Its stderr."""
-    with d:
-        check("cln-otlp exited %d" % want_rc, d.stop() == want_rc, d.proc.returncode)
-    return d.err()
+def follow(tmp, *args, name="cln-otlp"):
+    """cln-otlp following the real capture, spans on stdout."""
+    return Proc([A.cln_otlp, "--file", CAPTURE, "--follow", "--exporter", "stdout", *args], tmp,
+                name)
 
 
 def expect_start_error(argv, needles, user=None):
@@ -254,7 +244,8 @@ def metrics(tmp):
         took = time.monotonic() - t
         check("20 scrapes next to a stalled client in less than 3 s", took < 3, took)
     check("stdout holds the %d spans" % N_REAL, len(d.spans()) == N_REAL)
-    check("exit line: exported=%d" % N_REAL, "exported=%d" % N_REAL in done_line(stopped(d)))
+    check("exit line: exported=%d" % N_REAL,
+          "exported=%d" % N_REAL in done_line(d.stopped().err()))
 
 
 @test("metrics_addrs")
@@ -275,7 +266,7 @@ def metrics_addrs(tmp):
         wait_metric(port, "cln_otlp_spans_received_total", N_REAL, host=connect, source="file")
         check("%s:%d answers on %s" % (listen, port, connect),
               http_get(port, host=connect)[0] == 200)
-        stopped(d)
+        d.stopped()
 
 
 @test("metrics_export")
@@ -286,12 +277,12 @@ def metrics_export(tmp):
     # sent after the batch delay, long enough that a slow read cannot cut a third) gets a 503,
     # then a 200 on its retry.
     with Collector(tmp, script="delay=0.4,503,200") as mc:
-        d = cln_otlp(tmp, "--file", CAPTURE, "--follow", "--endpoint", mc.url(), "--batch-size",
-                     "300", "--batch-delay", "1000", "--max-inflight", "1", "--metrics-listen",
-                     "127.0.0.1:%d" % port)
+        d = Proc([A.cln_otlp, "--file", CAPTURE, "--follow", "--endpoint", mc.url(), "--batch-size",
+                  "300", "--batch-delay", "1000", "--max-inflight", "1", "--metrics-listen",
+                  "127.0.0.1:%d" % port], tmp, "cln-otlp")
         d.wait_err("serving http://")
         samples, _ = wait_metric(port, "cln_otlp_spans_exported_total", N_REAL)
-        line = done_line(stopped(d))
+        line = done_line(d.stopped().err())
         check("the collector got %d spans" % N_REAL, len(mc.records()) == N_REAL)
     got = {k: sample(samples, "cln_otlp_" + k) for k in (
         "batches_sent_total", "export_retries_total", "batches_failed_total",
@@ -303,8 +294,7 @@ def metrics_export(tmp):
     check("latency count = answers", got["export_latency_seconds_count"] == 3, got)
     s, mx = got["export_latency_seconds_sum"], got["export_latency_max_seconds"]
     check("latency sum and max: one answer took 0.4 s", 0.4 <= mx < 5 and mx <= s < 10, got)
-    for tok in ("batches=3", "retries=1", "failed_batches=0", "exported=%d" % N_REAL):
-        check("exit line has %s" % tok, tok in line, line)
+    check_tokens(line, "batches=3", "retries=1", "failed_batches=0", "exported=%d" % N_REAL)
     lat = {t.split("=")[0]: float(t.split("=")[1]) for t in line if t.startswith("latency_")}
     check("latency in the line", lat.get("latency_max_ms", 0) >= 400 and
           lat.get("latency_avg_ms", 0) >= 400 / 3, line)
@@ -342,7 +332,7 @@ def sigusr1(tmp):
     check_tokens(done_line(d.err(), "stats"), "received=%d" % N_REAL, "file=%d" % N_REAL,
                  "queued=%d" % N_REAL, "exported=%d" % N_REAL, "rejected=0", "dropped=0",
                  "in_queue=0")
-    stopped(d)
+    d.stopped()
 
 
 @test("exit_line")
@@ -368,9 +358,8 @@ def exit_line(tmp):
              "--retry-max-elapsed", "800"])
     check("spans lost: exit 1", p.returncode == 1, p.returncode)
     line = done_line(p.stderr)
-    for tok in ("exported=0", "dropped=%d" % N_REAL, "drop_retry_expired=%d" % N_REAL,
-                "failed_batches=2", "batches=0", "in_queue=0"):
-        check("the done line has %s" % tok, tok in line, line)
+    check_tokens(line, "exported=0", "dropped=%d" % N_REAL, "drop_retry_expired=%d" % N_REAL,
+                 "failed_batches=2", "batches=0", "in_queue=0")
     retries = [int(t.split("=")[1]) for t in line if t.startswith("retries=")]
     check("each batch retried at least once", retries and retries[0] >= 2, line)
 
@@ -424,7 +413,7 @@ def caps_file(tmp):
     d = follow(tmp, "--batch-delay", "100")
     check_status(d, [set()])
     check("an info line says no capability is kept", "no capability kept" in d.err())
-    stopped(d)
+    d.stopped()
 
 
 def fire(binary, n, seed, tmp, tag):
@@ -445,8 +434,8 @@ def usdt_run(tmp, user=None):
     ld = os.path.join(tmp, "bin", "lightningd")
     install(A.emitter, ld)
     os.chmod(os.path.dirname(ld), 0o700)
-    d = cln_otlp(tmp, "--lightningd", ld, "--no-plugins", "--exporter", "stdout",
-                 "--batch-delay", "100", "-v", *(["--user", user] if user else []))
+    d = Proc([A.cln_otlp, "--lightningd", ld, "--no-plugins", "--exporter", "stdout",
+              "--batch-delay", "100", "-v", *(["--user", user] if user else [])], tmp, "cln-otlp")
     kept = check_status(d, USDT_KEEP, user)
     fired = fire(ld, 20, 1, tmp, "before")
     before = os.stat(ld).st_ino
@@ -456,7 +445,7 @@ def usdt_run(tmp, user=None):
     check("re-attached", "attaching to it failed" not in d.err())
     fired += fire(ld, 30, 2, tmp, "after")
     check("capabilities unchanged while running", caps(proc_status(d.pid), "CapEff") == kept)
-    stopped(d)
+    d.stopped()
     got = [sp["spanId"] for _, sp in d.spans()]
     check("20 spans before and 30 after the upgrade captured with only %s" % names(kept),
           sorted(got) == sorted(fired), "fired %d, %d arrived" % (len(fired), len(got)))
@@ -484,7 +473,7 @@ def user_file(tmp):
                "127.0.0.1:%d" % port)
     check_status(d, [set()], user="nobody")
     wait_metric(port, "cln_otlp_spans_exported_total", N_REAL)
-    stopped(d)
+    d.stopped()
     check("stdout has the %d spans" % N_REAL, len(d.spans()) == N_REAL)
 
 

@@ -9,7 +9,6 @@ CHECK is one of the tests below. caps and demo load BPF programs: they need root
 label root), and fail without it.
 """
 import fnmatch
-import json
 import os
 import re
 import shlex
@@ -20,8 +19,8 @@ import time
 import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
-from harness import (CAPTURE, Proc, check, clean_env, main, options, run,  # noqa: E402
-                     span_payloads, test)
+from harness import (CAPTURE, Proc, check, clean_env, main, options, otlp_spans,  # noqa: E402
+                     run, span_payloads, test)
 
 (NAME,), A = options("src", "build", "cln-otlp", "emitter")
 A.src, A.build = os.path.realpath(A.src), os.path.realpath(A.build)
@@ -618,14 +617,7 @@ def demo(tmp):
     t1 = time.time()
     check("demo.sh, 2 rounds: exit 0", r.returncode == 0, r.stderr[-1500:])
     check("it says each round", r.stderr.count("demo: round ") == 2, r.stderr[-800:])
-    spans = []
-    for line in r.stdout.splitlines():
-        try:
-            req = json.loads(line)
-        except ValueError:
-            continue
-        spans += [sp for rs in req.get("resourceSpans", []) for ss in rs.get("scopeSpans", [])
-                  for sp in ss.get("spans", [])]
+    spans = [sp for _, sp in otlp_spans(r.stdout)]
     check("every span of the capture, twice: %d = 2 x %d" % (len(spans), len(emits)),
           len(spans) == 2 * len(emits), r.stderr[-800:])
     starts = [int(s["startTimeUnixNano"]) // 1000 for s in spans]

@@ -3,7 +3,7 @@
 """Integration tests of the eBPF source: cln-otlp (or usdt-dump, the source alone) attached
 to cln-emitter, which fires lightningd's probes like Core Lightning does.
 
-    test_usdt.py TEST --cln-otlp PATH --emitter PATH --dump PATH --data DIR
+    test_usdt.py TEST --cln-otlp PATH --emitter PATH --dump PATH
 
 Needs root (loads BPF programs). Without root it skips (exit 77), except with CI=true, where
 it fails: a CI run must never pass without having traced anything.
@@ -16,10 +16,10 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
-from harness import (CAPTURE, Proc, check, expected_otlp, install, main,  # noqa: E402
-                     need_root, options, run, span_fields, test)
+from harness import (CAPTURE, TRACE, Proc, attrs, check, cln_json, expected_otlp,  # noqa: E402
+                     install, main, need_root, options, run, span_fields, test)
 
-(NAME,), A = options("cln-otlp", "emitter", "dump", "data")
+(NAME,), A = options("cln-otlp", "emitter", "dump")
 
 
 def tracer(tmp, *extra, name="cln-otlp", argv=None):
@@ -33,8 +33,7 @@ def tracer(tmp, *extra, name="cln-otlp", argv=None):
 
 def stopped(tr):
     """Stop the tracer (SIGTERM): it must exit 0. Its spans (usdt-dump: its lines)."""
-    with tr:
-        check("%s exited 0 after SIGTERM" % tr.name, tr.stop() == 0)
+    tr.stopped(what="%s exited 0 after SIGTERM" % tr.name)
     return tr.lines() if tr.name == "dump" else tr.spans()
 
 
@@ -58,8 +57,7 @@ def start_emitter(tmp, binary, *eargs, name="emitter"):
 
 def release(e):
     open(e.go, "w").close()
-    with e:
-        check("%s exited 0" % e.name, e.stop(sig=None, timeout=300) == 0)
+    e.stopped(sig=None, timeout=300)
 
 
 def read_log(path):
@@ -362,6 +360,37 @@ def errors(tmp):
         check("%s: a failure" % args, p.returncode != 0)
         for n in needles:
             check("%s: the message says %r" % (args, n), n in p.stderr, p.stderr)
+
+
+@test("truncated")
+def truncated(tmp):
+    """A span over 2048 bytes arrives recovered: cut at 2048 bytes, the text before the cut
+    kept, marked cln.truncated, with its parent's traceId (CLN emits the parent after it)."""
+    ld = layout(tmp)
+    value = "INSERT INTO channels VALUES " + "(42, 'x', 7)," * 250  # ~3.3 KB
+    child = cln_json("00000000000000c1", "db_exec_prepared", TRACE, "00000000000000a1",
+                     tags={"query": value})
+    parent = cln_json("00000000000000a1", "wallet_new", TRACE, ts=1795660314655000, dur=900)
+    check("the child is longer than CLN's buffer", len(child) > 2048)
+    trace = os.path.join(tmp, "trace.1")
+    with open(trace, "w") as f:
+        f.write(f"span_emit 00000000000000c1 {child}\nspan_emit 00000000000000a1 {parent}\n")
+    tr = tracer(tmp, "--lightningd", ld, "--no-plugins")
+    emit(ld, trace)
+    tr.wait(lambda: len(tr.spans()) == 2, 60, "both spans exported")
+    spans = {sp["spanId"]: sp for _, sp in stopped(tr)}
+    check("both spans arrived", set(spans) == {"00000000000000c1", "00000000000000a1"}, spans)
+    c = spans["00000000000000c1"]
+    a = attrs(c["attributes"])
+    check("the cut span has its parent's traceId", c["traceId"] == TRACE, c["traceId"])
+    check("and its parent id", c["parentSpanId"] == "00000000000000a1")
+    check("marked cln.truncated", a.get("cln.truncated") is True, a)
+    q = a["query"]
+    check("the value is what preceded the cut, byte for byte",
+          len(q) > 1800 and value.startswith(q), len(q))
+    check("2048 bytes reached the parser (the probe's whole buffer)",
+          len(child[:child.index(q) + len(q)]) == 2048, len(q))
+    check("counted as truncated", "truncated=1" in tr.err())
 
 
 main([NAME])

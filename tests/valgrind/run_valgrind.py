@@ -8,7 +8,7 @@ on stdin; the socket source; a cut span waiting for its parent; export over http
 with gzip, http/json through a 503 retry and grpc to the mock collector; eBPF capture of
 the emitter (root).
 
-usage: run_valgrind.py --cln-otlp BIN --test-unit BIN --emitter BIN --data DIR [--only NAME]
+usage: run_valgrind.py --cln-otlp BIN --test-unit BIN --emitter BIN [--only NAME]
 """
 import os
 import shutil
@@ -20,7 +20,7 @@ from harness import (CAPTURE, CAPTURE_DIR, DEVNULL, TESTS_DIR, Collector, Proc, 
                      check, cln_json, main, need_root, options, run, span_payloads,
                      test)
 
-_, A = options("cln-otlp", "test-unit", "emitter", "data", "only")
+_, A = options("cln-otlp", "test-unit", "emitter", "only")
 VG = ["valgrind", "--error-exitcode=99", "--leak-check=full",
       "--errors-for-leak-kinds=definite,indirect", "--show-leak-kinds=definite,indirect",
       "--track-fds=no", "--quiet",
@@ -35,8 +35,7 @@ def vg_run(name, argv, expect_rc=0, **kw):
 
 
 def vg_stopped(name, d, expect_rc=0):
-    with d:
-        rc = d.stop(timeout=300)
+    rc = d.stop(timeout=300)
     check(name, rc == expect_rc and "definitely lost" not in d.err(),
           "exit %d (expected %d)\n%s" % (rc, expect_rc, d.err()))
 
