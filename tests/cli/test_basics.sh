@@ -1,7 +1,7 @@
 #!/bin/bash
 # The first command's behaviour as a user sees it: exit codes, the reject summary with line
 # numbers, stdin, bpftrace output, --help and --version.
-# usage: test_cli.sh CLN_OTLP DATA_DIR README
+# usage: test_basics.sh CLN_OTLP DATA_DIR README
 set -u
 bin=$1
 data=$2
