@@ -256,7 +256,7 @@ static void usdt_watch_cb(struct loop *loop, void *ctx)
 	struct source_usdt *src = ctx;
 
 	usdt_sync_clock(src);
-	targets_watch(src->targets);
+	targets_watch(src->targets, clock_real_ns());
 	loop_timer_arm(src->watch_timer, USDT_WATCH_MS);
 }
 

@@ -18,7 +18,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "clock.h"
 #include "elf_notes.h"
 #include "log.h"
 #include "span.h"
@@ -567,7 +566,7 @@ static bool targets_take_over(struct targets *t, size_t idx, const struct target
 	return true;
 }
 
-static void targets_check(struct targets *t, size_t idx)
+static void targets_check(struct targets *t, size_t idx, uint64_t now_ns)
 {
 	struct targets_bin *b = &t->bins[idx];
 	struct targets_ident id = {0};
@@ -586,8 +585,7 @@ static void targets_check(struct targets *t, size_t idx)
 	if (targets_ident_equal(&id, &b->id))
 		return;
 	/* Being written (cp, install): wait until it has settled. A future mtime is no reason. */
-	age = (int64_t)clock_real_ns() -
-	      ((int64_t)id.mtime.tv_sec * 1000000000ll + id.mtime.tv_nsec);
+	age = (int64_t)now_ns - ((int64_t)id.mtime.tv_sec * 1000000000ll + id.mtime.tv_nsec);
 	if (age >= 0 && age < TARGETS_SETTLE_NS)
 		return;
 	/*
@@ -625,12 +623,12 @@ static void targets_check(struct targets *t, size_t idx)
 		log_info("%s was replaced: attached %d probes to the new file", b->path, n);
 }
 
-void targets_watch(struct targets *t)
+void targets_watch(struct targets *t, uint64_t now_ns)
 {
 	size_t n = t->n_bins;
 
 	for (size_t i = 0; i < n; i++)
-		targets_check(t, i);
+		targets_check(t, i, now_ns);
 	for (size_t i = 0; i < t->n_plugin_dirs; i++)
 		targets_scan_plugin_dir(t, t->plugin_dirs[i]);
 }

@@ -19,6 +19,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 
@@ -67,8 +68,12 @@ int targets_add_main(struct targets *t, const struct config *cfg, char *err, siz
  * then find the plugin directories next to them and attach the plugins that carry probes.
  */
 int targets_attach(struct targets *t, struct targets_tally *tally, char *err, size_t err_size);
-/* Look again (the owner calls this every few seconds): act on what changed on disk. */
-void targets_watch(struct targets *t);
+/*
+ * Look again (the owner calls this every few seconds): act on what changed on disk. @now_ns
+ * is the wall-clock time (CLOCK_REALTIME) a changed file's mtime is compared with: one
+ * written less than a second before is left for a later look.
+ */
+void targets_watch(struct targets *t, uint64_t now_ns);
 /* Detach everything (the source stops); targets_watch must not be called after this. */
 void targets_detach_all(struct targets *t);
 

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "../check.h"
+#include "clock.h"
 #include "elf_notes.h"
 #include "log.h"
 #include "span.h"
@@ -158,6 +159,22 @@ static void age(const char *rel, int secs)
 	ts[0].tv_sec -= secs;
 	ts[1] = ts[0];
 	CHECK_MSG(utimensat(AT_FDCWD, p, ts, 0) == 0, "utimensat %s: %s", p, strerror(errno));
+}
+
+/* The mtime of @rel, in nanoseconds since the epoch (0 when it cannot be read). */
+static uint64_t mtime_ns(const char *rel)
+{
+	struct stat st;
+
+	if (!CHECK_MSG(stat(tmp_path(rel), &st) == 0, "stat %s: %s", rel, strerror(errno)))
+		return 0;
+	return (uint64_t)st.st_mtim.tv_sec * 1000000000ull + st.st_mtim.tv_nsec;
+}
+
+/* Look now, as the eBPF source does. */
+static void watch(struct targets *t)
+{
+	targets_watch(t, clock_real_ns());
 }
 
 static void write_file(const char *rel, const char *text, mode_t mode)
@@ -400,7 +417,7 @@ static void test_no_plugins(void)
 		return;
 	CHECK_EQ(targets_count(t), 1);
 	CHECK_EQ(targets_n_plugin_dirs(t), 0);
-	targets_watch(t);
+	watch(t);
 	CHECK_EQ(targets_count(t), 1);
 	targets__free(t);
 }
@@ -411,53 +428,53 @@ static void test_no_plugins(void)
 static void test_replace(struct targets *t, struct fake *f)
 {
 	int live = f->live, attaches = f->attaches;
-	struct timespec now;
-	struct stat st;
+	uint64_t mtime;
 
 	check_case("nothing changed");
-	targets_watch(t);
+	watch(t);
 	CHECK_EQ(f->attaches, attaches);
 
 	check_case("lightningd replaced (new inode)");
 	install(emitter, LD, false);
 	age(LD, 100);
-	targets_watch(t);
+	watch(t);
 	CHECK_EQ(f->attaches, attaches + 1);
 	CHECK_EQ(f->live, live + 1); /* the old file's probes stay: it may still run */
 	install(emitter, LD, false);
 	age(LD, 90);
-	targets_watch(t);
+	watch(t);
 	CHECK_EQ(f->attaches, attaches + 2);
 	CHECK_EQ(f->live, live + 1); /* only the one before stays */
 	CHECK_STR(targets_exe_path(t, 0), targets_path(t, 0));
 
 	check_case("not settled yet");
 	install(emitter, LD, false);
-	targets_watch(t);
-	/* Only when the look surely came within the second after the copy (a loaded machine). */
-	if (stat(tmp_path(LD), &st) == 0 && clock_gettime(CLOCK_REALTIME, &now) == 0 &&
-	    (now.tv_sec - st.st_mtim.tv_sec) * 1000000000ll + now.tv_nsec - st.st_mtim.tv_nsec <
-		    900000000ll)
-		CHECK_EQ(f->attaches, attaches + 2);
-	age(LD, 80);
-	targets_watch(t);
+	mtime = mtime_ns(LD);
+	targets_watch(t, mtime + 999999999); /* written 1 s less 1 ns before */
+	CHECK_EQ(f->attaches, attaches + 2);
+	targets_watch(t, mtime + 1000000000);
 	CHECK_EQ(f->attaches, attaches + 3);
+
+	check_case("mtime in the future (a clock set back): no reason to wait");
+	install(emitter, LD, false);
+	targets_watch(t, mtime_ns(LD) - 1);
+	CHECK_EQ(f->attaches, attaches + 4);
 
 	check_case("rewritten in place (same inode)");
 	install(emitter, LD, true);
 	age(LD, 70);
-	targets_watch(t);
-	CHECK_EQ(f->attaches, attaches + 4);
+	watch(t);
+	CHECK_EQ(f->attaches, attaches + 5);
 	CHECK_EQ(f->live, live); /* the old probes are gone, and so is the one before */
 
 	check_case("attach fails, then works");
 	install(emitter, LD, false);
 	age(LD, 60);
 	f->fail_next = EPERM;
-	targets_watch(t);
-	CHECK_EQ(f->attaches, attaches + 4);
-	targets_watch(t);
+	watch(t);
 	CHECK_EQ(f->attaches, attaches + 5);
+	watch(t);
+	CHECK_EQ(f->attaches, attaches + 6);
 	CHECK_EQ(f->live, live + 1);
 }
 
@@ -467,7 +484,7 @@ static void test_plugins_change(struct targets *t, struct fake *f)
 
 	check_case("new plugin");
 	install(emitter, DIR "/offers", false);
-	targets_watch(t);
+	watch(t);
 	CHECK_EQ(targets_count(t), n + 1);
 	CHECK_EQ(f->attaches, attaches + 1);
 	CHECK(find(t, DIR "/offers") == n && targets_exe_path(t, n) != NULL);
@@ -476,13 +493,13 @@ static void test_plugins_change(struct targets *t, struct fake *f)
 	pay = find(t, DIR "/pay");
 	install(emitter, DIR "/pay.dpkg-new", false);
 	age(DIR "/pay.dpkg-new", 100);
-	targets_watch(t);
+	watch(t);
 	staged = find(t, DIR "/pay.dpkg-new");
 	CHECK_EQ(staged, n + 1);
 	CHECK_EQ(f->attaches, attaches + 2);
 	CHECK_EQ(f->live, live + 2);
 	CHECK_EQ(rename(tmp_path(DIR "/pay.dpkg-new"), tmp_path(DIR "/pay")), 0);
-	targets_watch(t);
+	watch(t);
 	CHECK_EQ(f->attaches, attaches + 2); /* taken over, not attached twice */
 	CHECK_EQ(f->live, live + 2);	     /* the old pay's probes stay */
 	CHECK_STR(targets_exe_path(t, pay), targets_path(t, pay));
@@ -490,11 +507,11 @@ static void test_plugins_change(struct targets *t, struct fake *f)
 
 	check_case("new plugin installed under a temporary name, renamed");
 	install(emitter, DIR "/xpay.dpkg-new", false);
-	targets_watch(t);
+	watch(t);
 	staged = find(t, DIR "/xpay.dpkg-new");
 	CHECK(staged > 0);
 	CHECK_EQ(rename(tmp_path(DIR "/xpay.dpkg-new"), tmp_path(DIR "/xpay")), 0);
-	targets_watch(t);
+	watch(t);
 	CHECK_EQ(find(t, DIR "/xpay"), staged);
 	CHECK_STR(targets_exe_path(t, staged), targets_path(t, staged));
 	CHECK_EQ(f->attaches, attaches + 3);
@@ -502,7 +519,7 @@ static void test_plugins_change(struct targets *t, struct fake *f)
 	check_case("hard link");
 	n = (int)targets_count(t);
 	CHECK_EQ(link(tmp_path(DIR "/xpay"), tmp_path(DIR "/xpay2")), 0);
-	targets_watch(t);
+	watch(t);
 	CHECK_EQ(targets_count(t), n);
 	CHECK_EQ(f->attaches, attaches + 3);
 	CHECK_EQ(find(t, DIR "/xpay"), staged); /* still named as it was */
@@ -515,28 +532,28 @@ static void test_plugins_gone(struct targets *t, struct fake *f)
 
 	check_case("plugin gone and back");
 	CHECK_EQ(unlink(tmp_path(DIR "/offers")), 0);
-	targets_watch(t);
+	watch(t);
 	CHECK_EQ(f->live, live); /* a process may still run it */
 	install(emitter, DIR "/offers", false);
 	age(DIR "/offers", 100);
-	targets_watch(t);
+	watch(t);
 	CHECK_EQ(find(t, DIR "/offers"), offers);
 	CHECK_EQ(f->attaches, attaches + 1);
 
 	check_case("replaced by a build without probes, then with");
 	install("/bin/true", DIR "/offers", false);
 	age(DIR "/offers", 90);
-	targets_watch(t);
+	watch(t);
 	CHECK_EQ(f->attaches, attaches + 1);
 	install(emitter, DIR "/offers", false);
 	age(DIR "/offers", 80);
-	targets_watch(t);
+	watch(t);
 	CHECK_EQ(f->attaches, attaches + 2);
 
 	check_case("a plugin without probes gets them");
 	install(emitter, DIR "/clnrest", false);
 	age(DIR "/clnrest", 100);
-	targets_watch(t);
+	watch(t);
 	CHECK_EQ(f->attaches, attaches + 3);
 	CHECK(targets_exe_path(t, find(t, DIR "/clnrest")) != NULL);
 }
@@ -572,7 +589,7 @@ static void test_cap(void)
 		snprintf(rel, sizeof(rel), "cap/plugins/p%03d", i);
 		write_file(rel, "#!/bin/sh\n", 0755);
 	}
-	targets_watch(t);
+	watch(t);
 	CHECK_EQ(targets_count(t), TARGETS_MAX);
 	targets__free(t);
 	CHECK_EQ(f.live, 0);
