@@ -62,16 +62,21 @@ struct targets {
 
 /* ---- files ---- */
 
+static void targets_ident_of(const struct stat *st, struct targets_ident *id)
+{
+	id->dev = st->st_dev;
+	id->ino = st->st_ino;
+	id->size = st->st_size;
+	id->mtime = st->st_mtim;
+}
+
 static int targets_ident_get(const char *path, struct targets_ident *id)
 {
 	struct stat st;
 
 	if (stat(path, &st))
 		return -errno;
-	id->dev = st.st_dev;
-	id->ino = st.st_ino;
-	id->size = st.st_size;
-	id->mtime = st.st_mtim;
+	targets_ident_of(&st, id);
 	return 0;
 }
 
@@ -446,12 +451,11 @@ static void targets_consider_plugin(struct targets *t, const char *path)
 	void *att;
 	int idx, n;
 
+	if (targets_find_path(t, path) >= 0)
+		return; /* known: targets_check looks at it */
 	if (stat(path, &st) || !S_ISREG(st.st_mode) || !(st.st_mode & 0111))
 		return;
-	if (targets_find_path(t, path) >= 0)
-		return;
-	if (targets_ident_get(path, &id))
-		return;
+	targets_ident_of(&st, &id);
 	idx = targets_find_file(t, &id, SIZE_MAX, false);
 	if (idx >= 0) {
 		targets_renamed(t, &t->bins[idx], path, &id);
@@ -485,14 +489,19 @@ static void targets_scan_plugin_dir(struct targets *t, const char *dir)
 		return;
 	while ((de = readdir(d)) != NULL) {
 		char path[PATH_MAX], real[PATH_MAX];
+		const char *name = path;
 
 		if (de->d_name[0] == '.')
 			continue;
 		if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, de->d_name) >= sizeof(path))
 			continue;
-		if (!realpath(path, real))
-			continue;
-		targets_consider_plugin(t, real);
+		/* @dir is resolved: only a symlink (or a type not told) needs resolving. */
+		if (de->d_type != DT_REG) {
+			if (!realpath(path, real))
+				continue;
+			name = real;
+		}
+		targets_consider_plugin(t, name);
 	}
 	closedir(d);
 }

@@ -524,6 +524,16 @@ static void test_plugins_change(struct targets *t, struct fake *f)
 	CHECK_EQ(f->attaches, attaches + 3);
 	CHECK_EQ(find(t, DIR "/xpay"), staged); /* still named as it was */
 	CHECK_EQ(find(t, DIR "/xpay2"), -1);
+
+	check_case("symlink to a plugin elsewhere");
+	mkdirs("w/opt");
+	install(emitter, "w/opt/linked", false);
+	CHECK_EQ(symlink(tmp_path("w/opt/linked"), tmp_path(DIR "/linked")), 0);
+	watch(t);
+	watch(t);
+	CHECK_EQ(targets_count(t), n + 1);
+	CHECK_EQ(f->attaches, attaches + 4);
+	CHECK_STR(targets_path(t, n), tmp_path("w/opt/linked")); /* the name it resolves to */
 }
 
 static void test_plugins_gone(struct targets *t, struct fake *f)
