@@ -346,32 +346,20 @@ static int targets_add_one_main(struct targets *t, const char *arg, char *err, s
 
 int targets_add_main(struct targets *t, const struct config *cfg, char *err, size_t err_size)
 {
-	const char *args[CONFIG_MAX_LIST];
-	char procs[CONFIG_MAX_LIST][PATH_MAX];
-	size_t n = 0;
-	int ret;
+	char exe[PATH_MAX];
+	int ret = 0;
 
-	if (cfg->n_lightningd) {
-		for (size_t i = 0; i < cfg->n_lightningd; i++)
-			args[n++] = cfg->lightningd[i];
-	} else if (cfg->n_pids) {
-		for (size_t i = 0; i < cfg->n_pids && i < CONFIG_MAX_LIST; i++) {
-			ret = targets_exe_of_pid(cfg->pids[i], procs[n], sizeof(procs[n]), err,
-						 err_size);
-			if (ret)
-				return ret;
-			args[n] = procs[n];
-			n++;
-		}
-	} else {
-		args[n++] = "lightningd";
+	if (!cfg->n_lightningd && !cfg->n_pids)
+		return targets_add_one_main(t, "lightningd", err, err_size);
+	for (size_t i = 0; i < cfg->n_lightningd && !ret; i++)
+		ret = targets_add_one_main(t, cfg->lightningd[i], err, err_size);
+	/* Without --lightningd, the binaries the --pid processes run. */
+	for (size_t i = 0; i < cfg->n_pids && !cfg->n_lightningd && !ret; i++) {
+		ret = targets_exe_of_pid(cfg->pids[i], exe, sizeof(exe), err, err_size);
+		if (!ret)
+			ret = targets_add_one_main(t, exe, err, err_size);
 	}
-	for (size_t i = 0; i < n; i++) {
-		ret = targets_add_one_main(t, args[i], err, err_size);
-		if (ret)
-			return ret;
-	}
-	return 0;
+	return ret;
 }
 
 /* ---- plugins ---- */
