@@ -267,7 +267,6 @@ static int usdt_on_record(void *ctx, void *data, size_t size)
 	struct source_usdt *src = ctx;
 	const struct usdt_record_hdr *h = data;
 	struct pipeline_origin origin;
-	const char *exe = NULL;
 
 	if (src->budget == 0)
 		return -EAGAIN; /* not reached: the previous record stopped the round */
@@ -277,7 +276,6 @@ static int usdt_on_record(void *ctx, void *data, size_t size)
 			    size);
 		return 0;
 	}
-	exe = targets_exe_path(src->targets, h->binary);
 	switch (h->kind) {
 	case USDT_RECORD_EMIT:
 		if (h->json_len > size - sizeof(*h) || h->json_len > USDT_RECORD_JSON_MAX) {
@@ -290,7 +288,7 @@ static int usdt_on_record(void *ctx, void *data, size_t size)
 		src->spans++;
 		origin.source = STATS_SRC_USDT;
 		origin.pid = h->pid;
-		origin.exe_path = exe;
+		origin.exe_path = targets_exe_path(src->targets, h->binary);
 		pipeline_ingest(src->p, &origin, (const char *)(h + 1), h->json_len);
 		break;
 	case USDT_RECORD_SUSPEND:
