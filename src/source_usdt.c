@@ -422,14 +422,9 @@ static int usdt_load(struct source_usdt *src, const struct config *cfg, char *er
 		snprintf(err, err_size, "sizing the ring buffer failed: %s", strerror(-ret));
 		return ret;
 	}
-	/* Every program exists; only the wanted ones are loaded. Nothing attaches itself. */
+	/* Every program exists; only the wanted ones are loaded (usdt_attach attaches them). */
 	bpf_program__set_autoload(src->skel->progs.cln_span_start, src->want[USDT_START]);
 	bpf_program__set_autoload(src->skel->progs.cln_span_end, src->want[USDT_END]);
-	bpf_program__set_autoattach(src->skel->progs.cln_span_emit, false);
-	bpf_program__set_autoattach(src->skel->progs.cln_span_suspend, false);
-	bpf_program__set_autoattach(src->skel->progs.cln_span_resume, false);
-	bpf_program__set_autoattach(src->skel->progs.cln_span_start, false);
-	bpf_program__set_autoattach(src->skel->progs.cln_span_end, false);
 
 	usdt_held.hold = true;
 	ret = source_usdt_bpf__load(src->skel);
