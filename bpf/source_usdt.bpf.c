@@ -98,24 +98,18 @@ static __always_inline void fill_hdr(struct usdt_record_hdr *h, __u32 kind, __u6
 	h->span_id = 0;
 	h->kind = kind;
 	h->pid = pid_tgid >> 32;
-	h->tid = (__u32)pid_tgid;
 	h->binary = (__u32)cookie;
 	h->json_len = 0;
-	h->flags = 0;
-	bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
 
-/* Read the id and JSON into @rec; returns the JSON length, or -1 (counted). */
-static __always_inline long read_emit(struct usdt_record *rec, const void *id, const void *json)
+/*
+ * Read the JSON into @rec; returns its length, or -1 (counted). span_emit's arg0 (the span id
+ * in hex) is not read: the JSON carries the id.
+ */
+static __always_inline long read_emit(struct usdt_record *rec, const void *json)
 {
 	long n;
 
-	n = bpf_probe_read_user_str(rec->hdr.id_hex, USDT_RECORD_ID_HEX + 1, id);
-	if (n < 0) {
-		rec->hdr.id_hex[0] = '\0';
-		rec->hdr.flags |= USDT_RECORD_F_NO_ID;
-		count(USDT_RECORD_CNT_READ_FAIL);
-	}
 	n = bpf_probe_read_user_str(rec->json, sizeof(rec->json), json);
 	if (n <= 0) {
 		count(USDT_RECORD_CNT_READ_FAIL);
@@ -124,7 +118,6 @@ static __always_inline long read_emit(struct usdt_record *rec, const void *id, c
 	n -= 1; /* the NUL */
 	if (n > USDT_RECORD_JSON_MAX) {
 		n = USDT_RECORD_JSON_MAX;
-		rec->hdr.flags |= USDT_RECORD_F_CUT;
 		count(USDT_RECORD_CNT_CUT);
 	}
 	rec->hdr.json_len = n;
@@ -136,8 +129,7 @@ static __always_inline long read_emit(struct usdt_record *rec, const void *id, c
  * disabled: on a preemptible kernel another task on this CPU may enter while one is inside.
  * The busy flag catches that; the latecomer reserves a full-size record instead.
  */
-static __always_inline int emit_reserved(const void *id, const void *json, __u64 pid_tgid,
-					 __u64 cookie)
+static __always_inline int emit_reserved(const void *json, __u64 pid_tgid, __u64 cookie)
 {
 	struct usdt_record *rec;
 	long n;
@@ -148,8 +140,7 @@ static __always_inline int emit_reserved(const void *id, const void *json, __u64
 		return 0;
 	}
 	fill_hdr(&rec->hdr, USDT_RECORD_EMIT, pid_tgid, cookie);
-	rec->hdr.flags = USDT_RECORD_F_RESERVE;
-	n = read_emit(rec, id, json);
+	n = read_emit(rec, json);
 	if (n < 0) {
 		bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);
 		return 0;
@@ -179,11 +170,11 @@ int BPF_USDT(cln_span_emit, void *id, void *json)
 	if (__sync_fetch_and_add(&s->busy, 1) != 0) {
 		__sync_fetch_and_add(&s->busy, -1);
 		count(USDT_RECORD_CNT_BUSY);
-		return emit_reserved(id, json, pid_tgid, cookie);
+		return emit_reserved(json, pid_tgid, cookie);
 	}
 
 	fill_hdr(&s->rec.hdr, USDT_RECORD_EMIT, pid_tgid, cookie);
-	n = read_emit(&s->rec, id, json);
+	n = read_emit(&s->rec, json);
 	if (n < 0)
 		goto out;
 	size = sizeof(struct usdt_record_hdr) + (n & 0xfff);
@@ -205,7 +196,6 @@ static __always_inline int id_event(struct pt_regs *ctx, __u32 kind, __u64 span_
 		return 0;
 	fill_hdr(&h, kind, pid_tgid, bpf_usdt_cookie(ctx));
 	h.span_id = span_id;
-	__builtin_memset(h.id_hex, 0, sizeof(h.id_hex));
 	if (bpf_ringbuf_output(&rb, &h, sizeof(h), rb_flags(sizeof(h))))
 		count(USDT_RECORD_CNT_RB_LOST);
 	return 0;

@@ -6,7 +6,8 @@
  *
  * Every record starts with struct usdt_record_hdr. A span_emit record is followed by
  * hdr.json_len bytes of JSON (no NUL) and is exactly sizeof(hdr) + json_len bytes long in
- * the ring: real spans (~280 bytes) take ~360 bytes of ring, not 2 KiB.
+ * the ring: real spans (~280 bytes) take ~320 bytes of ring, not 2 KiB. The header holds
+ * only what user space reads.
  */
 #ifndef CLN_OTLP_USDT_RECORD_H
 #define CLN_OTLP_USDT_RECORD_H
@@ -15,8 +16,6 @@
 
 /* CLN formats a span into 2048 bytes (common/trace.c); this is all a record can carry. */
 #define USDT_RECORD_JSON_MAX 2048
-/* arg0 of span_emit: 16 lowercase hex digits and a NUL. */
-#define USDT_RECORD_ID_HEX 16
 
 enum usdt_record_kind {
 	USDT_RECORD_EMIT = 1,
@@ -26,22 +25,13 @@ enum usdt_record_kind {
 	USDT_RECORD_RESUME,
 };
 
-/* hdr.flags */
-#define USDT_RECORD_F_CUT     0x1 /* the string at arg1 was longer than USDT_RECORD_JSON_MAX: cut */
-#define USDT_RECORD_F_NO_ID   0x2 /* arg0 of span_emit could not be read */
-#define USDT_RECORD_F_RESERVE 0x4 /* written through the fixed-size fallback (scratch was busy) */
-
 struct usdt_record_hdr {
 	__u64 ktime_ns; /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
-	__u64 span_id;	/* start/end/suspend/resume: arg0; emit: 0 (see id_hex) */
+	__u64 span_id;	/* start/end/suspend/resume: arg0; emit: 0 (the JSON has the id) */
 	__u32 kind;	/* enum usdt_record_kind */
 	__u32 pid;	/* tgid */
-	__u32 tid;
 	__u32 binary;	/* index of the traced binary: the USDT cookie given at attach */
 	__u32 json_len; /* emit: bytes of JSON that follow the header; others: 0 */
-	__u32 flags;	/* USDT_RECORD_F_* */
-	char comm[16];
-	char id_hex[24]; /* emit: arg0, NUL-terminated (16 hex + NUL, padded to 8 bytes) */
 };
 
 /* The largest record: what the per-CPU scratch buffer holds. */
@@ -54,7 +44,7 @@ struct usdt_record {
 /* Per-CPU counters: the one entry of the `counters` PERCPU_ARRAY, indexed by these. */
 enum usdt_record_counter {
 	USDT_RECORD_CNT_RB_LOST = 0, /* bpf_ringbuf_output/reserve failed: ring buffer full */
-	USDT_RECORD_CNT_READ_FAIL,   /* bpf_probe_read_user_str failed on the JSON or the id */
+	USDT_RECORD_CNT_READ_FAIL,   /* bpf_probe_read_user_str failed on the JSON */
 	USDT_RECORD_CNT_CUT,	     /* JSON longer than USDT_RECORD_JSON_MAX, cut */
 	USDT_RECORD_CNT_BUSY,	     /* scratch in use on this CPU (preempted program): fallback */
 	USDT_RECORD_CNT__MAX,
