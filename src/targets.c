@@ -40,7 +40,6 @@ struct targets_bin {
 	bool present;		 /* the path existed at the last look */
 	struct targets_ident id; /* the file the probes (or the no-probes verdict) belong to */
 	void *att;		 /* the owner's handle for the probes attached to it, or NULL */
-	unsigned probes;	 /* how many probes att holds */
 	/*
 	 * The probes of the file this one replaced. An upgrade installs the new binary while the
 	 * old lightningd still runs from the old inode until it is restarted: keep tracing it.
@@ -179,7 +178,6 @@ void targets_detach_all(struct targets *t)
 	for (size_t i = 0; i < t->n_bins; i++) {
 		targets_detach(t, &t->bins[i].att);
 		targets_detach(t, &t->bins[i].prev);
-		t->bins[i].probes = 0;
 	}
 }
 
@@ -430,9 +428,9 @@ static void targets_renamed(struct targets *t, struct targets_bin *b, const char
 
 /*
  * Look at plugin file @path: a new executable is added (and attached when it has probes).
- * Quietly ignores what is not a plugin with probes.
+ * Quietly ignores what is not a plugin with probes. Returns how many probes were attached.
  */
-static void targets_consider_plugin(struct targets *t, const char *path)
+static unsigned targets_consider_plugin(struct targets *t, const char *path)
 {
 	struct targets_ident id = {0};
 	struct stat st;
@@ -440,38 +438,40 @@ static void targets_consider_plugin(struct targets *t, const char *path)
 	int idx, n;
 
 	if (targets_find_path(t, path) >= 0)
-		return; /* known: targets_check looks at it */
+		return 0; /* known: targets_check looks at it */
 	if (stat(path, &st) || !S_ISREG(st.st_mode) || !(st.st_mode & 0111))
-		return;
+		return 0;
 	targets_ident_of(&st, &id);
 	idx = targets_find_file(t, &id, SIZE_MAX, false);
 	if (idx >= 0) {
 		targets_renamed(t, &t->bins[idx], path, &id);
-		return;
+		return 0;
 	}
 	idx = targets_add(t, path, &id, true);
 	if (idx < 0)
-		return;
+		return 0;
 	n = targets_attach_bin(t, idx, &att);
 	if (n == -ENOMSG || n == -ENOEXEC) {
 		log_debug("%s: no %s:span_emit probe, not traced", path, TARGETS_PROVIDER);
-		return;
+		return 0;
 	}
 	if (n < 0) {
 		log_warn("plugin %s: attaching the probes failed: %s%s", path, strerror(-n),
 			 t->ops->err_hint(t->ctx, n));
-		return;
+		return 0;
 	}
 	t->bins[idx].att = att;
-	t->bins[idx].probes = n;
 	t->bins[idx].has_probes = true;
 	log_debug("attached %d probes to plugin %s (binary %d)", n, path, idx);
+	return n;
 }
 
-static void targets_scan_plugin_dir(struct targets *t, const char *dir)
+/* Look at every file in plugin directory @dir; count what is attached into @tally (or NULL). */
+static void targets_scan_plugin_dir(struct targets *t, const char *dir, struct targets_tally *tally)
 {
 	DIR *d = opendir(dir);
 	struct dirent *de;
+	unsigned n;
 
 	if (!d)
 		return;
@@ -489,7 +489,11 @@ static void targets_scan_plugin_dir(struct targets *t, const char *dir)
 				continue;
 			name = real;
 		}
-		targets_consider_plugin(t, name);
+		n = targets_consider_plugin(t, name);
+		if (tally) {
+			tally->probes += n;
+			tally->plugins += n > 0;
+		}
 	}
 	closedir(d);
 }
@@ -509,31 +513,25 @@ int targets_attach(struct targets *t, struct targets_tally *tally, char *err, si
 				 strerror(-ret), t->ops->err_hint(t->ctx, ret));
 			return ret;
 		}
-		b->probes = ret;
 		tally->probes += ret;
 		log_debug("attached %d probes to %s (binary %zu)", ret, b->path, i);
 		if (t->plugins)
 			targets_plugin_dirs_of(t, b->path);
 	}
 	for (size_t i = 0; i < t->n_plugin_dirs; i++)
-		targets_scan_plugin_dir(t, t->plugin_dirs[i]);
-	for (size_t i = n_main; i < t->n_bins; i++) {
-		tally->probes += t->bins[i].probes;
-		tally->plugins += t->bins[i].probes > 0;
-	}
+		targets_scan_plugin_dir(t, t->plugin_dirs[i], tally);
 	return 0;
 }
 
 /* ---- watching for upgrades ---- */
 
 /* Target @b now traces file @id with probes @att; those of the file it replaced stay as prev. */
-static void targets_install(struct targets *t, struct targets_bin *b, void *att, unsigned probes,
+static void targets_install(struct targets *t, struct targets_bin *b, void *att,
 			    const struct targets_ident *id)
 {
 	targets_detach(t, &b->prev);
 	b->prev = b->att;
 	b->att = att;
-	b->probes = probes;
 	b->id = *id;
 	b->failures = 0;
 	b->has_probes = true;
@@ -553,9 +551,8 @@ static bool targets_take_over(struct targets *t, size_t idx, const struct target
 	if (n < 0)
 		return false;
 	tmp = &t->bins[n];
-	targets_install(t, b, tmp->att, tmp->probes, id);
+	targets_install(t, b, tmp->att, id);
 	tmp->att = NULL;
-	tmp->probes = 0;
 	tmp->has_probes = false;
 	b->exe_path = span_intern(b->path);
 	tmp->exe_path = b->exe_path;
@@ -589,10 +586,8 @@ static void targets_check(struct targets *t, size_t idx, uint64_t now_ns)
 	 * Rewritten in place (same inode): nothing can still run the old contents, so the old
 	 * probe offsets are meaningless now. Detach them before attaching the new ones.
 	 */
-	if (targets_ident_same_file(&id, &b->id)) {
+	if (targets_ident_same_file(&id, &b->id))
 		targets_detach(t, &b->att);
-		b->probes = 0;
-	}
 	if (targets_take_over(t, idx, &id))
 		return;
 	n = targets_attach_bin(t, idx, &att);
@@ -613,7 +608,7 @@ static void targets_check(struct targets *t, size_t idx, uint64_t now_ns)
 		return;
 	}
 	had_probes = b->has_probes;
-	targets_install(t, b, att, n, &id);
+	targets_install(t, b, att, &id);
 	if (!had_probes && b->plugin)
 		log_info("%s now has probes: attached %d", b->path, n);
 	else
@@ -627,5 +622,5 @@ void targets_watch(struct targets *t, uint64_t now_ns)
 	for (size_t i = 0; i < n; i++)
 		targets_check(t, i, now_ns);
 	for (size_t i = 0; i < t->n_plugin_dirs; i++)
-		targets_scan_plugin_dir(t, t->plugin_dirs[i]);
+		targets_scan_plugin_dir(t, t->plugin_dirs[i], NULL);
 }
