@@ -10,9 +10,10 @@
  * the handles they return are only kept and handed back, so this module needs no libbpf.
  * A target keeps its index for life: the index is the USDT cookie of its records.
  *
- * A target's path is the file we open, stat and attach to; its exe_path is the name the
- * traced process knows it by (process.executable.path). Today both are the same path; a
- * node in a container would be opened under /proc/PID/root and keep its own name here.
+ * A target's path is the file we open, stat and attach to; its exe_path is the name its
+ * records are given (process.executable.path). Both are the same path, except for a file
+ * installed under a temporary name and renamed over a target: its probes, still attached
+ * under the temporary entry, send records named after the path it was renamed to.
  */
 #ifndef CLN_OTLP_TARGETS_H
 #define CLN_OTLP_TARGETS_H
