@@ -18,8 +18,9 @@ struct source_usdt;
 
 /*
  * Find the binaries (cfg->lightningd, else the cfg->pids processes', else lightningd on PATH;
- * plugins unless cfg->no_plugins), load and attach. Returns NULL with a message in @err that says what to
- * do (binary not found, no probes, not root, kernel lacks uprobes or ring buffers).
+ * plugins unless cfg->no_plugins), load and attach. Returns NULL with a message in @err that
+ * says what to do (binary not found, no probes, not root, kernel lacks uprobes or ring
+ * buffers).
  */
 struct source_usdt *source_usdt__new(struct loop *loop, const struct config *cfg,
 				     struct pipeline *p, char *err, size_t err_size);
