@@ -14,7 +14,8 @@
  *     partial-success count or is undecodable, only a retry has a hint;
  *   - the outcome follows the policy (retry.h) for the status or grpc-status seen, and a hint
  *     is exactly the Retry-After (HTTP) or RetryInfo (gRPC) delay, at most a day;
- *   - an OTLP/HTTP protobuf success reports what otlp_decode_response says of the body;
+ *   - an OTLP/HTTP protobuf success reports what otlp_decode_response says of the body,
+ *     undecodable exactly when it cannot decode it;
  *   - the body is kept up to its cap, whatever the pieces; feeding the answer again after a
  *     junk answer and a status line gives the same verdict (a status line forgets);
  *   - a request framed (gRPC and/or gzip) reads back as the bytes given, and a gRPC success
@@ -107,15 +108,16 @@ static void check_http(const struct input *in, const struct export_wire_answer *
 
 	if (in->status >= 200 && in->status < 300) {
 		FUZZ_CHECK(v->outcome == EXPORT_WIRE_SUCCESS, "HTTP %ld not a success", in->status);
-		if (!a->json && a->body.len && !v->undecodable) {
+		if (!a->json && a->body.len) {
 			int64_t rejected = -7;
 			char msg[EXPORT_WIRE_TEXT_CAP];
 			int rc = otlp_decode_response(a->body.data, a->body.len, &rejected, msg,
 						      sizeof(msg));
 
-			FUZZ_CHECK(rc == 0 && rejected == v->rejected,
-				   "partial success %lld vs %lld", (long long)v->rejected,
-				   (long long)rejected);
+			FUZZ_CHECK(v->undecodable == (rc < 0) &&
+					   (rc < 0 || rejected == v->rejected),
+				   "partial success %lld (undecodable %d) vs %lld (rc %d)",
+				   (long long)v->rejected, v->undecodable, (long long)rejected, rc);
 		}
 		return;
 	}
