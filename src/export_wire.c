@@ -515,22 +515,29 @@ static void http_verdict(const struct export_wire_answer *a, long status, int64_
 		v->hint_ms = (int64_t)retry_after_ms(a->retry_after_date, a->retry_after, now_s);
 }
 
-/* The gRPC message of a successful call: [flag][len BE32][ExportTraceServiceResponse]. */
+/*
+ * The gRPC message of a successful call: [flag][len BE32][ExportTraceServiceResponse]. A
+ * frame that says more than the body holds (cut at the body's cap, or broken) cannot be read.
+ */
 static void grpc_success(const struct export_wire_answer *a, struct export_wire_verdict *v)
 {
 	const uint8_t *d = a->body.data, *m;
-	size_t n = a->body.len, mlen;
+	size_t n = a->body.len, mlen = 0;
 	struct buf plain = BUF_INIT(EXPORT_WIRE_BODY_CAP);
 	int64_t rejected = 0;
 	char msg[EXPORT_WIRE_TEXT_CAP];
 	int rc = 0;
 
-	v->outcome = EXPORT_WIRE_SUCCESS;
-	if (n < GRPC_FRAME)
+	if (!n) {
+		succeeded(v, 0, 0, ""); /* no message: nothing to read */
 		return;
-	mlen = (size_t)d[1] << 24 | (size_t)d[2] << 16 | (size_t)d[3] << 8 | d[4];
-	if (mlen > n - GRPC_FRAME)
+	}
+	if (n >= GRPC_FRAME)
+		mlen = (size_t)d[1] << 24 | (size_t)d[2] << 16 | (size_t)d[3] << 8 | d[4];
+	if (n < GRPC_FRAME || mlen > n - GRPC_FRAME) {
+		succeeded(v, -EBADMSG, 0, "");
 		return;
+	}
 	m = d + GRPC_FRAME;
 	if (d[0] == 1) {
 		/* compressed: we only ever accept gzip */
