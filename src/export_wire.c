@@ -464,7 +464,6 @@ static void error_body_message(const struct export_wire_answer *a, char *out, si
 	const uint8_t *d = a->body.data;
 	size_t n = a->body.len;
 	char msg[EXPORT_WIRE_TEXT_CAP];
-	int32_t code;
 
 	out[0] = '\0';
 	if (!n)
@@ -478,7 +477,7 @@ static void error_body_message(const struct export_wire_answer *a, char *out, si
 		cJSON_Delete(root);
 		if (out[0])
 			return;
-	} else if (otlp_decode_rpc_status(d, n, &code, msg, sizeof(msg)) == 0 && msg[0]) {
+	} else if (otlp_decode_rpc_status(d, n, msg, sizeof(msg)) == 0 && msg[0]) {
 		text_printable(out, size, msg, strlen(msg));
 		return;
 	}
