@@ -7,6 +7,7 @@
 #include "export_wire.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -408,10 +409,18 @@ cleanup:
 	return err;
 }
 
+/* A count as a number or a string; out of range saturates (casting such a double is UB). */
 static int64_t json_int(const cJSON *v)
 {
-	if (cJSON_IsNumber(v))
-		return (int64_t)v->valuedouble;
+	if (cJSON_IsNumber(v)) {
+		double d = v->valuedouble;
+
+		if (isnan(d))
+			return 0;
+		if (d >= 0x1p63)
+			return INT64_MAX;
+		return d <= -0x1p63 ? INT64_MIN : (int64_t)d;
+	}
 	if (cJSON_IsString(v) && v->valuestring)
 		return strtoll(v->valuestring, NULL, 10);
 	return 0;
