@@ -650,9 +650,11 @@ static int build_headers(struct export_http *ex, const struct config *cfg, char 
 		else
 			n = snprintf(line, sizeof(line), "%s;", h->key);
 		if (n < 0 || (size_t)n >= sizeof(line)) {
+			explicit_bzero(line, sizeof(line));
 			snprintf(err, err_size,
-				 "header %s: its value is too long (at most %zu bytes)", h->key,
-				 sizeof(line) - strlen(h->key) - 3);
+				 "header %.64s: its name and value are too long (at most %zu bytes "
+				 "together)",
+				 h->key, sizeof(line) - 3);
 			return -EINVAL;
 		}
 		rc |= add_header(&ex->headers, line);

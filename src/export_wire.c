@@ -7,6 +7,7 @@
 #include "export_wire.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -408,10 +409,18 @@ cleanup:
 	return err;
 }
 
+/* A count as a number or a string; out of range saturates (casting such a double is UB). */
 static int64_t json_int(const cJSON *v)
 {
-	if (cJSON_IsNumber(v))
-		return (int64_t)v->valuedouble;
+	if (cJSON_IsNumber(v)) {
+		double d = v->valuedouble;
+
+		if (isnan(d))
+			return 0;
+		if (d >= 0x1p63)
+			return INT64_MAX;
+		return d <= -0x1p63 ? INT64_MIN : (int64_t)d;
+	}
 	if (cJSON_IsString(v) && v->valuestring)
 		return strtoll(v->valuestring, NULL, 10);
 	return 0;
@@ -464,7 +473,6 @@ static void error_body_message(const struct export_wire_answer *a, char *out, si
 	const uint8_t *d = a->body.data;
 	size_t n = a->body.len;
 	char msg[EXPORT_WIRE_TEXT_CAP];
-	int32_t code;
 
 	out[0] = '\0';
 	if (!n)
@@ -478,7 +486,7 @@ static void error_body_message(const struct export_wire_answer *a, char *out, si
 		cJSON_Delete(root);
 		if (out[0])
 			return;
-	} else if (otlp_decode_rpc_status(d, n, &code, msg, sizeof(msg)) == 0 && msg[0]) {
+	} else if (otlp_decode_rpc_status(d, n, msg, sizeof(msg)) == 0 && msg[0]) {
 		text_printable(out, size, msg, strlen(msg));
 		return;
 	}
@@ -515,22 +523,29 @@ static void http_verdict(const struct export_wire_answer *a, long status, int64_
 		v->hint_ms = (int64_t)retry_after_ms(a->retry_after_date, a->retry_after, now_s);
 }
 
-/* The gRPC message of a successful call: [flag][len BE32][ExportTraceServiceResponse]. */
+/*
+ * The gRPC message of a successful call: [flag][len BE32][ExportTraceServiceResponse]. A
+ * frame that says more than the body holds (cut at the body's cap, or broken) cannot be read.
+ */
 static void grpc_success(const struct export_wire_answer *a, struct export_wire_verdict *v)
 {
 	const uint8_t *d = a->body.data, *m;
-	size_t n = a->body.len, mlen;
+	size_t n = a->body.len, mlen = 0;
 	struct buf plain = BUF_INIT(EXPORT_WIRE_BODY_CAP);
 	int64_t rejected = 0;
 	char msg[EXPORT_WIRE_TEXT_CAP];
 	int rc = 0;
 
-	v->outcome = EXPORT_WIRE_SUCCESS;
-	if (n < GRPC_FRAME)
+	if (!n) {
+		succeeded(v, 0, 0, ""); /* no message: nothing to read */
 		return;
-	mlen = (size_t)d[1] << 24 | (size_t)d[2] << 16 | (size_t)d[3] << 8 | d[4];
-	if (mlen > n - GRPC_FRAME)
+	}
+	if (n >= GRPC_FRAME)
+		mlen = (size_t)d[1] << 24 | (size_t)d[2] << 16 | (size_t)d[3] << 8 | d[4];
+	if (n < GRPC_FRAME || mlen > n - GRPC_FRAME) {
+		succeeded(v, -EBADMSG, 0, "");
 		return;
+	}
 	m = d + GRPC_FRAME;
 	if (d[0] == 1) {
 		/* compressed: we only ever accept gzip */

@@ -785,17 +785,14 @@ int otlp_decode_response(const uint8_t *data, size_t len, int64_t *rejected, cha
 	return 0;
 }
 
-int otlp_decode_rpc_status(const uint8_t *data, size_t len, int32_t *code, char *msg,
-			   size_t msg_size)
+int otlp_decode_rpc_status(const uint8_t *data, size_t len, char *msg, size_t msg_size)
 {
 	Google__Rpc__Status *st;
 
-	*code = 0;
 	otlp_copy_msg(NULL, msg, msg_size);
 	st = google__rpc__status__unpack(NULL, len, data);
 	if (!st)
 		return -EBADMSG;
-	*code = st->code;
 	otlp_copy_msg(st->message, msg, msg_size);
 	google__rpc__status__free_unpacked(st, NULL);
 	return 0;

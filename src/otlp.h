@@ -92,8 +92,7 @@ void otlp_status_of(const struct span *s, struct otlp_status *st);
 int otlp_decode_response(const uint8_t *data, size_t len, int64_t *rejected, char *msg,
 			 size_t msg_size);
 /* Decode a google.rpc.Status body into its message (truncated). Returns 0 or -EBADMSG. */
-int otlp_decode_rpc_status(const uint8_t *data, size_t len, int32_t *code, char *msg,
-			   size_t msg_size);
+int otlp_decode_rpc_status(const uint8_t *data, size_t len, char *msg, size_t msg_size);
 /*
  * Find the first google.rpc.RetryInfo among the details (google.protobuf.Any) of a serialized
  * google.rpc.Status (gRPC's grpc-status-details-bin, base64-decoded). Returns 0 and its

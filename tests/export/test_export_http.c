@@ -6,7 +6,7 @@
  *   - busy() at max_inflight, submit() then -EBUSY, pending() counts;
  *   - abort() finishes every batch exactly once with EXPORT_FAIL_SHUTDOWN;
  *   - request timeouts are retried within the budget, then EXPORT_FAIL_EXPIRED, once;
- *   - construction errors say what is wrong.
+ *   - construction errors say what is wrong (a header line too long among them).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -105,6 +105,18 @@ static void set_str(char **field, const char *v)
 {
 	free(*field);
 	*field = v ? strdup(v) : NULL;
+}
+
+/* @n copies of @c, malloc'd. */
+static char *filled(char c, size_t n)
+{
+	char *s = malloc(n + 1);
+
+	if (!s)
+		exit(2);
+	memset(s, c, n);
+	s[n] = '\0';
+	return s;
 }
 
 static void base_cfg(struct config *cfg, const char *url, enum config_protocol proto)
@@ -272,6 +284,17 @@ static void test_construction_errors(struct loop *loop)
 	cfg.headers[0].value = strdup("v");
 	cfg.n_headers = 1;
 	expect_error(loop, &cfg, "header name");
+	/* A header line holds 1024 bytes: ": " and the NUL leave 1021 for name and value. */
+	base_cfg(&cfg, "http://127.0.0.1:4318/v1/traces", CONFIG_PROTO_HTTP_PROTOBUF);
+	cfg.headers[0].key = strdup("x-key");
+	cfg.headers[0].value = filled('v', 1021 - 5 + 1);
+	cfg.n_headers = 1;
+	expect_error(loop, &cfg, "x-key: its name and value are too long (at most 1021 bytes");
+	base_cfg(&cfg, "http://127.0.0.1:4318/v1/traces", CONFIG_PROTO_HTTP_PROTOBUF);
+	cfg.headers[0].key = filled('x', 1100);
+	cfg.headers[0].value = strdup("v");
+	cfg.n_headers = 1;
+	expect_error(loop, &cfg, "too long (at most 1021 bytes together)");
 }
 
 int main(void)

@@ -200,7 +200,9 @@ static void run_answer(const cJSON *c)
 	memset(&v, 0x5a, sizeof(v));
 	export_wire_verdict(&a, grpc, (long)cases_int(ans, "status", 0),
 			    cases_bool(ans, "http2", grpc), cases_int(ans, "now", DEFAULT_NOW), &v);
-	CHECK_STR(outcome_names[v.outcome <= EXPORT_WIRE_REFUSED ? v.outcome : 0], outcome);
+	CHECK_STR((unsigned)v.outcome <= EXPORT_WIRE_REFUSED ? outcome_names[v.outcome]
+							     : "out of range",
+		  outcome);
 	CHECK_EQ(v.hint_ms, cases_int(expect, "hint_ms", -1));
 	CHECK_EQ(v.rejected, cases_int(expect, "rejected", 0));
 	CHECK_EQ(v.undecodable, cases_bool(expect, "undecodable", false));

@@ -14,7 +14,9 @@
  *     partial-success count or is undecodable, only a retry has a hint;
  *   - the outcome follows the policy (retry.h) for the status or grpc-status seen, and a hint
  *     is exactly the Retry-After (HTTP) or RetryInfo (gRPC) delay, at most a day;
- *   - an OTLP/HTTP protobuf success reports what otlp_decode_response says of the body;
+ *   - an OTLP/HTTP protobuf success reports what otlp_decode_response says of the body,
+ *     undecodable exactly when it cannot decode it; so does a gRPC success of its message,
+ *     and a gRPC body whose frame is cut short is undecodable;
  *   - the body is kept up to its cap, whatever the pieces; feeding the answer again after a
  *     junk answer and a status line gives the same verdict (a status line forgets);
  *   - a request framed (gRPC and/or gzip) reads back as the bytes given, and a gRPC success
@@ -107,15 +109,16 @@ static void check_http(const struct input *in, const struct export_wire_answer *
 
 	if (in->status >= 200 && in->status < 300) {
 		FUZZ_CHECK(v->outcome == EXPORT_WIRE_SUCCESS, "HTTP %ld not a success", in->status);
-		if (!a->json && a->body.len && !v->undecodable) {
+		if (!a->json && a->body.len) {
 			int64_t rejected = -7;
 			char msg[EXPORT_WIRE_TEXT_CAP];
 			int rc = otlp_decode_response(a->body.data, a->body.len, &rejected, msg,
 						      sizeof(msg));
 
-			FUZZ_CHECK(rc == 0 && rejected == v->rejected,
-				   "partial success %lld vs %lld", (long long)v->rejected,
-				   (long long)rejected);
+			FUZZ_CHECK(v->undecodable == (rc < 0) &&
+					   (rc < 0 || rejected == v->rejected),
+				   "partial success %lld (undecodable %d) vs %lld (rc %d)",
+				   (long long)v->rejected, v->undecodable, (long long)rejected, rc);
 		}
 		return;
 	}
@@ -137,6 +140,35 @@ static void check_http(const struct input *in, const struct export_wire_answer *
 			   "Retry-After %lld s", (long long)a->retry_after);
 }
 
+/*
+ * A gRPC success: a frame cut short is undecodable; a whole uncompressed one decodes as its
+ * message does.
+ */
+static void check_grpc_frame(const struct export_wire_answer *a,
+			     const struct export_wire_verdict *v)
+{
+	const uint8_t *d = a->body.data;
+	size_t n = a->body.len, mlen;
+	int64_t rejected = -7;
+	char msg[EXPORT_WIRE_TEXT_CAP];
+	int rc;
+
+	if (!n)
+		return;
+	mlen = n < 5 ? SIZE_MAX
+		     : (size_t)d[1] << 24 | (size_t)d[2] << 16 | (size_t)d[3] << 8 | d[4];
+	if (n < 5 || mlen > n - 5) {
+		FUZZ_CHECK(v->undecodable, "a %zu-byte body framing %zu bytes decoded", n, mlen);
+		return;
+	}
+	if (d[0] == 1)
+		return; /* compressed: check_own_frame reads those back */
+	rc = otlp_decode_response(d + 5, mlen, &rejected, msg, sizeof(msg));
+	FUZZ_CHECK(v->undecodable == (rc < 0) && (rc < 0 || rejected == v->rejected),
+		   "gRPC partial success %lld (undecodable %d) vs %lld (rc %d)",
+		   (long long)v->rejected, v->undecodable, (long long)rejected, rc);
+}
+
 static void check_grpc(const struct input *in, const struct export_wire_answer *a,
 		       const struct export_wire_verdict *v)
 {
@@ -149,6 +181,7 @@ static void check_grpc(const struct input *in, const struct export_wire_answer *
 	}
 	if (code == 0) {
 		FUZZ_CHECK(v->outcome == EXPORT_WIRE_SUCCESS, "grpc-status 0 not a success");
+		check_grpc_frame(a, v);
 		return;
 	}
 	FUZZ_CHECK(v->outcome != EXPORT_WIRE_SUCCESS, "grpc-status %d a success", code);
