@@ -16,7 +16,6 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +31,7 @@
 #include "log.h"
 #include "retry.h"
 #include "stats.h"
+#include "text.h"
 
 #ifndef CLN_OTLP_VERSION
 #define CLN_OTLP_VERSION "0"
@@ -108,16 +108,6 @@ static uint64_t next_rnd(struct export_http *ex)
 	ex->rnd ^= ex->rnd << 25;
 	ex->rnd ^= ex->rnd >> 27;
 	return ex->rnd * 2685821657736338717ULL;
-}
-
-/* snprintf for messages, where cutting a long message short is the intent. */
-static void __attribute__((format(printf, 3, 4))) msgf(char *dst, size_t size, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(dst, size, fmt, ap);
-	va_end(ap);
 }
 
 /* ---- per-request callbacks ------------------------------------------------------------- */
@@ -289,31 +279,33 @@ static void transport_failed(struct http_slot *slot, CURLcode rc)
 	struct export_http *ex = slot->ex;
 	char what[ERR_MSG_CAP];
 
-	msgf(what, sizeof(what), "%s%s%s", curl_easy_strerror(rc), slot->errbuf[0] ? ": " : "",
-	     slot->errbuf);
-	msgf(slot->last_error, sizeof(slot->last_error), "%s", what);
+	text_printf(what, sizeof(what), "%s%s%s", curl_easy_strerror(rc),
+		    slot->errbuf[0] ? ": " : "", slot->errbuf);
+	text_printf(slot->last_error, sizeof(slot->last_error), "%s", what);
 	if (ex->tls && client_cert_refused(slot->errbuf)) {
-		msgf(slot->last_error, sizeof(slot->last_error),
-		     "the collector refused the TLS client certificate (%s): %s", slot->errbuf,
-		     ex->have_client_cert
-			     ? "check that --client-cert is signed by a CA the collector "
-			       "trusts"
-			     : "it wants one: give --client-cert and --client-key "
-			       "(OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE, _CLIENT_KEY)");
+		text_printf(slot->last_error, sizeof(slot->last_error),
+			    "the collector refused the TLS client certificate (%s): %s",
+			    slot->errbuf,
+			    ex->have_client_cert
+				    ? "check that --client-cert is signed by a CA the collector "
+				      "trusts"
+				    : "it wants one: give --client-cert and --client-key "
+				      "(OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE, _CLIENT_KEY)");
 	} else if (curl_code_retryable(rc)) {
 		slot_retry_or_expire(slot, -1);
 		return;
 	} else if (rc == CURLE_PEER_FAILED_VERIFICATION) {
-		msgf(slot->last_error, sizeof(slot->last_error),
-		     "the collector's TLS certificate is not trusted (%s): %s", slot->errbuf,
-		     ex->have_ca
-			     ? "check that --ca-cert (OTEL_EXPORTER_OTLP_CERTIFICATE) holds the CA "
-			       "that signed it, and that the endpoint's host name is in it"
-			     : "if a private CA signed it, give that CA with --ca-cert "
-			       "(OTEL_EXPORTER_OTLP_CERTIFICATE)");
+		text_printf(
+			slot->last_error, sizeof(slot->last_error),
+			"the collector's TLS certificate is not trusted (%s): %s", slot->errbuf,
+			ex->have_ca
+				? "check that --ca-cert (OTEL_EXPORTER_OTLP_CERTIFICATE) holds the CA "
+				  "that signed it, and that the endpoint's host name is in it"
+				: "if a private CA signed it, give that CA with --ca-cert "
+				  "(OTEL_EXPORTER_OTLP_CERTIFICATE)");
 	} else if (rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_CERTPROBLEM) {
-		msgf(slot->last_error, sizeof(slot->last_error),
-		     "%s; check the --ca-cert, --client-cert and --client-key files", what);
+		text_printf(slot->last_error, sizeof(slot->last_error),
+			    "%s; check the --ca-cert, --client-cert and --client-key files", what);
 	}
 	log_limited(&ex->rl_refused, LOG_LVL_ERROR,
 		    "export to %s failed: %s (not retried; %zu spans dropped)", ex->display,
@@ -336,7 +328,7 @@ static void slot_answered(struct http_slot *slot, const struct export_wire_verdi
 		slot_finish(slot, EXPORT_OK);
 		break;
 	case EXPORT_WIRE_RETRY:
-		msgf(slot->last_error, sizeof(slot->last_error), "%s", v->message);
+		text_printf(slot->last_error, sizeof(slot->last_error), "%s", v->message);
 		slot_retry_or_expire(slot, v->hint_ms);
 		break;
 	default:

@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,16 +32,6 @@ struct export_wire {
 	bool deflate_ready;
 	z_stream deflate;
 };
-
-/* snprintf for messages, where cutting a long message short is the intent. */
-static void __attribute__((format(printf, 3, 4))) msgf(char *dst, size_t size, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(dst, size, fmt, ap);
-	va_end(ap);
-}
 
 /* ---- the request --------------------------------------------------------------------- */
 
@@ -513,7 +502,8 @@ static void http_verdict(const struct export_wire_answer *a, long status, int64_
 		return;
 	}
 	error_body_message(a, msg, sizeof(msg));
-	msgf(v->message, sizeof(v->message), "HTTP %ld%s%s", status, msg[0] ? ": " : "", msg);
+	text_printf(v->message, sizeof(v->message), "HTTP %ld%s%s", status, msg[0] ? ": " : "",
+		    msg);
 	if (!retry_http_status(status)) {
 		v->outcome = EXPORT_WIRE_REFUSED;
 		return;
@@ -566,9 +556,10 @@ static void grpc_verdict(const struct export_wire_answer *a, long status, bool h
 
 	if (!http2) {
 		v->outcome = EXPORT_WIRE_REFUSED;
-		msgf(v->message, sizeof(v->message),
-		     "the server did not speak HTTP/2 (ALPN h2); OTLP/gRPC needs it: check the "
-		     "endpoint, or use --protocol http/protobuf");
+		text_printf(
+			v->message, sizeof(v->message),
+			"the server did not speak HTTP/2 (ALPN h2); OTLP/gRPC needs it: check the "
+			"endpoint, or use --protocol http/protobuf");
 		return;
 	}
 	if (code == 0) {
@@ -578,11 +569,11 @@ static void grpc_verdict(const struct export_wire_answer *a, long status, bool h
 	if (code < 0) {
 		/* no grpc-status: a proxy or a non-gRPC server answered; map its HTTP status */
 		code = status == 200 ? 13 : retry_http_to_grpc(status);
-		msgf(v->message, sizeof(v->message), "HTTP %ld without grpc-status (gRPC %s)",
-		     status, grpc_code_name(code));
+		text_printf(v->message, sizeof(v->message),
+			    "HTTP %ld without grpc-status (gRPC %s)", status, grpc_code_name(code));
 	} else {
-		msgf(v->message, sizeof(v->message), "gRPC status %d %s%s%s", code,
-		     grpc_code_name(code), a->grpc_message[0] ? ": " : "", a->grpc_message);
+		text_printf(v->message, sizeof(v->message), "gRPC status %d %s%s%s", code,
+			    grpc_code_name(code), a->grpc_message[0] ? ": " : "", a->grpc_message);
 	}
 	if (!retry_grpc_code(code, a->has_retry_info)) {
 		v->outcome = EXPORT_WIRE_REFUSED;

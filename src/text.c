@@ -2,6 +2,8 @@
 #include "text.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 
 size_t text_utf8_len(const unsigned char *s, size_t avail)
 {
@@ -147,4 +149,13 @@ void text_printable(char *dst, size_t size, const char *src, size_t len)
 	while (n > 0 && dst[n - 1] == ' ')
 		n--;
 	dst[n] = '\0';
+}
+
+void text_printf(char *dst, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(dst, size, fmt, ap);
+	va_end(ap);
 }

@@ -6,7 +6,7 @@
  *     nothing past U+10FFFF), or a collector rejects the whole request;
  *   - hex: span and trace ids;
  *   - base64: gRPC's binary trailers (grpc-status-details-bin);
- *   - printable: what an untrusted peer says, made safe for a log line.
+ *   - printable: what an untrusted peer says, made safe for a log line; messages cut to fit.
  */
 #ifndef CLN_OTLP_TEXT_H
 #define CLN_OTLP_TEXT_H
@@ -40,5 +40,9 @@ int text_base64_decode(const char *in, size_t len, uint8_t *out, size_t out_size
  * trimmed; always NUL-terminated (cut to @size).
  */
 void text_printable(char *dst, size_t size, const char *src, size_t len);
+
+/* snprintf for messages, where cutting a long message short at @size is the intent. */
+void text_printf(char *dst, size_t size, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 #endif
