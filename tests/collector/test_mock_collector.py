@@ -534,10 +534,12 @@ def concurrent_calls_matched_to_their_headers(tmp):
             i = int(r["headers"]["x-idx"])
             check_fields("request %d" % i, r, spans=102 + i,
                          content_encoding="gzip" if i % 2 == 0 else "identity")
-        for rec in mc.records():
-            if rec["span"]["name"].startswith("c"):
-                check("span %s with its request's headers" % rec["span"]["name"],
-                      rec["span"]["name"].split("-")[0] == "c" + rec["headers"]["x-idx"])
+        extra = [rec for rec in mc.records() if rec["span"]["name"].startswith("c")]
+        check("every extra span recorded", len(extra) == sum(100 + i for i in range(12)),
+              len(extra))
+        for rec in extra:
+            check("span %s with its request's headers" % rec["span"]["name"],
+                  rec["span"]["name"].split("-")[0] == "c" + rec["headers"]["x-idx"])
 
 
 # ---- tls ----------------------------------------------------------------------------------
