@@ -137,6 +137,7 @@ def headers_from_environment(tmp):
     """OTEL_EXPORTER_OTLP_HEADERS"""
     reqs, _ = case(tmp, args=(), spans=None,
                    env={"OTEL_EXPORTER_OTLP_HEADERS": "x-env-token=" + SECRET + ",x-second=two"})
+    check("a request came", reqs)
     for q in reqs:
         check("x-env-token", q["headers"].get("x-env-token") == SECRET, q)
         check("x-second", q["headers"].get("x-second") == "two", q)
@@ -348,6 +349,7 @@ def secret_not_logged_on_tls_failure(tmp):
         rc, err, _ = export("https://127.0.0.1:%d" % mc.http_port, "http/protobuf", [
             "-v", "--header", "x-api-key=" + SECRET, "--retry-max-elapsed", "1500"])
     check("exit not 0", rc != 0, rc)
+    check("curl's error text logged", "SSL connect error" in err, err)
     check("no secret on stderr", SECRET not in err and SECRET[:12] not in err, err)
 
 
