@@ -178,8 +178,9 @@ def check_tokens(line, *tokens):
 
 @test("metrics")
 def metrics(tmp):
-    """/metrics while a file is followed: names, types and values; 404/405; keep-alive; a
-    stalled client does not hold the others, and is answered once it completes its request."""
+    """/metrics while a file is followed: names, types and values; 404/405; requests in a
+    row on one client connection; a stalled client does not hold the others, and is answered
+    once it completes its request."""
     port = free_port()
     t0 = time.time()
     d = follow(tmp, "--metrics-listen", "127.0.0.1:%d" % port, "--batch-delay", "300",
@@ -224,16 +225,17 @@ def metrics(tmp):
     status, headers, body = http_get(port, method="HEAD")
     check("HEAD /metrics: 200, no body", status == 200 and body == "", (status, body[:50]))
 
+    # Requests in a row from one client: each answered. A connection the server does not
+    # keep must be announced (Connection: close, and http.client opens a new one): one
+    # dropped unsaid fails the next request. (The server closes after every answer today:
+    # no keep-alive is claimed.)
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    socks = set()
     for _ in range(3):
         conn.request("GET", "/metrics")
         r = conn.getresponse()
-        check("keep-alive request", r.status == 200 and b"cln_otlp_spans_exported_total" in
-              r.read())
-        socks.add(id(conn.sock))
+        check("a request in a row answered", r.status == 200 and
+              b"cln_otlp_spans_exported_total" in r.read())
     conn.close()
-    check("the connection was kept alive", len(socks) == 1)
 
     # A client that sends half a request and stalls, and one that sends nothing: the others
     # are answered while they wait (the stalled request is still open, unanswered, after
