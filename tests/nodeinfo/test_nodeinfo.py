@@ -230,10 +230,10 @@ def slow(tmp):
         append(d, later, "after-answer")
         wait_spans(d, later, "later spans printed")
         got, _ = stopped(d, "exit 0")
-    check("early spans without the identity", all("service.instance.id" not in got[s]
-                                                  for s in WANT if s in got))
-    check("later spans with it", all(has_node(got[s], NODE_A) for s in later if s in got)
-          and later <= set(got))
+    check("early spans without the identity", WANT <= set(got) and
+          all("service.instance.id" not in got[s] for s in WANT))
+    check("later spans with it", later <= set(got) and all(has_node(got[s], NODE_A)
+                                                          for s in later))
 
 
 @test("restart")
