@@ -32,8 +32,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
-from harness import (CAPTURE, Proc, check, cln_json, main, need_root, span_payloads,  # noqa
-                     test)
+from harness import (CAPTURE, Proc, check, cln_json, main, need_root, release,  # noqa
+                     span_payloads, start_emitter, test)
 
 cln_otlp, NAME = sys.argv[1:3]
 emitter = sys.argv[3] if len(sys.argv) > 3 else None
@@ -369,18 +369,13 @@ def usdt(tmp):
     shutil.copy(emitter, ld)
     with FakeRpc(os.path.join(netdir, "lightning-rpc"), node_id=NODE_B, alias="PROBED"):
         for name, extra in (("scan", []), ("pid", ["--pid"])):
-            go, pidfile = os.path.join(tmp, f"go-{name}"), os.path.join(tmp, f"pid-{name}")
-            em = Proc([ld, "--wait-file", go, "--pid-file", pidfile, "--quiet", CAPTURE], tmp,
-                      f"{name}-emitter", cwd=netdir)
-            em.wait(lambda: os.path.exists(pidfile) and open(pidfile).read().strip(), 30,
-                    f"{name}: the stand-in lightningd runs")
+            em = start_emitter(tmp, ld, "--quiet", CAPTURE, name=f"{name}-emitter", cwd=netdir)
             d = Proc([cln_otlp, "--lightningd", ld, "--exporter", "stdout", "--batch-delay",
                       "200"] + (extra and extra + [str(em.pid)]), tmp, name,
                      env=dict(os.environ, HOME=tmp))
             d.wait(lambda: NODE_B in d.err() and " binaries (" in d.err(), 30,
                    f"{name}: attached and asked the node")
-            open(go, "w").close()
-            em.stopped(sig=None, what=f"{name}: the stand-in lightningd exited 0")
+            release(em, what=f"{name}: the stand-in lightningd exited 0")
             wait_spans(d, what=f"{name}: every span captured")
             got, err = stopped(d, f"{name}: exit 0")
             check(f"{name}: every span captured", WANT <= set(got), f"{len(got)} of {len(WANT)}")
