@@ -28,13 +28,20 @@ check "--help has examples" grep -qi 'example' "$tmp/help"
 check "--help documents --exporter" grep -q -- '--exporter' "$tmp/help"
 # --help is made from the option table: README's options table must name every option and
 # variable it lists, and no option that --help does not know.
-for o in $(grep -oE -- '--[a-z][a-z-]+' "$tmp/help" | sort -u); do
+# Each list is checked not to be empty: a loop over nothing would pass.
+help_opts=$(grep -oE -- '--[a-z][a-z-]+' "$tmp/help" | sort -u)
+help_vars=$(grep -oE 'OTEL_[A-Z_]+' "$tmp/help" | sort -u)
+readme_opts=$(sed -n '/^## Options and environment/,/^## /p' "$readme" | grep -oE '^\| `--[a-z-]+' | cut -c4- | sort -u)
+check "--help lists options" test -n "$help_opts"
+check "--help lists OTEL_ variables" test -n "$help_vars"
+check "README has its options table" test -n "$readme_opts"
+for o in $help_opts; do
 	check "README documents $o" grep -q -- "\`$o" "$readme"
 done
-for v in $(grep -oE 'OTEL_[A-Z_]+' "$tmp/help" | sort -u); do
+for v in $help_vars; do
 	check "README documents $v" grep -q "$v" "$readme"
 done
-for o in $(sed -n '/^## Options and environment/,/^## /p' "$readme" | grep -oE '^\| `--[a-z-]+' | cut -c4- | sort -u); do
+for o in $readme_opts; do
 	check "--help knows README's $o" grep -q -- "$o" "$tmp/help"
 done
 "$bin" --version >"$tmp/ver" 2>&1

@@ -605,7 +605,6 @@ class FrontConn:
 		self.addr = addr
 		self.up = None
 		self.dropped = False
-		self.last_io = time.monotonic()  # when bytes last moved, or still wait to be sent
 		self.lock = threading.Lock()
 		self.messages = []  # gRPC messages seen, waiting for the handler to claim them
 		self.observer = H2Observer(self.on_message)
@@ -691,8 +690,6 @@ class FrontConn:
 			r, w, _ = select.select(rl, wl, [], 0 if pending else 1.0)
 			if self.dropped:
 				return
-			if r or w or to_up or to_cl:
-				self.last_io = time.monotonic()
 			if pending and cs not in r:
 				r.append(cs)
 			if cs in r:
@@ -985,14 +982,14 @@ def main():
 		front.close()
 	if grpc_server:
 		grpc_server.stop(grace=0.5).wait(5)
-		# let the front forward the last answers before the process goes: wait until every
-		# connection has been quiet for a moment
-		deadline = time.monotonic() + 2
+		# grpc has closed its side of every connection: each front connection forwards what
+		# it still holds, then ends. Wait for that (not for a quiet moment, which a busy
+		# machine can fake) before the process goes; the deadline only stops a stuck client.
+		deadline = time.monotonic() + 10
 		while time.monotonic() < deadline:
 			with front.lock:
-				last = max([c.last_io for c in front.conns.values()], default=0)
-			if time.monotonic() - last > 0.15:
-				break
+				if not front.conns:
+					break
 			time.sleep(0.02)
 	app.close()
 	log("stopped after %d requests" % app.answered)

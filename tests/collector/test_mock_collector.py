@@ -315,10 +315,13 @@ def retry_after_date(tmp):
     with Collector(tmp, script="503/ra-date=2") as mc:
         before = time.time()
         status, hdrs, _ = post(mc.url(T), BODY)
+        after = time.time()
     check("503", status == 503)
     when = email.utils.parsedate_to_datetime(hdrs["Retry-After"]).timestamp()
     check("an HTTP date", hdrs["Retry-After"].endswith(" GMT"), hdrs["Retry-After"])
-    check("2 to 4 s ahead", 2.0 - 1e-6 <= when - before <= 4.0, when - before)
+    # the answer's second rounded up, plus 2: however long the request took
+    check("2 s ahead of when it answered (whole seconds)",
+          before + 2 - 1e-6 <= when <= after + 3, (before, when, after))
 
 
 @test("script")
@@ -340,7 +343,7 @@ def delay_then_client_gives_up(tmp):
         status, _, _ = post(mc.url(T), BODY)
         elapsed = time.monotonic() - t0
         check("200", status == 200)
-        check("after 1.2 s (and less than 6)", 1.2 <= elapsed < 6, elapsed)
+        check("after 1.2 s (within the client's 10 s timeout)", 1.2 <= elapsed, elapsed)
         check("2 spans", len(mc.records()) == 2)
         check("the action", mc.requests()[0]["action"] == "delay=1.2")
         raised("a timeout", (socket.timeout, TimeoutError, urllib.error.URLError), post,
@@ -531,10 +534,12 @@ def concurrent_calls_matched_to_their_headers(tmp):
             i = int(r["headers"]["x-idx"])
             check_fields("request %d" % i, r, spans=102 + i,
                          content_encoding="gzip" if i % 2 == 0 else "identity")
-        for rec in mc.records():
-            if rec["span"]["name"].startswith("c"):
-                check("span %s with its request's headers" % rec["span"]["name"],
-                      rec["span"]["name"].split("-")[0] == "c" + rec["headers"]["x-idx"])
+        extra = [rec for rec in mc.records() if rec["span"]["name"].startswith("c")]
+        check("every extra span recorded", len(extra) == sum(100 + i for i in range(12)),
+              len(extra))
+        for rec in extra:
+            check("span %s with its request's headers" % rec["span"]["name"],
+                  rec["span"]["name"].split("-")[0] == "c" + rec["headers"]["x-idx"])
 
 
 # ---- tls ----------------------------------------------------------------------------------
@@ -587,7 +592,8 @@ def https_mtls(tmp):
                                                      ssl.SSLError),
                    post, mc.url(T), BODY, context=client_ctx(d, cert=cert))
         check("1 request", len(mc.requests()) == 1)
-        check("TLS handshake failures logged", "TLS handshake" in mc.err())
+        # logged after the alert went out: the client may see its error first
+        mc.wait_err("TLS handshake", count=2)
 
 
 @test("tls")
@@ -718,9 +724,7 @@ def stderr_line_per_request_sigterm_is_clean(tmp):
         check("no temporary port file left", sorted(os.listdir(tmp)) == sorted(
             os.path.basename(p) for p in (mc.port_file, mc.records_path, mc.requests_path,
                                           mc.out_path, mc.err_path)), os.listdir(tmp))
-        t0 = time.monotonic()
-        check("exit 0", mc.stop() == 0)
-        check("within 5 s", time.monotonic() - t0 < 5)
+        check("exit 0 after SIGTERM (within 30 s)", mc.stop(timeout=30) == 0)
         check("says so", "stopped after 3 requests" in mc.err(), mc.err())
         check("4 spans", len(mc.records()) == 4)
 

@@ -21,6 +21,9 @@ FILES = sorted(glob.glob(os.path.join(CAPTURE_DIR, "lightningd-trace.*")))
 EXPECTED = {s["id"]: s for f in FILES for s in cln_spans(f)}  # 610 spans, 20 processes
 SECRET = "s3cr3t-T0ken-value-4711"  # a header value: must never reach stderr
 GRPC_PATH = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+# "Gives up soon": far above what a run takes here, far below the 300 s default retry budget
+# a refusal retried or a budget ignored would spend (no check on how fast a machine is).
+GIVES_UP = 60
 
 
 def argv(endpoint, protocol="http/protobuf", args=()):
@@ -58,8 +61,8 @@ def case(tmp, proto="http/protobuf", script=None, args=("--batch-size", "1000"),
     args may name the certificates as {certs}/...) and check what the case says: the exit
     status (None: not 0, "any": unchecked), the statuses answered in order, texts on stderr,
     the spans (True: every one intact, False: none recorded), the time between attempts
-    (gap: (lo, hi)), how long it took (within s), how many requests came. Returns (requests,
-    stderr)."""
+    (gap: (lo, hi)), that it ended within `within` s, how many requests came. Returns
+    (requests, stderr)."""
     grpc = proto == "grpc" if grpc is None else grpc
     d = certs(tmp) if tls else None
     with Collector(tmp, http=proto != "grpc" if http is None else http, grpc=grpc,
@@ -82,7 +85,7 @@ def case(tmp, proto="http/protobuf", script=None, args=("--batch-size", "1000"),
             check("%g s to %g s between attempts" % gap, gap[0] <= b["t"] - a["t"] < gap[1],
                   b["t"] - a["t"])
         if within:
-            check("done within %g s" % within, dt < within, dt)
+            check("ended within %g s" % within, dt < within, dt)
         if requests is not None:
             check("%d requests" % requests, len(reqs) == requests, reqs)
     return reqs, err
@@ -134,16 +137,19 @@ def headers_from_environment(tmp):
     """OTEL_EXPORTER_OTLP_HEADERS"""
     reqs, _ = case(tmp, args=(), spans=None,
                    env={"OTEL_EXPORTER_OTLP_HEADERS": "x-env-token=" + SECRET + ",x-second=two"})
+    check("a request came", reqs)
     for q in reqs:
         check("x-env-token", q["headers"].get("x-env-token") == SECRET, q)
         check("x-second", q["headers"].get("x-second") == "two", q)
 
 
 cases("retry", case, [  # what is retried, when, and what is not
-    ("503_retry_after_seconds", dict(script="503/ra=2", statuses=[503, 200], says=["retries=1"],
-                                     gap=(2.0, 4.0))),  # the first backoff would be 1 s
+    # The wait is the server's 2 s, as announced, not the first backoff (1 s); the upper
+    # bounds only catch a hint misread (in the wrong unit), not a slow machine.
+    ("503_retry_after_seconds", dict(script="503/ra=2", statuses=[503, 200],
+                                     says=["retries=1", "retrying in 2.0 s"], gap=(2.0, 10.0))),
     ("503_retry_after_date", dict(script="503/ra-date=2", statuses=[503, 200],
-                                  gap=(1.9, 5.0))),  # an HTTP date has whole seconds
+                                  gap=(1.9, 10.0))),  # an HTTP date has whole seconds
     # backoff: at least the initial second between attempts
     ("retryable_statuses", dict(script="429,502,504", statuses=[429, 502, 504, 200],
                                 args=["--batch-size", "1000", "--max-inflight", "1"],
@@ -162,10 +168,9 @@ cases("retry", case, [  # what is retried, when, and what is not
 def connection_refused_then_up(tmp):
     """Nothing listens at first: connection failures are retried until it comes up."""
     port = free_port()
-    failed = re.compile(r"(Couldn't connect|Connection refused|connect)")
     with Proc(argv("http://127.0.0.1:%d" % port, args=["--batch-size", "1000"]), tmp,
               "cln-otlp") as d:
-        d.wait(lambda: failed.search(d.err()), 60, "a connection failure reported")
+        d.wait_err("Couldn't connect", 60)  # curl's text for a refused connection
         with Collector(tmp, http_port=port) as mc:
             check("exit 0", d.stop(sig=None) == 0)
             check_all_spans(mc.records())
@@ -190,7 +195,7 @@ def timeout_retried(tmp):
 def budget_expires(tmp):
     """Retries stop when --retry-max-elapsed is spent."""
     reqs, _ = case(tmp, script=",".join(["503"] * 20), rc=None, says=["giving up"], spans=False,
-                   args=["--batch-size", "1000", "--retry-max-elapsed", "2500"], within=8)
+                   args=["--batch-size", "1000", "--retry-max-elapsed", "2500"], within=GIVES_UP)
     check("2 to 4 attempts (waits of >= 1 s in a 2.5 s budget)", 2 <= len(reqs) <= 4, len(reqs))
 
 
@@ -213,7 +218,7 @@ cases("grpc_status", case, [(n, dict(proto="grpc", **kw)) for n, kw in (
                                           says=["INVALID_ARGUMENT",
                                                 "mock collector: scripted grpc=3"])),
     ("resource_exhausted_with_retry_info", dict(script="grpc=8/ra=2", statuses=[8, 0],
-                                                gap=(2.0, math.inf))),
+                                                says=["retrying in 2.0 s"], gap=(2.0, math.inf))),
     ("resource_exhausted_without_retry_info", dict(script="grpc=8", rc=None, statuses=[8],
                                                    spans=None, says=["RESOURCE_EXHAUSTED"])),
     # A wrong base path gives UNIMPLEMENTED: reported, not retried.
@@ -228,18 +233,20 @@ cases("tls", case, [(n, dict(tls=True, host="localhost", **kw)) for n, kw in (
     ("no_ca_refused", dict(args=(), rc=None, spans=None, says=["not trusted"], requests=0)),
     ("insecure_skips_verification", dict(args=["--insecure"], says=["verification is OFF"])),
     ("mtls_without_client_cert_fails", dict(mtls=True, args=CA + ("--retry-max-elapsed", "3000"),
-                                            rc=None, spans=False, within=15)),
+                                            rc=None, spans=False, within=GIVES_UP)),
     ("mtls_wrong_client_cert_fails", dict(mtls=True, rc=None, spans=False, args=CA + (
         "--client-cert", "{certs}/other-client.crt", "--client-key",
         "{certs}/other-client.key", "--retry-max-elapsed", "3000"))),
     # A TLS server that only speaks HTTP/1.1 (ALPN): gRPC says so, no retry.
     ("grpc_needs_h2", dict(proto="grpc", grpc=False, http=True, rc=None, spans=None,
-                           says=["HTTP/2"], within=10, requests=1,
+                           says=["HTTP/2", "not retried", "retries=0"], within=GIVES_UP,
+                           requests=1,
                            args=CA + ("--batch-size", "1000"))))] + [
     ("wrong_ca_refused " + p, dict(proto=p, tls=True, host="localhost", http=True, grpc=True,
                                    args=("--ca-cert", "{certs}/other-ca.crt"), rc=None,
-                                   spans=None, says=["not trusted", "--ca-cert"], within=10,
-                                   requests=0)) for p in ("http/protobuf", "grpc")] + [
+                                   spans=None, says=["not trusted", "--ca-cert", "retries=0"],
+                                   within=GIVES_UP, requests=0))
+    for p in ("http/protobuf", "grpc")] + [
     ("mtls " + p, dict(proto=p, tls=True, mtls=True, host="localhost", http=True, grpc=True,
                        args=CA + CLIENT)) for p in ("http/protobuf", "grpc")])
 
@@ -255,45 +262,49 @@ def grpc_tls_with_ca(tmp):
 
 @test("tls")
 def unreadable_files_at_start(tmp):
-    """A missing certificate file stops start-up at once, naming the file and the option."""
+    """A missing certificate file stops start-up, naming the file and the option: the run
+    never starts (no exit stats line)."""
     d = certs(tmp)
     missing = os.path.join(d, "nope.crt")
     for flag in ("--ca-cert", "--client-cert", "--client-key"):
         args = [flag, missing] + (["--client-cert", d + "/client.crt"] if flag ==
                                   "--client-key" else [])
-        rc, err, dt = export("https://localhost:1", "http/protobuf", args)
+        rc, err, _ = export("https://localhost:1", "http/protobuf", args)
         check("%s missing: exit 2" % flag, rc == 2, rc)
         check("the message names the file and %s" % flag, missing in err and flag in err, err)
-        check("at once (within 5 s)", dt < 5, dt)
+        check("stopped at start-up: no exit stats line", "info: done: " not in err, err)
 
 
 @test("outage")
 def outage_60s(tmp):
-    """Down for 60 s, then up: every span arrives, with a bounded number of attempts."""
+    """Down for 60 s, then up: every span arrives, with a bounded number of attempts, and no
+    wait between attempts longer than the 5 s cap (so the first attempt after the collector
+    is back comes at most 5 s after it)."""
     port = free_port()
-    t0 = time.time()
-    with Proc(argv("http://127.0.0.1:%d" % port, args=["--batch-size", "100"]), tmp,
+    with Proc(argv("http://127.0.0.1:%d" % port, args=["--batch-size", "100", "-v"]), tmp,
               "cln-otlp") as d:
         time.sleep(60)  # the outage
         check("cln-otlp did not give up during the outage", d.running())
         with Collector(tmp, http_port=port) as mc:
-            up = time.time()
             check("exit 0", d.stop(sig=None, timeout=120) == 0)
             check_all_spans(mc.records())
-    # the next attempt comes at most one maximum wait (30 s) after the collector is back
-    check("delivered within 35 s of the collector's return", time.time() - up < 35)
     m = re.search(r"retries=(\d+)", d.err())
     check("a retries count", m, d.err())
+    retries = int(m.group(1))
     # 7 batches (4 at a time), exponential backoff: a few attempts each, not hundreds
-    check("more than 7 retries, fewer than 105", 7 < int(m.group(1)) < 7 * 15, m.group(0))
+    check("more than 7 retries, fewer than 105", 7 < retries < 7 * 15, m.group(0))
+    # -v: every wait chosen, as "attempt N in W ms"; the cap is the daemon's own account of
+    # it, not a wall-clock measure
+    waits = [int(w) for w in re.findall(r"attempt \d+ in (\d+) ms", d.err())]
+    check("one announced wait per retry", len(waits) == retries, (len(waits), retries))
+    check("no wait over the 5 s cap", max(waits) <= 5000, sorted(waits)[-5:])
     # rate-limited: far fewer warning lines than attempts
     check("fewer than 20 warning lines", d.err().count("retrying in") < 20)
-    check("it lasted the outage", time.time() - t0 > 60)
 
 
 @test("outage")
 def sigterm_during_outage(tmp):
-    """Stopped while the collector is down: gives up after the shutdown timeout."""
+    """Stopped while the collector is down: gives up after the shutdown timeout, and says so."""
     port = free_port()
     with Proc(argv("http://127.0.0.1:%d" % port, args=["--batch-size", "100", "--follow",
                                                        "--shutdown-timeout", "2000"]),
@@ -303,7 +314,10 @@ def sigterm_during_outage(tmp):
         t0 = time.time()
         check("exit 1", d.stop() == 1)
         dt = time.time() - t0
-    check("it tried for the shutdown timeout (2 s), then stopped", 1.9 <= dt < 6, dt)
+    # Not before the shutdown timeout; the upper bound only tells it from retrying out the
+    # 300 s default budget.
+    check("it tried for the shutdown timeout (2 s), then stopped", 1.9 <= dt < GIVES_UP, dt)
+    check("the shutdown timeout said", "shutdown timeout (2000 ms) reached" in d.err(), d.err())
     check("610 spans were not delivered", "610 spans were not delivered" in d.err())
     check("drop_shutdown counted", re.search(r"drop_shutdown=\d+", d.err()))
 
@@ -334,6 +348,7 @@ def secret_not_logged_on_tls_failure(tmp):
         rc, err, _ = export("https://127.0.0.1:%d" % mc.http_port, "http/protobuf", [
             "-v", "--header", "x-api-key=" + SECRET, "--retry-max-elapsed", "1500"])
     check("exit not 0", rc != 0, rc)
+    check("curl's error text logged", "SSL connect error" in err, err)
     check("no secret on stderr", SECRET not in err and SECRET[:12] not in err, err)
 
 

@@ -337,6 +337,22 @@ class Proc:
         return self
 
 
+def start_emitter(tmp, binary, *args, name="emitter", **kw):
+    """cln-emitter (tests/emitter), run as `binary` (a lightningd, a plugin), holding its
+    probes until release(): returned once its pid file names it."""
+    go, pidfile = (os.path.join(tmp, name + e) for e in (".go", ".pid"))
+    e = Proc([binary, "--wait-file", go, "--pid-file", pidfile, *args], tmp, name, **kw)
+    e.wait(lambda: read_lines(pidfile) == [str(e.pid)], 30, name + " runs")
+    e.go = go
+    return e
+
+
+def release(e, timeout=300, what=None):
+    """Let a start_emitter() emitter fire, and check() it exits 0."""
+    open(e.go, "w").close()
+    return e.stopped(sig=None, timeout=timeout, what=what)
+
+
 def mock_command(*args):
     """The mock collector's command line (MOCK_PYTHON, MOCK_COLLECTOR) with these arguments."""
     return [os.environ.get("MOCK_PYTHON") or "/usr/bin/python3", os.environ.get(

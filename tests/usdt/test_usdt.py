@@ -17,7 +17,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
 from harness import (CAPTURE, TRACE, Proc, attrs, check, cln_json, expected_otlp,  # noqa: E402
-                     install, main, need_root, options, run, span_fields, test)
+                     install, main, need_root, options, release, run, span_fields,
+                     start_emitter, test)
 
 (NAME,), A = options("cln-otlp", "emitter", "dump")
 
@@ -44,20 +45,6 @@ def emit(binary, *eargs):
     log_tail = p.stderr.strip().splitlines()
     print("  " + (log_tail[-1] if log_tail else ""))
     return int(p.stderr.split("pid ")[1].split(",")[0])
-
-
-def start_emitter(tmp, binary, *eargs, name="emitter"):
-    """An emitter that waits for a go file; returned once it runs."""
-    go, pidfile = os.path.join(tmp, name + ".go"), os.path.join(tmp, name + ".pid")
-    e = Proc([binary, "--wait-file", go, "--pid-file", pidfile, *eargs], tmp, name)
-    e.wait(lambda: os.path.exists(pidfile) and open(pidfile).read().strip(), 30, name + " runs")
-    e.go = go
-    return e
-
-
-def release(e):
-    open(e.go, "w").close()
-    e.stopped(sig=None, timeout=300)
 
 
 def read_log(path):
