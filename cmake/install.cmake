@@ -1,9 +1,10 @@
 # Everything `cmake --install` puts next to the binary, and the Debian package:
-#   <prefix>/share/man/man1/cln-otlp.1      man page, generated from --help by help2man
+#   <prefix>/share/man/man1/cln-otlp.1.gz   man page, generated from --help by help2man
 #   <prefix>/lib/systemd/system/cln-otlp.service   (CLN_OTLP_SYSTEMD_UNIT_DIR)
 #   /etc/default/cln-otlp                   the unit's environment file (CLN_OTLP_ENV_FILE),
 #                                           installed only where none exists yet, mode 0600
-#   <prefix>/share/doc/cln-otlp/            READMEs and the environment file example
+#   <prefix>/share/doc/cln-otlp/            READMEs, the environment file example, copyright
+#                                           and changelog.gz (Debian's places for them)
 # The unit is written at install time, so `cmake --install build --prefix /usr` gives
 # ExecStart=/usr/bin/cln-otlp. `cpack -G DEB` (in the build directory) makes a .deb of all
 # of this; packaging/README.md tells the rest.
@@ -26,8 +27,14 @@ if(CLN_OTLP_HELP2MAN)
 		DEPENDS cln-otlp ${CLN_OTLP_PKG}/cln-otlp.h2m
 		COMMENT "Man page cln-otlp.1 from cln-otlp --help"
 		VERBATIM)
-	add_custom_target(cln-otlp-man ALL DEPENDS ${CMAKE_BINARY_DIR}/cln-otlp.1)
-	install(FILES ${CMAKE_BINARY_DIR}/cln-otlp.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
+	# Installed compressed, as Debian policy wants; -n keeps the build reproducible.
+	add_custom_command(OUTPUT ${CMAKE_BINARY_DIR}/cln-otlp.1.gz
+		COMMAND gzip -9nf -k ${CMAKE_BINARY_DIR}/cln-otlp.1
+		DEPENDS ${CMAKE_BINARY_DIR}/cln-otlp.1
+		VERBATIM)
+	add_custom_target(cln-otlp-man ALL DEPENDS ${CMAKE_BINARY_DIR}/cln-otlp.1
+		${CMAKE_BINARY_DIR}/cln-otlp.1.gz)
+	install(FILES ${CMAKE_BINARY_DIR}/cln-otlp.1.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 else()
 	message(WARNING "help2man not found: no man page is built or installed "
 		"(Debian: apt-get install help2man)")
@@ -67,16 +74,33 @@ install(SCRIPT ${CMAKE_BINARY_DIR}/cln_otlp_install_service.cmake)
 install(FILES ${CMAKE_SOURCE_DIR}/README.md DESTINATION ${CLN_OTLP_DOCDIR})
 install(FILES ${CLN_OTLP_PKG}/README.md DESTINATION ${CLN_OTLP_DOCDIR} RENAME README.packaging.md)
 install(FILES ${CLN_OTLP_PKG}/cln-otlp.default DESTINATION ${CLN_OTLP_DOCDIR}/examples)
+install(FILES ${CLN_OTLP_PKG}/deb/copyright DESTINATION ${CLN_OTLP_DOCDIR})
+install(FILES ${CLN_OTLP_PKG}/deb/lintian-overrides
+	DESTINATION ${CMAKE_INSTALL_DATADIR}/lintian/overrides RENAME cln-otlp)
+
+# The Debian changelog of this version (a native package's changelog.gz), compressed.
+set(CLN_OTLP_MAINTAINER "cln-otlp developers <maintainers@cln-otlp.example.org>" CACHE STRING
+	"Maintainer of the Debian package (name <email>)")
+configure_file(${CLN_OTLP_PKG}/deb/changelog.in ${CMAKE_BINARY_DIR}/deb/changelog @ONLY)
+add_custom_command(OUTPUT ${CMAKE_BINARY_DIR}/deb/changelog.gz
+	COMMAND gzip -9nf -k ${CMAKE_BINARY_DIR}/deb/changelog
+	DEPENDS ${CMAKE_BINARY_DIR}/deb/changelog ${CLN_OTLP_PKG}/deb/changelog.in
+	VERBATIM)
+add_custom_target(cln-otlp-changelog ALL DEPENDS ${CMAKE_BINARY_DIR}/deb/changelog.gz)
+install(FILES ${CMAKE_BINARY_DIR}/deb/changelog.gz DESTINATION ${CLN_OTLP_DOCDIR})
 
 # ---- Debian package: cpack -G DEB ------------------------------------------------------
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME cln-otlp)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
-set(CPACK_PACKAGE_CONTACT "cln-otlp maintainers <cln-otlp@localhost>")
+set(CPACK_PACKAGE_CONTACT "${CLN_OTLP_MAINTAINER}")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY
 	"export Core Lightning tracing spans as OpenTelemetry traces (OTLP)")
-set(CPACK_PACKAGE_DESCRIPTION
-	"cln-otlp captures the spans Core Lightning emits (eBPF on the lightningd:span_emit probe, a unix datagram socket, or trace files) and sends them to an OpenTelemetry Collector or any OTLP backend. Includes a hardened systemd unit.")
+# Lines under 80 characters: dpkg shows them as they are.
+set(CPACK_PACKAGE_DESCRIPTION "cln-otlp captures the spans Core Lightning emits (eBPF on the
+lightningd:span_emit probe, a unix datagram socket, or trace files) and sends
+them to an OpenTelemetry Collector or any OTLP backend. Includes a hardened
+systemd unit.")
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_INSTALL_PREFIX /usr) # the prefix CPACK_SET_DESTDIR installs under
 # The environment file has an absolute path: stage it under DESTDIR, never on this machine.
@@ -86,13 +110,15 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS ca-certificates)
+# The maintainer scripts use deb-systemd-invoke; shlibdeps adds the libraries below.
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "init-system-helpers (>= 1.52)")
 find_program(CLN_OTLP_DPKG_SHLIBDEPS dpkg-shlibdeps)
 if(CLN_OTLP_DPKG_SHLIBDEPS)
 	# Depends computed from the libraries the binary links, with their minimum versions.
 	set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 else()
-	set(CPACK_DEBIAN_PACKAGE_DEPENDS "libbpf1, libc6, libcap2, libcjson1, libcurl4, libelf1, \
-libmicrohttpd12, libprotobuf-c1, zlib1g")
+	set(CPACK_DEBIAN_PACKAGE_DEPENDS "${CPACK_DEBIAN_PACKAGE_DEPENDS}, libbpf1, libc6, libcap2, \
+libcjson1, libcurl4, libelf1, libmicrohttpd12, libprotobuf-c1, zlib1g")
 endif()
 file(WRITE ${CMAKE_BINARY_DIR}/deb/conffiles "${CLN_OTLP_ENV_FILE}\n")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${CMAKE_BINARY_DIR}/deb/conffiles

@@ -12,7 +12,7 @@ pkgs=(
 	systemtap-sdt-dev                                         # the test emitter's USDT probes
 	python3 python3-grpcio python3-protobuf python3-hpack openssl curl # mock collector, CA
 	python3-prometheus-client                                 # parsing /metrics in tests
-	bpftrace valgrind docker-compose help2man                 # comparisons, leaks, compose, man page
+	bpftrace valgrind docker-compose help2man lintian         # comparisons, leaks, compose, man page, .deb check
 )
 missing=()
 for p in "${pkgs[@]}"; do

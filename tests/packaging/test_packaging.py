@@ -221,7 +221,8 @@ def install(tmp):
     r = staged_install("/usr", dest)
     check("cmake --install --prefix /usr into DESTDIR", r.returncode == 0, r.stdout + r.stderr)
     files = {os.path.relpath(os.path.join(d, f), dest) for d, _, fs in os.walk(dest) for f in fs}
-    want = {"usr/bin/cln-otlp", "usr/share/man/man1/cln-otlp.1",
+    want = {"usr/bin/cln-otlp", "usr/share/man/man1/cln-otlp.1.gz",
+            "usr/share/doc/cln-otlp/copyright", "usr/share/doc/cln-otlp/changelog.gz",
             "usr/lib/systemd/system/cln-otlp.service", "etc/default/cln-otlp",
             "usr/share/doc/cln-otlp/README.md", "usr/share/doc/cln-otlp/README.packaging.md",
             "usr/share/doc/cln-otlp/examples/cln-otlp.default"}
@@ -358,7 +359,8 @@ def deb(tmp):
     print("note: %s, %d bytes" % (debs[0], os.path.getsize(deb)))
     listing = run(["dpkg-deb", "-c", deb]).stdout
     paths = {ln.split()[-1].lstrip(".") for ln in listing.splitlines() if ln.strip()}
-    for p in ("/usr/bin/cln-otlp", "/usr/share/man/man1/cln-otlp.1",
+    for p in ("/usr/bin/cln-otlp", "/usr/share/man/man1/cln-otlp.1.gz",
+              "/usr/share/doc/cln-otlp/copyright", "/usr/share/doc/cln-otlp/changelog.gz",
               "/usr/lib/systemd/system/cln-otlp.service", "/etc/default/cln-otlp",
               "/usr/share/doc/cln-otlp/examples/cln-otlp.default"):
         check("dpkg-deb -c lists %s" % p, p in paths, listing)
@@ -370,7 +372,11 @@ def deb(tmp):
     for script in ("postinst", "prerm", "postrm"):
         r = run(["dpkg-deb", "-I", deb, script])
         check("maintainer script %s is in the package" % script,
-              r.returncode == 0 and "systemctl" in r.stdout, r.stderr)
+              r.returncode == 0 and "/run/systemd/system" in r.stdout, r.stderr)
+        bare = [ln for ln in r.stdout.splitlines() if re.search(r"\bsystemctl\b", ln)
+                and not ln.lstrip().startswith("#") and "daemon-reload" not in ln]
+        check("%s starts and stops units through deb-systemd-invoke (policy), systemctl only "
+              "for daemon-reload" % script, not bare, bare)
     fields = run(["dpkg-deb", "-f", deb, "Package", "Version", "Architecture", "Depends"]).stdout
     depends = re.search(r"^Depends: (.*)$", fields, re.M)
     dep_pkgs = set(re.findall(r"([a-z0-9][a-z0-9+.-]+)(?: \([^)]*\))?(?:,|$)",
@@ -387,6 +393,25 @@ def deb(tmp):
     check("the packaged unit runs /usr/bin/cln-otlp", exe.startswith("/usr/bin/cln-otlp "), exe)
     r = run([os.path.join(x, "usr/bin/cln-otlp"), "--version"])
     check("the packaged binary runs", r.returncode == 0 and "cln-otlp" in r.stdout, r.stderr)
+    with open(os.path.join(x, "usr/share/doc/cln-otlp/copyright")) as f:
+        copyright_text = f.read()
+    check("the copyright file is machine-readable and says what LICENSE says (MIT/Expat)",
+          copyright_text.startswith("Format: https://www.debian.org/doc/packaging-manuals/"
+                                    "copyright-format/1.0/") and "License: Expat" in
+          copyright_text and "MIT License" in read(A.src, "LICENSE"), copyright_text[:300])
+    lintian = need_tool("lintian", "lintian")
+    r = run([lintian, "--tag-display-limit", "0", deb])
+    tags = [ln for ln in (r.stdout + r.stderr).splitlines() if re.match(r"^[EW]: ", ln)]
+    check("lintian: no error and no warning", r.returncode == 0 and not tags,
+          r.stdout + r.stderr)
+    # Control: lintian must see a broken package, or a clean result proves nothing.
+    broken = os.path.join(tmp, "broken")
+    run(["dpkg-deb", "-R", deb, broken])
+    os.remove(os.path.join(broken, "usr/share/doc/cln-otlp/copyright"))
+    r = run(["dpkg-deb", "--root-owner-group", "-b", broken, os.path.join(tmp, "broken.deb")])
+    r = run([lintian, os.path.join(tmp, "broken.deb")])
+    check("control: lintian reports a package without copyright",
+          "no-copyright-file" in r.stdout + r.stderr, r.stdout + r.stderr)
 
 
 # ---- docker/ ---------------------------------------------------------------------------
