@@ -28,6 +28,7 @@
 #include "source_socket.h"
 #include "source_usdt.h"
 #include "stats.h"
+#include "suspend.h"
 
 struct app {
 	struct config cfg;
@@ -247,7 +248,7 @@ static int app_start_core(struct app *app, char *err, size_t err_size)
 			  .batch_size = app->cfg.batch_size},
 		.schedule_delay_ms = app->cfg.schedule_delay_ms,
 		.suspend_ttl_ms = app->cfg.suspend_ttl_ms,
-		.suspend_max = 65536,
+		.suspend_max = SUSPEND_DEFAULT_MAX,
 	};
 	struct exporter *ex;
 

@@ -147,6 +147,10 @@ size_t metrics_render(char *buf, size_t size, uint64_t start_time_ns)
 		    stats.ringbuf_lost);
 	metrics_u64(&o, "span_events_total", "counter",
 		    "Suspend/resume span events attached to spans.", stats.events);
+	metrics_u64(&o, "span_events_evicted_total", "counter",
+		    "Suspend/resume events discarded unattached: the table of spans waiting to be "
+		    "emitted was full.",
+		    stats.events_evicted);
 	metrics_u64(&o, "spans_queued_total", "counter", "Spans accepted into the export queue.",
 		    stats.queued);
 	metrics_head(&o, "spans_dropped_total", "counter",

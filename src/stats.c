@@ -102,6 +102,8 @@ void stats_format_line(char *buf, size_t size)
 	if (stats.truncated)
 		off = stats_put(buf, size, off, "", "truncated", stats.truncated);
 	off = stats_put(buf, size, off, "", "ringbuf_lost", stats.ringbuf_lost);
+	if (stats.events_evicted)
+		off = stats_put(buf, size, off, "", "events_evicted", stats.events_evicted);
 	off = stats_put(buf, size, off, "", "queued", stats.queued);
 	off = stats_put(buf, size, off, "", "exported", stats.exported);
 	if (stats.partial_rejected)
