@@ -151,6 +151,9 @@ size_t metrics_render(char *buf, size_t size, uint64_t start_time_ns)
 		    "Suspend/resume events discarded unattached: the table of spans waiting to be "
 		    "emitted was full.",
 		    stats.events_evicted);
+	metrics_u64(&o, "span_events_untimed_total", "counter",
+		    "Suspend/resume lines of trace files, which carry no time: not attached.",
+		    stats.events_untimed);
 	metrics_u64(&o, "spans_queued_total", "counter", "Spans accepted into the export queue.",
 		    stats.queued);
 	metrics_head(&o, "spans_dropped_total", "counter",

@@ -104,6 +104,8 @@ void stats_format_line(char *buf, size_t size)
 	off = stats_put(buf, size, off, "", "ringbuf_lost", stats.ringbuf_lost);
 	if (stats.events_evicted)
 		off = stats_put(buf, size, off, "", "events_evicted", stats.events_evicted);
+	if (stats.events_untimed)
+		off = stats_put(buf, size, off, "", "events_untimed", stats.events_untimed);
 	off = stats_put(buf, size, off, "", "queued", stats.queued);
 	off = stats_put(buf, size, off, "", "exported", stats.exported);
 	if (stats.partial_rejected)

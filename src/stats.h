@@ -37,6 +37,7 @@ struct stats {
 	uint64_t ringbuf_lost;		     /* records the kernel could not reserve */
 	uint64_t events;		     /* suspend/resume events attached */
 	uint64_t events_evicted;	     /* events discarded: their table was full */
+	uint64_t events_untimed;	     /* trace-file events without a time, not attached */
 	uint64_t queued;		     /* spans accepted into the queue */
 	uint64_t dropped[STATS_DROP__MAX];   /* spans, by reason */
 	uint64_t exported;		     /* spans the collector accepted */

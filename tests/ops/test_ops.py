@@ -25,7 +25,7 @@ from harness import (CAPTURE, Collector, Proc, check, free_port, install, main, 
                      need_root, options, run, test, wait_for)
 
 (NAME,), A = options("cln-otlp", "emitter")
-N_REAL, N_EVENTS = 585, 6  # spans and suspend/resume events in CAPTURE
+N_REAL, N_EVENTS = 585, 6  # spans and suspend/resume lines in CAPTURE (no times: not attached)
 
 # Capability numbers (linux/capability.h).
 CAP_DAC_READ_SEARCH, CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 2, 21, 38, 39
@@ -40,8 +40,9 @@ FAMILIES = dict.fromkeys(["cln_otlp_" + n for n in (
     "queue_bytes")], "gauge")
 FAMILIES.update(dict.fromkeys(["cln_otlp_%s_total" % n for n in (
     "spans_received", "spans_rejected", "spans_recovered", "spans_truncated", "ringbuf_lost",
-    "span_events", "span_events_evicted", "spans_queued", "spans_dropped", "spans_exported",
-    "spans_partial_rejected", "batches_sent", "export_retries", "batches_failed")], "counter"),
+    "span_events", "span_events_evicted", "span_events_untimed", "spans_queued", "spans_dropped",
+    "spans_exported", "spans_partial_rejected", "batches_sent", "export_retries",
+    "batches_failed")], "counter"),
     cln_otlp_export_latency_seconds="summary")
 REJECT_REASONS = ("too_long", "empty", "invalid_json", "missing_field", "bad_id", "bad_parent_id",
                   "bad_trace_id", "bad_time", "bad_field", "too_many_tags", "nomem")
@@ -195,7 +196,8 @@ def metrics(tmp):
             for s, n in (("file", N_REAL), ("usdt", 0), ("socket", 0))}
     want.update({(n, ()): v for n, v in (
         ("cln_otlp_spans_queued_total", N_REAL), ("cln_otlp_spans_exported_total", N_REAL),
-        ("cln_otlp_span_events_total", N_EVENTS), ("cln_otlp_span_events_evicted_total", 0),
+        ("cln_otlp_span_events_total", 0), ("cln_otlp_span_events_evicted_total", 0),
+        ("cln_otlp_span_events_untimed_total", N_EVENTS),
         ("cln_otlp_spans_recovered_total", 0),
         ("cln_otlp_spans_truncated_total", 0), ("cln_otlp_ringbuf_lost_total", 0),
         ("cln_otlp_spans_partial_rejected_total", 0), ("cln_otlp_export_retries_total", 0),
