@@ -64,8 +64,12 @@ static void pipeline_expire_timer(struct loop *loop, void *ctx)
 
 static void pipeline_check_idle(struct pipeline *p)
 {
-	if (p->flushing && p->idle_cb && pipeline_idle(p))
-		p->idle_cb(p->idle_ctx);
+	if (!p->flushing || !p->idle_cb || !pipeline_idle(p))
+		return;
+	/* Spans an exporter kept past done() are written, and counted, before the run ends. */
+	if (p->ex->ops->finish)
+		p->ex->ops->finish(p->ex);
+	p->idle_cb(p->idle_ctx);
 }
 
 static void pipeline_done(void *ctx, struct queue_batch *batch, enum export_result res)
@@ -87,9 +91,13 @@ static void pipeline_done(void *ctx, struct queue_batch *batch, enum export_resu
 		stats.dropped[STATS_DROP_SHUTDOWN] += n;
 		break;
 	case EXPORT_FAIL_ENCODE:
-	case EXPORT_FAIL_IO:
 		stats.dropped[STATS_DROP_ENCODE] += n;
 		break;
+	case EXPORT_FAIL_IO:
+		stats.dropped[STATS_DROP_OUTPUT] += n;
+		break;
+	case EXPORT_HELD:
+		break; /* the exporter counts them, once each, as it writes them */
 	}
 	queue_release_batch(p->queue, batch);
 	free(batch);

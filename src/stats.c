@@ -18,6 +18,7 @@ static const char *const drop_names[STATS_DROP__MAX] = {
 	[STATS_DROP_SHUTDOWN] = "shutdown",
 	[STATS_DROP_ENCODE] = "encode",
 	[STATS_DROP_ORPHAN] = "truncated_orphan",
+	[STATS_DROP_OUTPUT] = "output",
 };
 
 const char *stats_source_str(enum stats_source src)

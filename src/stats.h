@@ -26,6 +26,7 @@ enum stats_drop {
 	STATS_DROP_SHUTDOWN,	   /* still queued when the shutdown timeout ran out */
 	STATS_DROP_ENCODE,	   /* could not encode (out of memory) */
 	STATS_DROP_ORPHAN,	   /* cut by CLN, traceId lost, and no parent or child told it */
+	STATS_DROP_OUTPUT,	   /* local output failed (stdout closed, broken pipe, disk full) */
 	STATS_DROP__MAX,
 };
 

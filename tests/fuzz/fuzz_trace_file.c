@@ -139,7 +139,7 @@ static void cx_free(struct exporter *ex)
 {
 }
 
-static const struct exporter_ops cx_ops = {cx_submit, cx_busy, cx_pending, cx_abort, cx_free};
+static const struct exporter_ops cx_ops = {cx_submit, cx_busy, cx_pending, cx_abort, cx_free, NULL};
 
 /* ---- the reference reading ---------------------------------------------------------------- */
 

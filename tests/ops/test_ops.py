@@ -47,7 +47,7 @@ FAMILIES.update(dict.fromkeys(["cln_otlp_%s_total" % n for n in (
 REJECT_REASONS = ("too_long", "empty", "invalid_json", "missing_field", "bad_id", "bad_parent_id",
                   "bad_trace_id", "bad_time", "bad_field", "too_many_tags", "nomem")
 DROP_REASONS = ("queue_full", "retry_expired", "not_retryable", "shutdown", "encode",
-                "truncated_orphan")
+                "truncated_orphan", "output")
 LINE_KEYS = ("received", "rejected", "recovered", "ringbuf_lost", "queued", "exported", "dropped",
              "batches", "retries", "failed_batches", "latency_avg_ms", "latency_max_ms",
              "in_queue")

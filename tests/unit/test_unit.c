@@ -588,7 +588,8 @@ static void rec_free(struct exporter *ex)
 {
 }
 
-static const struct exporter_ops rec_ops = {rec_submit, rec_busy, rec_pending, rec_abort, rec_free};
+static const struct exporter_ops rec_ops = {rec_submit, rec_busy, rec_pending,
+					    rec_abort,	rec_free, NULL};
 
 static void stop_loop(struct loop *loop, void *ctx)
 {
