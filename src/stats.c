@@ -123,5 +123,9 @@ void stats_format_line(char *buf, size_t size)
 			   stats.batches_sent ? stats.export_latency_us_sum / stats.batches_sent
 					      : 0);
 	off = stats_put_ms(buf, size, off, "latency_max_ms", stats.export_latency_us_max);
-	stats_put(buf, size, off, "", "in_queue", stats.queue_spans);
+	off = stats_put(buf, size, off, "", "in_queue", stats.queue_spans);
+	if (stats.metrics_evicted)
+		off = stats_put(buf, size, off, "", "metrics_evicted", stats.metrics_evicted);
+	if (stats.metrics_timeouts)
+		stats_put(buf, size, off, "", "metrics_timeouts", stats.metrics_timeouts);
 }

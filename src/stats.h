@@ -48,8 +48,10 @@ struct stats {
 	uint64_t failed_batches;	     /* batches given up */
 	uint64_t export_latency_us_sum;	     /* request latency, for the mean */
 	uint64_t export_latency_us_max;
-	uint64_t queue_spans; /* gauge: spans queued or in flight */
-	uint64_t queue_bytes; /* gauge: their payload bytes */
+	uint64_t metrics_evicted;  /* /metrics connections closed for a newer one */
+	uint64_t metrics_timeouts; /* /metrics connections closed at their deadline */
+	uint64_t queue_spans;	   /* gauge: spans queued or in flight */
+	uint64_t queue_bytes;	   /* gauge: their payload bytes */
 };
 
 extern struct stats stats;
