@@ -5,8 +5,8 @@
     make_seeds.py TARGET OUTDIR [TESTS_DIR]
 
 TARGET: span, trace_file, config, response, retry, metrics_request. TESTS_DIR defaults to
-tests/ next to this file. Each seed is one file named by its SHA-1. The input layout of each target is
-described at the top of its tests/fuzz/fuzz_<target>.c.
+tests/ next to this file. Each seed is one file named by its SHA-1. The input layout of each
+target is described at the top of its tests/fuzz/fuzz_<target>.c.
 """
 import base64
 import glob
