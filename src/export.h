@@ -20,6 +20,7 @@ enum export_result {
 	EXPORT_FAIL_SHUTDOWN, /* still unfinished when shutdown ran out of time */
 	EXPORT_FAIL_ENCODE,   /* could not be encoded (out of memory) */
 	EXPORT_FAIL_IO,	      /* local output failed (stdout closed...) */
+	EXPORT_HELD,	      /* copied and kept: the exporter counts each span once written */
 };
 
 struct exporter;
@@ -36,6 +37,8 @@ struct exporter_ops {
 	/* Give up everything unfinished now: done(EXPORT_FAIL_SHUTDOWN) for each. */
 	void (*abort)(struct exporter *ex);
 	void (*free)(struct exporter *ex);
+	/* Optional: shutdown, nothing pending: write out (and count) what EXPORT_HELD kept. */
+	void (*finish)(struct exporter *ex);
 };
 
 /* Embedded as the first member of every exporter. */

@@ -690,6 +690,7 @@ static void console_print(struct export_console *ec, struct console_node *tops,
 	if (ok)
 		ok = fputc('\n', ec->out) != EOF && fflush(ec->out) != EOF;
 	if (ok) {
+		stats.exported += k;
 		ec->counts.traces++;
 		ec->counts.spans += k;
 		ec->counts.timed_out += why == CONSOLE_TIMEOUT;
@@ -698,7 +699,7 @@ static void console_print(struct export_console *ec, struct console_node *tops,
 	} else {
 		log_limited(&ec->rl, LOG_LVL_ERROR, "console: cannot write traces: %m");
 		ec->counts.lost += k;
-		stats.dropped[STATS_DROP_ENCODE] += k;
+		stats.dropped[STATS_DROP_OUTPUT] += k;
 		clearerr(ec->out);
 	}
 	for (size_t i = 0; i < k; i++) {
@@ -899,11 +900,11 @@ static int export_console_submit(struct exporter *ex, struct queue_batch *batch)
 		log_limited(&ec->rl, LOG_LVL_ERROR, "console: out of memory: %zu spans lost", lost);
 		ec->counts.lost += lost;
 		stats.dropped[STATS_DROP_ENCODE] += lost;
-		batch->rejected += lost;
 	}
 	console_arm(ec);
 	stats.batches_sent++;
-	ex->done(ex->done_ctx, batch, EXPORT_OK);
+	/* Each span is counted once: exported when its tree is written, or dropped. */
+	ex->done(ex->done_ctx, batch, EXPORT_HELD);
 	return 0;
 }
 
@@ -925,6 +926,12 @@ static void export_console_abort(struct exporter *ex)
 
 	console_flush_all(ec);
 	console_arm(ec);
+}
+
+/* The run ends: print (and count) every tree still waiting, before the exit line. */
+static void export_console_finish(struct exporter *ex)
+{
+	console_flush_all((struct export_console *)ex);
 }
 
 static void export_console_free(struct exporter *ex)
@@ -952,6 +959,7 @@ static const struct exporter_ops export_console_ops = {
 	.pending = export_console_pending,
 	.abort = export_console_abort,
 	.free = export_console_free,
+	.finish = export_console_finish,
 };
 
 bool export_console_locale_utf8(const char *(*getenv_fn)(const char *name))

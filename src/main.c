@@ -28,6 +28,7 @@
 #include "source_socket.h"
 #include "source_usdt.h"
 #include "stats.h"
+#include "suspend.h"
 
 struct app {
 	struct config cfg;
@@ -103,6 +104,18 @@ static void app_file_done(void *ctx)
 		app_begin_shutdown(app, false);
 }
 
+/*
+ * SIGHUP: what a reload can safely redo. Logs go to stderr (nothing to reopen) and the
+ * settings are read once at start (systemd reads the EnvironmentFile itself), so there is
+ * nothing yet: the run and its queue go on untouched. Settings that can be re-read safely
+ * (a header file) belong here.
+ */
+static void app_reload(struct app *app)
+{
+	(void)app;
+	log_info("SIGHUP: nothing to reload; restart to apply new settings");
+}
+
 static void app_signal(struct loop *loop, int fd, uint32_t events, void *ctx)
 {
 	struct app *app = ctx;
@@ -111,6 +124,10 @@ static void app_signal(struct loop *loop, int fd, uint32_t events, void *ctx)
 	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGUSR1) {
 			app_print_stats("stats");
+			continue;
+		}
+		if (si.ssi_signo == SIGHUP) {
+			app_reload(app);
 			continue;
 		}
 		if (app->stopping) {
@@ -134,15 +151,32 @@ static void app_stats_timer(struct loop *loop, void *ctx)
 	loop_timer_arm(app->stats_timer, app->cfg.stats_interval_s * 1000);
 }
 
+/*
+ * Every signal whose default action ends the process, other than a fault, is a request to
+ * stop: it stops the sources and delivers what was read, as SIGTERM does (a kill must not
+ * lose the queue). SIGUSR1 prints the counters, SIGHUP reloads (app_reload). SIGPIPE and
+ * SIGXFSZ are ignored: the write that raised them fails instead, and is counted. Faults
+ * (SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGSYS, SIGTRAP) keep their default action.
+ */
+static const int app_stop_signals[] = {
+	SIGINT,	 SIGTERM,   SIGQUIT, SIGUSR2, SIGALRM, SIGVTALRM,
+	SIGPROF, SIGSTKFLT, SIGIO,   SIGPWR,  SIGXCPU,
+};
+
 static int app_signals(struct app *app)
 {
 	sigset_t set;
 
 	signal(SIGPIPE, SIG_IGN);
+	signal(SIGXFSZ, SIG_IGN);
 	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
+	for (size_t i = 0; i < sizeof(app_stop_signals) / sizeof(app_stop_signals[0]); i++)
+		sigaddset(&set, app_stop_signals[i]);
+	/* The real-time signals the C library leaves free also end a process by default. */
+	for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
+		sigaddset(&set, sig);
 	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGHUP);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
 		return -errno;
 	app->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -214,7 +248,7 @@ static int app_start_core(struct app *app, char *err, size_t err_size)
 			  .batch_size = app->cfg.batch_size},
 		.schedule_delay_ms = app->cfg.schedule_delay_ms,
 		.suspend_ttl_ms = app->cfg.suspend_ttl_ms,
-		.suspend_max = 65536,
+		.suspend_max = SUSPEND_DEFAULT_MAX,
 	};
 	struct exporter *ex;
 

@@ -1,31 +1,28 @@
 // SPDX-License-Identifier: MIT
 /*
- * metrics: /metrics for Prometheus, served by libmicrohttpd in "external polling" mode with
- * its own epoll set: that epoll fd is readable whenever one of its sockets (the listening
- * one, each connection) has something to do, so it is the one fd we give the loop. After
- * every MHD_run() the timer is armed to MHD_get_timeout(): MHD wants to run again at once
- * when it still has ready connections (it uses edge-triggered events inside), and later to
- * close idle connections. Everything happens in the loop's thread: the handler reads the
- * global counters directly, no snapshot or lock is needed.
- *
- * We create, bind and listen on the socket ourselves and hand it over
- * (MHD_OPTION_LISTEN_SOCKET): start-up errors then say exactly what went wrong.
+ * metrics: /metrics for Prometheus, served by a small HTTP/1.1 server inside the loop: the
+ * listening socket and every connection are non-blocking fds of the loop, each connection
+ * a state (reading its request head, writing its answer), so a slow or silent client
+ * holds nothing but its own slot. Bounds: METRICS_CONN_MAX connections (one more arriving
+ * closes the one idle longest: counted "evicted"), a request head of METRICS_HEAD_MAX
+ * bytes, and a deadline per connection (METRICS_IO_MS to send a whole request head or to
+ * take its answer, and for a kept-alive connection to ask again: counted "timeout").
+ * Answers keep the connection open for HTTP/1.1 clients that do not ask to close it.
+ * Everything happens in the loop's thread: the answer reads the global counters directly.
  */
 #include "metrics.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <microhttpd.h>
 
 #include "clock.h"
 #include "log.h"
@@ -34,19 +31,35 @@
 
 #define METRICS_BODY_MAX     32768 /* the text is ~7 KB */
 #define METRICS_CONN_MAX     16
-#define METRICS_CONN_TIMEOUT 10 /* seconds an idle connection stays open */
-#define METRICS_CONN_MEM     (32 * 1024)
-#define METRICS_BACKLOG	     16
+#define METRICS_HEAD_MAX     4096
+#define METRICS_IO_MS	     10000
+#define METRICS_BACKLOG	     64
+#define METRICS_ACCEPT_PAUSE 100 /* ms without accepting after running out of fds */
 #define METRICS_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+struct metrics_conn {
+	struct metrics *m;
+	int fd; /* -1: free slot */
+	bool writing;
+	bool keep; /* keep the connection after this answer */
+	uint64_t deadline_ms;
+	uint64_t seq; /* order of acceptance or last answer: the idlest goes first */
+	size_t in_len;
+	char in[METRICS_HEAD_MAX];
+	char *out;
+	size_t out_len, out_off;
+};
 
 struct metrics {
 	struct loop *loop;
-	struct MHD_Daemon *mhd;
-	int epfd; /* MHD's, watched by the loop */
+	uint64_t seq;
+	int fd; /* listening */
+	bool accept_paused;
+	uint64_t accept_resume_ms;
 	struct loop_timer *timer;
 	uint64_t start_time_ns;
-	char addr[80]; /* for messages */
 	struct log_ratelimit rl;
+	struct metrics_conn conns[METRICS_CONN_MAX];
 	char body[METRICS_BODY_MAX];
 };
 
@@ -147,6 +160,13 @@ size_t metrics_render(char *buf, size_t size, uint64_t start_time_ns)
 		    stats.ringbuf_lost);
 	metrics_u64(&o, "span_events_total", "counter",
 		    "Suspend/resume span events attached to spans.", stats.events);
+	metrics_u64(&o, "span_events_evicted_total", "counter",
+		    "Suspend/resume events discarded unattached: the table of spans waiting to be "
+		    "emitted was full.",
+		    stats.events_evicted);
+	metrics_u64(&o, "span_events_untimed_total", "counter",
+		    "Suspend/resume lines of trace files, which carry no time: not attached.",
+		    stats.events_untimed);
 	metrics_u64(&o, "spans_queued_total", "counter", "Spans accepted into the export queue.",
 		    stats.queued);
 	metrics_head(&o, "spans_dropped_total", "counter",
@@ -175,6 +195,13 @@ size_t metrics_render(char *buf, size_t size, uint64_t start_time_ns)
 		     "Longest time an export request took to be answered.");
 	metrics_seconds(&o, "export_latency_max_seconds", stats.export_latency_us_max);
 
+	metrics_head(&o, "metrics_connections_closed_total", "counter",
+		     "Connections to this endpoint closed by it: evicted for a newer one (at the "
+		     "connection cap), or timeout (request or answer not through in time).");
+	metrics_labelled(&o, "metrics_connections_closed_total", "reason", "evicted",
+			 stats.metrics_evicted);
+	metrics_labelled(&o, "metrics_connections_closed_total", "reason", "timeout",
+			 stats.metrics_timeouts);
 	metrics_u64(&o, "queue_spans", "gauge", "Spans queued or in flight.", stats.queue_spans);
 	metrics_u64(&o, "queue_bytes", "gauge", "Payload bytes of the spans queued or in flight.",
 		    stats.queue_bytes);
@@ -183,86 +210,305 @@ size_t metrics_render(char *buf, size_t size, uint64_t start_time_ns)
 
 /* ---- HTTP ---- */
 
-static enum MHD_Result metrics_reply(struct MHD_Connection *conn, unsigned status, const char *body,
-				     size_t len, const char *type, const char *allow)
+int metrics_parse_request(const char *head, size_t len, struct metrics_request *req)
 {
-	struct MHD_Response *resp;
-	enum MHD_Result r;
+	const char *end = head + len, *sp1, *sp2, *eol, *p;
 
-	resp = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
-	if (!resp)
-		return MHD_NO;
-	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-	if (allow)
-		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
-	r = MHD_queue_response(conn, status, resp);
-	MHD_destroy_response(resp);
-	return r;
+	memset(req, 0, sizeof(*req));
+	eol = memchr(head, '\n', len);
+	if (!eol)
+		return -EINVAL;
+	sp1 = memchr(head, ' ', (size_t)(eol - head));
+	sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(eol - sp1 - 1)) : NULL;
+	if (!sp1 || !sp2 || sp1 == head || sp2 == sp1 + 1)
+		return -EINVAL;
+	req->method = (size_t)(sp1 - head) == 3 && !memcmp(head, "GET", 3)    ? METRICS_GET
+		      : (size_t)(sp1 - head) == 4 && !memcmp(head, "HEAD", 4) ? METRICS_HEAD
+									      : METRICS_OTHER;
+	/* The path, without a query (as "/metrics?x" asks for /metrics). */
+	for (p = sp1 + 1; p < sp2 && *p != '?'; p++)
+		;
+	req->metrics_path = (size_t)(p - sp1 - 1) == 8 && !memcmp(sp1 + 1, "/metrics", 8);
+	p = sp2 + 1;
+	if ((size_t)(eol - p) < 8 || memcmp(p, "HTTP/1.", 7))
+		return -EINVAL;
+	req->keep_alive = p[7] == '1';
+	/* Headers: Connection decides; a body (not expected) ends the connection. */
+	for (p = eol + 1; p < end; p = eol + 1) {
+		size_t n;
+
+		eol = memchr(p, '\n', (size_t)(end - p));
+		if (!eol)
+			break;
+		n = (size_t)(eol - p);
+		if (n >= 11 && !strncasecmp(p, "connection:", 11)) {
+			if (memmem(p, n, "close", 5) || memmem(p, n, "Close", 5))
+				req->keep_alive = false;
+			else if (memmem(p, n, "eep-alive", 9))
+				req->keep_alive = true;
+		} else if ((n >= 15 && !strncasecmp(p, "content-length:", 15)) ||
+			   (n >= 18 && !strncasecmp(p, "transfer-encoding:", 18))) {
+			req->keep_alive = false;
+		}
+	}
+	return 0;
 }
 
-static enum MHD_Result metrics_handler(void *cls, struct MHD_Connection *conn, const char *url,
-				       const char *method, const char *version,
-				       const char *upload_data, size_t *upload_data_size,
-				       void **con_cls)
+/* Where the request head ends (just past its blank line), or 0 when not yet whole. */
+static size_t metrics_head_end(const char *buf, size_t len)
+{
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (buf[i] != '\n')
+			continue;
+		if (buf[i + 1] == '\n')
+			return i + 2;
+		if (buf[i + 1] == '\r' && i + 2 < len && buf[i + 2] == '\n')
+			return i + 3;
+	}
+	return 0;
+}
+
+static void metrics_conn_close(struct metrics_conn *c)
+{
+	if (c->fd < 0)
+		return;
+	loop_del(c->m->loop, c->fd);
+	close(c->fd);
+	c->fd = -1;
+	free(c->out);
+	c->out = NULL;
+	c->writing = false;
+}
+
+/* Queue an answer; the body is left out for HEAD. Returns 0 or -ENOMEM. */
+static int metrics_answer(struct metrics_conn *c, unsigned status, const char *reason,
+			  const char *type, const char *allow, const char *body, size_t len,
+			  bool with_body)
+{
+	char head[384];
+	int n = snprintf(
+		head, sizeof(head),
+		"HTTP/1.1 %u %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s%s%s\r\n", status,
+		reason, type, len, allow ? "Allow: " : "", allow ? allow : "", allow ? "\r\n" : "",
+		c->keep ? "" : "Connection: close\r\n");
+
+	if (n < 0 || (size_t)n >= sizeof(head))
+		return -EINVAL;
+	c->out_len = (size_t)n + (with_body ? len : 0);
+	c->out = malloc(c->out_len);
+	if (!c->out)
+		return -ENOMEM;
+	memcpy(c->out, head, (size_t)n);
+	if (with_body)
+		memcpy(c->out + n, body, len);
+	c->out_off = 0;
+	return 0;
+}
+
+static int metrics_respond(struct metrics_conn *c, const struct metrics_request *req)
 {
 	static const char not_found[] = "not found: the counters are at /metrics\n";
 	static const char not_allowed[] = "method not allowed: use GET\n";
 	static const char too_big[] = "internal error: the metrics text is over its cap\n";
-	struct metrics *m = cls;
+	static const char plain[] = "text/plain; charset=utf-8";
+	struct metrics *m = c->m;
 	size_t len;
 
-	if (strcmp(url, "/metrics") != 0)
-		return metrics_reply(conn, MHD_HTTP_NOT_FOUND, not_found, sizeof(not_found) - 1,
-				     "text/plain; charset=utf-8", NULL);
-	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-		return metrics_reply(conn, MHD_HTTP_METHOD_NOT_ALLOWED, not_allowed,
-				     sizeof(not_allowed) - 1, "text/plain; charset=utf-8",
-				     "GET, HEAD");
+	if (!req->metrics_path)
+		return metrics_answer(c, 404, "Not Found", plain, NULL, not_found,
+				      sizeof(not_found) - 1, req->method != METRICS_HEAD);
+	if (req->method == METRICS_OTHER)
+		return metrics_answer(c, 405, "Method Not Allowed", plain, "GET, HEAD", not_allowed,
+				      sizeof(not_allowed) - 1, true);
 	len = metrics_render(m->body, sizeof(m->body), m->start_time_ns);
 	if (len >= sizeof(m->body)) {
 		log_limited(&m->rl, LOG_LVL_WARN, "metrics: text of %zu bytes over the %d cap", len,
 			    METRICS_BODY_MAX);
-		return metrics_reply(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, too_big,
-				     sizeof(too_big) - 1, "text/plain; charset=utf-8", NULL);
+		return metrics_answer(c, 500, "Internal Server Error", plain, NULL, too_big,
+				      sizeof(too_big) - 1, req->method != METRICS_HEAD);
 	}
-	return metrics_reply(conn, MHD_HTTP_OK, m->body, len, METRICS_CONTENT_TYPE, NULL);
+	return metrics_answer(c, 200, "OK", METRICS_CONTENT_TYPE, NULL, m->body, len,
+			      req->method != METRICS_HEAD);
 }
 
-__attribute__((format(printf, 2, 0))) static void metrics_mhd_log(void *cls, const char *fmt,
-								  va_list ap)
+/* A whole request head is in c->in: answer it and switch to writing. */
+static void metrics_conn_request(struct metrics_conn *c, size_t head_len)
 {
-	struct metrics *m = cls;
-	char msg[256];
-	size_t n;
+	static const char bad[] = "bad request\n";
+	struct metrics_request req;
+	int r;
 
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	n = strlen(msg);
-	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
-		msg[--n] = '\0';
-	log_limited(&m->rl, LOG_LVL_WARN, "metrics: %s", msg);
+	if (metrics_parse_request(c->in, head_len, &req) < 0) {
+		c->keep = false;
+		r = metrics_answer(c, 400, "Bad Request", "text/plain; charset=utf-8", NULL, bad,
+				   sizeof(bad) - 1, true);
+	} else {
+		c->keep = req.keep_alive;
+		r = metrics_respond(c, &req);
+	}
+	/* What follows the head (a pipelined request) waits for the answer to go. */
+	memmove(c->in, c->in + head_len, c->in_len - head_len);
+	c->in_len -= head_len;
+	if (r < 0) {
+		metrics_conn_close(c);
+		return;
+	}
+	c->writing = true;
+	c->deadline_ms = clock_mono_ms() + METRICS_IO_MS;
+	if (loop_mod(c->m->loop, c->fd, EPOLLOUT) < 0)
+		metrics_conn_close(c);
 }
 
-/* ---- the loop ---- */
-
-static void metrics_run(struct metrics *m)
+static void metrics_conn_read(struct metrics_conn *c)
 {
-	MHD_UNSIGNED_LONG_LONG ms;
+	size_t end;
+	ssize_t n;
 
-	MHD_run(m->mhd);
-	if (MHD_get_timeout(m->mhd, &ms) == MHD_YES)
-		loop_timer_arm(m->timer, ms);
+	n = recv(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len, 0);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		metrics_conn_close(c); /* the client went, or the connection broke */
+		return;
+	}
+	c->in_len += (size_t)n;
+	end = metrics_head_end(c->in, c->in_len);
+	if (end) {
+		metrics_conn_request(c, end);
+	} else if (c->in_len == sizeof(c->in)) {
+		static const char big[] = "request head too large\n";
+
+		c->keep = false;
+		c->in_len = 0;
+		if (metrics_answer(c, 431, "Request Header Fields Too Large",
+				   "text/plain; charset=utf-8", NULL, big, sizeof(big) - 1,
+				   true) < 0 ||
+		    loop_mod(c->m->loop, c->fd, EPOLLOUT) < 0) {
+			metrics_conn_close(c);
+			return;
+		}
+		c->writing = true;
+		c->deadline_ms = clock_mono_ms() + METRICS_IO_MS;
+	}
+}
+
+static void metrics_conn_write(struct metrics_conn *c)
+{
+	size_t end;
+	ssize_t n;
+
+	n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n < 0) {
+		metrics_conn_close(c);
+		return;
+	}
+	c->out_off += (size_t)n;
+	if (c->out_off < c->out_len)
+		return;
+	free(c->out);
+	c->out = NULL;
+	c->writing = false;
+	if (!c->keep) {
+		metrics_conn_close(c);
+		return;
+	}
+	c->seq = ++c->m->seq;
+	c->deadline_ms = clock_mono_ms() + METRICS_IO_MS;
+	end = metrics_head_end(c->in, c->in_len);
+	if (end)
+		metrics_conn_request(c, end); /* a pipelined request */
+	else if (loop_mod(c->m->loop, c->fd, EPOLLIN) < 0)
+		metrics_conn_close(c);
+}
+
+static void metrics_on_conn(struct loop *loop, int fd, uint32_t events, void *ctx)
+{
+	struct metrics_conn *c = ctx;
+
+	if (c->writing)
+		metrics_conn_write(c);
 	else
-		loop_timer_disarm(m->timer);
+		metrics_conn_read(c);
 }
 
-static void metrics_on_fd(struct loop *loop, int fd, uint32_t events, void *ctx)
+/* A free slot, or the one idle longest (closed, counted): connections stay bounded. */
+static struct metrics_conn *metrics_slot(struct metrics *m)
 {
-	metrics_run(ctx);
+	struct metrics_conn *old = NULL;
+
+	for (size_t i = 0; i < METRICS_CONN_MAX; i++) {
+		struct metrics_conn *c = &m->conns[i];
+
+		if (c->fd < 0)
+			return c;
+		if (!old || c->seq < old->seq)
+			old = c;
+	}
+	stats.metrics_evicted++;
+	metrics_conn_close(old);
+	return old;
 }
 
+static void metrics_on_listen(struct loop *loop, int fd, uint32_t events, void *ctx)
+{
+	struct metrics *m = ctx;
+
+	for (;;) {
+		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct metrics_conn *c;
+
+		if (cfd < 0) {
+			if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+				return;
+			/* Out of fds (or memory): stop accepting for a moment, not spin. */
+			log_limited(&m->rl, LOG_LVL_WARN, "metrics: cannot accept: %m");
+			loop_mod(loop, fd, 0);
+			m->accept_paused = true;
+			m->accept_resume_ms = clock_mono_ms() + METRICS_ACCEPT_PAUSE;
+			loop_timer_arm(m->timer, METRICS_ACCEPT_PAUSE);
+			return;
+		}
+		c = metrics_slot(m);
+		*c = (struct metrics_conn){.m = m, .fd = cfd, .seq = ++m->seq};
+		c->deadline_ms = clock_mono_ms() + METRICS_IO_MS;
+		if (loop_add(loop, cfd, EPOLLIN, metrics_on_conn, c) < 0) {
+			close(cfd);
+			c->fd = -1;
+			continue;
+		}
+		if (!loop_timer_armed(m->timer))
+			loop_timer_arm(m->timer, METRICS_IO_MS);
+	}
+}
+
+/* Close the connections past their deadline; re-arm for the next one. */
 static void metrics_on_timer(struct loop *loop, void *ctx)
 {
-	metrics_run(ctx);
+	struct metrics *m = ctx;
+	uint64_t now = clock_mono_ms(), next = UINT64_MAX;
+
+	if (m->accept_paused) {
+		if (now >= m->accept_resume_ms && loop_mod(loop, m->fd, EPOLLIN) == 0)
+			m->accept_paused = false;
+		else
+			next = m->accept_resume_ms > now ? m->accept_resume_ms : now + 1;
+	}
+	for (size_t i = 0; i < METRICS_CONN_MAX; i++) {
+		struct metrics_conn *c = &m->conns[i];
+
+		if (c->fd < 0)
+			continue;
+		if (c->deadline_ms <= now) {
+			stats.metrics_timeouts++;
+			metrics_conn_close(c);
+		} else if (c->deadline_ms < next) {
+			next = c->deadline_ms;
+		}
+	}
+	if (next != UINT64_MAX)
+		loop_timer_arm(m->timer, next - now);
 }
 
 /* ---- listening ---- */
@@ -372,9 +618,8 @@ static int metrics_listen(const char *listen, char *err, size_t err_size)
 
 struct metrics *metrics__new(struct loop *loop, const char *listen, char *err, size_t err_size)
 {
-	const union MHD_DaemonInfo *info;
 	struct metrics *m;
-	int fd = -1, ret;
+	int ret;
 
 	m = calloc(1, sizeof(*m));
 	if (!m) {
@@ -382,49 +627,29 @@ struct metrics *metrics__new(struct loop *loop, const char *listen, char *err, s
 		return NULL;
 	}
 	m->loop = loop;
-	m->epfd = -1;
+	m->fd = -1;
+	for (size_t i = 0; i < METRICS_CONN_MAX; i++)
+		m->conns[i].fd = -1;
 	m->start_time_ns = clock_real_ns();
-	snprintf(m->addr, sizeof(m->addr), "%s", listen);
 	m->timer = loop_timer__new(loop, metrics_on_timer, m);
 	if (!m->timer) {
 		snprintf(err, err_size, "metrics: cannot create a timer: %s", strerror(errno));
 		goto fail;
 	}
-	fd = metrics_listen(listen, err, err_size);
-	if (fd < 0)
+	ret = metrics_listen(listen, err, err_size);
+	if (ret < 0)
 		goto fail;
-	m->mhd = MHD_start_daemon(
-		MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0, NULL, NULL, metrics_handler, m,
-		MHD_OPTION_EXTERNAL_LOGGER, metrics_mhd_log, m, MHD_OPTION_LISTEN_SOCKET,
-		(MHD_socket)fd, MHD_OPTION_CONNECTION_LIMIT, (unsigned)METRICS_CONN_MAX,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)METRICS_CONN_TIMEOUT,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)METRICS_CONN_MEM, MHD_OPTION_END);
-	if (!m->mhd) {
-		snprintf(err, err_size,
-			 "--metrics-listen %.80s: cannot start the HTTP server (libmicrohttpd "
-			 "without epoll support?)",
-			 listen);
-		goto fail;
-	}
-	fd = -1; /* MHD's now: MHD_stop_daemon closes it */
-	info = MHD_get_daemon_info(m->mhd, MHD_DAEMON_INFO_EPOLL_FD);
-	if (!info || info->epoll_fd < 0) {
-		snprintf(err, err_size, "metrics: libmicrohttpd gave no epoll fd");
-		goto fail;
-	}
-	ret = loop_add(loop, info->epoll_fd, EPOLLIN, metrics_on_fd, m);
+	m->fd = ret;
+	ret = loop_add(loop, m->fd, EPOLLIN, metrics_on_listen, m);
 	if (ret < 0) {
 		snprintf(err, err_size, "metrics: cannot watch the server: %s", strerror(-ret));
+		close(m->fd);
+		m->fd = -1;
 		goto fail;
 	}
-	m->epfd = info->epoll_fd;
-	metrics_run(m);
 	log_info("metrics: serving http://%s/metrics", listen);
 	return m;
 fail:
-	/* Ours until MHD started; whether a failed start closed it is not documented. */
-	if (fd >= 0 && fcntl(fd, F_GETFD) >= 0)
-		close(fd);
 	metrics__free(m);
 	return NULL;
 }
@@ -433,10 +658,12 @@ void metrics__free(struct metrics *m)
 {
 	if (!m)
 		return;
-	if (m->epfd >= 0)
-		loop_del(m->loop, m->epfd);
-	if (m->mhd)
-		MHD_stop_daemon(m->mhd);
+	for (size_t i = 0; i < METRICS_CONN_MAX; i++)
+		metrics_conn_close(&m->conns[i]);
+	if (m->fd >= 0) {
+		loop_del(m->loop, m->fd);
+		close(m->fd);
+	}
 	loop_timer__free(m->timer);
 	free(m);
 }

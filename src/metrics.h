@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * metrics: the counters of stats.h for Prometheus, in the text exposition format, at
- * GET /metrics on --metrics-listen. libmicrohttpd runs inside our loop (its epoll fd is
- * one more fd of the loop, its timeout one more timer): no thread, no lock. Only this
- * module includes libmicrohttpd.
+ * GET /metrics on --metrics-listen, served from our loop (every connection one more fd of
+ * it, non-blocking, bounded in number and time): no thread, no lock.
  */
 #ifndef CLN_OTLP_METRICS_H
 #define CLN_OTLP_METRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -29,5 +29,19 @@ void metrics__free(struct metrics *m);
  * needs, without the NUL (as snprintf does).
  */
 size_t metrics_render(char *buf, size_t size, uint64_t start_time_ns);
+
+enum metrics_method { METRICS_GET, METRICS_HEAD, METRICS_OTHER };
+
+struct metrics_request {
+	enum metrics_method method;
+	bool metrics_path; /* the path (query left out) is /metrics */
+	bool keep_alive;   /* HTTP/1.1 without "Connection: close", nor a body */
+};
+
+/*
+ * Parse a request head (@len bytes: request line, header lines, blank line). Returns 0,
+ * or -EINVAL for a request line that is not "METHOD PATH HTTP/1.x".
+ */
+int metrics_parse_request(const char *head, size_t len, struct metrics_request *req);
 
 #endif

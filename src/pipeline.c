@@ -64,8 +64,12 @@ static void pipeline_expire_timer(struct loop *loop, void *ctx)
 
 static void pipeline_check_idle(struct pipeline *p)
 {
-	if (p->flushing && p->idle_cb && pipeline_idle(p))
-		p->idle_cb(p->idle_ctx);
+	if (!p->flushing || !p->idle_cb || !pipeline_idle(p))
+		return;
+	/* Spans an exporter kept past done() are written, and counted, before the run ends. */
+	if (p->ex->ops->finish)
+		p->ex->ops->finish(p->ex);
+	p->idle_cb(p->idle_ctx);
 }
 
 static void pipeline_done(void *ctx, struct queue_batch *batch, enum export_result res)
@@ -87,9 +91,13 @@ static void pipeline_done(void *ctx, struct queue_batch *batch, enum export_resu
 		stats.dropped[STATS_DROP_SHUTDOWN] += n;
 		break;
 	case EXPORT_FAIL_ENCODE:
-	case EXPORT_FAIL_IO:
 		stats.dropped[STATS_DROP_ENCODE] += n;
 		break;
+	case EXPORT_FAIL_IO:
+		stats.dropped[STATS_DROP_OUTPUT] += n;
+		break;
+	case EXPORT_HELD:
+		break; /* the exporter counts them, once each, as it writes them */
 	}
 	queue_release_batch(p->queue, batch);
 	free(batch);
@@ -111,7 +119,8 @@ struct pipeline *pipeline__new(struct loop *loop, const struct pipeline_cfg *cfg
 	p->ex = ex;
 	exporter_set_done(ex, pipeline_done, p);
 	p->queue = queue__new(&cfg->queue);
-	p->suspend = suspend_table__new(cfg->suspend_max, cfg->suspend_ttl_ms);
+	p->suspend = suspend_table__new(cfg->suspend_max ? cfg->suspend_max : SUSPEND_DEFAULT_MAX,
+					cfg->suspend_ttl_ms);
 	p->orphans = orphans__new(PIPELINE_ORPHANS_MAX, cfg->suspend_ttl_ms);
 	p->batch_timer = loop_timer__new(loop, pipeline_batch_timer, p);
 	p->expire_timer = loop_timer__new(loop, pipeline_expire_timer, p);
@@ -269,7 +278,12 @@ enum span_reject pipeline_ingest(struct pipeline *p, const struct pipeline_origi
 void pipeline_span_event(struct pipeline *p, uint32_t pid, uint64_t span_id,
 			 enum span_event_kind kind, uint64_t time_unix_ns)
 {
-	suspend_table_add(p->suspend, pid, span_id, kind, time_unix_ns, clock_mono_ms());
+	int r = suspend_table_add(p->suspend, pid, span_id, kind, time_unix_ns, clock_mono_ms());
+
+	if (r > 0)
+		stats.events_evicted += (uint64_t)r;
+	else if (r < 0)
+		stats.events_evicted++; /* out of memory: this one is lost */
 }
 
 bool pipeline_backlogged(const struct pipeline *p)

@@ -18,6 +18,7 @@ static const char *const drop_names[STATS_DROP__MAX] = {
 	[STATS_DROP_SHUTDOWN] = "shutdown",
 	[STATS_DROP_ENCODE] = "encode",
 	[STATS_DROP_ORPHAN] = "truncated_orphan",
+	[STATS_DROP_OUTPUT] = "output",
 };
 
 const char *stats_source_str(enum stats_source src)
@@ -102,6 +103,10 @@ void stats_format_line(char *buf, size_t size)
 	if (stats.truncated)
 		off = stats_put(buf, size, off, "", "truncated", stats.truncated);
 	off = stats_put(buf, size, off, "", "ringbuf_lost", stats.ringbuf_lost);
+	if (stats.events_evicted)
+		off = stats_put(buf, size, off, "", "events_evicted", stats.events_evicted);
+	if (stats.events_untimed)
+		off = stats_put(buf, size, off, "", "events_untimed", stats.events_untimed);
 	off = stats_put(buf, size, off, "", "queued", stats.queued);
 	off = stats_put(buf, size, off, "", "exported", stats.exported);
 	if (stats.partial_rejected)
@@ -118,5 +123,9 @@ void stats_format_line(char *buf, size_t size)
 			   stats.batches_sent ? stats.export_latency_us_sum / stats.batches_sent
 					      : 0);
 	off = stats_put_ms(buf, size, off, "latency_max_ms", stats.export_latency_us_max);
-	stats_put(buf, size, off, "", "in_queue", stats.queue_spans);
+	off = stats_put(buf, size, off, "", "in_queue", stats.queue_spans);
+	if (stats.metrics_evicted)
+		off = stats_put(buf, size, off, "", "metrics_evicted", stats.metrics_evicted);
+	if (stats.metrics_timeouts)
+		stats_put(buf, size, off, "", "metrics_timeouts", stats.metrics_timeouts);
 }

@@ -26,6 +26,7 @@ enum stats_drop {
 	STATS_DROP_SHUTDOWN,	   /* still queued when the shutdown timeout ran out */
 	STATS_DROP_ENCODE,	   /* could not encode (out of memory) */
 	STATS_DROP_ORPHAN,	   /* cut by CLN, traceId lost, and no parent or child told it */
+	STATS_DROP_OUTPUT,	   /* local output failed (stdout closed, broken pipe, disk full) */
 	STATS_DROP__MAX,
 };
 
@@ -36,6 +37,8 @@ struct stats {
 	uint64_t truncated;		     /* spans cut by CLN, kept */
 	uint64_t ringbuf_lost;		     /* records the kernel could not reserve */
 	uint64_t events;		     /* suspend/resume events attached */
+	uint64_t events_evicted;	     /* events discarded: their table was full */
+	uint64_t events_untimed;	     /* trace-file events without a time, not attached */
 	uint64_t queued;		     /* spans accepted into the queue */
 	uint64_t dropped[STATS_DROP__MAX];   /* spans, by reason */
 	uint64_t exported;		     /* spans the collector accepted */
@@ -45,8 +48,10 @@ struct stats {
 	uint64_t failed_batches;	     /* batches given up */
 	uint64_t export_latency_us_sum;	     /* request latency, for the mean */
 	uint64_t export_latency_us_max;
-	uint64_t queue_spans; /* gauge: spans queued or in flight */
-	uint64_t queue_bytes; /* gauge: their payload bytes */
+	uint64_t metrics_evicted;  /* /metrics connections closed for a newer one */
+	uint64_t metrics_timeouts; /* /metrics connections closed at their deadline */
+	uint64_t queue_spans;	   /* gauge: spans queued or in flight */
+	uint64_t queue_bytes;	   /* gauge: their payload bytes */
 };
 
 extern struct stats stats;

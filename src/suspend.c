@@ -25,6 +25,7 @@ struct suspend_table {
 	size_t max;
 	uint64_t ttl_ms;
 	uint64_t expired;
+	uint64_t evicted; /* events */
 };
 
 struct suspend_table *suspend_table__new(size_t max_entries, uint64_t ttl_ms)
@@ -89,9 +90,12 @@ int suspend_table_add(struct suspend_table *t, uint32_t pid, uint64_t span_id,
 {
 	struct suspend_entry **pp = suspend_slot(t, pid, span_id);
 	struct suspend_entry *e = *pp;
+	int evicted = 0;
 
 	if (!e) {
 		if (t->size >= t->max) {
+			evicted = (int)(t->oldest->n + t->oldest->dropped);
+			t->evicted += (uint64_t)evicted;
 			suspend_remove(t, t->oldest);
 			t->expired++;
 			pp = suspend_slot(t, pid, span_id);
@@ -113,12 +117,12 @@ int suspend_table_add(struct suspend_table *t, uint32_t pid, uint64_t span_id,
 	}
 	if (e->n == SPAN_MAX_EVENTS) {
 		e->dropped++;
-		return 0;
+		return evicted;
 	}
 	e->ev[e->n].kind = kind;
 	e->ev[e->n].time_unix_ns = time_unix_ns;
 	e->n++;
-	return 0;
+	return evicted;
 }
 
 void suspend_table_take(struct suspend_table *t, struct span *span)
@@ -155,4 +159,14 @@ size_t suspend_table_size(const struct suspend_table *t)
 uint64_t suspend_table_expired(const struct suspend_table *t)
 {
 	return t->expired;
+}
+
+uint64_t suspend_table_evicted(const struct suspend_table *t)
+{
+	return t->evicted;
+}
+
+size_t suspend_table_mem(const struct suspend_table *t)
+{
+	return sizeof(*t) + t->size * sizeof(struct suspend_entry);
 }

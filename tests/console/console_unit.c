@@ -326,7 +326,7 @@ static void test_ioerror(void)
 	struct exporter *ex;
 	struct harness h = {0};
 	struct export_console_counts c;
-	uint64_t dropped = stats.dropped[STATS_DROP_ENCODE];
+	uint64_t dropped = stats.dropped[STATS_DROP_OUTPUT];
 	struct span *s;
 	struct queue_batch batch;
 
@@ -342,7 +342,7 @@ static void test_ioerror(void)
 	span__free(s);
 	export_console_counts(ex, &c);
 	CHECK_MSG(c.lost == 1 && c.traces == 0, "lost %llu", (unsigned long long)c.lost);
-	CHECK_MSG(stats.dropped[STATS_DROP_ENCODE] == dropped + 1, "counted as dropped");
+	CHECK_MSG(stats.dropped[STATS_DROP_OUTPUT] == dropped + 1, "counted as dropped (output)");
 	exporter__free(ex);
 	fclose(full);
 	loop__free(loop);

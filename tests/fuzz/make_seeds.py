@@ -4,9 +4,9 @@
 
     make_seeds.py TARGET OUTDIR [TESTS_DIR]
 
-TARGET: span, trace_file, config, response, retry. TESTS_DIR defaults to tests/ next to
-this file. Each seed is one file named by its SHA-1. The input layout of each target is
-described at the top of its tests/fuzz/fuzz_<target>.c.
+TARGET: span, trace_file, config, response, retry, metrics_request. TESTS_DIR defaults to
+tests/ next to this file. Each seed is one file named by its SHA-1. The input layout of each
+target is described at the top of its tests/fuzz/fuzz_<target>.c.
 """
 import base64
 import glob
@@ -208,8 +208,19 @@ def gen_retry(tests, put):
         put(b"\x04" + struct.pack("<Q", budget) + bytes(range(0, 64, 3)))
 
 
+def gen_metrics_request(tests, put):
+    """Request heads as scrapers and browsers send them, and some that are not."""
+    for head in (b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n",
+                 b"GET /metrics?x=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                 b"HEAD /metrics HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+                 b"POST /metrics HTTP/1.1\r\nContent-Length: 3\r\n\r\n",
+                 b"GET / HTTP/1.1\n\n", b"GET /metrics\r\n\r\n", b"\r\n\r\n"):
+        put(head)
+
+
 GENERATORS = {"span": gen_span, "trace_file": gen_trace_file, "config": gen_config,
-              "response": gen_response, "retry": gen_retry}
+              "response": gen_response, "retry": gen_retry,
+              "metrics_request": gen_metrics_request}
 
 if __name__ == "__main__":
     main()

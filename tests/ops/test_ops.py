@@ -25,7 +25,7 @@ from harness import (CAPTURE, Collector, Proc, check, free_port, install, main, 
                      need_root, options, run, test, wait_for)
 
 (NAME,), A = options("cln-otlp", "emitter")
-N_REAL, N_EVENTS = 585, 6  # spans and suspend/resume events in CAPTURE
+N_REAL, N_EVENTS = 585, 6  # spans and suspend/resume lines in CAPTURE (no times: not attached)
 
 # Capability numbers (linux/capability.h).
 CAP_DAC_READ_SEARCH, CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 2, 21, 38, 39
@@ -40,13 +40,14 @@ FAMILIES = dict.fromkeys(["cln_otlp_" + n for n in (
     "queue_bytes")], "gauge")
 FAMILIES.update(dict.fromkeys(["cln_otlp_%s_total" % n for n in (
     "spans_received", "spans_rejected", "spans_recovered", "spans_truncated", "ringbuf_lost",
-    "span_events", "spans_queued", "spans_dropped", "spans_exported",
-    "spans_partial_rejected", "batches_sent", "export_retries", "batches_failed")], "counter"),
+    "span_events", "span_events_evicted", "span_events_untimed", "spans_queued", "spans_dropped",
+    "spans_exported", "spans_partial_rejected", "batches_sent", "export_retries",
+    "batches_failed", "metrics_connections_closed")], "counter"),
     cln_otlp_export_latency_seconds="summary")
 REJECT_REASONS = ("too_long", "empty", "invalid_json", "missing_field", "bad_id", "bad_parent_id",
                   "bad_trace_id", "bad_time", "bad_field", "too_many_tags", "nomem")
 DROP_REASONS = ("queue_full", "retry_expired", "not_retryable", "shutdown", "encode",
-                "truncated_orphan")
+                "truncated_orphan", "output")
 LINE_KEYS = ("received", "rejected", "recovered", "ringbuf_lost", "queued", "exported", "dropped",
              "batches", "retries", "failed_batches", "latency_avg_ms", "latency_max_ms",
              "in_queue")
@@ -195,7 +196,9 @@ def metrics(tmp):
             for s, n in (("file", N_REAL), ("usdt", 0), ("socket", 0))}
     want.update({(n, ()): v for n, v in (
         ("cln_otlp_spans_queued_total", N_REAL), ("cln_otlp_spans_exported_total", N_REAL),
-        ("cln_otlp_span_events_total", N_EVENTS), ("cln_otlp_spans_recovered_total", 0),
+        ("cln_otlp_span_events_total", 0), ("cln_otlp_span_events_evicted_total", 0),
+        ("cln_otlp_span_events_untimed_total", N_EVENTS),
+        ("cln_otlp_spans_recovered_total", 0),
         ("cln_otlp_spans_truncated_total", 0), ("cln_otlp_ringbuf_lost_total", 0),
         ("cln_otlp_spans_partial_rejected_total", 0), ("cln_otlp_export_retries_total", 0),
         ("cln_otlp_batches_failed_total", 0), ("cln_otlp_queue_spans", 0),
@@ -203,6 +206,8 @@ def metrics(tmp):
     want[("cln_otlp_build_info", ("version", version))] = 1
     want.update({("cln_otlp_spans_rejected_total", ("reason", r)): 0 for r in REJECT_REASONS})
     want.update({("cln_otlp_spans_dropped_total", ("reason", r)): 0 for r in DROP_REASONS})
+    want.update({("cln_otlp_metrics_connections_closed_total", ("reason", r)): 0
+                 for r in ("evicted", "timeout")})
     for (name, label), value in want.items():
         labels = dict([label]) if label else {}
         got = sample(samples, name, **labels)
@@ -225,17 +230,31 @@ def metrics(tmp):
     status, headers, body = http_get(port, method="HEAD")
     check("HEAD /metrics: 200, no body", status == 200 and body == "", (status, body[:50]))
 
-    # Requests in a row from one client: each answered. A connection the server does not
-    # keep must be announced (Connection: close, and http.client opens a new one): one
-    # dropped unsaid fails the next request. (The server closes after every answer today:
-    # no keep-alive is claimed.)
+    # Requests in a row from one client: each answered, on the one connection (kept alive).
+    # A connection the server does not keep must be announced (Connection: close, and
+    # http.client opens a new one): one dropped unsaid fails the next request.
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    socks = set()
     for _ in range(3):
         conn.request("GET", "/metrics")
         r = conn.getresponse()
         check("a request in a row answered", r.status == 200 and
               b"cln_otlp_spans_exported_total" in r.read())
+        check("kept alive", r.getheader("connection") is None, r.getheaders())
+        socks.add(id(conn.sock))
+    check("one connection for the 3 requests", len(socks) == 1, socks)
     conn.close()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+        s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        got = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        check("Connection: close asked: answered, said, and closed",
+              got.startswith(b"HTTP/1.1 200") and b"\r\nConnection: close\r\n" in got,
+              got[:300])
 
     # A client that sends half a request and stalls, and one that sends nothing: the others
     # are answered while they wait (the stalled request is still open, unanswered, after
@@ -254,6 +273,44 @@ def metrics(tmp):
     check("stdout holds the %d spans" % N_REAL, len(d.spans()) == N_REAL)
     check("exit line: exported=%d" % N_REAL,
           "exported=%d" % N_REAL in done_line(d.stopped().err()))
+
+
+@test("metrics_slow_clients")
+def metrics_slow_clients(tmp):
+    """More half-open connections than the server keeps (16): a scrape is still answered
+    while they are open, the idlest are closed for it and counted; a silent connection is
+    closed at its deadline and counted."""
+    port = free_port()
+    d = follow(tmp, "--metrics-listen", "127.0.0.1:%d" % port, "--stats-interval", "0")
+    d.wait_err("serving http://127.0.0.1:%d/metrics" % port)
+    n_slow, cap = 20, 16
+    slow = []
+    try:
+        for i in range(n_slow):
+            s = socket.create_connection(("127.0.0.1", port), timeout=30)
+            if i % 2:
+                s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # half a request
+            slow.append(s)
+        samples, _ = scrape(port)  # http.client's timeout (5 s) bounds the wait
+        newest = slow[-(cap - 1):]
+        check("the %d newest half-open connections still open after the scrape" % len(newest),
+              not select.select(newest, [], [], 0)[0])
+        evicted = sample(samples, "cln_otlp_metrics_connections_closed_total", reason="evicted")
+        check("the idlest closed for the newcomers, counted", evicted == n_slow + 1 - cap,
+              evicted)
+        oldest = slow[0]
+        check("the oldest was closed for room", oldest.recv(1) == b"")
+    finally:
+        for s in slow:
+            s.close()
+    with socket.create_connection(("127.0.0.1", port), timeout=60) as s:
+        check("a silent connection is closed at its deadline", s.recv(1) == b"")
+    samples, _ = scrape(port)
+    check("the deadline counted", sample(samples, "cln_otlp_metrics_connections_closed_total",
+                                         reason="timeout") >= 1)
+    line = done_line(d.stopped().err())
+    check("the stats line has the closes", "metrics_evicted=%d" % (n_slow + 1 - cap) in line,
+          line)
 
 
 @test("metrics_addrs")

@@ -64,6 +64,10 @@ static void fill_stats(void)
 	stats.export_latency_us_max = 999999;
 	stats.queue_spans = 17;
 	stats.queue_bytes = 18;
+	stats.events_evicted = 19;
+	stats.events_untimed = 20;
+	stats.metrics_evicted = 21;
+	stats.metrics_timeouts = 22;
 }
 
 /*
@@ -162,8 +166,8 @@ static void test_render_values(void)
 	CHECK_MSG(len == strlen(buf), "length %zu == strlen %zu", len, strlen(buf));
 	CHECK_MSG(len < 16384, "text %zu bytes, well under the 32 KiB cap", len);
 	samples = check_structure(buf);
-	/* 3 sources + 11 reasons + 6 drop reasons + 2 summary + 15 single samples */
-	CHECK_MSG(samples == 3 + (SPAN_REJECT__MAX - 1) + STATS_DROP__MAX + 2 + 15, "samples: %d",
+	/* 3 sources + 11 reasons + drop reasons + 2 closes + 2 summary + 17 single samples */
+	CHECK_MSG(samples == 3 + (SPAN_REJECT__MAX - 1) + STATS_DROP__MAX + 2 + 2 + 17, "samples: %d",
 		  samples);
 
 	const char *want[] = {
@@ -178,6 +182,10 @@ static void test_render_values(void)
 		"cln_otlp_spans_truncated_total 6",
 		"cln_otlp_ringbuf_lost_total 7",
 		"cln_otlp_span_events_total 8",
+		"cln_otlp_span_events_evicted_total 19",
+		"cln_otlp_span_events_untimed_total 20",
+		"cln_otlp_metrics_connections_closed_total{reason=\"evicted\"} 21",
+		"cln_otlp_metrics_connections_closed_total{reason=\"timeout\"} 22",
 		"cln_otlp_spans_queued_total 9",
 		"cln_otlp_spans_dropped_total{reason=\"queue_full\"} 10",
 		"cln_otlp_spans_dropped_total{reason=\"truncated_orphan\"} 11",

@@ -10,7 +10,7 @@
  * Data-driven: span (tests/data/span: payload -> struct span or reject reason), otlp
  * (tests/data/otlp: spans -> OTLP/JSON and protobuf), config (tests/data/config: argv and
  * environment -> struct config or error message), orphans (tests/data/orphans: what the
- * cut-span table does, step by step). Code-driven: queue, suspend, pipeline,
+ * cut-span table does, step by step). Code-driven: queue, suspend, suspend_bound, pipeline,
  * pipeline_orphans, orphans_cache.
  * Prints "N passed, M failed" and exits non-zero on any failure.
  */
@@ -588,7 +588,8 @@ static void rec_free(struct exporter *ex)
 {
 }
 
-static const struct exporter_ops rec_ops = {rec_submit, rec_busy, rec_pending, rec_abort, rec_free};
+static const struct exporter_ops rec_ops = {rec_submit, rec_busy, rec_pending,
+					    rec_abort,	rec_free, NULL};
 
 static void stop_loop(struct loop *loop, void *ctx)
 {
@@ -602,6 +603,60 @@ static void ingest(struct pipeline *p, const struct pipeline_origin *origin, uin
 	char json[SPAN_MAX_PAYLOAD];
 
 	pipeline_ingest(p, origin, json, span_payload(json, sizeof(json), id, parent, trace));
+}
+
+/*
+ * 300,000 distinct suspended ids through the pipeline as the daemon sets it up (default
+ * bound): the table stays at its bound, under 1 MiB, and every event pushed out is counted.
+ */
+static void suite_suspend_bound(void)
+{
+	struct pipeline_cfg cfg = {
+		.queue = {.max_spans = 16, .max_bytes = 1 << 20, .batch_size = 16},
+		.schedule_delay_ms = 50,
+		.suspend_ttl_ms = 600000};
+	struct suspend_table *t = suspend_table__new(SUSPEND_DEFAULT_MAX, 600000);
+	struct loop *loop = loop__new();
+	struct rec_exporter rec = {.ex = {.ops = &rec_ops}};
+	struct pipeline *p;
+	uint64_t before = stats.events_evicted;
+	const uint64_t n = 300000;
+	uint64_t ev = 0;
+
+	CHECK_MSG(t && loop, "set-up");
+	if (!t || !loop)
+		return;
+	for (uint64_t i = 1; i <= n; i++) {
+		int r = suspend_table_add(t, 1, i, SPAN_EVENT_SUSPEND, i, 0);
+
+		CHECK_MSG(r >= 0, "add %llu: %d", (unsigned long long)i, r);
+		ev += r > 0 ? (uint64_t)r : 0;
+		CHECK_MSG(suspend_table_size(t) <= SUSPEND_DEFAULT_MAX, "over its bound: %zu",
+			  suspend_table_size(t));
+	}
+	CHECK_MSG(suspend_table_size(t) == SUSPEND_DEFAULT_MAX, "at its bound: size %zu",
+		  suspend_table_size(t));
+	CHECK_MSG(suspend_table_mem(t) < (1u << 20), "under 1 MiB: %zu bytes",
+		  suspend_table_mem(t));
+	CHECK_MSG(ev == n - SUSPEND_DEFAULT_MAX && suspend_table_evicted(t) == ev,
+		  "every evicted event counted: returned %llu, table says %llu, want %llu",
+		  (unsigned long long)ev, (unsigned long long)suspend_table_evicted(t),
+		  (unsigned long long)(n - SUSPEND_DEFAULT_MAX));
+	suspend_table__free(t);
+
+	/* The pipeline with no bound given uses the default, and counts into stats. */
+	p = pipeline__new(loop, &cfg, &rec.ex);
+	CHECK_MSG(p != NULL, "pipeline");
+	if (!p)
+		return;
+	for (uint64_t i = 1; i <= n; i++)
+		pipeline_span_event(p, 1, i, i % 2 ? SPAN_EVENT_SUSPEND : SPAN_EVENT_RESUME, i);
+	CHECK_MSG(stats.events_evicted - before == n - SUSPEND_DEFAULT_MAX,
+		  "stats.events_evicted: %llu, want %llu",
+		  (unsigned long long)(stats.events_evicted - before),
+		  (unsigned long long)(n - SUSPEND_DEFAULT_MAX));
+	pipeline__free(p);
+	loop__free(loop);
 }
 
 static void suite_pipeline(void)
@@ -1201,6 +1256,7 @@ int main(int argc, char **argv)
 	} code_suites[] = {
 		{"queue", suite_queue},
 		{"suspend", suite_suspend},
+		{"suspend_bound", suite_suspend_bound},
 		{"pipeline", suite_pipeline},
 		{"pipeline_orphans", suite_pipeline_orphans},
 		{"orphans_cache", suite_orphans_cache},
