@@ -118,7 +118,7 @@ if(CLN_OTLP_DPKG_SHLIBDEPS)
 	set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 else()
 	set(CPACK_DEBIAN_PACKAGE_DEPENDS "${CPACK_DEBIAN_PACKAGE_DEPENDS}, libbpf1, libc6, libcap2, \
-libcjson1, libcurl4, libelf1, libmicrohttpd12, libprotobuf-c1, zlib1g")
+libcjson1, libcurl4, libelf1, libprotobuf-c1, zlib1g")
 endif()
 file(WRITE ${CMAKE_BINARY_DIR}/deb/conffiles "${CLN_OTLP_ENV_FILE}\n")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${CMAKE_BINARY_DIR}/deb/conffiles

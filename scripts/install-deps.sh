@@ -8,7 +8,7 @@ pkgs=(
 	libbpf-dev bpftool libelf-dev zlib1g-dev                  # eBPF capture
 	libprotobuf-c-dev protobuf-c-compiler protobuf-compiler   # OTLP protobuf
 	libcurl4-openssl-dev libnghttp2-dev libcjson-dev          # export, JSON
-	libcap-dev libmicrohttpd-dev                              # privileges, /metrics
+	libcap-dev                                                # privileges
 	systemtap-sdt-dev                                         # the test emitter's USDT probes
 	python3 python3-grpcio python3-protobuf python3-hpack openssl curl # mock collector, CA
 	python3-prometheus-client                                 # parsing /metrics in tests
