@@ -102,6 +102,12 @@ void stats_format_line(char *buf, size_t size)
 	if (stats.truncated)
 		off = stats_put(buf, size, off, "", "truncated", stats.truncated);
 	off = stats_put(buf, size, off, "", "ringbuf_lost", stats.ringbuf_lost);
+	if (stats.exe_path_lost)
+		off = stats_put(buf, size, off, "", "exe_path_lost", stats.exe_path_lost);
+	if (stats.follow_truncated)
+		off = stats_put(buf, size, off, "", "follow_truncated", stats.follow_truncated);
+	if (stats.follow_lost_bytes)
+		off = stats_put(buf, size, off, "", "follow_lost_bytes", stats.follow_lost_bytes);
 	off = stats_put(buf, size, off, "", "queued", stats.queued);
 	off = stats_put(buf, size, off, "", "exported", stats.exported);
 	if (stats.partial_rejected)

@@ -64,6 +64,9 @@ static void fill_stats(void)
 	stats.export_latency_us_max = 999999;
 	stats.queue_spans = 17;
 	stats.queue_bytes = 18;
+	stats.exe_path_lost = 19;
+	stats.follow_truncated = 20;
+	stats.follow_lost_bytes = 21;
 }
 
 /*
@@ -162,8 +165,8 @@ static void test_render_values(void)
 	CHECK_MSG(len == strlen(buf), "length %zu == strlen %zu", len, strlen(buf));
 	CHECK_MSG(len < 16384, "text %zu bytes, well under the 32 KiB cap", len);
 	samples = check_structure(buf);
-	/* 3 sources + 11 reasons + 6 drop reasons + 2 summary + 15 single samples */
-	CHECK_MSG(samples == 3 + (SPAN_REJECT__MAX - 1) + STATS_DROP__MAX + 2 + 15, "samples: %d",
+	/* 3 sources + 11 reasons + 6 drop reasons + 2 summary + 18 single samples */
+	CHECK_MSG(samples == 3 + (SPAN_REJECT__MAX - 1) + STATS_DROP__MAX + 2 + 18, "samples: %d",
 		  samples);
 
 	const char *want[] = {
@@ -193,6 +196,9 @@ static void test_render_values(void)
 		"cln_otlp_export_latency_max_seconds 0.999999",
 		"cln_otlp_queue_spans 17",
 		"cln_otlp_queue_bytes 18",
+		"cln_otlp_exe_path_lost_total 19",
+		"cln_otlp_follow_truncated_total 20",
+		"cln_otlp_follow_lost_bytes_total 21",
 		"# TYPE cln_otlp_queue_spans gauge",
 		"# TYPE cln_otlp_spans_exported_total counter",
 	};
@@ -248,6 +254,9 @@ static void test_line(void)
 		"latency_avg_ms=308.6",
 		"latency_max_ms=999.9",
 		"in_queue=17",
+		"exe_path_lost=19",
+		"follow_truncated=20",
+		"follow_lost_bytes=21",
 	};
 
 	fill_stats();
@@ -258,6 +267,7 @@ static void test_line(void)
 	memset(&stats, 0, sizeof(stats));
 	stats_format_line(line, sizeof(line));
 	CHECK_MSG(!strstr(line, "rej_") && !strstr(line, "drop_") && !strstr(line, "truncated") &&
+			  !strstr(line, "exe_path_lost") &&
 			  !strstr(line, "usdt="),
 		  "zero details left out: %s", line);
 	CHECK_MSG(has_token(line, "latency_avg_ms=0.0") && has_token(line, "batches=0") &&
