@@ -9,6 +9,8 @@
   socket     every span of the capture sent as one datagram each (as CLN_TRACE_SOCKET does)
              arrives, with the sender's pid as process.pid; a stale socket file is replaced;
              a regular file at the path is refused
+  socket_exe_paths  more distinct executables than the table of paths holds send, in waves,
+             and exit: every span carries its own sender's process.executable.path
   follow     a trace file written while cln-otlp follows it: every span arrives, suspend/
              resume lines become cln.suspend/cln.resume events; a replaced file is read anew
   sigterm    SIGTERM flushes what was read and exits 0
@@ -22,6 +24,7 @@ generated Python classes in $MOCK_PROTO_PY)
 """
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -33,7 +36,7 @@ from harness import (CAPTURE, CAPTURE_DIR, TRACE as T1, Proc, attrs, check, cln_
                      cln_spans, expected_otlp, main, options, otlp_spans, proto_classes, run,
                      span_fields, span_payloads, test)
 
-(NAME,), A = options("cln-otlp", "otlp-encode", "proto")
+(NAME,), A = options("cln-otlp", "otlp-encode", "proto", "sender")
 SENT = span_payloads(CAPTURE)
 IDS = {json.loads(p)[0]["id"] for p in SENT}
 
@@ -150,6 +153,43 @@ def socket_source(tmp):
     check("process.executable.path is the sender's",
           exes in ({os.path.realpath(sys.executable)}, {"/usr/bin/python3"}), exes)
     check("socket removed at exit", not os.path.exists(path))
+
+
+@test("socket_exe_paths")
+def socket_exe_paths(tmp):
+    n, wave = 300, 50  # over the 256 paths the table holds at once
+    bindir = os.path.join(tmp, "bin")
+    os.mkdir(bindir)
+    exes = [os.path.join(bindir, "sender-%d" % i) for i in range(n)]
+    for exe in exes:
+        try:
+            os.link(A.sender, exe)  # /proc/<pid>/exe names the path it was run by
+        except OSError:
+            shutil.copy(A.sender, exe)
+    sid = ["%016x" % (0x1000 + i) for i in range(n)]
+    path = os.path.join(tmp, "trace.sock")
+    with start(tmp, "--socket", path) as d:
+        d.wait(lambda: os.path.exists(path) and "listening" in d.err(), 30, "socket created")
+        for w in range(0, n, wave):
+            senders = []
+            try:
+                for i in range(w, min(n, w + wave)):  # alive until their span is read
+                    senders.append(subprocess.Popen(
+                        [exes[i], path, cln_json(sid[i], "sender-%d" % i)],
+                        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL))
+                want = set(sid[w:w + wave])
+                d.wait(lambda: want <= ids(d), 60, "wave %d: every span exported" % w)
+            finally:
+                for p in senders:
+                    p.stdin.close()
+                for p in senders:
+                    check("a sender exits 0", p.wait(30) == 0, exes[senders.index(p)])
+        d.stopped(what="exit 0 after SIGTERM")
+    got = {sp["spanId"]: res.get("process.executable.path") for res, sp in d.spans()}
+    wrong = [(i, got.get(sid[i])) for i in range(n)
+             if got.get(sid[i]) not in (os.path.realpath(exes[i]), exes[i])]
+    check("every span carries its sender's executable path", not wrong, wrong[:3])
+    check("no path lost for want of room", "exe_path_lost" not in d.err(), d.err()[-500:])
 
 
 @test("follow")
