@@ -13,6 +13,9 @@
              and exit: every span carries its own sender's process.executable.path
   follow     a trace file written while cln-otlp follows it: every span arrives, suspend/
              resume lines become cln.suspend/cln.resume events; a replaced file is read anew
+  follow_rewrite  a followed file truncated and rewritten with more than before, faster than
+             the follower looks, again and again: every span arrives, each truncation counted,
+             no byte lost; a file replaced just after a last write to the old one: both read
   sigterm    SIGTERM flushes what was read and exits 0
   truncated  spans CLN cut at its 2048-byte buffer (tail and traceId lost) are kept: the text
              before the cut, cln.truncated=true, and the traceId of their family (the parent
@@ -220,6 +223,54 @@ def follow(tmp):
         check("event names and order", names == ["cln.suspend", "cln.resume"], names)
     pids = {res["process.pid"] for _, res in got.values()}
     check("pid from the trace file's name", pids == {4242}, pids)
+
+
+def emit_lines(first, n, tag):
+    return "".join("span_emit %016x %s\n" % (i, cln_json("%016x" % i, "%s-%d" % (tag, i)))
+                   for i in range(first, first + n))
+
+
+def stats_line(d, key):
+    """The value of key in a fresh stats line (SIGUSR1 asks for one), 0 when left out."""
+    before = len(d.lines("err"))
+    d.proc.send_signal(signal.SIGUSR1)
+    d.wait(lambda: any("queued=" in ln for ln in d.lines("err")[before:]), 30, "a stats line")
+    line = next(ln for ln in d.lines("err")[before:] if "queued=" in ln)
+    vals = dict(t.split("=", 1) for t in line.split() if "=" in t)
+    return int(vals.get(key, 0))
+
+
+@test("follow_rewrite")
+def follow_rewrite(tmp):
+    path = os.path.join(tmp, "lightningd-trace.4243")
+    rounds, want = 6, set()
+    open(path, "w").close()
+    with start(tmp, "--file", path, "--follow") as d:
+        d.wait_err("privileges:")  # started: SIGUSR1 is handled from here on
+        for r in range(rounds):
+            # Truncated and rewritten in one go, longer than before: the size alone says
+            # nothing; the follower looks every 200 ms.
+            first, n = 0x100 * (r + 1), 40 * (r + 1)
+            with open(path, "w") as f:
+                f.write(emit_lines(first, n, "round%d" % r))
+            want |= {"%016x" % i for i in range(first, first + n)}
+            d.wait(lambda: want <= ids(d), 60, "round %d: every span exported" % r)
+        check("each truncation counted once", stats_line(d, "follow_truncated") == rounds - 1,
+              d.err()[-400:])
+        check("no byte lost", stats_line(d, "follow_lost_bytes") == 0, d.err()[-400:])
+        # A last write to the old file, then a new file over it: the old one is finished first.
+        with open(path, "a") as old:
+            old.write(emit_lines(0x10000, 5, "old"))
+        with open(path + ".new", "w") as f:
+            f.write(emit_lines(0x20000, 5, "new"))
+        os.rename(path + ".new", path)
+        want |= {"%016x" % i for i in list(range(0x10000, 0x10005)) + list(range(0x20000, 0x20005))}
+        d.wait(lambda: want <= ids(d), 60, "the old file's last lines and the new file")
+        d.stopped(what="exit 0 after SIGTERM")
+    got = [sp["spanId"] for _, sp in d.spans()]
+    check("every span exactly once", sorted(got) == sorted(want), len(got) - len(want))
+    check("no line rejected (none read from the middle)",
+          " %d spans accepted, 0 rejected" % len(want) in d.err(), d.err()[-400:])
 
 
 @test("sigterm")
