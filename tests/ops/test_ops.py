@@ -200,7 +200,8 @@ def metrics(tmp):
         ("cln_otlp_spans_truncated_total", 0), ("cln_otlp_ringbuf_lost_total", 0),
         ("cln_otlp_spans_partial_rejected_total", 0), ("cln_otlp_export_retries_total", 0),
         ("cln_otlp_batches_failed_total", 0), ("cln_otlp_queue_spans", 0),
-        ("cln_otlp_queue_bytes", 0))})
+        ("cln_otlp_queue_bytes", 0), ("cln_otlp_exe_path_lost_total", 0),
+        ("cln_otlp_follow_truncated_total", 0), ("cln_otlp_follow_lost_bytes_total", 0))})
     want[("cln_otlp_build_info", ("version", version))] = 1
     want.update({("cln_otlp_spans_rejected_total", ("reason", r)): 0 for r in REJECT_REASONS})
     want.update({("cln_otlp_spans_dropped_total", ("reason", r)): 0 for r in DROP_REASONS})
