@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "clock.h"
+#include "exe_paths.h"
 #include "log.h"
 #include "stats.h"
 #include "text.h"
@@ -43,7 +44,7 @@ struct console_node {
 	uint32_t pid;
 	uint32_t subtree;     /* spans in this subtree, itself included */
 	uint32_t suspends;    /* suspend periods */
-	const char *exe_path; /* interned: lives as long as the process */
+	const char *exe_path; /* exe_paths.h: the node holds a reference */
 	uint64_t start_us;
 	uint64_t dur_us;
 	uint64_t suspended_us;
@@ -206,7 +207,7 @@ static struct console_node *console_node_new(const struct export_console *ec, co
 	n->error = error;
 	n->truncated = s->truncated;
 	n->pid = s->pid;
-	n->exe_path = s->exe_path;
+	n->exe_path = exe_path_ref(s->exe_path);
 	n->start_us = s->timestamp_us;
 	n->dur_us = s->duration_us;
 	n->subtree = 1;
@@ -247,6 +248,7 @@ static void console_free_trees(struct export_console *ec, struct console_node *n
 		}
 		ec->spans--;
 		ec->bytes -= n->mem;
+		exe_path_put(n->exe_path);
 		free(n);
 		n = next;
 	}

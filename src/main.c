@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "exe_paths.h"
 #include "export_console.h"
 #include "export_http.h"
 #include "export_stdout.h"
@@ -350,7 +351,7 @@ static void app_free(struct app *app)
 	if (app->sigfd > 0)
 		close(app->sigfd);
 	loop__free(app->loop);
-	span_intern_reset();
+	exe_paths_reset();
 	config_free(&app->cfg);
 }
 

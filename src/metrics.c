@@ -158,6 +158,18 @@ size_t metrics_render(char *buf, size_t size, uint64_t start_time_ns)
 	metrics_u64(&o, "ringbuf_lost_total", "counter",
 		    "Span records the kernel could not put in the eBPF ring buffer (it was full).",
 		    stats.ringbuf_lost);
+	metrics_u64(&o, "exe_path_lost_total", "counter",
+		    "New processes whose executable path could not be kept (the table of paths "
+		    "was full): their spans lack process.executable.path.",
+		    stats.exe_path_lost);
+	metrics_u64(&o, "follow_truncated_total", "counter",
+		    "Times a followed file was truncated (or truncated and rewritten): read again "
+		    "from its start.",
+		    stats.follow_truncated);
+	metrics_u64(
+		&o, "follow_lost_bytes_total", "counter",
+		"Bytes of a followed file lost to a truncation: written but not read before it.",
+		stats.follow_lost_bytes);
 	metrics_u64(&o, "span_events_total", "counter",
 		    "Suspend/resume span events attached to spans.", stats.events);
 	metrics_u64(&o, "span_events_evicted_total", "counter",

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "clock.h"
+#include "exe_paths.h"
 #include "log.h"
 #include "orphans.h"
 #include "suspend.h"
@@ -259,7 +260,7 @@ enum span_reject pipeline_ingest(struct pipeline *p, const struct pipeline_origi
 	if (span->path == SPAN_PATH_RECOVERED)
 		stats.recovered++;
 	span->pid = origin->pid;
-	span->exe_path = origin->exe_path;
+	span->exe_path = exe_path_ref(origin->exe_path);
 	suspend_table_take(p->suspend, span);
 	stats.events += span->n_events;
 	if (!span->has_trace_id && !(span = pipeline_orphan(p, span)))

@@ -36,7 +36,7 @@ void pipeline__free(struct pipeline *p);
 struct pipeline_origin {
 	enum stats_source source;
 	uint32_t pid;	      /* 0 when unknown */
-	const char *exe_path; /* interned (span_intern) or NULL */
+	const char *exe_path; /* exe_path_get(), or NULL: each span takes a reference */
 };
 
 /*

@@ -4,6 +4,13 @@
  * epoll) or from epoll readiness (pipes, terminals), so a large file never starves the
  * exporter's sockets or the signal fd. When the queue is nearly full, reading pauses
  * until it drains: a file can wait, so nothing read from it is dropped for lack of room.
+ *
+ * Following a file: before each read, a new inode at the path means the file was replaced
+ * (the old one is read to its end, then the new one from its start) and a size below the
+ * offset that it was truncated. Each read also takes the FILE_TAIL bytes before the offset,
+ * which must be the ones read last time: otherwise the file was truncated and rewritten
+ * with as much or more between two looks. Either way it is read again from its start, and
+ * what could not be read is counted (follow_truncated, follow_lost_bytes).
  */
 #include "source_file.h"
 
@@ -23,6 +30,8 @@
 #define FILE_BACKLOG_MS	    20
 #define FILE_FIRST_LINES    5 /* line numbers kept per reject reason */
 
+#define FILE_TAIL 1024 /* following: bytes before the offset compared to spot a rewrite */
+
 struct source_file {
 	struct loop *loop;
 	struct pipeline *p;
@@ -40,6 +49,13 @@ struct source_file {
 	ino_t ino;
 	dev_t dev;
 	off_t offset;
+	bool regular;	      /* a regular file: its size and contents can be checked */
+	bool replaced;	      /* following: a new file took the path; finish this one first */
+	off_t size_seen;      /* following: the largest size seen since the last (re)start */
+	off_t size_look;      /* the size at the last look: seen if the next read finds our tail */
+	char tail[FILE_TAIL]; /* the last bytes read, just before offset */
+	size_t tail_len;
+	struct log_ratelimit rl;
 	struct loop_timer *timer;
 	struct pipeline_origin origin;
 
@@ -200,39 +216,126 @@ static int source_file_open(struct source_file *src)
 	src->fd = open(src->path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (src->fd < 0)
 		return -errno;
+	src->regular = false;
 	if (fstat(src->fd, &st) == 0) {
 		src->ino = st.st_ino;
 		src->dev = st.st_dev;
+		src->regular = S_ISREG(st.st_mode);
 	}
 	src->offset = 0;
+	src->size_seen = 0;
+	src->size_look = 0;
+	src->tail_len = 0;
+	src->replaced = false;
 	return 0;
 }
 
-/* Following: the file was replaced (new inode) or truncated: start over on the new one. */
-static void source_file_check_rotation(struct source_file *src)
+/* Keep the last FILE_TAIL bytes read: what must still precede the offset next time. */
+static void source_file_keep_tail(struct source_file *src, const char *data, size_t n)
+{
+	if (n >= FILE_TAIL) {
+		memcpy(src->tail, data + n - FILE_TAIL, FILE_TAIL);
+		src->tail_len = FILE_TAIL;
+		return;
+	}
+	if (src->tail_len + n > FILE_TAIL) {
+		size_t drop = src->tail_len + n - FILE_TAIL;
+
+		memmove(src->tail, src->tail + drop, src->tail_len - drop);
+		src->tail_len -= drop;
+	}
+	memcpy(src->tail + src->tail_len, data, n);
+	src->tail_len += n;
+}
+
+/*
+ * Following, the file was truncated: read it again from its start. What cannot be read any
+ * more is counted: the start of a line cut by the truncation, and what was seen in the file
+ * past the offset but not read yet. Bytes written and truncated away between two looks are
+ * not seen at all: only the event counts then.
+ */
+static void source_file_restart(struct source_file *src)
+{
+	uint64_t lost = src->len;
+
+	if (src->size_seen > src->offset)
+		lost += (uint64_t)(src->size_seen - src->offset);
+	stats.follow_truncated++;
+	stats.follow_lost_bytes += lost;
+	log_limited(&src->rl, lost ? LOG_LVL_WARN : LOG_LVL_INFO,
+		    "%s was truncated: reading it again from its start (%llu bytes lost)",
+		    src->path, (unsigned long long)lost);
+	src->len = 0;
+	src->skipping = false;
+	src->tail_len = 0;
+	src->size_seen = 0;
+	src->size_look = 0;
+	src->offset = 0;
+}
+
+/*
+ * Following, before each read: was the file replaced (a new inode at the path: finish the old
+ * one, then read the new one) or cut shorter than the offset?
+ */
+static void source_file_look(struct source_file *src)
 {
 	struct stat st;
 
-	if (stat(src->path, &st) < 0)
-		return; /* gone for now: keep the old fd until a new file appears */
-	if (st.st_ino != src->ino || st.st_dev != src->dev) {
-		log_info("%s was replaced: reading the new file from its start", src->path);
-		source_file_eof(src);
-		close(src->fd);
-		if (source_file_open(src) < 0)
-			src->fd = -1;
-	} else if (st.st_size < src->offset) {
-		log_info("%s was truncated: reading from its start", src->path);
-		source_file_eof(src);
-		lseek(src->fd, 0, SEEK_SET);
-		src->offset = 0;
+	if (stat(src->path, &st) == 0 && (st.st_ino != src->ino || st.st_dev != src->dev)) {
+		log_info("%s was replaced: reading the rest of the old file, then the new one",
+			 src->path);
+		src->replaced = true;
+		return;
 	}
+	if (!src->regular || fstat(src->fd, &st) < 0)
+		return; /* gone for now: keep the old fd until a new file appears */
+	if (st.st_size < src->offset)
+		source_file_restart(src);
+	else
+		src->size_look = st.st_size;
+}
+
+/*
+ * Following a regular file: read what follows the offset into @chunk together with the
+ * FILE_TAIL bytes before it, in one call, and check that those are still the bytes read last
+ * time. Size alone misses a file truncated and rewritten with as much or more between two
+ * looks; a changed tail reveals it, and the file is read again from its start. Residual
+ * limit: a rewrite that leaves those FILE_TAIL bytes as they were (the same lines written
+ * again up to there) goes unnoticed. Returns the bytes of new data, at *@data.
+ */
+static ssize_t source_file_pread(struct source_file *src, char *chunk, size_t size,
+				 const char **data)
+{
+	size_t t = src->tail_len;
+	ssize_t n = pread(src->fd, chunk, size, src->offset - (off_t)t);
+
+	if (n < 0)
+		return n;
+	if ((size_t)n < t || memcmp(chunk, src->tail, t)) {
+		source_file_restart(src);
+		n = pread(src->fd, chunk, size, 0);
+		t = 0;
+	} else if (src->size_look > src->size_seen) {
+		src->size_seen = src->size_look; /* that size was the file we were reading */
+	}
+	*data = chunk + t;
+	return n < 0 ? n : n - (ssize_t)t;
+}
+
+/* Following, at the end of a file that was replaced: on to the new one, from its start. */
+static void source_file_switch(struct source_file *src)
+{
+	source_file_eof(src);
+	close(src->fd);
+	if (source_file_open(src) < 0)
+		src->fd = -1;
 }
 
 /* Read one slice. Returns true when there may be more right away. */
 static bool source_file_slice(struct source_file *src)
 {
 	char chunk[65536];
+	const char *data = chunk;
 	uint64_t lines_before = src->lineno;
 
 	while (src->lineno - lines_before < FILE_SLICE_LINES) {
@@ -243,10 +346,17 @@ static bool source_file_slice(struct source_file *src)
 			source_file_schedule(src, FILE_BACKLOG_MS);
 			return false;
 		}
-		n = read(src->fd, chunk, sizeof(chunk));
+		if (src->follow && !src->is_stdin && !src->replaced)
+			source_file_look(src);
+		if (src->follow && src->regular)
+			n = source_file_pread(src, chunk, sizeof(chunk), &data);
+		else
+			n = read(src->fd, chunk, sizeof(chunk));
 		if (n > 0) {
 			src->offset += n;
-			source_file_feed(src, chunk, (size_t)n);
+			if (src->follow && src->regular)
+				source_file_keep_tail(src, data, (size_t)n);
+			source_file_feed(src, data, (size_t)n);
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -262,7 +372,11 @@ static bool source_file_slice(struct source_file *src)
 		}
 		/* End of file (for a pipe: the writer is gone, whatever follow says). */
 		if (src->follow && !src->is_stdin) {
-			source_file_check_rotation(src);
+			if (src->replaced) {
+				source_file_switch(src);
+				if (src->fd >= 0)
+					continue;
+			}
 			source_file_schedule(src, FILE_FOLLOW_POLL_MS);
 			return false;
 		}

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "exe_paths.h"
 #include "log.h"
 
 #define SOCKET_BATCH	 32   /* datagrams per recvmmsg */
@@ -20,8 +22,8 @@
 #define SOCKET_EXE_CACHE 64
 
 struct socket_exe {
-	uint32_t pid;
-	const char *exe; /* interned, may be NULL */
+	uint32_t pid;	 /* 0: free */
+	const char *exe; /* a reference (exe_paths.h), may be NULL */
 };
 
 struct source_socket {
@@ -38,11 +40,26 @@ struct source_socket {
 	struct log_ratelimit rl;
 };
 
+/* Forget cached pids whose process exited: their paths may go once their spans are out. */
+static void source_socket_sweep(struct source_socket *src)
+{
+	for (size_t i = 0; i < SOCKET_EXE_CACHE; i++) {
+		struct socket_exe *slot = &src->exes[i];
+
+		if (!slot->pid || kill((pid_t)slot->pid, 0) == 0 || errno != ESRCH)
+			continue;
+		exe_path_put(slot->exe);
+		slot->exe = NULL;
+		slot->pid = 0;
+	}
+}
+
 /*
- * The executable of @pid, read once per pid (a small round-robin cache). /proc/<pid>/exe
- * needs ptrace-read access, which a process that dropped its capabilities lacks for a
- * node running as another user; argv[0] (world-readable) stands in when it is absolute,
- * as it is for the plugins lightningd starts.
+ * The executable of @pid, read once per pid (a small round-robin cache; each entry holds a
+ * reference to its path). /proc/<pid>/exe needs ptrace-read access, which a process that
+ * dropped its capabilities lacks for a node running as another user; argv[0]
+ * (world-readable) stands in when it is absolute, as it is for the plugins lightningd
+ * starts.
  */
 static const char *source_socket_exe(struct source_socket *src, uint32_t pid)
 {
@@ -56,6 +73,7 @@ static const char *source_socket_exe(struct source_socket *src, uint32_t pid)
 		if (src->exes[i].pid == pid)
 			return src->exes[i].exe;
 	slot = &src->exes[src->next_exe++ % SOCKET_EXE_CACHE];
+	exe_path_put(slot->exe);
 	slot->pid = pid;
 	slot->exe = NULL;
 	snprintf(path, sizeof(path), "/proc/%u/exe", pid);
@@ -72,7 +90,9 @@ static const char *source_socket_exe(struct source_socket *src, uint32_t pid)
 			return NULL;
 	}
 	target[n] = '\0'; /* cmdline: argv[0] ends at its own NUL */
-	slot->exe = span_intern(target);
+	if (exe_paths_full())
+		source_socket_sweep(src);
+	slot->exe = exe_path_get(target);
 	return slot->exe;
 }
 
@@ -206,6 +226,8 @@ void source_socket__free(struct source_socket *src)
 {
 	if (!src)
 		return;
+	for (size_t i = 0; i < SOCKET_EXE_CACHE; i++)
+		exe_path_put(src->exes[i].exe);
 	if (src->fd >= 0) {
 		if (!src->stopped)
 			loop_del(src->loop, src->fd);

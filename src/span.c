@@ -22,6 +22,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "exe_paths.h"
 #include "text.h"
 
 /* Every byte may become U+FFFD (3 bytes), plus NULs. */
@@ -868,6 +869,8 @@ out:
 
 void span__free(struct span *span)
 {
+	if (span)
+		exe_path_put(span->exe_path);
 	free(span);
 }
 
@@ -880,36 +883,4 @@ void span_add_event(struct span *span, enum span_event_kind kind, uint64_t time_
 	span->events[span->n_events].kind = kind;
 	span->events[span->n_events].time_unix_ns = time_unix_ns;
 	span->n_events++;
-}
-
-/* ---- interning ------------------------------------------------------------------------ */
-
-#define SPAN_INTERN_MAX 256
-
-static char *span_interned[SPAN_INTERN_MAX];
-static size_t span_n_interned;
-
-const char *span_intern(const char *s)
-{
-	char *copy;
-
-	if (!s)
-		return NULL;
-	for (size_t i = 0; i < span_n_interned; i++)
-		if (!strcmp(span_interned[i], s))
-			return span_interned[i];
-	if (span_n_interned == SPAN_INTERN_MAX)
-		return NULL;
-	copy = strdup(s);
-	if (!copy)
-		return NULL;
-	span_interned[span_n_interned++] = copy;
-	return copy;
-}
-
-void span_intern_reset(void)
-{
-	for (size_t i = 0; i < span_n_interned; i++)
-		free(span_interned[i]);
-	span_n_interned = 0;
 }

@@ -91,7 +91,7 @@ struct span {
 
 	/* Where the span came from; filled in by its source, 0/NULL when unknown. */
 	uint32_t pid;
-	const char *exe_path; /* interned (span_intern), never freed while spans live */
+	const char *exe_path; /* exe_paths.h: the span holds a reference (span__free) */
 
 	uint32_t n_events;
 	uint32_t dropped_events;
@@ -125,12 +125,5 @@ void span_add_event(struct span *span, enum span_event_kind kind, uint64_t time_
 
 /* Parse 16 hex digits as a big-endian u64 (CLN span ids are u64s printed with %016lx). */
 bool span_id_parse_u64(const char *hex, size_t n, uint64_t *out);
-
-/*
- * Intern a string for the life of the process (executable paths and the like: a handful of
- * distinct values). Returns NULL when the table (256 entries) is full or on ENOMEM.
- */
-const char *span_intern(const char *s);
-void span_intern_reset(void); /* frees the table: only at exit, when no span lives */
 
 #endif

@@ -107,6 +107,12 @@ void stats_format_line(char *buf, size_t size)
 		off = stats_put(buf, size, off, "", "events_evicted", stats.events_evicted);
 	if (stats.events_untimed)
 		off = stats_put(buf, size, off, "", "events_untimed", stats.events_untimed);
+	if (stats.exe_path_lost)
+		off = stats_put(buf, size, off, "", "exe_path_lost", stats.exe_path_lost);
+	if (stats.follow_truncated)
+		off = stats_put(buf, size, off, "", "follow_truncated", stats.follow_truncated);
+	if (stats.follow_lost_bytes)
+		off = stats_put(buf, size, off, "", "follow_lost_bytes", stats.follow_lost_bytes);
 	off = stats_put(buf, size, off, "", "queued", stats.queued);
 	off = stats_put(buf, size, off, "", "exported", stats.exported);
 	if (stats.partial_rejected)

@@ -52,6 +52,11 @@ struct stats {
 	uint64_t metrics_timeouts; /* /metrics connections closed at their deadline */
 	uint64_t queue_spans;	   /* gauge: spans queued or in flight */
 	uint64_t queue_bytes;	   /* gauge: their payload bytes */
+
+	/* Sources. */
+	uint64_t exe_path_lost;	    /* new processes whose executable path found no room */
+	uint64_t follow_truncated;  /* followed files truncated (and rewritten) under us */
+	uint64_t follow_lost_bytes; /* bytes of those that could not be read */
 };
 
 extern struct stats stats;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "elf_notes.h"
+#include "exe_paths.h"
 #include "log.h"
 #include "span.h"
 
@@ -34,7 +35,7 @@ struct targets_ident {
 
 struct targets_bin {
 	char *path;	      /* the file we open: absolute, symlinks resolved */
-	const char *exe_path; /* interned: its name for the traced process (once attached) */
+	const char *exe_path; /* exe_path_get(), held for good: its name (once attached) */
 	bool plugin;
 	bool has_probes;	 /* the file we looked at carries lightningd:span_emit */
 	bool present;		 /* the path existed at the last look */
@@ -112,7 +113,7 @@ static int targets_attach_bin(struct targets *t, size_t idx, void **att)
 	if (n < 0)
 		return n;
 	/* Interned once something can send spans: files without probes take no entry. */
-	b->exe_path = span_intern(b->path);
+	b->exe_path = exe_path_get(b->path);
 	return n;
 }
 
@@ -423,7 +424,7 @@ static void targets_renamed(struct targets *t, struct targets_bin *b, const char
 	b->path = copy;
 	b->present = true;
 	if (b->exe_path)
-		b->exe_path = span_intern(path);
+		b->exe_path = exe_path_get(path);
 }
 
 /*
@@ -554,7 +555,7 @@ static bool targets_take_over(struct targets *t, size_t idx, const struct target
 	targets_install(t, b, tmp->att, id);
 	tmp->att = NULL;
 	tmp->has_probes = false;
-	b->exe_path = span_intern(b->path);
+	b->exe_path = exe_path_get(b->path);
 	tmp->exe_path = b->exe_path;
 	log_info("%s was replaced (installed as %s): its probes are attached", b->path, tmp->path);
 	return true;

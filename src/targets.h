@@ -80,7 +80,7 @@ void targets_detach_all(struct targets *t);
 
 size_t targets_count(const struct targets *t);
 const char *targets_path(const struct targets *t, size_t idx);
-/* Interned (span_intern); NULL for an index past the end or a file never attached. */
+/* From exe_path_get(), held by the targets; NULL past the end or for a file never attached. */
 const char *targets_exe_path(const struct targets *t, size_t idx);
 size_t targets_n_plugin_dirs(const struct targets *t);
 const char *targets_plugin_dir(const struct targets *t, size_t i);

@@ -9,9 +9,14 @@
   socket     every span of the capture sent as one datagram each (as CLN_TRACE_SOCKET does)
              arrives, with the sender's pid as process.pid; a stale socket file is replaced;
              a regular file at the path is refused
+  socket_exe_paths  more distinct executables than the table of paths holds send, in waves,
+             and exit: every span carries its own sender's process.executable.path
   follow     a trace file written while cln-otlp follows it: every span arrives; suspend/
              resume lines (no time on them) are counted, never attached with the time they
              were read; a replaced file is read anew
+  follow_rewrite  a followed file truncated and rewritten with more than before, faster than
+             the follower looks, again and again: every span arrives, each truncation counted,
+             no byte lost; a file replaced just after a last write to the old one: both read
   sigterm    SIGTERM flushes what was read and exits 0
   signals    SIGHUP leaves the run and its queue alone (a SIGTERM afterwards delivers every
              span); SIGQUIT, SIGUSR2, SIGPWR and a real-time signal stop it as SIGTERM does:
@@ -26,6 +31,7 @@ generated Python classes in $MOCK_PROTO_PY)
 """
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -37,7 +43,7 @@ from harness import (CAPTURE, CAPTURE_DIR, TRACE as T1, Proc, attrs, check, cln_
                      cln_spans, expected_otlp, main, options, otlp_spans, proto_classes, run,
                      span_fields, span_payloads, test)
 
-(NAME,), A = options("cln-otlp", "otlp-encode", "proto")
+(NAME,), A = options("cln-otlp", "otlp-encode", "proto", "sender")
 SENT = span_payloads(CAPTURE)
 IDS = {json.loads(p)[0]["id"] for p in SENT}
 
@@ -156,6 +162,43 @@ def socket_source(tmp):
     check("socket removed at exit", not os.path.exists(path))
 
 
+@test("socket_exe_paths")
+def socket_exe_paths(tmp):
+    n, wave = 300, 50  # over the 256 paths the table holds at once
+    bindir = os.path.join(tmp, "bin")
+    os.mkdir(bindir)
+    exes = [os.path.join(bindir, "sender-%d" % i) for i in range(n)]
+    for exe in exes:
+        try:
+            os.link(A.sender, exe)  # /proc/<pid>/exe names the path it was run by
+        except OSError:
+            shutil.copy(A.sender, exe)
+    sid = ["%016x" % (0x1000 + i) for i in range(n)]
+    path = os.path.join(tmp, "trace.sock")
+    with start(tmp, "--socket", path) as d:
+        d.wait(lambda: os.path.exists(path) and "listening" in d.err(), 30, "socket created")
+        for w in range(0, n, wave):
+            senders = []
+            try:
+                for i in range(w, min(n, w + wave)):  # alive until their span is read
+                    senders.append(subprocess.Popen(
+                        [exes[i], path, cln_json(sid[i], "sender-%d" % i)],
+                        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL))
+                want = set(sid[w:w + wave])
+                d.wait(lambda: want <= ids(d), 60, "wave %d: every span exported" % w)
+            finally:
+                for p in senders:
+                    p.stdin.close()
+                for p in senders:
+                    check("a sender exits 0", p.wait(30) == 0, exes[senders.index(p)])
+        d.stopped(what="exit 0 after SIGTERM")
+    got = {sp["spanId"]: res.get("process.executable.path") for res, sp in d.spans()}
+    wrong = [(i, got.get(sid[i])) for i in range(n)
+             if got.get(sid[i]) not in (os.path.realpath(exes[i]), exes[i])]
+    check("every span carries its sender's executable path", not wrong, wrong[:3])
+    check("no path lost for want of room", "exe_path_lost" not in d.err(), d.err()[-500:])
+
+
 @test("follow")
 def follow(tmp):
     path = os.path.join(tmp, "lightningd-trace.4242")
@@ -191,6 +234,54 @@ def follow(tmp):
           "events_untimed=%d" % n_lines in d.err().split(), d.err())
     pids = {res["process.pid"] for _, res in got.values()}
     check("pid from the trace file's name", pids == {4242}, pids)
+
+
+def emit_lines(first, n, tag):
+    return "".join("span_emit %016x %s\n" % (i, cln_json("%016x" % i, "%s-%d" % (tag, i)))
+                   for i in range(first, first + n))
+
+
+def stats_line(d, key):
+    """The value of key in a fresh stats line (SIGUSR1 asks for one), 0 when left out."""
+    before = len(d.lines("err"))
+    d.proc.send_signal(signal.SIGUSR1)
+    d.wait(lambda: any("queued=" in ln for ln in d.lines("err")[before:]), 30, "a stats line")
+    line = next(ln for ln in d.lines("err")[before:] if "queued=" in ln)
+    vals = dict(t.split("=", 1) for t in line.split() if "=" in t)
+    return int(vals.get(key, 0))
+
+
+@test("follow_rewrite")
+def follow_rewrite(tmp):
+    path = os.path.join(tmp, "lightningd-trace.4243")
+    rounds, want = 6, set()
+    open(path, "w").close()
+    with start(tmp, "--file", path, "--follow") as d:
+        d.wait_err("privileges:")  # started: SIGUSR1 is handled from here on
+        for r in range(rounds):
+            # Truncated and rewritten in one go, longer than before: the size alone says
+            # nothing; the follower looks every 200 ms.
+            first, n = 0x100 * (r + 1), 40 * (r + 1)
+            with open(path, "w") as f:
+                f.write(emit_lines(first, n, "round%d" % r))
+            want |= {"%016x" % i for i in range(first, first + n)}
+            d.wait(lambda: want <= ids(d), 60, "round %d: every span exported" % r)
+        check("each truncation counted once", stats_line(d, "follow_truncated") == rounds - 1,
+              d.err()[-400:])
+        check("no byte lost", stats_line(d, "follow_lost_bytes") == 0, d.err()[-400:])
+        # A last write to the old file, then a new file over it: the old one is finished first.
+        with open(path, "a") as old:
+            old.write(emit_lines(0x10000, 5, "old"))
+        with open(path + ".new", "w") as f:
+            f.write(emit_lines(0x20000, 5, "new"))
+        os.rename(path + ".new", path)
+        want |= {"%016x" % i for i in list(range(0x10000, 0x10005)) + list(range(0x20000, 0x20005))}
+        d.wait(lambda: want <= ids(d), 60, "the old file's last lines and the new file")
+        d.stopped(what="exit 0 after SIGTERM")
+    got = [sp["spanId"] for _, sp in d.spans()]
+    check("every span exactly once", sorted(got) == sorted(want), len(got) - len(want))
+    check("no line rejected (none read from the middle)",
+          " %d spans accepted, 0 rejected" % len(want) in d.err(), d.err()[-400:])
 
 
 @test("sigterm")

@@ -13,6 +13,7 @@
 
 #include "../check.h"
 
+#include "exe_paths.h"
 #include "export_console.h"
 #include "loop.h"
 #include "stats.h"
@@ -415,10 +416,10 @@ static void test_label(void)
 
 	harness_init(&h, 0);
 	s = mk("00000000000000a1", NULL, T1, "a", 0, 1, 4321, NULL);
-	s->exe_path = "/usr/libexec/c-lightning/plugins/cln-xpay";
+	s->exe_path = exe_path_get("/usr/libexec/c-lightning/plugins/cln-xpay");
 	submit1(&h, s);
 	s = mk("00000000000000a2", NULL, T1, "b", 0, 1, 0, NULL);
-	s->exe_path = "/usr/bin/lightningd";
+	s->exe_path = exe_path_get("/usr/bin/lightningd");
 	submit1(&h, s);
 	submit1(&h, mk("00000000000000a3", NULL, T1, "c", 0, 1, 0, NULL));
 	CHECK_PRINTED(&h,

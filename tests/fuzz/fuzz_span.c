@@ -18,6 +18,7 @@
 
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
 
+#include "exe_paths.h"
 #include "fuzz_util.h"
 #include "otlp.h"
 #include "span.h"
@@ -286,6 +287,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	span__free(again);
 	otlp_buf_release(&buf);
 	free(copy);
-	span_intern_reset();
+	exe_paths_reset();
 	return 0;
 }

@@ -35,6 +35,7 @@
 #include <sys/prctl.h>
 #include <unistd.h>
 
+#include "exe_paths.h"
 #include "fuzz_util.h"
 #include "log.h"
 #include "pipeline.h"
@@ -464,6 +465,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (fd >= 0)
 		close(fd);
 	free(buf);
-	span_intern_reset();
+	exe_paths_reset();
 	return 0;
 }

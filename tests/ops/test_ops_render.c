@@ -68,6 +68,9 @@ static void fill_stats(void)
 	stats.events_untimed = 20;
 	stats.metrics_evicted = 21;
 	stats.metrics_timeouts = 22;
+	stats.exe_path_lost = 23;
+	stats.follow_truncated = 24;
+	stats.follow_lost_bytes = 25;
 }
 
 /*
@@ -166,8 +169,8 @@ static void test_render_values(void)
 	CHECK_MSG(len == strlen(buf), "length %zu == strlen %zu", len, strlen(buf));
 	CHECK_MSG(len < 16384, "text %zu bytes, well under the 32 KiB cap", len);
 	samples = check_structure(buf);
-	/* 3 sources + 11 reasons + drop reasons + 2 closes + 2 summary + 17 single samples */
-	CHECK_MSG(samples == 3 + (SPAN_REJECT__MAX - 1) + STATS_DROP__MAX + 2 + 2 + 17, "samples: %d",
+	/* 3 sources + 11 reasons + drop reasons + 2 closes + 2 summary + 20 single samples */
+	CHECK_MSG(samples == 3 + (SPAN_REJECT__MAX - 1) + STATS_DROP__MAX + 2 + 2 + 20, "samples: %d",
 		  samples);
 
 	const char *want[] = {
@@ -201,6 +204,9 @@ static void test_render_values(void)
 		"cln_otlp_export_latency_max_seconds 0.999999",
 		"cln_otlp_queue_spans 17",
 		"cln_otlp_queue_bytes 18",
+		"cln_otlp_exe_path_lost_total 23",
+		"cln_otlp_follow_truncated_total 24",
+		"cln_otlp_follow_lost_bytes_total 25",
 		"# TYPE cln_otlp_queue_spans gauge",
 		"# TYPE cln_otlp_spans_exported_total counter",
 	};
@@ -256,6 +262,9 @@ static void test_line(void)
 		"latency_avg_ms=308.6",
 		"latency_max_ms=999.9",
 		"in_queue=17",
+		"exe_path_lost=19",
+		"follow_truncated=20",
+		"follow_lost_bytes=21",
 	};
 
 	fill_stats();
@@ -266,6 +275,7 @@ static void test_line(void)
 	memset(&stats, 0, sizeof(stats));
 	stats_format_line(line, sizeof(line));
 	CHECK_MSG(!strstr(line, "rej_") && !strstr(line, "drop_") && !strstr(line, "truncated") &&
+			  !strstr(line, "exe_path_lost") &&
 			  !strstr(line, "usdt="),
 		  "zero details left out: %s", line);
 	CHECK_MSG(has_token(line, "latency_avg_ms=0.0") && has_token(line, "batches=0") &&

@@ -26,6 +26,7 @@
 
 #include "../check.h"
 #include "../cases.h"
+#include "exe_paths.h"
 
 #include "config.h"
 #include "export.h"
@@ -422,7 +423,7 @@ static void otlp_case(cJSON *c)
 		if (cJSON_IsNumber(pid))
 			spans[n]->pid = (uint32_t)pid->valuedouble;
 		if (cJSON_IsString(exe))
-			spans[n]->exe_path = span_intern(exe->valuestring);
+			spans[n]->exe_path = exe_path_get(exe->valuestring);
 		cJSON_ArrayForEach(ev, evs)
 		{
 			const char *kind = cJSON_GetArrayItem(ev, 0)->valuestring;
@@ -1290,6 +1291,6 @@ int main(int argc, char **argv)
 			"       test_unit queue|suspend|pipeline|pipeline_orphans|orphans_cache\n");
 		return 2;
 	}
-	span_intern_reset();
+	exe_paths_reset();
 	return check_summary();
 }

@@ -20,6 +20,7 @@
 
 #include "../check.h"
 #include "clock.h"
+#include "exe_paths.h"
 #include "elf_notes.h"
 #include "log.h"
 #include "span.h"
@@ -638,6 +639,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "files kept in %s\n", tmp);
 	}
 	free(saved_path);
-	span_intern_reset();
+	exe_paths_reset();
 	return check_summary();
 }
