@@ -262,9 +262,9 @@ static void test_line(void)
 		"latency_avg_ms=308.6",
 		"latency_max_ms=999.9",
 		"in_queue=17",
-		"exe_path_lost=19",
-		"follow_truncated=20",
-		"follow_lost_bytes=21",
+		"exe_path_lost=23",
+		"follow_truncated=24",
+		"follow_lost_bytes=25",
 	};
 
 	fill_stats();
