@@ -40,7 +40,8 @@ FAMILIES = dict.fromkeys(["cln_otlp_" + n for n in (
     "queue_bytes")], "gauge")
 FAMILIES.update(dict.fromkeys(["cln_otlp_%s_total" % n for n in (
     "spans_received", "spans_rejected", "spans_recovered", "spans_truncated", "ringbuf_lost",
-    "span_events", "spans_queued", "spans_dropped", "spans_exported",
+    "span_events", "spans_queued", "spans_dropped", "spans_exported", "spans_trace_id_derived",
+    "span_tags_duplicate", "span_events_dropped",
     "spans_partial_rejected", "batches_sent", "export_retries", "batches_failed")], "counter"),
     cln_otlp_export_latency_seconds="summary")
 REJECT_REASONS = ("too_long", "empty", "invalid_json", "missing_field", "bad_id", "bad_parent_id",
@@ -197,6 +198,8 @@ def metrics(tmp):
         ("cln_otlp_spans_queued_total", N_REAL), ("cln_otlp_spans_exported_total", N_REAL),
         ("cln_otlp_span_events_total", N_EVENTS), ("cln_otlp_spans_recovered_total", 0),
         ("cln_otlp_spans_truncated_total", 0), ("cln_otlp_ringbuf_lost_total", 0),
+        ("cln_otlp_spans_trace_id_derived_total", 0), ("cln_otlp_span_tags_duplicate_total", 0),
+        ("cln_otlp_span_events_dropped_total", 0),
         ("cln_otlp_spans_partial_rejected_total", 0), ("cln_otlp_export_retries_total", 0),
         ("cln_otlp_batches_failed_total", 0), ("cln_otlp_queue_spans", 0),
         ("cln_otlp_queue_bytes", 0))})

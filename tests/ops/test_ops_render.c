@@ -64,6 +64,9 @@ static void fill_stats(void)
 	stats.export_latency_us_max = 999999;
 	stats.queue_spans = 17;
 	stats.queue_bytes = 18;
+	stats.trace_id_derived = 19;
+	stats.tags_duplicate = 20;
+	stats.events_dropped = 21;
 }
 
 /*
@@ -162,8 +165,8 @@ static void test_render_values(void)
 	CHECK_MSG(len == strlen(buf), "length %zu == strlen %zu", len, strlen(buf));
 	CHECK_MSG(len < 16384, "text %zu bytes, well under the 32 KiB cap", len);
 	samples = check_structure(buf);
-	/* 3 sources + 11 reasons + 6 drop reasons + 2 summary + 15 single samples */
-	CHECK_MSG(samples == 3 + (SPAN_REJECT__MAX - 1) + STATS_DROP__MAX + 2 + 15, "samples: %d",
+	/* 3 sources + 11 reasons + 6 drop reasons + 2 summary + 18 single samples */
+	CHECK_MSG(samples == 3 + (SPAN_REJECT__MAX - 1) + STATS_DROP__MAX + 2 + 18, "samples: %d",
 		  samples);
 
 	const char *want[] = {
@@ -178,6 +181,9 @@ static void test_render_values(void)
 		"cln_otlp_spans_truncated_total 6",
 		"cln_otlp_ringbuf_lost_total 7",
 		"cln_otlp_span_events_total 8",
+		"cln_otlp_spans_trace_id_derived_total 19",
+		"cln_otlp_span_tags_duplicate_total 20",
+		"cln_otlp_span_events_dropped_total 21",
 		"cln_otlp_spans_queued_total 9",
 		"cln_otlp_spans_dropped_total{reason=\"queue_full\"} 10",
 		"cln_otlp_spans_dropped_total{reason=\"truncated_orphan\"} 11",
@@ -235,6 +241,9 @@ static void test_line(void)
 		"rej_bad_id=4",
 		"recovered=5",
 		"truncated=6",
+		"trace_id_derived=19",
+		"tags_duplicate=20",
+		"events_dropped=21",
 		"ringbuf_lost=7",
 		"queued=9",
 		"exported=12",
