@@ -125,7 +125,8 @@ static void console_suspended(const struct span *s, uint64_t *total_us, uint32_t
 	bool open = false;
 
 	*count = 0;
-	memcpy(ev, s->events, n * sizeof(ev[0]));
+	if (n) /* without events, s->events is NULL */
+		memcpy(ev, s->events, n * sizeof(ev[0]));
 	for (uint32_t i = 1; i < n; i++) {
 		struct span_event e = ev[i];
 		uint32_t j = i;

@@ -155,6 +155,12 @@ size_t metrics_render(char *buf, size_t size, uint64_t start_time_ns)
 		    stats.recovered);
 	metrics_u64(&o, "spans_truncated_total", "counter",
 		    "Spans cut by CLN at 2048 bytes and kept.", stats.truncated);
+	metrics_u64(&o, "spans_trace_id_derived_total", "counter",
+		    "Cut spans no parent or child told the traceId of, exported under a traceId "
+		    "derived from their own ids (cln.trace_id_derived).",
+		    stats.trace_id_derived);
+	metrics_u64(&o, "span_tags_duplicate_total", "counter",
+		    "Tag keys given twice in a span: the last value kept.", stats.tags_duplicate);
 	metrics_u64(&o, "ringbuf_lost_total", "counter",
 		    "Span records the kernel could not put in the eBPF ring buffer (it was full).",
 		    stats.ringbuf_lost);
@@ -179,6 +185,9 @@ size_t metrics_render(char *buf, size_t size, uint64_t start_time_ns)
 	metrics_u64(&o, "span_events_untimed_total", "counter",
 		    "Suspend/resume lines of trace files, which carry no time: not attached.",
 		    stats.events_untimed);
+	metrics_u64(&o, "span_events_dropped_total", "counter",
+		    "Suspend/resume span events past the 128 a span keeps (droppedEventsCount).",
+		    stats.events_dropped);
 	metrics_u64(&o, "spans_queued_total", "counter", "Spans accepted into the export queue.",
 		    stats.queued);
 	metrics_head(&o, "spans_dropped_total", "counter",

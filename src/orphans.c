@@ -12,6 +12,7 @@ struct orphans_known {
 	uint8_t parent_id[8];
 	uint8_t trace_id[16];
 	bool used;
+	bool derived; /* the traceId was derived (orphans_derive) */
 };
 
 struct orphans_held {
@@ -25,6 +26,8 @@ struct orphans {
 	struct orphans_held *held;		   /* oldest first */
 	size_t n_held;
 	size_t max_held;
+	struct span **ready; /* adopted, to hand out: max_held at most, like held */
+	size_t n_ready, next_ready;
 	uint64_t ttl_ms;
 };
 
@@ -37,7 +40,10 @@ struct orphans *orphans__new(size_t max_held, uint64_t ttl_ms)
 	o->max_held = max_held ? max_held : 1;
 	o->ttl_ms = ttl_ms;
 	o->held = calloc(o->max_held, sizeof(*o->held));
-	if (!o->held) {
+	o->ready = calloc(o->max_held, sizeof(*o->ready));
+	if (!o->held || !o->ready) {
+		free(o->held);
+		free(o->ready);
 		free(o);
 		return NULL;
 	}
@@ -50,7 +56,10 @@ void orphans__free(struct orphans *o)
 		return;
 	for (size_t i = 0; i < o->n_held; i++)
 		span__free(o->held[i].span);
+	for (size_t i = o->next_ready; i < o->n_ready; i++)
+		span__free(o->ready[i]);
 	free(o->held);
+	free(o->ready);
 	free(o);
 }
 
@@ -65,24 +74,26 @@ static size_t orphans_slot(uint32_t pid, const uint8_t id[8])
 }
 
 static void orphans_put(struct orphans_known *table, uint32_t pid, const uint8_t id[8],
-			const uint8_t trace_id[16])
+			const uint8_t trace_id[16], bool derived)
 {
 	struct orphans_known *k = &table[orphans_slot(pid, id)];
 
 	k->used = true;
+	k->derived = derived;
 	k->pid = pid;
 	memcpy(k->parent_id, id, 8);
 	memcpy(k->trace_id, trace_id, 16);
 }
 
 static bool orphans_get(const struct orphans_known *table, uint32_t pid, const uint8_t id[8],
-			uint8_t trace_id[16])
+			struct span *span)
 {
 	const struct orphans_known *k = &table[orphans_slot(pid, id)];
 
 	if (!k->used || k->pid != pid || memcmp(k->parent_id, id, 8))
 		return false;
-	memcpy(trace_id, k->trace_id, 16);
+	memcpy(span->trace_id, k->trace_id, 16);
+	span->trace_id_derived = k->derived;
 	return true;
 }
 
@@ -90,17 +101,17 @@ void orphans_learn(struct orphans *o, const struct span *span)
 {
 	if (!span->has_trace_id)
 		return;
-	orphans_put(o->seen, span->pid, span->span_id, span->trace_id);
+	orphans_put(o->seen, span->pid, span->span_id, span->trace_id, span->trace_id_derived);
 	if (span->has_parent)
-		orphans_put(o->known, span->pid, span->parent_id, span->trace_id);
+		orphans_put(o->known, span->pid, span->parent_id, span->trace_id,
+			    span->trace_id_derived);
 }
 
 bool orphans_resolve(struct orphans *o, struct span *span)
 {
 	/* Its children told (CLN's order), or its parent came first (any other producer). */
-	if (orphans_get(o->known, span->pid, span->span_id, span->trace_id) ||
-	    (span->has_parent &&
-	     orphans_get(o->seen, span->pid, span->parent_id, span->trace_id))) {
+	if (orphans_get(o->known, span->pid, span->span_id, span) ||
+	    (span->has_parent && orphans_get(o->seen, span->pid, span->parent_id, span))) {
 		span->has_trace_id = true;
 		return true;
 	}
@@ -129,28 +140,50 @@ int orphans_hold(struct orphans *o, struct span *span, uint64_t now_ms, struct s
 	return err;
 }
 
-size_t orphans_adopt(struct orphans *o, const struct span *parent, struct span **out, size_t max)
+/* Move the held children of @p to the ready list, with its traceId; keeps held's order. */
+static void orphans_adopt_children(struct orphans *o, const struct span *p)
 {
-	size_t n = 0, done = 0;
+	size_t kept = 0;
 
-	if (!o->n_held)
-		return 0;
-	/* Breadth first: each adopted span may in turn be the parent of held spans. */
-	for (const struct span *p = parent; p; p = done < n ? out[done++] : NULL) {
-		for (size_t i = 0; i < o->n_held && n < max;) {
-			struct span *s = o->held[i].span;
+	for (size_t i = 0; i < o->n_held; i++) {
+		struct span *s = o->held[i].span;
 
-			if (s->pid != p->pid || !s->has_parent ||
-			    memcmp(s->parent_id, p->span_id, 8)) {
-				i++;
-				continue;
-			}
-			memcpy(s->trace_id, p->trace_id, 16);
-			s->has_trace_id = true;
-			out[n++] = s;
-			orphans_remove(o, i);
+		/* ready and held share the table's bound: the check only guards the array. */
+		if (s->pid != p->pid || !s->has_parent || memcmp(s->parent_id, p->span_id, 8) ||
+		    o->n_ready == o->max_held) {
+			o->held[kept++] = o->held[i];
+			continue;
 		}
+		memcpy(s->trace_id, p->trace_id, 16);
+		s->has_trace_id = true;
+		s->trace_id_derived = p->trace_id_derived;
+		o->ready[o->n_ready++] = s;
 	}
+	o->n_held = kept;
+}
+
+size_t orphans_adopt(struct orphans *o, const struct span *parent)
+{
+	size_t first, done;
+
+	if (o->next_ready == o->n_ready)
+		o->next_ready = o->n_ready = 0;
+	first = done = o->n_ready;
+	/* Breadth first, the ready list as the queue: an adopted span may be a parent too. */
+	for (const struct span *p = parent; p && o->n_held;
+	     p = done < o->n_ready ? o->ready[done++] : NULL)
+		orphans_adopt_children(o, p);
+	return o->n_ready - first;
+}
+
+size_t orphans_take(struct orphans *o, struct span **out, size_t max)
+{
+	size_t n = 0;
+
+	while (n < max && o->next_ready < o->n_ready)
+		out[n++] = o->ready[o->next_ready++];
+	if (o->next_ready == o->n_ready)
+		o->next_ready = o->n_ready = 0;
 	return n;
 }
 
@@ -168,4 +201,17 @@ size_t orphans_expire(struct orphans *o, uint64_t now_ms, struct span **out, siz
 size_t orphans_held(const struct orphans *o)
 {
 	return o->n_held;
+}
+
+void orphans_derive(struct span *span)
+{
+	uint32_t pid = span->pid;
+
+	for (int i = 0; i < 4; i++)
+		span->trace_id[i] = (uint8_t)(pid >> (24 - 8 * i));
+	memset(span->trace_id + 4, 0xff, 4);
+	memcpy(span->trace_id + 8, span->span_id, 8);
+	span->short_trace_id = false;
+	span->has_trace_id = true;
+	span->trace_id_derived = true;
 }

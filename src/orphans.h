@@ -7,8 +7,10 @@
  *     parent: a small cache remembers (pid, parentId) -> traceId for recent spans;
  *   - otherwise its parent, emitted after it: the span is held until the parent comes
  *     (a parent already seen, as other producers may emit them, is remembered too).
- * Held spans are bounded in number and time; those whose parent never comes are given up
- * and counted. Pure: no I/O, the caller passes the clock.
+ * Held spans are bounded in number and time. A cut span no family tells (a root no child
+ * told, a span whose parent did not come within the TTL, one evicted from a full table)
+ * gets a traceId derived from its own ids (orphans_derive), so it is exported rather than
+ * lost. Pure: no I/O, the caller passes the clock.
  */
 #ifndef CLN_OTLP_ORPHANS_H
 #define CLN_OTLP_ORPHANS_H
@@ -38,14 +40,25 @@ int orphans_hold(struct orphans *o, struct span *span, uint64_t now_ms, struct s
 
 /*
  * @parent has a traceId: take the held spans that name it as parent (and, in turn, their
- * own held children), give them its traceId, and hand them out through @out (at most
- * @max). Returns how many.
+ * own held children, all generations), give them its traceId and make them ready to hand
+ * out. No limit but the table's: every held span can be adopted at once. Returns how many.
+ * Take them all (orphans_take) before holding more.
  */
-size_t orphans_adopt(struct orphans *o, const struct span *parent, struct span **out, size_t max);
+size_t orphans_adopt(struct orphans *o, const struct span *parent);
+
+/* Hand out (through @out, at most @max) the spans adopted, in the order adopted. */
+size_t orphans_take(struct orphans *o, struct span **out, size_t max);
 
 /* Hand out (through @out, at most @max) spans held longer than the TTL. */
 size_t orphans_expire(struct orphans *o, uint64_t now_ms, struct span **out, size_t max);
 
 size_t orphans_held(const struct orphans *o);
+
+/*
+ * Give a cut span no family told a traceId of its own, deterministic: the pid as 8 hex
+ * digits, then ffffffff, then the spanId (pid 1234, span 0123456789abcdef:
+ * 000004d2ffffffff0123456789abcdef). Sets trace_id_derived (cln.trace_id_derived=true).
+ */
+void orphans_derive(struct span *span);
 
 #endif

@@ -63,7 +63,7 @@ struct otlp_map {
 	int status_code;
 	const struct span_str *status_msg; /* NULL: none */
 	uint32_t keep;			   /* bit i: tag i is an attribute */
-	uint32_t n_attrs;		   /* kept tags + cln.truncated */
+	uint32_t n_attrs;		   /* kept tags + cln.truncated + cln.trace_id_derived */
 };
 
 static bool otlp_str_is(const struct span_str *s, const char *lit)
@@ -148,7 +148,8 @@ static void otlp_map_span(const struct span *s, struct otlp_map *m)
 		}
 		m->keep |= 1u << i;
 	}
-	m->n_attrs = (uint32_t)__builtin_popcount(m->keep) + (s->truncated ? 1 : 0);
+	m->n_attrs = (uint32_t)__builtin_popcount(m->keep) + (s->truncated ? 1 : 0) +
+		     (s->trace_id_derived ? 1 : 0);
 }
 
 /* ---- resources ------------------------------------------------------------------------ */
@@ -384,6 +385,15 @@ static otlp_pb_kv *otlp_pb_kv_str(struct otlp_pb_mem *m, size_t *nkv, const char
 	return kv;
 }
 
+/* A boolean attribute set to true: CLN markers such as cln.truncated. */
+static void otlp_pb_kv_true(struct otlp_pb_mem *m, size_t *nkv, const char *key)
+{
+	otlp_pb_kv *kv = otlp_pb_kv_str(m, nkv, key, NULL);
+
+	kv->value->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE;
+	kv->value->bool_value = 1;
+}
+
 /* Cursors into the scratch arrays while one request is filled in. */
 struct otlp_pb_fill {
 	struct otlp_pb_mem *mem;
@@ -414,13 +424,10 @@ static void otlp_pb_span_fill(struct otlp_pb_fill *f, const struct span *s,
 	for (uint32_t t = 0; t < s->n_tags; t++)
 		if (mp->keep & (1u << t))
 			otlp_pb_kv_str(mem, &f->kv_at, s->tags[t].key.ptr, s->tags[t].value.ptr);
-	if (s->truncated) {
-		otlp_pb_kv *kv = otlp_pb_kv_str(mem, &f->kv_at, "cln.truncated", NULL);
-
-		kv->value->value_case =
-			OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE;
-		kv->value->bool_value = 1;
-	}
+	if (s->truncated)
+		otlp_pb_kv_true(mem, &f->kv_at, "cln.truncated");
+	if (s->trace_id_derived)
+		otlp_pb_kv_true(mem, &f->kv_at, "cln.trace_id_derived");
 	ps->n_attributes = f->kv_at - first_attr;
 	ps->attributes = &mem->kv_ptrs[first_attr];
 	for (uint32_t e = 0; e < s->n_events; e++) {
@@ -675,9 +682,15 @@ static void oj_span(struct otlp_json *j, const struct span *s, const struct otlp
 		oj_kv_str(j, s->tags[t].key.ptr, s->tags[t].key.len, s->tags[t].value.ptr,
 			  s->tags[t].value.len);
 	}
-	if (s->truncated)
+	if (s->truncated) {
 		oj_lit(j, first ? "{\"key\":\"cln.truncated\",\"value\":{\"boolValue\":true}}"
 				: ",{\"key\":\"cln.truncated\",\"value\":{\"boolValue\":true}}");
+		first = false;
+	}
+	if (s->trace_id_derived)
+		oj_lit(j,
+		       first ? "{\"key\":\"cln.trace_id_derived\",\"value\":{\"boolValue\":true}}"
+			     : ",{\"key\":\"cln.trace_id_derived\",\"value\":{\"boolValue\":true}}");
 	oj_lit(j, "]");
 	if (s->n_events) {
 		oj_lit(j, ",\"events\":[");

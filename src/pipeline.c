@@ -17,6 +17,7 @@ struct pipeline {
 	struct exporter *ex;
 	struct suspend_table *suspend;
 	struct orphans *orphans;
+	struct span **expired; /* PIPELINE_ORPHANS_MAX: the held spans given up at once */
 	struct loop_timer *batch_timer;
 	struct loop_timer *expire_timer;
 	bool flushing;
@@ -34,24 +35,41 @@ struct pipeline {
 #define PIPELINE_ORPHANS_MAX 1024
 
 static void pipeline_pump(struct pipeline *p);
+static void pipeline_release(struct pipeline *p, struct span *span);
 
 static void pipeline_batch_timer(struct loop *loop, void *ctx)
 {
 	pipeline_pump(ctx);
 }
 
-/* Give up the cut spans held since before @now_ms - TTL (all of them with UINT64_MAX). */
+/*
+ * A cut span whose family did not tell its traceId (in time): it takes the traceId of a
+ * parent given one just before (orphans_resolve), or one of its own (orphans_derive).
+ */
+static void pipeline_give_up(struct pipeline *p, struct span *span)
+{
+	if (!orphans_resolve(p->orphans, span))
+		orphans_derive(span);
+	pipeline_release(p, span);
+}
+
+/*
+ * The cut spans held since before @now_ms - TTL (all of them with UINT64_MAX) stop waiting
+ * for their parent. All at once, newest first: CLN emits children before their parent, so
+ * a parent gets its traceId first and its children, given up with it, share it.
+ */
 static void pipeline_expire_orphans(struct pipeline *p, uint64_t now_ms)
 {
-	struct span *expired[64];
-	size_t n;
+	size_t n = orphans_expire(p->orphans, now_ms, p->expired, PIPELINE_ORPHANS_MAX);
 
-	while ((n = orphans_expire(p->orphans, now_ms, expired, 64))) {
-		stats.dropped[STATS_DROP_ORPHAN] += n;
-		log_warn("%zu spans cut by CLN at 2048 bytes never met their parent: dropped", n);
-		for (size_t i = 0; i < n; i++)
-			span__free(expired[i]);
-	}
+	if (!n)
+		return;
+	log_limited(&p->rl_orphan, LOG_LVL_WARN,
+		    "%zu spans cut by CLN at 2048 bytes never met their parent: exported under "
+		    "a traceId of their own (cln.trace_id_derived)",
+		    n);
+	while (n--)
+		pipeline_give_up(p, p->expired[n]);
 }
 
 static void pipeline_expire_timer(struct loop *loop, void *ctx)
@@ -123,9 +141,11 @@ struct pipeline *pipeline__new(struct loop *loop, const struct pipeline_cfg *cfg
 	p->suspend = suspend_table__new(cfg->suspend_max ? cfg->suspend_max : SUSPEND_DEFAULT_MAX,
 					cfg->suspend_ttl_ms);
 	p->orphans = orphans__new(PIPELINE_ORPHANS_MAX, cfg->suspend_ttl_ms);
+	p->expired = calloc(PIPELINE_ORPHANS_MAX, sizeof(*p->expired));
 	p->batch_timer = loop_timer__new(loop, pipeline_batch_timer, p);
 	p->expire_timer = loop_timer__new(loop, pipeline_expire_timer, p);
-	if (!p->queue || !p->suspend || !p->orphans || !p->batch_timer || !p->expire_timer) {
+	if (!p->queue || !p->suspend || !p->orphans || !p->expired || !p->batch_timer ||
+	    !p->expire_timer) {
 		pipeline__free(p);
 		return NULL;
 	}
@@ -145,6 +165,7 @@ void pipeline__free(struct pipeline *p)
 	loop_timer__free(p->batch_timer);
 	suspend_table__free(p->suspend);
 	orphans__free(p->orphans);
+	free(p->expired);
 	queue__free(p->queue);
 	free(p);
 }
@@ -203,6 +224,8 @@ static void pipeline_enqueue(struct pipeline *p, struct span *span)
 {
 	if (span->truncated)
 		stats.truncated++;
+	if (span->trace_id_derived)
+		stats.trace_id_derived++;
 	queue_set_clock(p->queue, clock_mono_ms());
 	if (queue_push_take(p->queue, span) < 0) {
 		log_limited(&p->rl_full, LOG_LVL_WARN,
@@ -218,8 +241,28 @@ static void pipeline_enqueue(struct pipeline *p, struct span *span)
 }
 
 /*
+ * @span has its traceId: tell its family (its held children, all generations, adopted
+ * now; a cut parent still to come), and queue them all.
+ */
+static void pipeline_release(struct pipeline *p, struct span *span)
+{
+	struct span *adopted[64];
+	size_t n;
+
+	orphans_learn(p->orphans, span);
+	orphans_adopt(p->orphans, span);
+	while ((n = orphans_take(p->orphans, adopted, 64))) {
+		for (size_t i = 0; i < n; i++) {
+			orphans_learn(p->orphans, adopted[i]);
+			pipeline_enqueue(p, adopted[i]);
+		}
+	}
+	pipeline_enqueue(p, span);
+}
+
+/*
  * A span CLN cut before its traceId: take the traceId its children told, or hold it for
- * its parent. Returns the span when it can go on, NULL when it was held or given up.
+ * its parent. Returns the span when it can go on, NULL when it was held.
  */
 static struct span *pipeline_orphan(struct pipeline *p, struct span *span)
 {
@@ -229,15 +272,15 @@ static struct span *pipeline_orphan(struct pipeline *p, struct span *span)
 		return span;
 	if (!span->has_parent) {
 		/* A root whose children are unknown: no one will tell its traceId. */
-		stats.dropped[STATS_DROP_ORPHAN]++;
-		log_limited(&p->rl_orphan, LOG_LVL_WARN,
-			    "a root span cut by CLN at 2048 bytes has no known traceId: dropped");
-		span__free(span);
-		return NULL;
+		orphans_derive(span);
+		return span;
 	}
 	if (orphans_hold(p->orphans, span, clock_mono_ms(), &evicted) < 0) {
-		stats.dropped[STATS_DROP_ORPHAN]++;
-		span__free(evicted);
+		log_limited(&p->rl_orphan, LOG_LVL_WARN,
+			    "%d spans cut by CLN wait for their parent: the oldest is exported "
+			    "under a traceId of its own (cln.trace_id_derived)",
+			    PIPELINE_ORPHANS_MAX);
+		pipeline_give_up(p, evicted);
 	}
 	return NULL;
 }
@@ -245,10 +288,8 @@ static struct span *pipeline_orphan(struct pipeline *p, struct span *span)
 enum span_reject pipeline_ingest(struct pipeline *p, const struct pipeline_origin *origin,
 				 const char *json, size_t len)
 {
-	struct span *adopted[64];
 	enum span_reject why;
 	struct span *span;
-	size_t n;
 
 	stats.received[origin->source]++;
 	if (span_parse(json, len, &span, &why) < 0) {
@@ -261,18 +302,13 @@ enum span_reject pipeline_ingest(struct pipeline *p, const struct pipeline_origi
 		stats.recovered++;
 	span->pid = origin->pid;
 	span->exe_path = exe_path_ref(origin->exe_path);
+	stats.tags_duplicate += span->dup_tags;
 	suspend_table_take(p->suspend, span);
 	stats.events += span->n_events;
+	stats.events_dropped += span->dropped_events;
 	if (!span->has_trace_id && !(span = pipeline_orphan(p, span)))
 		return SPAN_OK;
-	/* Tell the family: its held children, and a cut parent still to come. */
-	orphans_learn(p->orphans, span);
-	do {
-		n = orphans_adopt(p->orphans, span, adopted, 64);
-		for (size_t i = 0; i < n; i++)
-			pipeline_enqueue(p, adopted[i]);
-	} while (n == 64);
-	pipeline_enqueue(p, span);
+	pipeline_release(p, span);
 	return SPAN_OK;
 }
 

@@ -24,8 +24,9 @@
 #include "clock.h"
 #include "log.h"
 
-#define FILE_LINE_MAX	    (64 * 1024) /* longer lines are rejected (too_long) */
-#define FILE_SLICE_LINES    1024	/* lines per turn of the loop */
+/* `span_emit <id> ` and the largest span: longer lines are rejected (too_long). */
+#define FILE_LINE_MAX	    (SPAN_MAX_PAYLOAD + 64)
+#define FILE_SLICE_LINES    1024 /* lines per turn of the loop */
 #define FILE_FOLLOW_POLL_MS 200
 #define FILE_BACKLOG_MS	    20
 #define FILE_FIRST_LINES    5 /* line numbers kept per reject reason */

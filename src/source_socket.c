@@ -16,8 +16,9 @@
 #include "exe_paths.h"
 #include "log.h"
 
-#define SOCKET_BATCH	 32   /* datagrams per recvmmsg */
-#define SOCKET_DGRAM_MAX 4096 /* larger than any span: longer ones are cut, then rejected */
+#define SOCKET_BATCH 32 /* datagrams per recvmmsg */
+/* The largest span, and its NUL if sent: longer datagrams are cut, then rejected. */
+#define SOCKET_DGRAM_MAX (SPAN_MAX_PAYLOAD + 1)
 #define SOCKET_RCVBUF	 (8 * 1024 * 1024)
 #define SOCKET_EXE_CACHE 64
 

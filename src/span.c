@@ -10,9 +10,10 @@
  *                        character in a value): anchored on CLN's fixed key order and on
  *                        the `},"traceId":"<hex>"}]` tail, values taken byte for byte.
  *
- * Strings are copied into a scratch arena on the stack while parsing, with invalid UTF-8
- * replaced by U+FFFD (OTLP strings must be UTF-8); the span is then allocated at its exact
- * size and the arena copied behind it.
+ * Strings are copied into a scratch arena while parsing (on the stack for CLN's sizes, on
+ * the heap for larger payloads), with invalid UTF-8 and NULs replaced by U+FFFD (OTLP
+ * strings must be UTF-8); the span is then allocated at its exact size and the arena
+ * copied behind it. A tag key given twice keeps its first place and its last value.
  */
 #include "span.h"
 
@@ -25,8 +26,8 @@
 #include "exe_paths.h"
 #include "text.h"
 
-/* Every byte may become U+FFFD (3 bytes), plus NULs. */
-#define SPAN_ARENA_MAX (3 * SPAN_MAX_PAYLOAD + 64)
+/* Every byte may become U+FFFD (3 bytes), plus NULs: the arena a payload of @len needs. */
+#define SPAN_ARENA_FOR(len) (3 * (size_t)(len) + 64)
 
 struct span_raw {
 	const char *p;
@@ -42,6 +43,7 @@ struct span_fields {
 	bool bad_field;
 	bool too_many_tags;
 	bool truncated;
+	uint32_t dup_tags;
 	size_t n_tags;
 	struct span_raw tag_key[SPAN_MAX_TAGS];
 	struct span_raw tag_val[SPAN_MAX_TAGS];
@@ -99,8 +101,8 @@ static bool span_all_zero(const uint8_t *b, size_t n)
 
 struct span_builder {
 	size_t used;
-	char arena[SPAN_ARENA_MAX];
-	struct span span; /* last: its flexible arena is unused here */
+	char *arena;	  /* SPAN_ARENA_FOR(payload length) bytes */
+	struct span span; /* its flexible arena is unused here */
 };
 
 static void span_put_utf8(char *dst, size_t *o, uint32_t cp)
@@ -207,6 +209,25 @@ static bool span_key_is(const struct span_raw *k, const char *name)
 	return k->n == n && !memcmp(k->p, name, n);
 }
 
+/* Add a tag; a key seen before keeps its place and takes the new value (the last wins). */
+static void span_fields_tag(struct span_fields *sf, struct span_raw k, struct span_raw v)
+{
+	for (size_t i = 0; i < sf->n_tags && i < SPAN_MAX_TAGS; i++) {
+		if (sf->tag_key[i].n == k.n && !memcmp(sf->tag_key[i].p, k.p, k.n)) {
+			sf->tag_val[i] = v;
+			sf->dup_tags++;
+			return;
+		}
+	}
+	if (sf->n_tags < SPAN_MAX_TAGS) {
+		sf->tag_key[sf->n_tags] = k;
+		sf->tag_val[sf->n_tags] = v;
+	} else {
+		sf->too_many_tags = true;
+	}
+	sf->n_tags++;
+}
+
 /* ---- path 1: the fast strict parser --------------------------------------------------- */
 
 /* Bytes that end a plain string for the fast path: quote, backslash, control characters. */
@@ -266,16 +287,7 @@ static enum span_try span_fast_strobj(struct span_fast *f, struct span_fields *s
 		if (span_fast_str(f, &k) || !span_fast_char(f, ':') || span_fast_str(f, &v))
 			return SPAN_TRY_BAIL;
 		if (tags) {
-			for (size_t i = 0; i < sf->n_tags && i < SPAN_MAX_TAGS; i++)
-				if (sf->tag_key[i].n == k.n && !memcmp(sf->tag_key[i].p, k.p, k.n))
-					return SPAN_TRY_BAIL; /* duplicate: let cJSON decide */
-			if (sf->n_tags < SPAN_MAX_TAGS) {
-				sf->tag_key[sf->n_tags] = k;
-				sf->tag_val[sf->n_tags] = v;
-			} else {
-				sf->too_many_tags = true;
-			}
-			sf->n_tags++;
+			span_fields_tag(sf, k, v);
 		} else if (span_key_is(&k, "serviceName")) {
 			if (sf->service.present)
 				return SPAN_TRY_BAIL;
@@ -449,13 +461,8 @@ static enum span_reject span_from_cjson(const cJSON *root, struct span_fields *s
 			sf->bad_field = true;
 			continue;
 		}
-		if (sf->n_tags >= SPAN_MAX_TAGS) {
-			sf->too_many_tags = true;
-			continue;
-		}
-		sf->tag_key[sf->n_tags] = (struct span_raw){t->string, strlen(t->string), true};
-		sf->tag_val[sf->n_tags] = (struct span_raw){v, strlen(v), true};
-		sf->n_tags++;
+		span_fields_tag(sf, (struct span_raw){t->string, strlen(t->string), true},
+				(struct span_raw){v, strlen(v), true});
 	}
 	return SPAN_OK;
 }
@@ -541,6 +548,7 @@ static bool span_recover_tags(const char *p, const char *end, bool cut_short,
 			      struct span_fields *sf)
 {
 	const char *first_key, *first_val, *cut, *q;
+	struct span_raw k1 = {0}, v1 = {0};
 
 	p = span_skip_ws(p, end);
 	if (!cut_short)
@@ -565,21 +573,20 @@ static bool span_recover_tags(const char *p, const char *end, bool cut_short,
 			return false;
 		cut = end - 1; /* the last value's closing quote */
 	}
-	sf->tag_key[0] = (struct span_raw){first_key, (size_t)(q - first_key), true};
-	sf->n_tags = 1;
 	for (const char *s = cut - 1; s >= first_val; s--) {
-		struct span_raw k;
 		const char *v;
 
-		if (*s != '"' || !(v = span_tag_sep(s, cut, &k)))
+		if (*s != '"' || !(v = span_tag_sep(s, cut, &k1)))
 			continue;
-		sf->tag_key[1] = k;
-		sf->tag_val[1] = (struct span_raw){v, (size_t)(cut - v), true};
-		sf->n_tags = 2;
+		v1 = (struct span_raw){v, (size_t)(cut - v), true};
 		cut = s;
 		break;
 	}
-	sf->tag_val[0] = (struct span_raw){first_val, (size_t)(cut - first_val), true};
+	sf->n_tags = 0;
+	span_fields_tag(sf, (struct span_raw){first_key, (size_t)(q - first_key), true},
+			(struct span_raw){first_val, (size_t)(cut - first_val), true});
+	if (v1.present)
+		span_fields_tag(sf, k1, v1);
 	return true;
 }
 
@@ -705,10 +712,12 @@ static enum span_reject span_parse_recover(const char *json, size_t len, struct 
 	 * No tail: CLN cut the span at its buffer's end. Keep what precedes the cut: the
 	 * head's fields and the tags up to the cut, the last value cut short.
 	 */
-	if (!tail && len >= SPAN_MAX_PAYLOAD - 1 && sf->id.present) {
+	if (!tail && (len == SPAN_CLN_BUF - 1 || len == SPAN_CLN_BUF) && sf->id.present) {
 		sf->truncated = true;
-		if (tags && !span_recover_tags(tags, end, true, sf))
+		if (tags && !span_recover_tags(tags, end, true, sf)) {
 			sf->n_tags = 0;
+			sf->dup_tags = 0;
+		}
 		return SPAN_OK;
 	}
 	return SPAN_REJECT_INVALID_JSON;
@@ -771,6 +780,7 @@ static enum span_reject span_finish(struct span_builder *b, const struct span_fi
 		s->tags[i].value = span_arena_put(b, &sf->tag_val[i]);
 	}
 	s->n_tags = (uint32_t)sf->n_tags;
+	s->dup_tags = sf->dup_tags;
 	return SPAN_OK;
 }
 
@@ -816,9 +826,97 @@ static bool span_blank(const char *json, size_t len)
 	return p == json + len;
 }
 
+/*
+ * NULs in strings, raw or escaped as \u0000: cJSON would end the string there. Returns how
+ * many; 0 in the common case after a quick look.
+ */
+static size_t span_nul_count(const char *json, size_t len)
+{
+	bool in_str = false;
+	size_t n = 0;
+
+	if (!memchr(json, '\0', len) && !memmem(json, len, "\\u0000", 6))
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		if (!in_str) {
+			in_str = json[i] == '"';
+		} else if (json[i] == '"') {
+			in_str = false;
+		} else if (json[i] == '\0') {
+			n++;
+		} else if (json[i] == '\\' && i + 1 < len) {
+			if (i + 6 <= len && !memcmp(json + i + 1, "u0000", 5))
+				n++;
+			i++; /* the escaped character is not the string's end */
+		}
+	}
+	return n;
+}
+
+/*
+ * A copy of @json with every NUL in a string written \ufffd, for cJSON (which would cut the
+ * string at it): NULs become U+FFFD as any invalid character does. NULL on ENOMEM.
+ */
+static char *span_nul_rewrite(const char *json, size_t len, size_t n_nul, size_t *out_len)
+{
+	char *copy = malloc(len + 5 * n_nul + 1), *o = copy;
+	bool in_str = false;
+
+	if (!copy)
+		return NULL;
+	for (size_t i = 0; i < len; i++) {
+		if (!in_str) {
+			in_str = json[i] == '"';
+		} else if (json[i] == '"') {
+			in_str = false;
+		} else if (json[i] == '\0') {
+			memcpy(o, "\\ufffd", 6);
+			o += 6;
+			continue;
+		} else if (json[i] == '\\' && i + 1 < len) {
+			if (i + 6 <= len && !memcmp(json + i + 1, "u0000", 5)) {
+				memcpy(o, "\\ufffd", 6);
+				o += 6;
+				i += 5;
+				continue;
+			}
+			*o++ = json[i++];
+		}
+		*o++ = json[i];
+	}
+	*o = '\0';
+	*out_len = (size_t)(o - copy);
+	return copy;
+}
+
+/* Paths 2 and 3, for what the fast path could not take. */
+static enum span_reject span_parse_slow(const char *json, size_t len, struct span_fields *sf,
+					cJSON **root, uint8_t *path)
+{
+	size_t n_nul = span_nul_count(json, len), fixed_len = len;
+	char *fixed = NULL;
+
+	memset(sf, 0, sizeof(*sf));
+	if (n_nul) {
+		fixed = span_nul_rewrite(json, len, n_nul, &fixed_len);
+		if (!fixed)
+			return SPAN_REJECT_NOMEM;
+	}
+	/* cJSON copies every string out of its input: the rewritten copy may go at once. */
+	*root = cJSON_ParseWithLength(fixed ? fixed : json, fixed_len);
+	free(fixed);
+	if (*root) {
+		*path = SPAN_PATH_JSON;
+		return span_from_cjson(*root, sf);
+	}
+	*path = SPAN_PATH_RECOVERED;
+	return span_parse_recover(json, len, sf);
+}
+
 int span_parse(const char *json, size_t len, struct span **out, enum span_reject *why)
 {
-	struct span_builder builder, *b = &builder; /* 7 KiB of scratch on the stack */
+	char small[SPAN_ARENA_FOR(SPAN_CLN_BUF)]; /* 6 KiB: CLN's spans, on the stack */
+	struct span_builder builder, *b = &builder;
 	struct span_fields sf;
 	enum span_reject r;
 	cJSON *root = NULL;
@@ -836,25 +934,21 @@ int span_parse(const char *json, size_t len, struct span **out, enum span_reject
 	}
 	memset(&b->span, 0, sizeof(b->span));
 	b->used = 0;
-	memset(&sf, 0, sizeof(sf));
-	if (span_parse_fast(json, len, &sf) == SPAN_TRY_OK) {
-		r = SPAN_OK;
-	} else {
-		memset(&sf, 0, sizeof(sf));
-		root = cJSON_ParseWithLength(json, len);
-		if (root) {
-			path = SPAN_PATH_JSON;
-			r = span_from_cjson(root, &sf);
-		} else {
-			path = SPAN_PATH_RECOVERED;
-			r = span_parse_recover(json, len, &sf);
-		}
+	b->arena = SPAN_ARENA_FOR(len) <= sizeof(small) ? small : malloc(SPAN_ARENA_FOR(len));
+	if (!b->arena) {
+		*why = SPAN_REJECT_NOMEM;
+		return -ENOMEM;
 	}
+	memset(&sf, 0, sizeof(sf));
+	if (span_parse_fast(json, len, &sf) == SPAN_TRY_OK)
+		r = SPAN_OK;
+	else
+		r = span_parse_slow(json, len, &sf, &root, &path);
 	if (r == SPAN_OK)
 		r = span_finish(b, &sf);
 	cJSON_Delete(root); /* after span_finish: cJSON's strings were copied */
 	if (r != SPAN_OK) {
-		err = -EINVAL;
+		err = r == SPAN_REJECT_NOMEM ? -ENOMEM : -EINVAL;
 		goto out;
 	}
 	b->span.path = path;
@@ -863,6 +957,8 @@ int span_parse(const char *json, size_t len, struct span **out, enum span_reject
 	if (err)
 		r = SPAN_REJECT_NOMEM;
 out:
+	if (b->arena != small)
+		free(b->arena);
 	*why = r;
 	return err;
 }
@@ -870,15 +966,29 @@ out:
 void span__free(struct span *span)
 {
 	if (span)
-		exe_path_put(span->exe_path);
+		if (span) {
+			exe_path_put(span->exe_path);
+			free(span->events);
+		}
 	free(span);
 }
 
 void span_add_event(struct span *span, enum span_event_kind kind, uint64_t time_unix_ns)
 {
-	if (span->n_events >= SPAN_MAX_EVENTS) {
-		span->dropped_events++;
-		return;
+	if (span->n_events == span->cap_events) {
+		uint32_t cap = span->cap_events ? 2 * span->cap_events : 4;
+		struct span_event *ev;
+
+		if (cap > SPAN_MAX_EVENTS)
+			cap = SPAN_MAX_EVENTS;
+		ev = span->n_events < SPAN_MAX_EVENTS ? realloc(span->events, cap * sizeof(*ev))
+						      : NULL;
+		if (!ev) {
+			span->dropped_events++; /* past the limit, or out of memory */
+			return;
+		}
+		span->events = ev;
+		span->cap_events = cap;
 	}
 	span->events[span->n_events].kind = kind;
 	span->events[span->n_events].time_unix_ns = time_unix_ns;

@@ -102,6 +102,12 @@ void stats_format_line(char *buf, size_t size)
 	off = stats_put(buf, size, off, "", "recovered", stats.recovered);
 	if (stats.truncated)
 		off = stats_put(buf, size, off, "", "truncated", stats.truncated);
+	if (stats.trace_id_derived)
+		off = stats_put(buf, size, off, "", "trace_id_derived", stats.trace_id_derived);
+	if (stats.tags_duplicate)
+		off = stats_put(buf, size, off, "", "tags_duplicate", stats.tags_duplicate);
+	if (stats.events_dropped)
+		off = stats_put(buf, size, off, "", "events_dropped", stats.events_dropped);
 	off = stats_put(buf, size, off, "", "ringbuf_lost", stats.ringbuf_lost);
 	if (stats.events_evicted)
 		off = stats_put(buf, size, off, "", "events_evicted", stats.events_evicted);

@@ -35,10 +35,13 @@ struct stats {
 	uint64_t rejected[SPAN_REJECT__MAX]; /* by reason */
 	uint64_t recovered;		     /* invalid JSON repaired */
 	uint64_t truncated;		     /* spans cut by CLN, kept */
+	uint64_t trace_id_derived;	     /* cut spans no family told: own-id traceId */
+	uint64_t tags_duplicate;	     /* tag keys given twice: last value kept */
 	uint64_t ringbuf_lost;		     /* records the kernel could not reserve */
 	uint64_t events;		     /* suspend/resume events attached */
 	uint64_t events_evicted;	     /* events discarded: their table was full */
 	uint64_t events_untimed;	     /* trace-file events without a time, not attached */
+	uint64_t events_dropped;	     /* events past SPAN_MAX_EVENTS a span */
 	uint64_t queued;		     /* spans accepted into the queue */
 	uint64_t dropped[STATS_DROP__MAX];   /* spans, by reason */
 	uint64_t exported;		     /* spans the collector accepted */

@@ -11,9 +11,9 @@ struct suspend_entry {
 	uint32_t pid;
 	uint64_t span_id;
 	uint64_t created_ms;
-	uint32_t n;
+	uint32_t n, cap;
 	uint32_t dropped;
-	struct span_event ev[SPAN_MAX_EVENTS];
+	struct span_event *ev; /* grown as events come, SPAN_MAX_EVENTS at most */
 };
 
 #define SUSPEND_BUCKETS 4096
@@ -47,6 +47,7 @@ void suspend_table__free(struct suspend_table *t)
 		return;
 	for (e = t->oldest; e; e = next) {
 		next = e->next;
+		free(e->ev);
 		free(e);
 	}
 	free(t);
@@ -82,6 +83,7 @@ static void suspend_remove(struct suspend_table *t, struct suspend_entry *e)
 	else
 		t->newest = e->prev;
 	t->size--;
+	free(e->ev);
 	free(e);
 }
 
@@ -115,9 +117,19 @@ int suspend_table_add(struct suspend_table *t, uint32_t pid, uint64_t span_id,
 		t->newest = e;
 		t->size++;
 	}
-	if (e->n == SPAN_MAX_EVENTS) {
-		e->dropped++;
-		return evicted;
+	if (e->n == e->cap) {
+		uint32_t cap = e->cap ? 2 * e->cap : 4;
+		struct span_event *ev;
+
+		if (cap > SPAN_MAX_EVENTS)
+			cap = SPAN_MAX_EVENTS;
+		ev = e->n < SPAN_MAX_EVENTS ? realloc(e->ev, cap * sizeof(*ev)) : NULL;
+		if (!ev) {
+			e->dropped++; /* past the limit, or out of memory */
+			return evicted;
+		}
+		e->ev = ev;
+		e->cap = cap;
 	}
 	e->ev[e->n].kind = kind;
 	e->ev[e->n].time_unix_ns = time_unix_ns;

@@ -24,7 +24,13 @@
   truncated  spans CLN cut at its 2048-byte buffer (tail and traceId lost) are kept: the text
              before the cut, cln.truncated=true, and the traceId of their family (the parent
              emitted after them, or the children before them); one whose family never tells
-             is dropped and counted, and the run says so (exit 1)
+             gets a traceId derived from its own ids, cln.trace_id_derived=true, counted
+  cut_wide   70 cut children, each with a cut grandchild, then their parent: all 141 spans
+             in the parent's trace
+  cut_lone   cut spans with no family at all (a JSON-RPC call with a long id, as a real node
+             cuts them): exported under <pid:8 hex>ffffffff<spanId>, marked, exit 0
+  large      a valid 10 KB span (over CLN's 2048 bytes) from a file and from the socket is
+             exported whole
 
 usage: test_cli.py TEST --cln-otlp BIN [--otlp-encode BIN --proto DIR]   (capture: the
 generated Python classes in $MOCK_PROTO_PY)
@@ -411,12 +417,103 @@ def truncated(tmp):
     check("cut child after its parent takes its traceId",
           spans["00000000000000c7"]["traceId"] == T2 and r.returncode == 0)
 
-    # The parent never comes: dropped, counted, reported.
+    # The parent never comes: a traceId of its own (pid unknown: 0), marked, counted.
     r, spans = export([cut("00000000000000c2", "db_exec_prepared", parent="00000000000000a9"),
                        span("00000000000000b1", "other")])
-    check("orphan dropped, the rest delivered", list(spans) == ["00000000000000b1"], spans)
-    check("orphan counted", "drop_truncated_orphan=1" in r.stderr, r.stderr)
-    check("a lost span makes the run fail", r.returncode == 1, r.returncode)
+    check("orphan delivered with the rest", sorted(spans) == ["00000000000000b1",
+                                                              "00000000000000c2"], spans)
+    c2 = spans.get("00000000000000c2", {})
+    check("orphan's traceId derived from its id",
+          c2.get("traceId") == "00000000ffffffff00000000000000c2", c2)
+    check("orphan keeps its parent id", c2.get("parentSpanId") == "00000000000000a9", c2)
+    a = attrs(c2.get("attributes", []))
+    check("orphan marked", a.get("cln.trace_id_derived") is True and
+          a.get("cln.truncated") is True, a)
+    check("orphan counted", "trace_id_derived=1" in r.stderr.split(), r.stderr)
+    check("nothing lost: exit 0", r.returncode == 0, r.returncode)
+
+
+@test("cut_wide")
+def cut_wide(tmp):
+    lines = []
+    for i in range(70):  # CLN emits a span when it ends: grandchild, child, ..., parent
+        lines.append(cut("%016x" % (0x20000 + i), "db_exec_prepared", parent="%016x" % (0x10000 + i)))
+        lines.append(cut("%016x" % (0x10000 + i), "db_exec_prepared", parent="00000000000000b1"))
+    lines.append(span("00000000000000b1", "wallet_new", parent="0f346be4b171a29b"))
+    r, spans = export(lines)
+    check("exit 0: every span delivered", r.returncode == 0, r.returncode)
+    check("all 141 spans out", len(spans) == 141, len(spans))
+    grand = ["%016x" % (0x20000 + i) for i in range(70)]
+    lost = [g for g in grand if spans.get(g, {}).get("traceId") != T1]
+    check("every grandchild gets the parent's traceId", not lost, "%d: %s" % (len(lost), lost[:5]))
+    check("every span in the parent's trace",
+          {sp["traceId"] for sp in spans.values()} == {T1}, {sp["traceId"] for sp in spans.values()})
+    check("none derived", "trace_id_derived" not in r.stderr, r.stderr)
+
+
+def rpc_cut(sid):
+    """A plugin's `jsonrpc` span for a call with a long id, cut by CLN: no parent, no child."""
+    full = cln_json(sid, "jsonrpc", T1, tags={"id": "cli:pay#%s/" % sid + "cln:xpay#1/" * 200,
+                                              "error": "false"})
+    return full[:2047]
+
+
+@test("cut_lone")
+def cut_lone(tmp):
+    path = os.path.join(tmp, "lightningd-trace.4242")
+    ids_ = ["%016x" % (0x7100 + i) for i in range(10)]
+    with open(path, "w") as f:
+        for sid in ids_:
+            f.write("span_start %s jsonrpc\nspan_end %s\nspan_emit %s %s\n"
+                    % (sid, sid, sid, rpc_cut(sid)))
+        f.write("span_emit 00000000000000b1 %s\n" % span("00000000000000b1", "other"))
+    r = run([A.cln_otlp, "--file", path, "--exporter", "stdout"])
+    spans = {sp["spanId"]: sp for _, sp in otlp_spans(r.stdout)}
+    check("exit 0: nothing lost", r.returncode == 0, (r.returncode, r.stderr))
+    check("all 11 spans out", len(spans) == 11, sorted(spans))
+    for sid in ids_:
+        sp = spans.get(sid, {})
+        check("traceId from pid 4242 and the span's id",
+              sp.get("traceId") == "00001092ffffffff" + sid, sp.get("traceId"))
+        a = attrs(sp.get("attributes", []))
+        check("marked derived and truncated",
+              a.get("cln.trace_id_derived") is True and a.get("cln.truncated") is True, a)
+        check("the long id kept up to the cut", a.get("id", "").startswith("cli:pay#") and
+              len(a.get("id", "")) > 1800, len(a.get("id", "")))
+    check("the whole span is not marked", "cln.trace_id_derived" not in
+          attrs(spans.get("00000000000000b1", {}).get("attributes", [])))
+    check("counted", "trace_id_derived=10" in r.stderr.split(), r.stderr)
+    check("no drop", "drop_" not in r.stderr, r.stderr)
+
+
+@test("large")
+def large(tmp):
+    value = "SELECT " + "x" * 10000
+    big = cln_json("00000000000000f1", "db_exec_prepared", T1, tags={"query": value})
+    check("the span is over CLN's 2048 bytes", len(big) > 10000, len(big))
+    path = os.path.join(tmp, "lightningd-trace.4243")
+    with open(path, "w") as f:
+        f.write("span_emit 00000000000000f1 %s\n%s\n" % (big, span("00000000000000f2", "n")))
+    r = run([A.cln_otlp, "--file", path, "--exporter", "stdout"])
+    spans = {sp["spanId"]: sp for _, sp in otlp_spans(r.stdout)}
+    check("file: exit 0", r.returncode == 0, (r.returncode, r.stderr))
+    sp = spans.get("00000000000000f1", {})
+    check("file: the 10 KB span exported whole",
+          attrs(sp.get("attributes", [])).get("query") == value and sp.get("traceId") == T1,
+          len(attrs(sp.get("attributes", [])).get("query", "")))
+    check("file: not marked cut", "cln.truncated" not in attrs(sp.get("attributes", [])))
+
+    sock = os.path.join(tmp, "trace.sock")
+    with start(tmp, "--socket", sock) as d, socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+        d.wait(lambda: os.path.exists(sock) and "listening" in d.err(), 30, "socket created")
+        s.sendto(big.encode(), sock)
+        s.sendto(span("00000000000000f2", "n").encode(), sock)
+        d.wait(lambda: {"00000000000000f1", "00000000000000f2"} <= ids(d), 60,
+               "both spans exported")
+        d.stopped(what="exit 0 after SIGTERM")
+    got = {sp["spanId"]: sp for _, sp in d.spans()}
+    check("socket: the 10 KB span exported whole",
+          attrs(got["00000000000000f1"]["attributes"]).get("query") == value)
 
 
 main([NAME])

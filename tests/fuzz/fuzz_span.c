@@ -37,6 +37,11 @@ static void check_str(const char *what, const struct span_str *s)
 	FUZZ_CHECK(fuzz_utf8_ok(s->ptr, s->len), "%s is not valid UTF-8", what);
 }
 
+static bool str_eq(const struct span_str *a, const struct span_str *b)
+{
+	return a->len == b->len && !memcmp(a->ptr, b->ptr, a->len);
+}
+
 static void check_span(const struct span *s, size_t size)
 {
 	FUZZ_CHECK(!fuzz_all_zero(s->span_id, 8), "zero span id");
@@ -58,12 +63,14 @@ static void check_span(const struct span *s, size_t size)
 	for (uint32_t i = 0; i < s->n_tags; i++) {
 		check_str("tag key", &s->tags[i].key);
 		check_str("tag value", &s->tags[i].value);
+		/* A key given twice keeps one place (the last value): no duplicate attribute. */
+		for (uint32_t j = 0; j < i; j++)
+			FUZZ_CHECK(!str_eq(&s->tags[i].key, &s->tags[j].key), "tag key twice: %s",
+				   s->tags[i].key.ptr);
 	}
-}
-
-static bool str_eq(const struct span_str *a, const struct span_str *b)
-{
-	return a->len == b->len && !memcmp(a->ptr, b->ptr, a->len);
+	FUZZ_CHECK(!s->truncated || s->payload_len == SPAN_CLN_BUF - 1 ||
+			   s->payload_len == SPAN_CLN_BUF,
+		   "cut at %u bytes, not CLN's length", s->payload_len);
 }
 
 /* Two parses of the same bytes must agree on everything. */

@@ -38,7 +38,11 @@ def captures(tests):
 
 def span_cases(tests):
     for c in json.load(open(os.path.join(tests, "data", "span", "cases.json"))):
-        yield c["input"].encode() if "input" in c else bytes.fromhex(c["input_hex"])
+        if "input" in c:
+            text, times = c.get("repeat", ["", 0])
+            yield c["input"].replace("@REPEAT@", text * times).encode()
+        else:
+            yield bytes.fromhex(c["input_hex"])
 
 
 def gen_span(tests, put):

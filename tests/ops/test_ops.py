@@ -43,7 +43,8 @@ FAMILIES.update(dict.fromkeys(["cln_otlp_%s_total" % n for n in (
     "span_events", "span_events_evicted", "span_events_untimed", "spans_queued", "spans_dropped",
     "spans_exported", "spans_partial_rejected", "batches_sent", "export_retries",
     "batches_failed", "metrics_connections_closed", "exe_path_lost", "follow_truncated",
-    "follow_lost_bytes")], "counter"),
+    "follow_lost_bytes", "spans_trace_id_derived", "span_tags_duplicate",
+    "span_events_dropped")], "counter"),
     cln_otlp_export_latency_seconds="summary")
 REJECT_REASONS = ("too_long", "empty", "invalid_json", "missing_field", "bad_id", "bad_parent_id",
                   "bad_trace_id", "bad_time", "bad_field", "too_many_tags", "nomem")
@@ -201,6 +202,8 @@ def metrics(tmp):
         ("cln_otlp_span_events_untimed_total", N_EVENTS),
         ("cln_otlp_spans_recovered_total", 0),
         ("cln_otlp_spans_truncated_total", 0), ("cln_otlp_ringbuf_lost_total", 0),
+        ("cln_otlp_spans_trace_id_derived_total", 0), ("cln_otlp_span_tags_duplicate_total", 0),
+        ("cln_otlp_span_events_dropped_total", 0),
         ("cln_otlp_spans_partial_rejected_total", 0), ("cln_otlp_export_retries_total", 0),
         ("cln_otlp_batches_failed_total", 0), ("cln_otlp_queue_spans", 0),
         ("cln_otlp_queue_bytes", 0), ("cln_otlp_exe_path_lost_total", 0),

@@ -71,6 +71,9 @@ static void fill_stats(void)
 	stats.exe_path_lost = 23;
 	stats.follow_truncated = 24;
 	stats.follow_lost_bytes = 25;
+	stats.trace_id_derived = 26;
+	stats.tags_duplicate = 27;
+	stats.events_dropped = 28;
 }
 
 /*
@@ -169,8 +172,8 @@ static void test_render_values(void)
 	CHECK_MSG(len == strlen(buf), "length %zu == strlen %zu", len, strlen(buf));
 	CHECK_MSG(len < 16384, "text %zu bytes, well under the 32 KiB cap", len);
 	samples = check_structure(buf);
-	/* 3 sources + 11 reasons + drop reasons + 2 closes + 2 summary + 20 single samples */
-	CHECK_MSG(samples == 3 + (SPAN_REJECT__MAX - 1) + STATS_DROP__MAX + 2 + 2 + 20, "samples: %d",
+	/* 3 sources + 11 reasons + drop reasons + 2 closes + 2 summary + 23 single samples */
+	CHECK_MSG(samples == 3 + (SPAN_REJECT__MAX - 1) + STATS_DROP__MAX + 2 + 2 + 23, "samples: %d",
 		  samples);
 
 	const char *want[] = {
@@ -189,6 +192,9 @@ static void test_render_values(void)
 		"cln_otlp_span_events_untimed_total 20",
 		"cln_otlp_metrics_connections_closed_total{reason=\"evicted\"} 21",
 		"cln_otlp_metrics_connections_closed_total{reason=\"timeout\"} 22",
+		"cln_otlp_spans_trace_id_derived_total 26",
+		"cln_otlp_span_tags_duplicate_total 27",
+		"cln_otlp_span_events_dropped_total 28",
 		"cln_otlp_spans_queued_total 9",
 		"cln_otlp_spans_dropped_total{reason=\"queue_full\"} 10",
 		"cln_otlp_spans_dropped_total{reason=\"truncated_orphan\"} 11",
@@ -249,6 +255,9 @@ static void test_line(void)
 		"rej_bad_id=4",
 		"recovered=5",
 		"truncated=6",
+		"trace_id_derived=26",
+		"tags_duplicate=27",
+		"events_dropped=28",
 		"ringbuf_lost=7",
 		"queued=9",
 		"exported=12",

@@ -11,7 +11,7 @@
  * (tests/data/otlp: spans -> OTLP/JSON and protobuf), config (tests/data/config: argv and
  * environment -> struct config or error message), orphans (tests/data/orphans: what the
  * cut-span table does, step by step). Code-driven: queue, suspend, suspend_bound, pipeline,
- * pipeline_orphans, orphans_cache.
+ * pipeline_orphans, pipeline_adopt_wide, pipeline_derive_family, orphans_cache.
  * Prints "N passed, M failed" and exits non-zero on any failure.
  */
 #include <errno.h>
@@ -120,7 +120,7 @@ static void check_fields(const cJSON *got, const cJSON *expect)
 /*
  * A span as CLN writes it: id, parent (0: none) and traceId (hex). Without a traceId: what
  * CLN leaves of a span longer than its 2048-byte buffer, the first 2047 bytes (@size must
- * be SPAN_MAX_PAYLOAD), the traceId lost with the tail. Returns the length.
+ * be at least SPAN_CLN_BUF), the traceId lost with the tail. Returns the length.
  */
 static size_t span_payload(char *json, size_t size, uint64_t id, uint64_t parent, const char *trace)
 {
@@ -135,15 +135,15 @@ static size_t span_payload(char *json, size_t size, uint64_t id, uint64_t parent
 			     (unsigned long long)id, par, trace ? "}," : "\"query\":\"");
 	if (trace)
 		return n + (size_t)snprintf(json + n, size - n, "\"traceId\":\"%s\"}]", trace);
-	memset(json + n, 'z', SPAN_MAX_PAYLOAD - 1 - n);
-	json[SPAN_MAX_PAYLOAD - 1] = '\0';
-	return SPAN_MAX_PAYLOAD - 1;
+	memset(json + n, 'z', SPAN_CLN_BUF - 1 - n);
+	json[SPAN_CLN_BUF - 1] = '\0';
+	return SPAN_CLN_BUF - 1;
 }
 
 /* A span, or (@trace NULL) a span CLN cut before its traceId. */
 static struct span *mk_span_family(uint64_t id, uint64_t parent, const char *trace)
 {
-	char json[SPAN_MAX_PAYLOAD];
+	char json[SPAN_CLN_BUF];
 	enum span_reject why = SPAN_OK;
 	struct span *s;
 	size_t len = span_payload(json, sizeof(json), id, parent, trace);
@@ -201,16 +201,54 @@ static cJSON *span_to_json(const struct span *s)
 		cJSON_AddItemToArray(tags, pair(s->tags[i].key.ptr, s->tags[i].value.ptr));
 	cJSON_AddItemToObject(o, "tags", tags);
 	cJSON_AddBoolToObject(o, "truncated", s->truncated);
+	cJSON_AddNumberToObject(o, "dup_tags", s->dup_tags);
+	cJSON_AddNumberToObject(o, "payload_len", s->payload_len);
 	cJSON_AddStringToObject(o, "path", path_names[s->path]);
 	return o;
 }
 
-/* A case's payload: "input" (text) or "input_hex" (raw bytes). Caller frees. */
-static char *case_payload(const cJSON *c, size_t *len)
+/*
+ * "repeat": [TEXT, N]: every @REPEAT@ in the case's strings (input and expect) becomes TEXT
+ * N times, for payloads too long to write out.
+ */
+static void case_repeat(cJSON *node, const char *text, size_t times)
 {
-	const char *in = get_str(c, "input"), *hex = get_str(c, "input_hex");
+	cJSON *child;
+
+	if (cJSON_IsString(node) && strstr(node->valuestring, "@REPEAT@")) {
+		const char *at = strstr(node->valuestring, "@REPEAT@");
+		size_t head = (size_t)(at - node->valuestring), n = strlen(text) * times;
+		size_t tail = strlen(at + 8);
+		char *s = malloc(head + n + tail + 1);
+
+		if (!s)
+			abort();
+		memcpy(s, node->valuestring, head);
+		for (size_t i = 0; i < times; i++)
+			memcpy(s + head + i * strlen(text), text, strlen(text));
+		memcpy(s + head + n, at + 8, tail + 1);
+		cJSON_SetValuestring(node, s);
+		free(s);
+		case_repeat(node, text, times); /* another @REPEAT@ in the same string */
+	}
+	cJSON_ArrayForEach(child, node) case_repeat(child, text, times);
+}
+
+/* A case's payload: "input" (text) or "input_hex" (raw bytes). Caller frees. */
+static char *case_payload(cJSON *c, size_t *len)
+{
+	const cJSON *rep = cases_get(c, "repeat");
+	const char *in, *hex = get_str(c, "input_hex");
 	char *buf;
 
+	if (rep) {
+		const cJSON *t = cJSON_GetArrayItem(rep, 0), *n = cJSON_GetArrayItem(rep, 1);
+
+		if (!cJSON_IsString(t) || !cJSON_IsNumber(n) || n->valuedouble < 0)
+			data_error("\"repeat\" is not [TEXT, N]");
+		case_repeat(c, t->valuestring, (size_t)n->valuedouble);
+	}
+	in = get_str(c, "input");
 	if (in) {
 		*len = strlen(in);
 		return strdup(in);
@@ -347,6 +385,9 @@ static cJSON *pb_to_json(const uint8_t *data, size_t len)
 						cJSON_AddItemToArray(evs, je);
 					}
 				}
+				if (sp->dropped_events_count)
+					cJSON_AddNumberToObject(js, "droppedEventsCount",
+								sp->dropped_events_count);
 				st = cJSON_AddObjectToObject(js, "status");
 				if (sp->status && sp->status->message && *sp->status->message)
 					cJSON_AddStringToObject(st, "message", sp->status->message);
@@ -424,6 +465,8 @@ static void otlp_case(cJSON *c)
 			spans[n]->pid = (uint32_t)pid->valuedouble;
 		if (cJSON_IsString(exe))
 			spans[n]->exe_path = exe_path_get(exe->valuestring);
+		if (cJSON_IsTrue(cJSON_GetObjectItem(in, "derive")))
+			orphans_derive(spans[n]); /* a cut span no family told */
 		cJSON_ArrayForEach(ev, evs)
 		{
 			const char *kind = cJSON_GetArrayItem(ev, 0)->valuestring;
@@ -542,6 +585,8 @@ struct rec_exporter {
 	bool hold;	      /* keep batches until released (an exporter waiting on the network) */
 	uint64_t got_ids[16]; /* the first spans exported: ids, traceIds */
 	char got_traces[16][33];
+	const char *want_trace; /* spans exported in this trace are counted in in_trace */
+	size_t in_trace;
 };
 
 static int rec_submit(struct exporter *ex, struct queue_batch *b)
@@ -550,9 +595,15 @@ static int rec_submit(struct exporter *ex, struct queue_batch *b)
 
 	if (r->batches < 64)
 		r->sizes[r->batches] = b->n;
-	for (size_t i = 0; i < b->n && r->spans + i < 16; i++) {
+	for (size_t i = 0; i < b->n; i++) {
+		char hex[33];
+
+		text_hex_encode(b->spans[i]->trace_id, 16, hex);
+		r->in_trace += r->want_trace && !strcmp(hex, r->want_trace);
+		if (r->spans + i >= 16)
+			continue;
 		r->got_ids[r->spans + i] = span_u64(b->spans[i]->span_id);
-		text_hex_encode(b->spans[i]->trace_id, 16, r->got_traces[r->spans + i]);
+		memcpy(r->got_traces[r->spans + i], hex, 33);
 	}
 	r->batches++;
 	r->spans += b->n;
@@ -601,7 +652,7 @@ static void stop_loop(struct loop *loop, void *ctx)
 static void ingest(struct pipeline *p, const struct pipeline_origin *origin, uint64_t id,
 		   uint64_t parent, const char *trace)
 {
-	char json[SPAN_MAX_PAYLOAD];
+	char json[SPAN_CLN_BUF];
 
 	pipeline_ingest(p, origin, json, span_payload(json, sizeof(json), id, parent, trace));
 }
@@ -672,13 +723,24 @@ static void suite_pipeline(void)
 	struct loop *loop = loop__new();
 	struct pipeline *p = pipeline__new(loop, &cfg, &rec.ex);
 	struct loop_timer *t = loop_timer__new(loop, stop_loop, NULL);
-	uint64_t dropped = stats_dropped_total();
+	uint64_t dropped = stats_dropped_total(), events = stats.events;
+	uint64_t events_dropped = stats.events_dropped;
 
 	for (int i = 1; i <= 25; i++) {
 		if (i == 3)
 			pipeline_span_event(p, 42, 3, SPAN_EVENT_SUSPEND, 77);
+		/* Span 4: 65 suspend/resume pairs, 2 events past the limit. */
+		for (int e = 0; i == 4 && e < SPAN_MAX_EVENTS + 2; e++)
+			pipeline_span_event(p, 42, 4,
+					    e % 2 ? SPAN_EVENT_RESUME : SPAN_EVENT_SUSPEND,
+					    100 + (uint64_t)e);
 		ingest(p, &origin, (uint64_t)i, 0, TRACE);
 	}
+	CHECK_MSG(stats.events - events == 1 + SPAN_MAX_EVENTS &&
+			  stats.events_dropped - events_dropped == 2,
+		  "events attached %llu, dropped %llu: expected %d and 2",
+		  (unsigned long long)(stats.events - events),
+		  (unsigned long long)(stats.events_dropped - events_dropped), 1 + SPAN_MAX_EVENTS);
 	CHECK_MSG(rec.batches == 2 && rec.sizes[0] == 10 && rec.sizes[1] == 10,
 		  "full batches go at once: batches=%zu", rec.batches);
 	loop_timer_arm(t, 500);
@@ -704,15 +766,20 @@ static void suite_pipeline(void)
 	loop__free(loop);
 }
 
-/* Spans CLN cut: given a child's traceId, held for their parent, or dropped and counted. */
+/*
+ * Spans CLN cut: given a child's traceId, held for their parent, or (no family tells)
+ * given a traceId of their own and counted.
+ */
 static void suite_pipeline_orphans(void)
 {
 	static const char *const T1 = "11111111111111111111111111111111",
-				 *const T2 = "22222222222222222222222222222222";
+				 *const T2 = "22222222222222222222222222222222",
+				 *const D1 = "0000002affffffff00000000000000e1",
+				 *const D2 = "0000002affffffff00000000000000c3";
 	static const struct {
 		uint64_t id;
 		const char *trace;
-	} want[] = {{0xc1, T1}, {0xb1, T1}, {0xd2, T2}, {0xc2, T2}};
+	} want[] = {{0xc1, T1}, {0xb1, T1}, {0xd2, T2}, {0xc2, T2}, {0xe1, D1}, {0xc3, D2}};
 	struct rec_exporter rec = {.ex = {.ops = &rec_ops}};
 	struct pipeline_cfg cfg = {
 		.queue = {.max_spans = 100, .max_bytes = 1 << 20, .batch_size = 100},
@@ -722,26 +789,92 @@ static void suite_pipeline_orphans(void)
 	struct pipeline_origin origin = {.source = STATS_SRC_FILE, .pid = 42};
 	struct loop *loop = loop__new();
 	struct pipeline *p = pipeline__new(loop, &cfg, &rec.ex);
-	uint64_t dropped = stats.dropped[STATS_DROP_ORPHAN], truncated = stats.truncated;
+	uint64_t dropped = stats_dropped_total(), truncated = stats.truncated;
+	uint64_t derived = stats.trace_id_derived;
 
 	ingest(p, &origin, 0xc1, 0xb1, NULL); /* cut: held until its parent comes */
 	ingest(p, &origin, 0xb1, 0xa1, T1);   /* which adopts it */
 	ingest(p, &origin, 0xd2, 0xc2, T2);   /* a child tells its parent's traceId */
 	ingest(p, &origin, 0xc2, 0xb2, NULL); /* to the cut parent */
-	ingest(p, &origin, 0xe1, 0, NULL);    /* a cut root no child told: dropped */
+	ingest(p, &origin, 0xe1, 0, NULL);    /* a cut root no child told: a traceId of its own */
 	ingest(p, &origin, 0xc3, 0xb3, NULL); /* held; its parent never comes */
-	CHECK_MSG(stats.dropped[STATS_DROP_ORPHAN] == dropped + 1, "the cut root not dropped");
+	CHECK_MSG(stats.trace_id_derived == derived + 1, "the cut root not given its own traceId");
 	pipeline_flush(p);
-	CHECK_MSG(stats.dropped[STATS_DROP_ORPHAN] == dropped + 2,
-		  "the span still held at the flush not dropped");
-	CHECK_MSG(rec.spans == 4, "%zu spans exported, expected 4", rec.spans);
-	for (size_t i = 0; i < 4 && i < rec.spans; i++)
+	CHECK_MSG(stats.trace_id_derived == derived + 2,
+		  "the span still held at the flush not given its own traceId");
+	CHECK_MSG(stats_dropped_total() == dropped, "%llu spans dropped",
+		  (unsigned long long)(stats_dropped_total() - dropped));
+	CHECK_MSG(rec.spans == 6, "%zu spans exported, expected 6", rec.spans);
+	for (size_t i = 0; i < 6 && i < rec.spans; i++)
 		CHECK_MSG(rec.got_ids[i] == want[i].id && !strcmp(rec.got_traces[i], want[i].trace),
 			  "exported %zu: %llx in trace %s, expected %llx in %s", i,
 			  (unsigned long long)rec.got_ids[i], rec.got_traces[i],
 			  (unsigned long long)want[i].id, want[i].trace);
-	CHECK_MSG(stats.truncated == truncated + 2, "%llu cut spans delivered, expected 2",
+	CHECK_MSG(stats.truncated == truncated + 4, "%llu cut spans delivered, expected 4",
 		  (unsigned long long)(stats.truncated - truncated));
+	pipeline__free(p);
+	loop__free(loop);
+}
+
+/*
+ * 70 cut children, each with a cut grandchild (emitted first, as CLN does), then their
+ * parent: every one of the 140 takes the parent's traceId (adoption once stopped at 64,
+ * and the grandchildren of those 64 were lost).
+ */
+static void suite_pipeline_adopt_wide(void)
+{
+	enum { CHILDREN = 70 };
+	struct rec_exporter rec = {.ex = {.ops = &rec_ops}, .want_trace = TRACE};
+	struct pipeline_cfg cfg = {
+		.queue = {.max_spans = 1000, .max_bytes = 64 << 20, .batch_size = 100},
+		.schedule_delay_ms = 50,
+		.suspend_ttl_ms = 60000,
+		.suspend_max = 16};
+	struct pipeline_origin origin = {.source = STATS_SRC_FILE, .pid = 42};
+	struct loop *loop = loop__new();
+	struct pipeline *p = pipeline__new(loop, &cfg, &rec.ex);
+	uint64_t derived = stats.trace_id_derived, dropped = stats_dropped_total();
+
+	for (uint64_t i = 0; i < CHILDREN; i++) {
+		ingest(p, &origin, 0x20000 + i, 0x10000 + i, NULL); /* grandchild */
+		ingest(p, &origin, 0x10000 + i, 0xb1, NULL);	    /* child */
+	}
+	ingest(p, &origin, 0xb1, 0xa1, TRACE);
+	pipeline_flush(p);
+	CHECK_MSG(rec.in_trace == 2 * CHILDREN + 1, "%zu of %d spans in the parent's trace",
+		  rec.in_trace, 2 * CHILDREN + 1);
+	CHECK_MSG(rec.spans == 2 * CHILDREN + 1, "%zu spans exported", rec.spans);
+	CHECK_MSG(stats.trace_id_derived == derived && stats_dropped_total() == dropped,
+		  "%llu given their own traceId, %llu dropped",
+		  (unsigned long long)(stats.trace_id_derived - derived),
+		  (unsigned long long)(stats_dropped_total() - dropped));
+	pipeline__free(p);
+	loop__free(loop);
+}
+
+/*
+ * A chain of cut spans whose top never meets its parent: given up together at the flush,
+ * newest (the top) first, they share the top's derived traceId.
+ */
+static void suite_pipeline_derive_family(void)
+{
+	struct rec_exporter rec = {.ex = {.ops = &rec_ops},
+				   .want_trace = "0000002affffffff00000000000000b1"};
+	struct pipeline_cfg cfg = {
+		.queue = {.max_spans = 1000, .max_bytes = 64 << 20, .batch_size = 100},
+		.schedule_delay_ms = 50,
+		.suspend_ttl_ms = 60000,
+		.suspend_max = 16};
+	struct pipeline_origin origin = {.source = STATS_SRC_FILE, .pid = 42};
+	struct loop *loop = loop__new();
+	struct pipeline *p = pipeline__new(loop, &cfg, &rec.ex);
+
+	ingest(p, &origin, 0xd1, 0xc1, NULL);
+	ingest(p, &origin, 0xc1, 0xb1, NULL);
+	ingest(p, &origin, 0xb1, 0xa1, NULL); /* 0xa1 never comes */
+	pipeline_flush(p);
+	CHECK_MSG(rec.spans == 3 && rec.in_trace == 3, "%zu of %zu spans in the top's trace",
+		  rec.in_trace, rec.spans);
 	pipeline__free(p);
 	loop__free(loop);
 }
@@ -1031,11 +1164,17 @@ static void config_case(cJSON *c)
  *   {"op": "hold", "span": S, "at": MS, "evicted": ID} ID: the span handed back (-ENOSPC);
  *                                                   absent or null: none (0)
  *   {"op": "adopt", "parent": S, "adopted": [ID, ...]} in that order, with S's traceId
+ *                                                   (orphans_adopt, then orphans_take)
  *   {"op": "expire", "at": MS, "expired": [ID, ...]}
- * "max" bounds adopt and expire (default 64, as the pipeline's); "held": N after any step
- * checks orphans_held(). A span S is {"pid": N, "id": ID, "parent": ID, "trace": T}; ids and
- * traceIds are hex, leading zeros left out; without "trace", CLN cut the span before it.
+ *   {"op": "derive", "span": S, "trace": T}         orphans_derive() gives S traceId T
+ * "max" bounds each orphans_take and expire (default 64, as the pipeline's take); "held": N
+ * after any step checks orphans_held(); "derived": true|false checks trace_id_derived of
+ * what resolve or adopt gave out. A span S is {"pid": N, "id": ID, "parent": ID, "trace": T};
+ * ids and traceIds are hex, leading zeros left out; without "trace", CLN cut the span before
+ * it; "derived": true marks its traceId as one orphans_derive() made.
  */
+
+#define ORPHANS_CASE_OUT 256 /* spans one step may hand out, at most */
 
 /* An id of the data: hex, leading zeros left out. */
 static uint64_t hex_u64(const char *hex)
@@ -1078,12 +1217,16 @@ static struct span *orphans_span(const cJSON *sp)
 		trace_hex(trace, t);
 	s = mk_span_family(hex_u64(id), parent ? hex_u64(parent) : 0, trace ? t : NULL);
 	s->pid = (uint32_t)get_num(sp, "pid", 0);
+	s->trace_id_derived = cJSON_IsTrue(cases_get(sp, "derived"));
 	return s;
 }
 
-/* The spans handed out are those of @want, in order (with @trace, when given); freed here. */
+/*
+ * The spans handed out are those of @want, in order (with @trace, when given, and marked
+ * derived as @derived says: cJSON true/false, or NULL for unchecked); freed here.
+ */
 static void orphans_check_out(int step, struct span **out, size_t n, const cJSON *want,
-			      const uint8_t *trace)
+			      const uint8_t *trace, const cJSON *derived)
 {
 	char got[512] = "", *wants = cJSON_PrintUnformatted(want);
 	bool same = (int)n == cJSON_GetArraySize(want);
@@ -1103,6 +1246,10 @@ static void orphans_check_out(int step, struct span **out, size_t n, const cJSON
 			CHECK_MSG(out[i]->has_trace_id && !memcmp(out[i]->trace_id, trace, 16),
 				  "step %d: %llx handed out without its parent's traceId", step,
 				  (unsigned long long)id);
+		if (derived)
+			CHECK_MSG(out[i]->trace_id_derived == cJSON_IsTrue(derived),
+				  "step %d: %llx trace_id_derived %d", step, (unsigned long long)id,
+				  out[i]->trace_id_derived);
 	}
 	CHECK_MSG(same, "step %d: handed out [%s], expected %s", step, got, wants);
 	for (size_t i = 0; i < n; i++)
@@ -1120,17 +1267,18 @@ static void orphans_case(cJSON *c)
 	cJSON_ArrayForEach(step, cases_get(c, "steps"))
 	{
 		const char *op = get_str(step, "op"), *want;
-		size_t max = (size_t)get_num(step, "max", 64), n;
+		size_t max = (size_t)get_num(step, "max", 64), n, got_n, k;
 		double at = get_num(step, "at", 0);
-		struct span *out[64], *s, *evicted;
+		struct span *out[ORPHANS_CASE_OUT], *s, *evicted;
 		char got[33], t[33];
 		uint64_t ev;
 		bool r;
 		int ret;
 
 		i++;
-		if (!op || max > 64 || at < 0 || at >= 0x1p64)
-			data_error("step %d: no op, a max over 64 or a time out of range", i);
+		if (!op || !max || max > ORPHANS_CASE_OUT || at < 0 || at >= 0x1p64)
+			data_error("step %d: no op, a max of 0 or over %d or a time out of range",
+				   i, ORPHANS_CASE_OUT);
 		if (!strcmp(op, "learn")) {
 			s = orphans_span(cases_get(step, "span"));
 			orphans_learn(o, s);
@@ -1146,6 +1294,23 @@ static void orphans_case(cJSON *c)
 			CHECK_MSG(r == !!want && s->has_trace_id == !!want && !strcmp(got, t),
 				  "step %d: resolved %d to %s, expected %s", i, r, got,
 				  want ? t : "nothing");
+			if (cases_get(step, "derived"))
+				CHECK_MSG(s->trace_id_derived ==
+						  cJSON_IsTrue(cases_get(step, "derived")),
+					  "step %d: resolved with trace_id_derived %d", i,
+					  s->trace_id_derived);
+			span__free(s);
+		} else if (!strcmp(op, "derive")) {
+			want = get_str(step, "trace");
+			if (!want)
+				data_error("step %d: derive without the traceId expected", i);
+			trace_hex(want, t);
+			s = orphans_span(cases_get(step, "span"));
+			orphans_derive(s);
+			text_hex_encode(s->trace_id, 16, got);
+			CHECK_MSG(s->has_trace_id && s->trace_id_derived && !strcmp(got, t),
+				  "step %d: derived %s (marked %d), expected %s", i, got,
+				  s->trace_id_derived, t);
 			span__free(s);
 		} else if (!strcmp(op, "hold")) {
 			want = get_str(step, "evicted");
@@ -1158,12 +1323,20 @@ static void orphans_case(cJSON *c)
 			span__free(evicted);
 		} else if (!strcmp(op, "adopt")) {
 			s = orphans_span(cases_get(step, "parent"));
-			n = orphans_adopt(o, s, out, max);
-			orphans_check_out(i, out, n, cases_get(step, "adopted"), s->trace_id);
+			n = orphans_adopt(o, s);
+			got_n = 0;
+			do {
+				k = ORPHANS_CASE_OUT - got_n < max ? ORPHANS_CASE_OUT - got_n : max;
+				k = orphans_take(o, out + got_n, k);
+				got_n += k;
+			} while (k && got_n < ORPHANS_CASE_OUT);
+			CHECK_MSG(got_n == n, "step %d: adopted %zu, handed out %zu", i, n, got_n);
+			orphans_check_out(i, out, got_n, cases_get(step, "adopted"), s->trace_id,
+					  cases_get(step, "derived"));
 			span__free(s);
 		} else if (!strcmp(op, "expire")) {
 			n = orphans_expire(o, (uint64_t)at, out, max);
-			orphans_check_out(i, out, n, cases_get(step, "expired"), NULL);
+			orphans_check_out(i, out, n, cases_get(step, "expired"), NULL, NULL);
 		} else {
 			data_error("step %d: unknown op %s", i, op);
 		}
@@ -1260,6 +1433,8 @@ int main(int argc, char **argv)
 		{"suspend_bound", suite_suspend_bound},
 		{"pipeline", suite_pipeline},
 		{"pipeline_orphans", suite_pipeline_orphans},
+		{"pipeline_adopt_wide", suite_pipeline_adopt_wide},
+		{"pipeline_derive_family", suite_pipeline_derive_family},
 		{"orphans_cache", suite_orphans_cache},
 	};
 	bool all_fail = argc > 1 && !strcmp(argv[1], "--all-fail"), ran = false;
@@ -1285,10 +1460,11 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!ran) {
-		fprintf(stderr,
-			"usage: test_unit [--all-fail] span|otlp|config|orphans CASES.json "
-			"[NAME]\n"
-			"       test_unit queue|suspend|pipeline|pipeline_orphans|orphans_cache\n");
+		fprintf(stderr, "usage: test_unit [--all-fail] span|otlp|config|orphans CASES.json "
+				"[NAME]\n"
+				"       test_unit queue|suspend|pipeline|pipeline_orphans|"
+				"pipeline_adopt_wide|\n"
+				"                 pipeline_derive_family|orphans_cache\n");
 		return 2;
 	}
 	exe_paths_reset();
