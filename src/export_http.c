@@ -198,7 +198,8 @@ static void slot_retry_or_expire(struct http_slot *slot, int64_t hint_ms)
 		log_debug("export: batch of %zu spans, attempt %u in %llu ms", slot->batch->n,
 			  slot->retry.attempts, (unsigned long long)wait);
 		slot->state = SLOT_WAITING;
-		slot->backoff = hint_ms < 0;
+		/* on our own backoff unless the server asked for longer */
+		slot->backoff = hint_ms < 0 || wait > (uint64_t)hint_ms;
 		if (loop_timer_arm(slot->timer, wait) == 0)
 			return;
 		/* without a timer, retry now rather than lose the batch */
