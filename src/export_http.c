@@ -591,6 +591,19 @@ static uint64_t request_timeout_ms(const struct config *cfg)
 	return t;
 }
 
+/*
+ * How long a batch may be retried: --retry-max-elapsed, and no longer than the whole export
+ * may take, retries included (OTEL_BSP_EXPORT_TIMEOUT, --export-timeout).
+ */
+static uint64_t retry_budget_ms(const struct config *cfg)
+{
+	uint64_t t = cfg->retry_max_elapsed_ms;
+
+	if (cfg->export_timeout_ms && cfg->export_timeout_ms < t)
+		t = cfg->export_timeout_ms;
+	return t;
+}
+
 static int build_headers(struct export_http *ex, const struct config *cfg, char *err,
 			 size_t err_size)
 {
@@ -955,7 +968,7 @@ static struct export_http *eh_alloc(struct loop *loop, const struct config *cfg,
 	ex->max_inflight = cfg->max_inflight ? cfg->max_inflight : 1;
 	if (ex->max_inflight > EXPORT_HTTP_MAX_INFLIGHT)
 		ex->max_inflight = EXPORT_HTTP_MAX_INFLIGHT;
-	retry_policy_init(&ex->policy, cfg->retry_max_elapsed_ms);
+	retry_policy_init(&ex->policy, retry_budget_ms(cfg));
 	if (getrandom(&ex->rnd, sizeof(ex->rnd), GRND_NONBLOCK) != sizeof(ex->rnd))
 		ex->rnd = clock_real_ns() ^ ((uint64_t)getpid() << 32);
 	ex->rnd |= 1;
