@@ -41,7 +41,8 @@ FAMILIES = dict.fromkeys(["cln_otlp_" + n for n in (
 FAMILIES.update(dict.fromkeys(["cln_otlp_%s_total" % n for n in (
     "spans_received", "spans_rejected", "spans_recovered", "spans_truncated", "ringbuf_lost",
     "span_events", "spans_queued", "spans_dropped", "spans_exported",
-    "spans_partial_rejected", "batches_sent", "export_retries", "batches_failed")], "counter"),
+    "spans_partial_rejected", "partial_bad_count", "spans_unconfirmed", "batches_sent",
+    "export_retries", "batches_failed")], "counter"),
     cln_otlp_export_latency_seconds="summary")
 REJECT_REASONS = ("too_long", "empty", "invalid_json", "missing_field", "bad_id", "bad_parent_id",
                   "bad_trace_id", "bad_time", "bad_field", "too_many_tags", "nomem")
