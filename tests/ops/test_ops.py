@@ -199,6 +199,7 @@ def metrics(tmp):
         ("cln_otlp_span_events_total", N_EVENTS), ("cln_otlp_spans_recovered_total", 0),
         ("cln_otlp_spans_truncated_total", 0), ("cln_otlp_ringbuf_lost_total", 0),
         ("cln_otlp_spans_partial_rejected_total", 0), ("cln_otlp_export_retries_total", 0),
+        ("cln_otlp_partial_bad_count_total", 0), ("cln_otlp_spans_unconfirmed_total", 0),
         ("cln_otlp_batches_failed_total", 0), ("cln_otlp_queue_spans", 0),
         ("cln_otlp_queue_bytes", 0))})
     want[("cln_otlp_build_info", ("version", version))] = 1
