@@ -95,6 +95,7 @@ struct export_http {
 	bool curl_ready;
 	uint64_t rnd;
 	struct log_ratelimit rl_transport, rl_refused, rl_partial, rl_expired, rl_internal;
+	struct log_ratelimit rl_bad_count, rl_unconfirmed;
 };
 
 static const struct exporter_ops export_http_ops;
@@ -198,7 +199,8 @@ static void slot_retry_or_expire(struct http_slot *slot, int64_t hint_ms)
 		log_debug("export: batch of %zu spans, attempt %u in %llu ms", slot->batch->n,
 			  slot->retry.attempts, (unsigned long long)wait);
 		slot->state = SLOT_WAITING;
-		slot->backoff = hint_ms < 0;
+		/* on our own backoff unless the server asked for longer */
+		slot->backoff = hint_ms < 0 || wait > (uint64_t)hint_ms;
 		if (loop_timer_arm(slot->timer, wait) == 0)
 			return;
 		/* without a timer, retry now rather than lose the batch */
@@ -223,23 +225,49 @@ static void slot_refused(struct http_slot *slot, const char *what)
 	slot_finish(slot, EXPORT_FAIL_REJECTED);
 }
 
-/* A success: count and log what the collector rejected, or what it said. */
-static void count_partial(struct http_slot *slot, int64_t rejected, const char *msg)
+/*
+ * A success: count and log what the collector rejected (export_wire clamped it to the batch),
+ * or what it said.
+ */
+static void count_partial(struct http_slot *slot, const struct export_wire_verdict *v)
 {
 	struct export_http *ex = slot->ex;
+	const char *msg = v->message;
 
-	if (rejected <= 0) {
+	if (v->bad_count) {
+		stats.partial_bad_count++;
+		log_limited(&ex->rl_bad_count, LOG_LVL_WARN,
+			    "export to %s: the collector claims it rejected %lld spans of a batch "
+			    "of %zu; counted as %lld",
+			    ex->display, (long long)v->claimed, slot->batch->n,
+			    (long long)v->rejected);
+	}
+	if (v->rejected <= 0) {
 		if (msg[0])
 			log_limited(&ex->rl_partial, LOG_LVL_WARN,
 				    "export to %s: collector says: %s", ex->display, msg);
 		return;
 	}
-	stats.partial_rejected += (uint64_t)rejected;
-	slot->batch->rejected =
-		(uint64_t)rejected < slot->batch->n ? (size_t)rejected : slot->batch->n;
+	stats.partial_rejected += (uint64_t)v->rejected;
+	slot->batch->rejected = (size_t)v->rejected;
 	log_limited(&ex->rl_partial, LOG_LVL_WARN,
 		    "export to %s: collector rejected %lld of %zu spans%s%s", ex->display,
-		    (long long)rejected, slot->batch->n, msg[0] ? ": " : "", msg);
+		    (long long)v->rejected, slot->batch->n, msg[0] ? ": " : "", msg);
+}
+
+/*
+ * A success whose answer is no OTLP answer: the spans may or may not have reached a
+ * collector. Not retried (that could deliver them twice); counted apart, not as exported.
+ */
+static void count_unconfirmed(struct http_slot *slot, const char *what)
+{
+	struct export_http *ex = slot->ex;
+
+	stats.unconfirmed += slot->batch->n;
+	slot->batch->rejected = slot->batch->n; /* none of them counts as exported */
+	log_limited(&ex->rl_unconfirmed, LOG_LVL_WARN,
+		    "export to %s: %s; a batch of %zu spans counted as unconfirmed, not exported",
+		    ex->display, what, slot->batch->n);
 }
 
 static bool curl_code_retryable(CURLcode rc)
@@ -318,13 +346,11 @@ static void slot_answered(struct http_slot *slot, const struct export_wire_verdi
 {
 	switch (v->outcome) {
 	case EXPORT_WIRE_SUCCESS:
-		if (!v->undecodable)
-			count_partial(slot, v->rejected, v->message);
-		else if (slot->ex->grpc)
-			log_debug("export: undecodable gRPC answer to a success, ignored");
-		else
-			log_debug("export: undecodable %zu-byte answer to a success, ignored",
-				  slot->answer.body.len);
+		count_partial(slot, v);
+		slot_finish(slot, EXPORT_OK);
+		break;
+	case EXPORT_WIRE_UNCONFIRMED:
+		count_unconfirmed(slot, v->message);
 		slot_finish(slot, EXPORT_OK);
 		break;
 	case EXPORT_WIRE_RETRY:
@@ -360,7 +386,7 @@ static void slot_completed(struct http_slot *slot, CURLcode rc)
 	log_debug("export: batch of %zu spans: HTTP %ld in %llu ms (attempt %u)", slot->batch->n,
 		  status, (unsigned long long)(us / 1000), slot->retry.attempts);
 	export_wire_verdict(&slot->answer, ex->grpc, status, version == CURL_HTTP_VERSION_2_0,
-			    (int64_t)(clock_real_ns() / 1000000000), &v);
+			    slot->batch->n, (int64_t)(clock_real_ns() / 1000000000), &v);
 	slot_answered(slot, &v);
 }
 
@@ -590,6 +616,19 @@ static uint64_t request_timeout_ms(const struct config *cfg)
 	return t;
 }
 
+/*
+ * How long a batch may be retried: --retry-max-elapsed, and no longer than the whole export
+ * may take, retries included (OTEL_BSP_EXPORT_TIMEOUT, --export-timeout).
+ */
+static uint64_t retry_budget_ms(const struct config *cfg)
+{
+	uint64_t t = cfg->retry_max_elapsed_ms;
+
+	if (cfg->export_timeout_ms && cfg->export_timeout_ms < t)
+		t = cfg->export_timeout_ms;
+	return t;
+}
+
 static int build_headers(struct export_http *ex, const struct config *cfg, char *err,
 			 size_t err_size)
 {
@@ -714,6 +753,7 @@ int export_http_url(const char *endpoint, bool grpc, bool append, struct export_
 {
 	CURLU *u = NULL;
 	char *scheme = NULL, *host = NULL, *url = NULL;
+	char shown[ERR_MSG_CAP]; /* the endpoint as it may be quoted: no password, no query */
 	int rc = 0;
 
 	memset(out, 0, sizeof(*out));
@@ -722,6 +762,7 @@ int export_http_url(const char *endpoint, bool grpc, bool append, struct export_
 		snprintf(err, err_size, "no OTLP endpoint: give --endpoint http://host:port");
 		return -EINVAL;
 	}
+	export_wire_redact_url(endpoint, strlen(endpoint), shown, sizeof(shown));
 	u = curl_url();
 	if (!u) {
 		rc = -ENOMEM;
@@ -733,14 +774,14 @@ int export_http_url(const char *endpoint, bool grpc, bool append, struct export_
 		snprintf(err, err_size,
 			 "endpoint \"%s\" is not a URL: write it as http://host:port or "
 			 "https://host:port",
-			 endpoint);
+			 shown);
 		rc = -EINVAL;
 		goto cleanup;
 	}
 	if (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0) {
 		snprintf(err, err_size,
 			 "endpoint \"%s\": scheme %s is not supported: use http:// or https://",
-			 endpoint, scheme);
+			 shown, scheme);
 		rc = -EINVAL;
 		goto cleanup;
 	}
@@ -758,7 +799,7 @@ cleanup:
 	if (rc == -ENOMEM)
 		snprintf(err, err_size, "out of memory");
 	else if (rc < 0 && !err[0])
-		snprintf(err, err_size, "endpoint \"%s\" is not usable", endpoint);
+		snprintf(err, err_size, "endpoint \"%s\" is not usable", shown);
 	if (rc < 0)
 		export_http_url_release(out);
 	curl_free(url);
@@ -954,7 +995,7 @@ static struct export_http *eh_alloc(struct loop *loop, const struct config *cfg,
 	ex->max_inflight = cfg->max_inflight ? cfg->max_inflight : 1;
 	if (ex->max_inflight > EXPORT_HTTP_MAX_INFLIGHT)
 		ex->max_inflight = EXPORT_HTTP_MAX_INFLIGHT;
-	retry_policy_init(&ex->policy, cfg->retry_max_elapsed_ms);
+	retry_policy_init(&ex->policy, retry_budget_ms(cfg));
 	if (getrandom(&ex->rnd, sizeof(ex->rnd), GRND_NONBLOCK) != sizeof(ex->rnd))
 		ex->rnd = clock_real_ns() ^ ((uint64_t)getpid() << 32);
 	ex->rnd |= 1;

@@ -6,6 +6,7 @@
  */
 #include "export_wire.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -152,6 +153,8 @@ void export_wire_answer_reset(struct export_wire_answer *a)
 	a->has_retry_info = false;
 	a->retry_info_ms = 0;
 	a->grpc_message[0] = '\0';
+	a->content_type[0] = '\0';
+	a->location[0] = '\0';
 }
 
 void export_wire_answer_release(struct export_wire_answer *a)
@@ -330,6 +333,9 @@ bool export_wire_header(struct export_wire_answer *a, const char *line, size_t l
 		}
 	} else if (header_is(line, len, "content-type", &v, &vlen)) {
 		a->json = vlen >= 16 && strncasecmp(v, "application/json", 16) == 0;
+		text_printable(a->content_type, sizeof(a->content_type), v, vlen);
+	} else if (header_is(line, len, "location", &v, &vlen)) {
+		export_wire_redact_url(v, vlen, a->location, sizeof(a->location));
 	} else if (header_is(line, len, "grpc-status", &v, &vlen)) {
 		a->grpc_status = grpc_status_parse(v, vlen);
 	} else if (header_is(line, len, "grpc-message", &v, &vlen)) {
@@ -340,6 +346,69 @@ bool export_wire_header(struct export_wire_answer *a, const char *line, size_t l
 		grpc_details(a, v, vlen);
 	}
 	return false;
+}
+
+/* ---- URLs fit to log ------------------------------------------------------------------- */
+
+/* Append [src, src + n) to @out at *off, made printable; stops at the end of @out. */
+static void put(char *out, size_t size, size_t *off, const char *src, size_t n)
+{
+	if (*off + 1 >= size)
+		return;
+	text_printable(out + *off, size - *off, src, n);
+	*off += strlen(out + *off);
+}
+
+/* Where the authority of @u starts ("scheme://" or "//" before it), or @len: none. */
+static size_t authority_start(const char *u, size_t len)
+{
+	size_t i = 0;
+
+	if (len >= 2 && u[0] == '/' && u[1] == '/')
+		return 2;
+	while (i < len &&
+	       (isalnum((unsigned char)u[i]) || u[i] == '+' || u[i] == '-' || u[i] == '.'))
+		i++;
+	if (i > 0 && len - i >= 3 && !memcmp(u + i, "://", 3))
+		return i + 3;
+	return len;
+}
+
+void export_wire_redact_url(const char *url, size_t len, char *out, size_t size)
+{
+	size_t off = 0, auth, end, at = SIZE_MAX, colon = SIZE_MAX;
+
+	if (!size)
+		return;
+	out[0] = '\0';
+	if (!len)
+		return;
+	/* the URL ends at its query or fragment: neither is shown */
+	end = 0;
+	while (end < len && url[end] != '?' && url[end] != '#')
+		end++;
+	auth = authority_start(url, end);
+	if (auth < end) {
+		size_t host_end = auth;
+
+		while (host_end < end && url[host_end] != '/')
+			host_end++;
+		for (size_t i = auth; i < host_end; i++)
+			if (url[i] == '@')
+				at = i; /* the last one: a password may hold an '@' */
+		for (size_t i = auth; at != SIZE_MAX && i < at && colon == SIZE_MAX; i++)
+			if (url[i] == ':')
+				colon = i;
+	}
+	if (at == SIZE_MAX) {
+		put(out, size, &off, url, end);
+	} else {
+		put(out, size, &off, url, colon != SIZE_MAX ? colon + 1 : auth);
+		put(out, size, &off, "***", 3);
+		put(out, size, &off, url + at, end - at);
+	}
+	if (end < len && url[end] == '?')
+		put(out, size, &off, "?***", 4);
 }
 
 /* ---- the verdict --------------------------------------------------------------------- */
@@ -431,8 +500,10 @@ static int decode_json_response(const uint8_t *data, size_t len, int64_t *reject
 
 	*rejected = 0;
 	msg[0] = '\0';
-	if (!root)
+	if (!cJSON_IsObject(root)) {
+		cJSON_Delete(root);
 		return -EBADMSG;
+	}
 	ps = json_get(root, "partialSuccess", "partial_success");
 	if (cJSON_IsObject(ps)) {
 		*rejected = json_int(json_get(ps, "rejectedSpans", "rejected_spans"));
@@ -444,16 +515,40 @@ static int decode_json_response(const uint8_t *data, size_t len, int64_t *reject
 	return 0;
 }
 
-/* A partial success (or none): its count, and its message made printable. */
-static void succeeded(struct export_wire_verdict *v, int rc, int64_t rejected, const char *msg)
+/*
+ * A partial success (or none): its count, clamped to the batch's @spans (a collector that
+ * says it rejected more than it got, or a negative number, is not believed), and its
+ * message made printable.
+ */
+static void succeeded(struct export_wire_verdict *v, int64_t rejected, size_t spans,
+		      const char *msg)
 {
 	v->outcome = EXPORT_WIRE_SUCCESS;
-	if (rc < 0) {
-		v->undecodable = true;
-		return;
+	if (rejected < 0 || (uint64_t)rejected > spans) {
+		v->bad_count = true;
+		v->claimed = rejected;
+		rejected = rejected < 0 ? 0 : (int64_t)spans;
 	}
 	v->rejected = rejected;
 	text_printable(v->message, EXPORT_WIRE_TEXT_CAP, msg, strlen(msg));
+}
+
+/* A success whose body says nothing we can read: @what, and what came instead. */
+static void unconfirmed(const struct export_wire_answer *a, struct export_wire_verdict *v,
+			long status, const char *what)
+{
+	v->outcome = EXPORT_WIRE_UNCONFIRMED;
+	text_printf(v->message, sizeof(v->message),
+		    "HTTP %ld, but %s (%zu%s bytes, %s%s): not an answer from an OTLP collector; "
+		    "check the endpoint",
+		    status, what, a->body.len, a->body.len >= EXPORT_WIRE_BODY_CAP ? "+" : "",
+		    a->content_type[0] ? "Content-Type " : "no Content-Type", a->content_type);
+}
+
+/* An HTML page is no OTLP answer, whatever it decodes as. */
+static bool is_html(const struct export_wire_answer *a)
+{
+	return strncasecmp(a->content_type, "text/html", 9) == 0;
 }
 
 /* What an error body says: google.rpc.Status (protobuf or JSON), else the text itself. */
@@ -482,23 +577,61 @@ static void error_body_message(const struct export_wire_answer *a, char *out, si
 	text_printable(out, size, (const char *)d, n); /* text/plain and the like */
 }
 
-static void http_verdict(const struct export_wire_answer *a, long status, int64_t now_s,
+/* An OTLP/HTTP success: its ExportTraceServiceResponse (protobuf or JSON), if it is one. */
+static void http_success(const struct export_wire_answer *a, long status, size_t spans,
 			 struct export_wire_verdict *v)
 {
 	char msg[EXPORT_WIRE_TEXT_CAP];
 	int64_t rejected = 0;
 	int rc;
 
+	if (!a->body.len) {
+		succeeded(v, 0, spans, ""); /* an empty message, in protobuf */
+		return;
+	}
+	if (is_html(a)) {
+		unconfirmed(a, v, status, "the answer is an HTML page");
+		return;
+	}
+	if (a->body.len >= EXPORT_WIRE_BODY_CAP) {
+		unconfirmed(a, v, status, "the answer is too long to be an OTLP one");
+		return;
+	}
+	rc = a->json ? decode_json_response(a->body.data, a->body.len, &rejected, msg, sizeof(msg))
+		     : otlp_decode_response(a->body.data, a->body.len, &rejected, msg, sizeof(msg));
+	if (rc < 0)
+		unconfirmed(a, v, status,
+			    a->json ? "the answer is no ExportTraceServiceResponse in JSON"
+				    : "the answer is no ExportTraceServiceResponse in protobuf");
+	else
+		succeeded(v, rejected, spans, msg);
+}
+
+/*
+ * A redirect is not followed: the request's headers (credentials, often) would go along to
+ * wherever it points. Say where that is, for the user to point the endpoint there.
+ */
+static void redirected(const struct export_wire_answer *a, long status,
+		       struct export_wire_verdict *v)
+{
+	v->outcome = EXPORT_WIRE_REFUSED;
+	text_printf(v->message, sizeof(v->message),
+		    "HTTP %ld redirect, not followed (the request's headers and their credentials "
+		    "would go along); set the endpoint to where it points: %s",
+		    status, a->location[0] ? a->location : "no Location given");
+}
+
+static void http_verdict(const struct export_wire_answer *a, long status, size_t spans,
+			 int64_t now_s, struct export_wire_verdict *v)
+{
+	char msg[EXPORT_WIRE_TEXT_CAP];
+
 	if (status >= 200 && status < 300) {
-		if (!a->body.len) {
-			succeeded(v, 0, 0, "");
-			return;
-		}
-		rc = a->json ? decode_json_response(a->body.data, a->body.len, &rejected, msg,
-						    sizeof(msg))
-			     : otlp_decode_response(a->body.data, a->body.len, &rejected, msg,
-						    sizeof(msg));
-		succeeded(v, rc, rejected, msg);
+		http_success(a, status, spans, v);
+		return;
+	}
+	if (status >= 300 && status < 400) {
+		redirected(a, status, v);
 		return;
 	}
 	error_body_message(a, msg, sizeof(msg));
@@ -517,7 +650,8 @@ static void http_verdict(const struct export_wire_answer *a, long status, int64_
  * The gRPC message of a successful call: [flag][len BE32][ExportTraceServiceResponse]. A
  * frame that says more than the body holds (cut at the body's cap, or broken) cannot be read.
  */
-static void grpc_success(const struct export_wire_answer *a, struct export_wire_verdict *v)
+static void grpc_success(const struct export_wire_answer *a, long status, size_t spans,
+			 struct export_wire_verdict *v)
 {
 	const uint8_t *d = a->body.data, *m;
 	size_t n = a->body.len, mlen = 0;
@@ -527,13 +661,13 @@ static void grpc_success(const struct export_wire_answer *a, struct export_wire_
 	int rc = 0;
 
 	if (!n) {
-		succeeded(v, 0, 0, ""); /* no message: nothing to read */
+		succeeded(v, 0, spans, ""); /* no message: nothing to read */
 		return;
 	}
 	if (n >= GRPC_FRAME)
 		mlen = (size_t)d[1] << 24 | (size_t)d[2] << 16 | (size_t)d[3] << 8 | d[4];
 	if (n < GRPC_FRAME || mlen > n - GRPC_FRAME) {
-		succeeded(v, -EBADMSG, 0, "");
+		unconfirmed(a, v, status, "gRPC OK with a broken message frame");
 		return;
 	}
 	m = d + GRPC_FRAME;
@@ -543,13 +677,21 @@ static void grpc_success(const struct export_wire_answer *a, struct export_wire_
 		m = plain.data;
 		mlen = plain.len;
 	}
-	if (rc == 0)
-		rc = otlp_decode_response(m, mlen, &rejected, msg, sizeof(msg));
-	succeeded(v, rc, rejected, msg);
+	if (rc < 0)
+		unconfirmed(a, v, status,
+			    a->grpc_gzip
+				    ? "gRPC OK with a compressed message that does not inflate"
+				    : "gRPC OK with a compressed message and no grpc-encoding");
+	else if (otlp_decode_response(m, mlen, &rejected, msg, sizeof(msg)) < 0)
+		unconfirmed(a, v, status,
+			    "gRPC OK with a message that is no "
+			    "ExportTraceServiceResponse");
+	else
+		succeeded(v, rejected, spans, msg);
 	buf_free(&plain);
 }
 
-static void grpc_verdict(const struct export_wire_answer *a, long status, bool http2,
+static void grpc_verdict(const struct export_wire_answer *a, long status, bool http2, size_t spans,
 			 struct export_wire_verdict *v)
 {
 	int code = a->grpc_status;
@@ -563,7 +705,11 @@ static void grpc_verdict(const struct export_wire_answer *a, long status, bool h
 		return;
 	}
 	if (code == 0) {
-		grpc_success(a, v);
+		grpc_success(a, status, spans, v);
+		return;
+	}
+	if (code < 0 && status >= 300 && status < 400) {
+		redirected(a, status, v);
 		return;
 	}
 	if (code < 0) {
@@ -585,12 +731,12 @@ static void grpc_verdict(const struct export_wire_answer *a, long status, bool h
 }
 
 void export_wire_verdict(const struct export_wire_answer *a, bool grpc, long status, bool http2,
-			 int64_t now_s, struct export_wire_verdict *v)
+			 size_t spans, int64_t now_s, struct export_wire_verdict *v)
 {
 	memset(v, 0, sizeof(*v));
 	v->hint_ms = -1;
 	if (grpc)
-		grpc_verdict(a, status, http2, v);
+		grpc_verdict(a, status, http2, spans, v);
 	else
-		http_verdict(a, status, now_s, v);
+		http_verdict(a, status, spans, now_s, v);
 }

@@ -5,11 +5,13 @@
  *   - the request body: the encoded ExportTraceServiceRequest, gzip'd (level 1) and/or
  *     framed as one gRPC message (1-byte compressed flag, 4-byte big-endian length);
  *   - the answer, as the transfer delivers it: header lines (Retry-After, Content-Type,
- *     grpc-status, grpc-message, grpc-encoding, grpc-status-details-bin) and the body, kept
- *     up to a cap;
- *   - the verdict on it, from the HTTP status and version: success (with a partial
- *     success's count and message), retry (with the server's hint, if any) or refused, each
- *     with the words the exporter logs.
+ *     Location, grpc-status, grpc-message, grpc-encoding, grpc-status-details-bin) and the
+ *     body, kept up to a cap;
+ *   - the verdict on it, from the HTTP status and version and the batch's size: success
+ *     (with a partial success's count, clamped to the batch, and message), unconfirmed (a
+ *     success whose body is no ExportTraceServiceResponse), retry (with the server's hint, if
+ *     any) or refused, each with the words the exporter logs;
+ *   - URLs made fit to log: userinfo and query hidden (they may carry credentials).
  * Dates and percent-escapes are read by libcurl (curl_getdate, curl_easy_unescape), gzip by
  * zlib, protobuf by otlp.
  */
@@ -26,6 +28,7 @@
 #define EXPORT_WIRE_GRPC_MESSAGE_CAP 512
 #define EXPORT_WIRE_TEXT_CAP	     256 /* a message quoted from the collector */
 #define EXPORT_WIRE_MSG_CAP	     (EXPORT_WIRE_TEXT_CAP + 64)
+#define EXPORT_WIRE_CTYPE_CAP	     64 /* a Content-Type quoted in a message */
 
 /* ---- the request --------------------------------------------------------------------- */
 
@@ -58,6 +61,8 @@ struct export_wire_answer {
 	bool has_retry_info;	/* grpc-status-details-bin held a google.rpc.RetryInfo */
 	uint64_t retry_info_ms; /* its delay, at most RETRY_HINT_MAX_S seconds */
 	char grpc_message[EXPORT_WIRE_GRPC_MESSAGE_CAP]; /* percent-decoded, printable */
+	char content_type[EXPORT_WIRE_CTYPE_CAP];	 /* printable, may be cut */
+	char location[EXPORT_WIRE_TEXT_CAP];		 /* redacted (export_wire_redact_url) */
 };
 
 void export_wire_answer_init(struct export_wire_answer *a);
@@ -86,25 +91,44 @@ enum export_wire_outcome {
 	EXPORT_WIRE_SUCCESS = 0, /* delivered (maybe partly rejected) */
 	EXPORT_WIRE_RETRY,	 /* worth another attempt */
 	EXPORT_WIRE_REFUSED,	 /* not worth another attempt */
+	/*
+	 * A success (HTTP 2xx, gRPC OK) whose body is no ExportTraceServiceResponse (an HTML
+	 * page from a proxy or a web server, a broken message): whether the spans reached a
+	 * collector cannot be known. Not retried (that could deliver them twice), not counted
+	 * as exported.
+	 */
+	EXPORT_WIRE_UNCONFIRMED,
 };
 
 struct export_wire_verdict {
 	enum export_wire_outcome outcome;
-	int64_t hint_ms;  /* RETRY: the server's wait; -1: none (back off) */
-	int64_t rejected; /* SUCCESS: spans the collector rejected (partial success) */
-	bool undecodable; /* SUCCESS: the answer's body could not be decoded (ignored) */
+	int64_t hint_ms; /* RETRY: the server's wait; -1: none (back off) */
+	/* SUCCESS: spans the collector rejected (partial success), 0 to the batch's size */
+	int64_t rejected;
+	/* SUCCESS: the collector's count was impossible (negative, or past the batch): clamped */
+	bool bad_count;
+	int64_t claimed; /* ...the count it claimed */
 	/*
-	 * SUCCESS: the partial success's message (printable, may be empty); RETRY, REFUSED:
-	 * what went wrong ("HTTP 503: ...", "gRPC status 3 INVALID_ARGUMENT: ...").
+	 * SUCCESS: the partial success's message (printable, may be empty); RETRY, REFUSED,
+	 * UNCONFIRMED: what went wrong ("HTTP 503: ...", "gRPC status 3 INVALID_ARGUMENT: ...").
 	 */
 	char message[EXPORT_WIRE_MSG_CAP];
 };
 
 /*
  * The verdict on @a, answered with HTTP @status over HTTP/2 or not (@http2), for an OTLP/gRPC
- * request (@grpc) or an OTLP/HTTP one. @now_s (wall clock, seconds) dates Retry-After.
+ * request (@grpc) or an OTLP/HTTP one carrying @spans spans. @now_s (wall clock, seconds)
+ * dates Retry-After.
  */
 void export_wire_verdict(const struct export_wire_answer *a, bool grpc, long status, bool http2,
-			 int64_t now_s, struct export_wire_verdict *v);
+			 size_t spans, int64_t now_s, struct export_wire_verdict *v);
+
+/*
+ * @url (@len bytes, need not be NUL-terminated) as it may be logged, into @out: printable,
+ * userinfo shown as "user:***@" (or "***@" when it has no password: a lone user may be a
+ * token), a query as "?***", no fragment. Works on anything, a URL that does not parse or a
+ * relative reference included.
+ */
+void export_wire_redact_url(const char *url, size_t len, char *out, size_t size);
 
 #endif

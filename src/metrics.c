@@ -200,6 +200,14 @@ size_t metrics_render(char *buf, size_t size, uint64_t start_time_ns)
 	metrics_u64(&o, "spans_partial_rejected_total", "counter",
 		    "Spans the collector refused in a partial success answer.",
 		    stats.partial_rejected);
+	metrics_u64(&o, "partial_bad_count_total", "counter",
+		    "Partial success answers whose rejected count was impossible (negative, or "
+		    "more than the batch held); counted as the batch's size, or 0.",
+		    stats.partial_bad_count);
+	metrics_u64(&o, "spans_unconfirmed_total", "counter",
+		    "Spans answered with a success whose body is no OTLP answer (an HTML page, a "
+		    "broken message): maybe delivered, not counted as exported.",
+		    stats.unconfirmed);
 	metrics_u64(&o, "batches_sent_total", "counter", "Export requests that got an answer.",
 		    stats.batches_sent);
 	metrics_u64(&o, "export_retries_total", "counter", "Export requests retried.",

@@ -75,26 +75,28 @@ bool retry_next(const struct retry_policy *p, struct retry_state *st, uint64_t n
 		int64_t hint_ms, uint64_t rnd, uint64_t *wait_ms)
 {
 	uint64_t elapsed = now_ms > st->first_ms ? now_ms - st->first_ms : 0;
-	uint64_t remaining, wait;
+	uint64_t remaining, wait, lo, hi;
 
 	if (elapsed >= p->max_elapsed_ms)
 		return false;
 	remaining = p->max_elapsed_ms - elapsed;
-	if (hint_ms >= 0) {
+	/* Decorrelated jitter: uniform in [initial, 3 * previous], capped. */
+	lo = p->initial_ms;
+	hi = st->prev_wait_ms * 3;
+	if (hi > p->max_wait_ms)
+		hi = p->max_wait_ms;
+	if (hi < lo)
+		hi = lo;
+	wait = lo + rnd % (hi - lo + 1);
+	if (wait > p->max_wait_ms)
+		wait = p->max_wait_ms;
+	/*
+	 * A server's hint may lengthen the wait, never shorten it: "Retry-After: 0", a date in
+	 * the past or a RetryInfo of 0 s from a server that keeps failing would have every
+	 * batch hammer it as fast as it answers.
+	 */
+	if (hint_ms >= 0 && (uint64_t)hint_ms > wait)
 		wait = (uint64_t)hint_ms;
-	} else {
-		/* Decorrelated jitter: uniform in [initial, 3 * previous], capped. */
-		uint64_t lo = p->initial_ms;
-		uint64_t hi = st->prev_wait_ms * 3;
-
-		if (hi > p->max_wait_ms)
-			hi = p->max_wait_ms;
-		if (hi < lo)
-			hi = lo;
-		wait = lo + rnd % (hi - lo + 1);
-		if (wait > p->max_wait_ms)
-			wait = p->max_wait_ms;
-	}
 	if (wait > remaining)
 		wait = remaining;
 	st->prev_wait_ms = wait > st->prev_wait_ms ? wait : st->prev_wait_ms;

@@ -4,10 +4,11 @@
  * pass the time and a random number, so every decision is testable).
  *   - which answers retry: HTTP 429, 502, 503, 504; gRPC codes 1, 4, 10, 11, 14, 15, and 8
  *     only when the server sent RetryInfo;
- *   - how long to wait: the server's hint (Retry-After or gRPC RetryInfo, read by
- *     export_wire, at most RETRY_HINT_MAX_S) when there is one, else exponential backoff
- *     with decorrelated jitter (each wait drawn between the initial wait and three times the
- *     previous one, so it doubles on average, capped per wait);
+ *   - how long to wait: exponential backoff with decorrelated jitter (each wait drawn
+ *     between the initial wait and three times the previous one, so it doubles on average,
+ *     capped per wait), or the server's hint (Retry-After or gRPC RetryInfo, read by
+ *     export_wire, at most RETRY_HINT_MAX_S) when that is longer: a hint never makes a wait
+ *     shorter than the backoff (a "Retry-After: 0" would otherwise be a retry storm);
  *   - when to give up: once the time since the first attempt reaches the budget, every
  *     wait being cut to what remains of it.
  */
@@ -52,7 +53,8 @@ int retry_http_to_grpc(long status);
 
 /*
  * Decide what follows a failed retryable attempt that ended at @now_ms. @hint_ms is the
- * server's wait (Retry-After, RetryInfo) or -1 when none; @rnd any random 64-bit value.
+ * server's wait (Retry-After, RetryInfo) or -1 when none: the wait is the longer of it and
+ * the backoff; @rnd any random 64-bit value.
  * Returns true and the wait in *wait_ms when another attempt fits in the budget, false
  * when the batch should be given up. Updates @st.
  */

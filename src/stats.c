@@ -123,6 +123,10 @@ void stats_format_line(char *buf, size_t size)
 	off = stats_put(buf, size, off, "", "exported", stats.exported);
 	if (stats.partial_rejected)
 		off = stats_put(buf, size, off, "", "partial_rejected", stats.partial_rejected);
+	if (stats.partial_bad_count)
+		off = stats_put(buf, size, off, "", "partial_bad_count", stats.partial_bad_count);
+	if (stats.unconfirmed)
+		off = stats_put(buf, size, off, "", "unconfirmed", stats.unconfirmed);
 	off = stats_put(buf, size, off, "", "dropped", stats_dropped_total());
 	for (int i = 0; i < STATS_DROP__MAX; i++)
 		if (stats.dropped[i])

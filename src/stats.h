@@ -46,10 +46,12 @@ struct stats {
 	uint64_t dropped[STATS_DROP__MAX];   /* spans, by reason */
 	uint64_t exported;		     /* spans the collector accepted */
 	uint64_t partial_rejected;	     /* spans refused in a partial success */
-	uint64_t batches_sent;		     /* requests that got an answer */
-	uint64_t retries;		     /* requests retried */
-	uint64_t failed_batches;	     /* batches given up */
-	uint64_t export_latency_us_sum;	     /* request latency, for the mean */
+	uint64_t partial_bad_count; /* partial successes claiming an impossible count (clamped) */
+	uint64_t unconfirmed;	    /* spans answered by a success that is no OTLP answer */
+	uint64_t batches_sent;	    /* requests that got an answer */
+	uint64_t retries;	    /* requests retried */
+	uint64_t failed_batches;    /* batches given up */
+	uint64_t export_latency_us_sum; /* request latency, for the mean */
 	uint64_t export_latency_us_max;
 	uint64_t metrics_evicted;  /* /metrics connections closed for a newer one */
 	uint64_t metrics_timeouts; /* /metrics connections closed at their deadline */

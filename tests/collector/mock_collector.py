@@ -76,14 +76,17 @@ def http_to_grpc(status):
 
 
 class Step:
-	"""One answer; kind: ok | status | grpc | delay | drop | partial."""
+	"""One answer; kind: ok | status | grpc | delay | drop | partial | html | garbage."""
 
 	def __init__(self, text, kind, status=200, grpc=0, retry_after=None, retry_date=False,
-		     delay=0.0, rejected=0):
+		     delay=0.0, rejected=0, location=None):
 		self.__dict__.update((k, v) for k, v in locals().items() if k != "self")
 
 
 OK_STEP = Step("200", "ok")
+# What a web server (or a proxy's portal) answers with 200: spans recorded, no OTLP answer.
+HTML_PAGE = b"<!DOCTYPE html><html><body><h1>Welcome to nginx!</h1></body></html>\n"
+GARBAGE = b"\xff\xff\xff\xff"  # no protobuf message: a field number 0 is invalid
 
 
 def parse_step(text):
@@ -93,9 +96,14 @@ def parse_step(text):
 	m = re.fullmatch(r"delay=(\d+(?:\.\d*)?|\.\d+)", s)
 	if m:
 		return Step(s, "delay", delay=float(m.group(1)))
-	m = re.fullmatch(r"partial=(\d+)", s)
+	m = re.fullmatch(r"partial=(-?\d+)", s)
 	if m:
 		return Step(s, "partial", rejected=int(m.group(1)))
+	if s in ("html", "garbage"):  # 200 (gRPC OK) with no ExportTraceServiceResponse
+		return Step(s, s)
+	m = re.fullmatch(r"(3\d\d)(?:/loc=(\S+))?", s)
+	if m:
+		return Step(s, "status", status=int(m.group(1)), grpc=2, location=m.group(2))
 	m = re.fullmatch(r"grpc=(\d+)(?:/ra=(\d+))?", s)
 	if m:
 		code = int(m.group(1))
@@ -106,7 +114,7 @@ def parse_step(text):
 			return Step(s, "ok")
 		return Step(s, "grpc", status=GRPC_TO_HTTP.get(code, 500), grpc=code,
 			    retry_after=ra)
-	m = re.fullmatch(r"([2-5]\d\d)(?:/(ra|ra-date)=(\d+))?", s)  # 1xx are not final answers
+	m = re.fullmatch(r"([2-5]\d\d)(?:/(ra|ra-date)=(-?\d+))?", s)  # 1xx are not final answers
 	if m:
 		status = int(m.group(1))
 		ra = int(m.group(3)) if m.group(3) else None
@@ -114,8 +122,9 @@ def parse_step(text):
 			return Step(s, "ok", status=status)
 		return Step(s, "status", status=status, grpc=http_to_grpc(status), retry_after=ra,
 			    retry_date=(m.group(2) == "ra-date"))
-	raise ValueError("unknown step %r (expected 200, 503, 503/ra=2, 503/ra-date=2, delay=1.5, "
-			 "drop, partial=3, grpc=14, grpc=14/ra=2)" % s)
+	raise ValueError("unknown step %r (expected 200, 503, 503/ra=2, 503/ra-date=2, "
+			 "429/ra-date=-5, 301/loc=URL, delay=1.5, drop, partial=3, html, garbage, "
+			 "grpc=14, grpc=14/ra=2)" % s)
 
 
 class Script:
@@ -480,14 +489,18 @@ class HttpHandler(BaseHTTPRequestHandler):
 				app.write(None, info)
 				self.close_connection = True
 				return
-		if step.kind in ("ok", "delay", "partial"):
+		if step.kind in ("ok", "delay", "partial", "html", "garbage"):
 			base = {"transport": "http", "content_type": ctype, "content_encoding": cenc,
 				"headers": headers, "req": info["req"]}
 			info["status"] = step.status
 			app.write(span_records(req, base), info)
+			if step.kind == "html":
+				return self.answer(200, "text/html; charset=utf-8", HTML_PAGE)
+			if step.kind == "garbage":
+				return self.answer(200, resp_type, GARBAGE)
 			return self.answer(step.status, resp_type, response_body(ok_answer(step), json_wanted))
 		# status or grpc: an error answer, spans not recorded
-		extra = []
+		extra = [("Location", step.location)] if step.location else []
 		if step.retry_after is not None:
 			if step.retry_date:
 				when = math.ceil(time.time()) + step.retry_after
@@ -853,11 +866,13 @@ class GrpcService:
 				info.update(status=None, client_gone=True)
 				app.write(None, info)
 				return b""
-		if step.kind in ("ok", "delay", "partial"):
+		if step.kind in ("ok", "delay", "partial", "html", "garbage"):
 			base = {k: info[k] for k in ("transport", "content_type", "content_encoding",
 						     "headers", "req")}
 			info["status"] = 0
 			app.write(span_records(req, base), info)
+			if step.kind in ("html", "garbage"):
+				return GARBAGE if step.kind == "garbage" else HTML_PAGE
 			return ok_answer(step).SerializeToString()
 		code = step.grpc
 		message_text = "mock collector: scripted %s" % step.text

@@ -164,6 +164,64 @@ cases("retry", case, [  # what is retried, when, and what is not
                                 says=["HTTP %d" % s])) for s in (401, 403, 404, 413, 500)])
 
 
+# A server's hint shorter than the backoff (Retry-After: 0, a date in the past, RetryInfo 0 s)
+# does not shorten the wait: at least the initial 1 s between attempts (lower bound only: the
+# machine may be slow, never fast).
+ONE_BATCH = ["--batch-size", "1000", "--max-inflight", "1"]
+cases("retry", case, [
+    ("503_retry_after_0_backs_off", dict(script="503/ra=0,503/ra=0,503/ra=0", args=ONE_BATCH,
+                                         statuses=[503, 503, 503, 200], gap=(0.95, math.inf),
+                                         says=["retrying in 1.0 s"])),
+    ("429_past_date_backs_off", dict(script="429/ra-date=-5,429/ra-date=-5", args=ONE_BATCH,
+                                     statuses=[429, 429, 200], gap=(0.95, math.inf))),
+    ("grpc_retry_info_0_backs_off", dict(proto="grpc", script="grpc=14/ra=0,grpc=14/ra=0",
+                                         args=ONE_BATCH, statuses=[14, 14, 0],
+                                         gap=(0.95, math.inf)))])
+
+
+@test("retry")
+def retry_after_0_storm_bounded(tmp):
+    """A collector answering 503 + Retry-After: 0 to everything, with --export-timeout 3000:
+    the requests are bounded by the backoff (waits of at least 1 s in 3 s: at most 4 and a
+    last one at the deadline), not by how fast the collector answers (thousands), and the
+    batch is given up when the export timeout is spent."""
+    reqs, err = case(tmp, script=",".join(["503/ra=0"] * 300), rc=None, spans=False,
+                     args=ONE_BATCH + ["--export-timeout", "3000"], within=GIVES_UP,
+                     says=["giving up on a batch of 610 spans"])
+    check("at most 5 requests", 2 <= len(reqs) <= 5, len(reqs))
+    for a, b in zip(reqs, reqs[1:-1]):  # the last wait may be cut to what remains
+        check(">= 0.95 s between attempts", b["t"] - a["t"] >= 0.95, b["t"] - a["t"])
+
+
+@test("retry")
+def export_timeout_bounds_retries(tmp):
+    """--export-timeout is the longest one export may take, retries included (as the packaged
+    environment file says of OTEL_BSP_EXPORT_TIMEOUT): with nothing listening and the
+    default 300 s --retry-max-elapsed, the batch is given up after 2.5 s of retries."""
+    with Proc(argv("http://127.0.0.1:%d" % free_port(), args=["--batch-size", "1000",
+                                                             "--export-timeout", "2500"]),
+              tmp, "cln-otlp") as d:
+        d.wait_err("giving up", GIVES_UP)
+        check("exit 1: spans lost", d.stop(sig=None) == 1)
+    m = re.search(r"after (\d+) attempts in ([\d.]+) s", d.err())
+    check("says how long it tried", m, d.err())
+    check("within the 2.5 s export timeout", float(m.group(2)) <= 2.6, m.group(0))
+    check("drop_retry_expired=610", "drop_retry_expired=610" in d.err(), d.err())
+
+
+@test("retry")
+def redirect_says_where(tmp):
+    """A 301 is not followed (the headers would go along) and not retried; the message says
+    where it points, without the credentials or query its Location carries."""
+    loc = "http://user:s3cret@new.example:4318/v1/traces?api_key=s3cret"
+    reqs, err = case(tmp, script="301/loc=" + loc, rc=None, statuses=[301], spans=False,
+                     says=["HTTP 301 redirect, not followed",
+                           "set the endpoint to where it points: "
+                           "http://user:***@new.example:4318/v1/traces?***", "(not retried)",
+                           "retries=0"])
+    check("no credential on stderr", "s3cret" not in err, err)
+
+
 @test("retry")
 def connection_refused_then_up(tmp):
     """Nothing listens at first: connection failures are retried until it comes up."""
@@ -207,6 +265,45 @@ def partial(tmp, proto):
 
 
 cases("partial", partial, [(p, dict(proto=p)) for p in ("http/protobuf", "http/json", "grpc")])
+
+
+def partial_count_clamped(tmp, proto):
+    """A collector claiming 2^62 rejected spans in every answer: each claim is clamped to its
+    batch (the counter summed them: four batches wrapped it to 0, and the run exited 0 with
+    exported=0), and the lies are counted and said."""
+    reqs, err = case(tmp, proto, script=",".join(["partial=%d" % (1 << 62)] * 50), rc=1,
+                     spans=None, args=["--batch-size", "160", "--max-inflight", "1"], says=[
+                         "exported=0 ", "partial_rejected=%d" % len(EXPECTED),
+                         "claims it rejected %d spans of a batch of 160" % (1 << 62),
+                         "%d refused by the collector" % len(EXPECTED)])
+    check("4 batches or more", 4 <= len(reqs) <= 50, len(reqs))
+    check("every answer's lie counted", "partial_bad_count=%d" % len(reqs) in err, err)
+
+
+cases("partial", partial_count_clamped, [("clamped " + p, dict(proto=p))
+                                         for p in ("http/protobuf", "http/json", "grpc")])
+
+
+def unconfirmed(tmp, proto, script, says):
+    """A success (HTTP 200, gRPC OK) whose body is no ExportTraceServiceResponse: whether the
+    spans reached a collector is unknown. Said (once: rate-limited), counted as unconfirmed,
+    not as exported, not retried."""
+    reqs, err = case(tmp, proto, script=script, rc="any", spans=None, requests=1,
+                     args=["--batch-size", "1000"],
+                     says=["counted as unconfirmed, not exported", says,
+                           "unconfirmed=%d" % len(EXPECTED), "exported=0 ", "retries=0"])
+    check("one warning", err.count("counted as unconfirmed") == 1, err)
+
+
+cases("partial", unconfirmed, [
+    ("html http/protobuf", dict(proto="http/protobuf", script="html",
+                                says="HTTP 200, but the answer is an HTML page")),
+    ("html http/json", dict(proto="http/json", script="html",
+                            says="Content-Type text/html; charset=utf-8")),
+    ("garbage http/protobuf", dict(proto="http/protobuf", script="garbage",
+                                   says="no ExportTraceServiceResponse in protobuf")),
+    ("garbage grpc", dict(proto="grpc", script="garbage",
+                          says="gRPC OK with a message that is no ExportTraceServiceResponse"))])
 
 cases("grpc_status", case, [(n, dict(proto="grpc", **kw)) for n, kw in (
     ("unavailable_retried", dict(script="grpc=14", statuses=[14, 0], gap=(0.95, math.inf),
@@ -281,8 +378,11 @@ def outage_60s(tmp):
     wait between attempts longer than the 5 s cap (so the first attempt after the collector
     is back comes at most 5 s after it)."""
     port = free_port()
-    with Proc(argv("http://127.0.0.1:%d" % port, args=["--batch-size", "100", "-v"]), tmp,
-              "cln-otlp") as d:
+    # The retry budget is the smaller of --retry-max-elapsed and --export-timeout: both above
+    # the outage here.
+    with Proc(argv("http://127.0.0.1:%d" % port, args=["--batch-size", "100", "-v",
+                                                       "--export-timeout", "300000"]),
+              tmp, "cln-otlp") as d:
         time.sleep(60)  # the outage
         check("cln-otlp did not give up during the outage", d.running())
         with Collector(tmp, http_port=port) as mc:
@@ -350,6 +450,22 @@ def secret_not_logged_on_tls_failure(tmp):
     check("exit not 0", rc != 0, rc)
     check("curl's error text logged", "SSL connect error" in err, err)
     check("no secret on stderr", SECRET not in err and SECRET[:12] not in err, err)
+
+
+@test("secrets")
+def endpoint_password_not_logged(tmp):
+    """A password in the endpoint's userinfo never reaches stderr, however verbose: not when
+    the connection is refused (retried, then given up), not when curl cannot read the URL."""
+    port = free_port()
+    rc, err, _ = export("http://user:s3cret@127.0.0.1:%d" % port, args=[
+        "-vv", "--retry-max-elapsed", "1500", "--batch-size", "1000"])
+    check("exit 1", rc == 1, rc)
+    check("the refusal is said", "Couldn't connect" in err and "giving up" in err, err)
+    check("no password on stderr", "s3cret" not in err, err)
+    rc, err, _ = export("http://user:s3cret@127.0.0.1:99999", args=["-vv"])
+    check("a port out of range: exit 2", rc == 2, rc)
+    check("the endpoint quoted, redacted", "http://user:***@127.0.0.1:99999" in err, err)
+    check("no password on stderr", "s3cret" not in err, err)
 
 
 main([a for a in sys.argv[1:] if not a.startswith("-")])

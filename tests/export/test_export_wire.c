@@ -5,10 +5,12 @@
  *   test_export_wire wire tests/data/export_wire/cases.json
  *       "request": the body export_wire_request() builds (gRPC frame, gzip level 1);
  *       "retry_after": export_wire_retry_after() on one value at a given time;
- *       "answer": header lines, a body and an HTTP status fed to export_wire, and the verdict
- *       (outcome, hint, partial success, the message the exporter logs);
+ *       "answer": header lines, a body, an HTTP status and the batch's size ("spans", 1000
+ *       unless told) fed to export_wire, and the verdict (outcome, hint, partial success and
+ *       whether its count was impossible, the message the exporter logs);
  *   test_export_wire url tests/data/export_url/cases.json
- *       export_http_url(): the request URL, its display form, TLS, or the error.
+ *       export_http_url(): the request URL, its display form, TLS, or the error (which must
+ *       not contain "error_lacks", a password say); "redact": export_wire_redact_url().
  */
 #include <errno.h>
 #include <stdio.h>
@@ -143,7 +145,7 @@ static void run_retry_after(const cJSON *c)
 
 /* ---- answers -------------------------------------------------------------------------- */
 
-static const char *const outcome_names[] = {"success", "retry", "refused"};
+static const char *const outcome_names[] = {"success", "retry", "refused", "unconfirmed"};
 
 /* Header lines as curl hands them over: CR LF ended, not NUL-terminated. */
 static void feed_headers(struct export_wire_answer *a, const cJSON *headers)
@@ -199,14 +201,19 @@ static void run_answer(const cJSON *c)
 	feed_body(&a, ans);
 	memset(&v, 0x5a, sizeof(v));
 	export_wire_verdict(&a, grpc, (long)cases_int(ans, "status", 0),
-			    cases_bool(ans, "http2", grpc), cases_int(ans, "now", DEFAULT_NOW), &v);
-	CHECK_STR((unsigned)v.outcome <= EXPORT_WIRE_REFUSED ? outcome_names[v.outcome]
-							     : "out of range",
+			    cases_bool(ans, "http2", grpc), (size_t)cases_int(ans, "spans", 1000),
+			    cases_int(ans, "now", DEFAULT_NOW), &v);
+	CHECK_STR((unsigned)v.outcome <= EXPORT_WIRE_UNCONFIRMED ? outcome_names[v.outcome]
+								 : "out of range",
 		  outcome);
 	CHECK_EQ(v.hint_ms, cases_int(expect, "hint_ms", -1));
 	CHECK_EQ(v.rejected, cases_int(expect, "rejected", 0));
-	CHECK_EQ(v.undecodable, cases_bool(expect, "undecodable", false));
+	CHECK_EQ(v.bad_count, cases_has(expect, "claimed"));
+	if (cases_has(expect, "claimed"))
+		CHECK_EQ(v.claimed, cases_int(expect, "claimed", 0));
 	CHECK_STR(v.message, cases_str(expect, "message", ""));
+	if (cases_has(expect, "location"))
+		CHECK_STR(a.location, cases_str(expect, "location", ""));
 	if (cases_has(expect, "body_len"))
 		CHECK_EQ(a.body.len, cases_int(expect, "body_len", 0));
 	export_wire_answer_release(&a);
@@ -226,20 +233,45 @@ static void run_wire(cJSON *c)
 
 /* ---- URLs ----------------------------------------------------------------------------- */
 
+/* export_wire_redact_url() on "redact", into a buffer of "size" bytes (default 256). */
+static void run_redact(const cJSON *c)
+{
+	const char *url = cases_str(c, "redact", "");
+	size_t n = strlen(url), size = (size_t)cases_int(c, "size", 256);
+	char *copy = malloc(n ? n : 1), *out = malloc(size + 1);
+
+	if (!CHECK(copy && out))
+		goto cleanup;
+	memcpy(copy, url, n); /* exact size, no NUL: ASan sees a read past the end */
+	out[size] = 'x';
+	export_wire_redact_url(copy, n, out, size);
+	CHECK_STR(out, cases_str(cases_get(c, "expect"), "shown", "?"));
+	CHECK_MSG(out[size] == 'x', "written past the buffer");
+cleanup:
+	free(out);
+	free(copy);
+}
+
 static void run_url(cJSON *c)
 {
 	const cJSON *expect = cases_get(c, "expect");
 	const char *want_err = cases_str(expect, "error", NULL);
+	const char *lacks = cases_str(expect, "error_lacks", NULL);
 	struct export_http_url u;
 	char err[512];
 	int rc;
 
+	if (cases_has(c, "redact")) {
+		run_redact(c);
+		return;
+	}
 	rc = export_http_url(cases_str(c, "endpoint", ""),
 			     !strcmp(cases_str(c, "protocol", "http"), "grpc"),
 			     cases_bool(c, "append", true), &u, err, sizeof(err));
 	if (want_err) {
 		CHECK_EQ(rc, -EINVAL);
 		CHECK_MSG(strstr(err, want_err), "error \"%s\" does not say \"%s\"", err, want_err);
+		CHECK_MSG(!lacks || !strstr(err, lacks), "error \"%s\" says \"%s\"", err, lacks);
 		CHECK(!u.url && !u.display);
 	} else if (CHECK_MSG(rc == 0, "failed: %s", err)) {
 		CHECK_STR(u.url, cases_str(expect, "url", ""));

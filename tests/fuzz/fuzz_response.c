@@ -5,28 +5,34 @@
  *
  * Input: byte 0 flags (bit 0 gRPC, bit 1 HTTP/2, bit 2 gzip the request, bits 3-7 the size of
  * the pieces the body arrives in), bytes 1-2 the HTTP status (little-endian, mod 1000),
- * bytes 3-10 the wall clock (seconds), then header lines ending in '\n' up to an empty line,
- * then the body.
+ * bytes 3-10 the wall clock (seconds; its low 16 bits are also the batch's span count), then
+ * header lines ending in '\n' up to an empty line, then the body.
  *
  * Invariants checked:
- *   - the verdict is one of the three; its message is NUL-terminated, printable ASCII, and
+ *   - the verdict is one of the four; its message is NUL-terminated, printable ASCII, and
  *     says "HTTP <status>" or "gRPC status <code>" as the answer was; only a success has a
- *     partial-success count or is undecodable, only a retry has a hint;
- *   - the outcome follows the policy (retry.h) for the status or grpc-status seen, and a hint
- *     is exactly the Retry-After (HTTP) or RetryInfo (gRPC) delay, at most a day;
+ *     partial-success count, from 0 to the batch's size (an impossible count flagged and
+ *     clamped), only a retry has a hint;
+ *   - the outcome follows the policy (retry.h) for the status or grpc-status seen, a 3xx is
+ *     refused as a redirect, and a hint is exactly the Retry-After (HTTP) or RetryInfo (gRPC)
+ *     delay, at most a day;
  *   - an OTLP/HTTP protobuf success reports what otlp_decode_response says of the body,
- *     undecodable exactly when it cannot decode it; so does a gRPC success of its message,
- *     and a gRPC body whose frame is cut short is undecodable;
+ *     unconfirmed exactly when it cannot decode it (or the body is an HTML page); so does a
+ *     gRPC success of its message, and a gRPC body whose frame is cut short is unconfirmed;
+ *   - the body redacted as a URL is printable, hides userinfo as "***@" and is the URL
+ *     itself when there is nothing to hide;
  *   - the body is kept up to its cap, whatever the pieces; feeding the answer again after a
  *     junk answer and a status line gives the same verdict (a status line forgets);
  *   - a request framed (gRPC and/or gzip) reads back as the bytes given, and a gRPC success
  *     carrying that frame as its message decodes like the message itself;
  *   - no leaks, no reads past the exact-size copies.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <zlib.h>
 
@@ -42,6 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 struct input {
 	bool grpc, http2, gzip;
 	size_t piece;
+	size_t spans; /* in the batch answered */
 	long status;
 	int64_t now;
 	const uint8_t *headers;
@@ -84,7 +91,19 @@ static void verdict_of(const struct input *in, struct export_wire_answer *a, siz
 {
 	feed_headers(a, in->headers, in->headers_len);
 	feed_body(a, in, piece);
-	export_wire_verdict(a, in->grpc, in->status, in->http2, in->now, v);
+	export_wire_verdict(a, in->grpc, in->status, in->http2, in->spans, in->now, v);
+}
+
+/* @rejected as a verdict on a batch of @spans must count it: clamped, flagged if it was off. */
+static void check_count(const struct input *in, const struct export_wire_verdict *v,
+			int64_t rejected)
+{
+	bool bad = rejected < 0 || (uint64_t)rejected > in->spans;
+	int64_t want = rejected < 0 ? 0 : bad ? (int64_t)in->spans : rejected;
+
+	FUZZ_CHECK(v->rejected == want && v->bad_count == bad && (!bad || v->claimed == rejected),
+		   "count %lld of %zu spans gave %lld (bad %d, claimed %lld)", (long long)rejected,
+		   in->spans, (long long)v->rejected, v->bad_count, (long long)v->claimed);
 }
 
 static bool starts(const char *s, const char *prefix)
@@ -105,21 +124,33 @@ static void check_message(const struct export_wire_verdict *v)
 static void check_http(const struct input *in, const struct export_wire_answer *a,
 		       const struct export_wire_verdict *v)
 {
-	char head[32];
+	char head[64];
 
 	if (in->status >= 200 && in->status < 300) {
-		FUZZ_CHECK(v->outcome == EXPORT_WIRE_SUCCESS, "HTTP %ld not a success", in->status);
-		if (!a->json && a->body.len) {
+		FUZZ_CHECK(v->outcome == EXPORT_WIRE_SUCCESS ||
+				   v->outcome == EXPORT_WIRE_UNCONFIRMED,
+			   "HTTP %ld neither a success nor unconfirmed", in->status);
+		if (!a->body.len)
+			FUZZ_CHECK(v->outcome == EXPORT_WIRE_SUCCESS, "an empty body unconfirmed");
+		if (!strncasecmp(a->content_type, "text/html", 9) && a->body.len)
+			FUZZ_CHECK(v->outcome == EXPORT_WIRE_UNCONFIRMED, "an HTML page a success");
+		else if (!a->json && a->body.len && a->body.len < EXPORT_WIRE_BODY_CAP) {
 			int64_t rejected = -7;
 			char msg[EXPORT_WIRE_TEXT_CAP];
 			int rc = otlp_decode_response(a->body.data, a->body.len, &rejected, msg,
 						      sizeof(msg));
 
-			FUZZ_CHECK(v->undecodable == (rc < 0) &&
-					   (rc < 0 || rejected == v->rejected),
-				   "partial success %lld (undecodable %d) vs %lld (rc %d)",
-				   (long long)v->rejected, v->undecodable, (long long)rejected, rc);
+			FUZZ_CHECK((v->outcome == EXPORT_WIRE_UNCONFIRMED) == (rc < 0),
+				   "outcome %d, decoding said %d", v->outcome, rc);
+			if (rc == 0)
+				check_count(in, v, rejected);
 		}
+		return;
+	}
+	if (in->status >= 300 && in->status < 400) {
+		snprintf(head, sizeof(head), "HTTP %ld redirect, not followed", in->status);
+		FUZZ_CHECK(v->outcome == EXPORT_WIRE_REFUSED && starts(v->message, head),
+			   "a redirect gave %d \"%s\"", v->outcome, v->message);
 		return;
 	}
 	snprintf(head, sizeof(head), "HTTP %ld", in->status);
@@ -141,10 +172,10 @@ static void check_http(const struct input *in, const struct export_wire_answer *
 }
 
 /*
- * A gRPC success: a frame cut short is undecodable; a whole uncompressed one decodes as its
+ * A gRPC success: a frame cut short is unconfirmed; a whole uncompressed one decodes as its
  * message does.
  */
-static void check_grpc_frame(const struct export_wire_answer *a,
+static void check_grpc_frame(const struct input *in, const struct export_wire_answer *a,
 			     const struct export_wire_verdict *v)
 {
 	const uint8_t *d = a->body.data;
@@ -158,33 +189,44 @@ static void check_grpc_frame(const struct export_wire_answer *a,
 	mlen = n < 5 ? SIZE_MAX
 		     : (size_t)d[1] << 24 | (size_t)d[2] << 16 | (size_t)d[3] << 8 | d[4];
 	if (n < 5 || mlen > n - 5) {
-		FUZZ_CHECK(v->undecodable, "a %zu-byte body framing %zu bytes decoded", n, mlen);
+		FUZZ_CHECK(v->outcome == EXPORT_WIRE_UNCONFIRMED,
+			   "a %zu-byte body framing %zu bytes decoded", n, mlen);
 		return;
 	}
 	if (d[0] == 1)
 		return; /* compressed: check_own_frame reads those back */
 	rc = otlp_decode_response(d + 5, mlen, &rejected, msg, sizeof(msg));
-	FUZZ_CHECK(v->undecodable == (rc < 0) && (rc < 0 || rejected == v->rejected),
-		   "gRPC partial success %lld (undecodable %d) vs %lld (rc %d)",
-		   (long long)v->rejected, v->undecodable, (long long)rejected, rc);
+	FUZZ_CHECK((v->outcome == EXPORT_WIRE_UNCONFIRMED) == (rc < 0),
+		   "gRPC outcome %d, decoding said %d", v->outcome, rc);
+	if (rc == 0)
+		check_count(in, v, rejected);
 }
 
 static void check_grpc(const struct input *in, const struct export_wire_answer *a,
 		       const struct export_wire_verdict *v)
 {
 	int code = a->grpc_status;
-	char head[32];
+	char head[64];
 
 	if (!in->http2) {
 		FUZZ_CHECK(v->outcome == EXPORT_WIRE_REFUSED, "gRPC over HTTP/1 not refused");
 		return;
 	}
 	if (code == 0) {
-		FUZZ_CHECK(v->outcome == EXPORT_WIRE_SUCCESS, "grpc-status 0 not a success");
-		check_grpc_frame(a, v);
+		FUZZ_CHECK(v->outcome == EXPORT_WIRE_SUCCESS ||
+				   v->outcome == EXPORT_WIRE_UNCONFIRMED,
+			   "grpc-status 0 neither a success nor unconfirmed");
+		check_grpc_frame(in, a, v);
 		return;
 	}
-	FUZZ_CHECK(v->outcome != EXPORT_WIRE_SUCCESS, "grpc-status %d a success", code);
+	FUZZ_CHECK(v->outcome != EXPORT_WIRE_SUCCESS && v->outcome != EXPORT_WIRE_UNCONFIRMED,
+		   "grpc-status %d a success", code);
+	if (code < 0 && in->status >= 300 && in->status < 400) {
+		FUZZ_CHECK(v->outcome == EXPORT_WIRE_REFUSED &&
+				   strstr(v->message, "redirect, not followed"),
+			   "a gRPC redirect gave %d \"%s\"", v->outcome, v->message);
+		return;
+	}
 	if (code > 0) {
 		snprintf(head, sizeof(head), "gRPC status %d ", code);
 		FUZZ_CHECK(starts(v->message, head), "\"%s\" for grpc-status %d", v->message, code);
@@ -211,13 +253,16 @@ static void check_verdict(const struct input *in, const struct export_wire_answe
 			  const struct export_wire_verdict *v)
 {
 	FUZZ_CHECK(v->outcome == EXPORT_WIRE_SUCCESS || v->outcome == EXPORT_WIRE_RETRY ||
-			   v->outcome == EXPORT_WIRE_REFUSED,
+			   v->outcome == EXPORT_WIRE_REFUSED ||
+			   v->outcome == EXPORT_WIRE_UNCONFIRMED,
 		   "outcome %d", v->outcome);
 	check_message(v);
-	FUZZ_CHECK(v->outcome == EXPORT_WIRE_SUCCESS || (v->rejected == 0 && !v->undecodable),
+	FUZZ_CHECK(v->outcome == EXPORT_WIRE_SUCCESS || (v->rejected == 0 && !v->bad_count),
 		   "partial success on a failure");
-	FUZZ_CHECK(!v->undecodable || (v->rejected == 0 && !v->message[0]),
-		   "an undecodable answer says something");
+	FUZZ_CHECK(v->rejected >= 0 && (uint64_t)v->rejected <= in->spans,
+		   "%lld rejected of %zu spans", (long long)v->rejected, in->spans);
+	FUZZ_CHECK(v->outcome != EXPORT_WIRE_UNCONFIRMED || v->message[0],
+		   "an unconfirmed answer says nothing");
 	FUZZ_CHECK(v->outcome == EXPORT_WIRE_RETRY ? v->hint_ms >= -1 && v->hint_ms <= HINT_MAX
 						   : v->hint_ms == -1,
 		   "hint %lld ms", (long long)v->hint_ms);
@@ -231,7 +276,8 @@ static void check_verdict(const struct input *in, const struct export_wire_answe
 static bool same_verdict(const struct export_wire_verdict *x, const struct export_wire_verdict *y)
 {
 	return x->outcome == y->outcome && x->hint_ms == y->hint_ms && x->rejected == y->rejected &&
-	       x->undecodable == y->undecodable && !strcmp(x->message, y->message);
+	       x->bad_count == y->bad_count && x->claimed == y->claimed &&
+	       !strcmp(x->message, y->message);
 }
 
 /* A status line forgets: a junk answer first, then the real one, gives the same verdict. */
@@ -287,12 +333,48 @@ static void check_own_frame(const struct input *in, const uint8_t *req, size_t l
 		export_wire_header(&a, "grpc-encoding: gzip\r\n", 21);
 	export_wire_header(&a, "grpc-status: 0\r\n", 16);
 	export_wire_body(&a, req, len);
-	export_wire_verdict(&a, true, 200, true, in->now, &v);
-	FUZZ_CHECK(v.outcome == EXPORT_WIRE_SUCCESS && v.undecodable == (rc < 0) &&
-			   v.rejected == (rc < 0 ? 0 : rejected),
-		   "our own frame reads back as %d/%lld, the message as %d/%lld", v.undecodable,
+	export_wire_verdict(&a, true, 200, true, in->spans, in->now, &v);
+	FUZZ_CHECK(v.outcome == (rc < 0 ? EXPORT_WIRE_UNCONFIRMED : EXPORT_WIRE_SUCCESS),
+		   "our own frame reads back as %d/%lld, the message as %d/%lld", v.outcome,
 		   (long long)v.rejected, rc, (long long)rejected);
+	if (rc == 0)
+		check_count(in, &v, rejected);
 	export_wire_answer_release(&a);
+}
+
+/* The body as a URL to log: printable; userinfo hidden; nothing else to hide, unchanged. */
+static void check_redact(const struct input *in)
+{
+	char out[EXPORT_WIRE_TEXT_CAP];
+	const char *end, *url = (const char *)in->body;
+	size_t n = in->body_len;
+	bool plain = n && n < sizeof(out);
+
+	export_wire_redact_url(url, n, out, sizeof(out));
+	end = memchr(out, '\0', sizeof(out));
+	FUZZ_CHECK(end, "redacted URL not NUL-terminated");
+	for (const char *p = out; p < end; p++)
+		FUZZ_CHECK(*p >= 0x20 && *p < 0x7f, "unprintable byte in \"%s\"", out);
+	for (size_t i = 0; i < n && plain; i++)
+		plain = url[i] > 0x20 && url[i] < 0x7f && !strchr("@?#", url[i]);
+	if (plain)
+		FUZZ_CHECK(!strncmp(out, url, n) && !out[n], "\"%.*s\" became \"%s\"", (int)n, url,
+			   out);
+	if (n > 3 && n < sizeof(out) / 2 && !memchr(url, '\0', n)) {
+		const char *sep = memmem(url, n, "://", 3), *at, *stop;
+
+		if (!sep || sep == url)
+			return;
+		for (const char *p = url; p < sep; p++)
+			if (!isalnum((unsigned char)*p) && !strchr("+-.", *p))
+				return;
+		stop = sep + 3;
+		while (stop < url + n && !strchr("/?#", *stop))
+			stop++;
+		at = memchr(sep + 3, '@', (size_t)(stop - sep - 3));
+		if (at)
+			FUZZ_CHECK(strstr(out, "***@"), "userinfo shown in \"%s\"", out);
+	}
 }
 
 /* Frame the body as a request and read it back. */
@@ -347,6 +429,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(&status, data + 1, 2);
 	in.status = status % 1000;
 	memcpy(&in.now, data + 3, 8);
+	in.spans = (size_t)((uint64_t)in.now & 0xffff);
 	in.headers = data + 11;
 	for (i = 11; i + 1 < size && !(data[i] == '\n' && data[i + 1] == '\n'); i++)
 		;
@@ -370,6 +453,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	export_wire_answer_release(&a);
 
 	check_reset(&in, &v);
+	check_redact(&in);
 	check_request(&in);
 	return 0;
 }

@@ -19,8 +19,9 @@
  *   3  otlp_decode_retry_info    0, -ENOENT or -EBADMSG, outputs untouched unless 0,
  *                                deterministic; as a grpc-status-details-bin header,
  *                                export_wire has a hint exactly when it decodes, at most a day
- *   4  retry_next                waits stay within the budget, follow the server's hint
- *                                when there is one, else stay within the backoff bounds
+ *   4  retry_next                waits stay within the budget, within the backoff bounds,
+ *                                or the server's hint when that is longer (a hint never
+ *                                shortens a wait: no storm on "Retry-After: 0")
  */
 #include <errno.h>
 #include <stdint.h>
@@ -262,18 +263,28 @@ static void check_schedule(const uint8_t *d, size_t len, uint64_t budget)
 		FUZZ_CHECK(wait <= remaining, "waits %llu ms, %llu left", (unsigned long long)wait,
 			   (unsigned long long)remaining);
 		FUZZ_CHECK(st.attempts == attempts + 1, "attempts");
-		if (hint >= 0) {
-			FUZZ_CHECK(
-				wait == ((uint64_t)hint < remaining ? (uint64_t)hint : remaining),
-				"hint %lld ms, waits %llu", (long long)hint,
-				(unsigned long long)wait);
-		} else {
+		{
 			uint64_t lo = p.initial_ms < remaining ? p.initial_ms : remaining;
 			uint64_t hi = prev * 3 > p.initial_ms ? prev * 3 : p.initial_ms;
+			bool backoff = wait >= lo && wait <= p.max_wait_ms && wait <= hi;
 
-			FUZZ_CHECK(wait >= lo && wait <= p.max_wait_ms && wait <= hi,
-				   "backoff %llu ms (previous %llu)", (unsigned long long)wait,
-				   (unsigned long long)prev);
+			if (hint >= 0 && (uint64_t)hint > (hi < p.max_wait_ms ? hi : p.max_wait_ms))
+				FUZZ_CHECK(wait == ((uint64_t)hint < remaining ? (uint64_t)hint
+									       : remaining),
+					   "hint %lld ms past the backoff, waits %llu",
+					   (long long)hint, (unsigned long long)wait);
+			else if (hint >= 0)
+				FUZZ_CHECK(
+					(backoff && wait >= (uint64_t)hint) ||
+						wait == ((uint64_t)hint < remaining ? (uint64_t)hint
+										    : remaining),
+					"hint %lld ms, waits %llu (previous %llu)", (long long)hint,
+					(unsigned long long)wait, (unsigned long long)prev);
+			else
+				FUZZ_CHECK(backoff, "backoff %llu ms (previous %llu)",
+					   (unsigned long long)wait, (unsigned long long)prev);
+			FUZZ_CHECK(wait >= lo, "waits %llu ms, less than the initial %llu",
+				   (unsigned long long)wait, (unsigned long long)lo);
 		}
 		now += wait;
 		waited += wait;

@@ -57,6 +57,8 @@ static void fill_stats(void)
 	stats.dropped[STATS_DROP_ORPHAN] = 11;
 	stats.exported = 12;
 	stats.partial_rejected = 13;
+	stats.partial_bad_count = 29;
+	stats.unconfirmed = 30;
 	stats.batches_sent = 4;
 	stats.retries = 15;
 	stats.failed_batches = 16;
@@ -172,8 +174,8 @@ static void test_render_values(void)
 	CHECK_MSG(len == strlen(buf), "length %zu == strlen %zu", len, strlen(buf));
 	CHECK_MSG(len < 16384, "text %zu bytes, well under the 32 KiB cap", len);
 	samples = check_structure(buf);
-	/* 3 sources + 11 reasons + drop reasons + 2 closes + 2 summary + 23 single samples */
-	CHECK_MSG(samples == 3 + (SPAN_REJECT__MAX - 1) + STATS_DROP__MAX + 2 + 2 + 23, "samples: %d",
+	/* 3 sources + 11 reasons + drop reasons + 2 closes + 2 summary + 25 single samples */
+	CHECK_MSG(samples == 3 + (SPAN_REJECT__MAX - 1) + STATS_DROP__MAX + 2 + 2 + 25, "samples: %d",
 		  samples);
 
 	const char *want[] = {
@@ -201,6 +203,8 @@ static void test_render_values(void)
 		"cln_otlp_spans_dropped_total{reason=\"shutdown\"} 0",
 		"cln_otlp_spans_exported_total 12",
 		"cln_otlp_spans_partial_rejected_total 13",
+		"cln_otlp_partial_bad_count_total 29",
+		"cln_otlp_spans_unconfirmed_total 30",
 		"cln_otlp_batches_sent_total 4",
 		"cln_otlp_export_retries_total 15",
 		"cln_otlp_batches_failed_total 16",
@@ -262,6 +266,8 @@ static void test_line(void)
 		"queued=9",
 		"exported=12",
 		"partial_rejected=13",
+		"partial_bad_count=29",
+		"unconfirmed=30",
 		"dropped=21",
 		"drop_queue_full=10",
 		"drop_truncated_orphan=11",
