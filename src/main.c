@@ -366,12 +366,14 @@ static int app_exit_status(const struct app *app)
 			status = 1;
 	}
 	app_print_stats("done");
-	if (stats_dropped_total() || stats.partial_rejected) {
+	if (stats_dropped_total() || stats.partial_rejected || stats.unconfirmed) {
 		log_error("%llu spans were not delivered (%llu dropped, %llu refused by the "
-			  "collector)",
-			  (unsigned long long)(stats_dropped_total() + stats.partial_rejected),
+			  "collector, %llu answered with something that is not an OTLP response)",
+			  (unsigned long long)(stats_dropped_total() + stats.partial_rejected +
+					       stats.unconfirmed),
 			  (unsigned long long)stats_dropped_total(),
-			  (unsigned long long)stats.partial_rejected);
+			  (unsigned long long)stats.partial_rejected,
+			  (unsigned long long)stats.unconfirmed);
 		status = 1;
 	}
 	return status;

@@ -287,10 +287,12 @@ cases("partial", partial_count_clamped, [("clamped " + p, dict(proto=p))
 def unconfirmed(tmp, proto, script, says):
     """A success (HTTP 200, gRPC OK) whose body is no ExportTraceServiceResponse: whether the
     spans reached a collector is unknown. Said (once: rate-limited), counted as unconfirmed,
-    not as exported, not retried."""
-    reqs, err = case(tmp, proto, script=script, rc="any", spans=None, requests=1,
+    not as exported, not retried; the run says they were not delivered and exits 1."""
+    reqs, err = case(tmp, proto, script=script, rc=1, spans=None, requests=1,
                      args=["--batch-size", "1000"],
                      says=["counted as unconfirmed, not exported", says,
+                           "%d answered with something that is not an OTLP response" %
+                           len(EXPECTED),
                            "unconfirmed=%d" % len(EXPECTED), "exported=0 ", "retries=0"])
     check("one warning", err.count("counted as unconfirmed") == 1, err)
 
