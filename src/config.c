@@ -491,7 +491,9 @@ static const struct opts_option config_options[] = {
 	{.name = "batch-delay", .env = "OTEL_BSP_SCHEDULE_DELAY", MS(0), FIELD(schedule_delay_ms),
 	 .def = "5000", .help = "longest a span waits for its batch to fill"},
 	{.name = "export-timeout", .env = "OTEL_BSP_EXPORT_TIMEOUT", MS(1),
-	 FIELD(export_timeout_ms), .def = "30000", .help = "longest one export may take"},
+	 FIELD(export_timeout_ms), .def = "300000",
+	 .help = "longest one export may take, retries included (the SDKs' 30000 would drop a "
+		 "batch after a 30 s outage)"},
 	{.name = "shutdown-timeout", MS(0), FIELD(shutdown_timeout_ms), .def = "5000",
 	 .help = "on exit, time to flush what is queued"},
 
