@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -348,12 +349,25 @@ int main(int argc, char **argv)
 	char err[512];
 	int status = 2;
 
+	/*
+	 * Secrets (headers, a URL's password, the environment) are in memory from the start:
+	 * no process of the same user may ptrace this one or read its /proc/PID/environ or mem
+	 * (it also means no core dump). Always, not only with a secret configured.
+	 */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+		fprintf(stderr, "cln-otlp: cannot make the process non-dumpable: %s\n",
+			strerror(errno));
+		return 2;
+	}
 	config_init(&app.cfg);
 	if (config_load(&app.cfg, argc, argv, (config_getenv_fn)getenv, err, sizeof(err)) < 0) {
+		config_wipe_argv(argc, argv);
 		fprintf(stderr, "cln-otlp: %s\n", err);
 		config_free(&app.cfg);
 		return 2;
 	}
+	/* Copied: ps and /proc/PID/cmdline no longer show header values or a URL password. */
+	config_wipe_argv(argc, argv);
 	if (app.cfg.help) {
 		config_usage(stdout);
 		config_free(&app.cfg);
