@@ -282,6 +282,15 @@ static int app_start_sources(struct app *app, char *err, size_t err_size)
 	return 0;
 }
 
+/* No binary will be attached again: what was kept for it can go. */
+static void app_no_reattach(void *ctx)
+{
+	char err[256];
+
+	if (privs_drop_all(err, sizeof(err)) < 0)
+		log_warn("privileges: %s", err);
+}
+
 static int app_start(struct app *app)
 {
 	struct privs_opts po = {.user = app->cfg.user};
@@ -297,6 +306,7 @@ static int app_start(struct app *app)
 	po.attach = app->usdt != NULL;
 	if (privs_drop(&po, err, sizeof(err)) < 0)
 		goto fail;
+	source_usdt_on_no_reattach(app->usdt, app_no_reattach, app);
 	return 0;
 fail:
 	log_error("%s", err);
