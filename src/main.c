@@ -294,6 +294,11 @@ static void app_no_reattach(void *ctx)
 static int app_start(struct app *app)
 {
 	struct privs_opts po = {.user = app->cfg.user};
+	const struct {
+		const char *who, *path;
+	} tls[] = {{"--ca-cert", app->cfg.ca_cert},
+		   {"--client-cert", app->cfg.client_cert},
+		   {"--client-key", app->cfg.client_key}};
 	char err[512] = "";
 
 	app_resource(app);
@@ -306,6 +311,11 @@ static int app_start(struct app *app)
 	po.attach = app->usdt != NULL;
 	if (privs_drop(&po, err, sizeof(err)) < 0)
 		goto fail;
+	/* libcurl opens these at each connection, as the user we are now: fail now, not then. */
+	for (size_t i = 0; i < sizeof(tls) / sizeof(tls[0]); i++)
+		if (tls[i].path && app->cfg.exporter == CONFIG_EXPORTER_OTLP &&
+		    privs_check_readable(tls[i].who, tls[i].path, err, sizeof(err)) < 0)
+			goto fail;
 	source_usdt_on_no_reattach(app->usdt, app_no_reattach, app);
 	return 0;
 fail:

@@ -54,6 +54,7 @@
 #include "privs.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <linux/perf_event.h>
 #include <pwd.h>
@@ -453,4 +454,24 @@ int privs_drop_all(char *err, size_t err_size)
 	log_info("privileges: nothing will be attached again: dropped every capability%s",
 		 threads > 1 ? " (of the main thread; helper threads end on their own)" : "");
 	return 0;
+}
+
+int privs_check_readable(const char *who, const char *path, char *err, size_t err_size)
+{
+	struct passwd pw, *res = NULL;
+	char buf[PRIVS_PW_BUF];
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK), ret;
+
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	ret = -errno;
+	if (getpwuid_r(geteuid(), &pw, buf, sizeof(buf), &res) || !res)
+		res = NULL;
+	return privs_fail(err, err_size, ret,
+			  "%s %.200s: cannot be read as %s (uid %u), the user cln-otlp runs as "
+			  "once set up, and it is read again at each connection: %s; make it "
+			  "readable by that user (chown or chmod), or choose the user with --user",
+			  who, path, res ? res->pw_name : "?", (unsigned)geteuid(), strerror(-ret));
 }

@@ -32,6 +32,13 @@ struct privs_opts {
  */
 int privs_drop(const struct privs_opts *o, char *err, size_t err_size);
 /*
+ * After privs_drop: can the process, as it now is, open @path (named by option @who) for
+ * reading? Files read later (TLS files libcurl opens at each connection) must be. Returns 0,
+ * or a negative errno with a message in @err that says what to do.
+ */
+int privs_check_readable(const char *who, const char *path, char *err, size_t err_size);
+
+/*
  * Drop every capability left (effective and permitted) once nothing needs them any more:
  * the eBPF source will attach nothing again. Affects the calling thread and the threads it
  * starts later. Logs at info level. Returns 0 or a negative errno with a message in @err.
