@@ -22,6 +22,7 @@ generated Python classes in $MOCK_PROTO_PY)
 """
 import json
 import os
+import pwd
 import signal
 import socket
 import subprocess
@@ -117,6 +118,18 @@ def capture(tmp):
 # ---- the socket and follow sources -----------------------------------------------------------
 
 
+def daemon_dir(tmp):
+    """Started as root, cln-otlp runs as cln-otlp or nobody once set up: give it tmp, where
+    it removes its socket at exit and opens a replaced file again."""
+    if os.geteuid() == 0:
+        for name in ("cln-otlp", "nobody"):
+            try:
+                os.chown(tmp, pwd.getpwnam(name).pw_uid, -1)
+                return
+            except KeyError:
+                continue
+
+
 def start(tmp, *args, **kw):
     return Proc([A.cln_otlp, "--exporter", "stdout", "--batch-delay", "100", *args], tmp,
                 "cln-otlp", **kw)
@@ -128,6 +141,7 @@ def ids(d):
 
 @test("socket")
 def socket_source(tmp):
+    daemon_dir(tmp)
     path = os.path.join(tmp, "trace.sock")
     open(path, "w").close()
     bad = run([A.cln_otlp, "--socket", path, "--exporter", "stdout"])
@@ -154,6 +168,7 @@ def socket_source(tmp):
 
 @test("follow")
 def follow(tmp):
+    daemon_dir(tmp)
     path = os.path.join(tmp, "lightningd-trace.4242")
     with open(CAPTURE, encoding="utf-8") as f:
         lines = f.readlines()
