@@ -709,7 +709,8 @@ static const struct opts_option config_options[] = {
 	 .help = "serve counters for Prometheus, e.g. 127.0.0.1:9464 (default off)"},
 	{.name = "user", .kind = OPTS_STR, .arg = "NAME", FIELD(user), .unit = "a user name",
 	 .help = "run as this user once capture is set up (default, when started as root: "
-		 "cln-otlp if that user exists, else nobody; root stays root, with a warning)"},
+		 "cln-otlp if that user exists, else nobody; --user root stays root, with a "
+		 "warning)"},
 	{.name = "rpc-file", .kind = OPTS_STR, .arg = "PATH", FIELD(rpc_file),
 	 .unit = "a file path",
 	 .help = "lightningd's JSON-RPC socket (lightning-rpc), to add the node's version, id, "
