@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -299,6 +300,8 @@ static int app_start(struct app *app)
 	} tls[] = {{"--ca-cert", app->cfg.ca_cert},
 		   {"--client-cert", app->cfg.client_cert},
 		   {"--client-key", app->cfg.client_key}};
+	bool https = app->cfg.exporter == CONFIG_EXPORTER_OTLP && app->cfg.endpoint &&
+		     !strncasecmp(app->cfg.endpoint, "https://", 8);
 	char err[512] = "";
 
 	app_resource(app);
@@ -311,9 +314,12 @@ static int app_start(struct app *app)
 	po.attach = app->usdt != NULL;
 	if (privs_drop(&po, err, sizeof(err)) < 0)
 		goto fail;
-	/* libcurl opens these at each connection, as the user we are now: fail now, not then. */
-	for (size_t i = 0; i < sizeof(tls) / sizeof(tls[0]); i++)
-		if (tls[i].path && app->cfg.exporter == CONFIG_EXPORTER_OTLP &&
+	/*
+	 * libcurl opens these at each https connection, as the user we are now: fail now, not
+	 * then (export_http checked them as the user we were).
+	 */
+	for (size_t i = 0; i < sizeof(tls) / sizeof(tls[0]) && https; i++)
+		if (tls[i].path &&
 		    privs_check_readable(tls[i].who, tls[i].path, err, sizeof(err)) < 0)
 			goto fail;
 	source_usdt_on_no_reattach(app->usdt, app_no_reattach, app);

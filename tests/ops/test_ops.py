@@ -570,6 +570,10 @@ def unreadable_after_switch(tmp):
         expect_start_error(argv, ["%s %s: cannot be read as %s" % (
             "--client-cert" if flag == "--client-key" else flag, ca, default_user()),
             "Permission denied", "chown or chmod", "--user"])
+    p = run([A.cln_otlp, "--file", CAPTURE, "--endpoint", "http://127.0.0.1:1", "--ca-cert", ca,
+             "--retry-max-elapsed", "0"], timeout=60)
+    check("plain http uses no TLS file: the run starts", "info: done: " in p.stderr and
+          "cannot be read as" not in p.stderr, p.stderr)
     os.chmod(tmp, 0o755)
     os.chmod(ca, 0o644)
     p = run(base + ["--ca-cert", ca, "--retry-max-elapsed", "0"], timeout=60)
