@@ -15,11 +15,14 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "opts.h"
 #include "text.h"
@@ -357,6 +360,187 @@ static int config_set_kv(void *ctx, const struct opts_option *o, const char *who
 	return ret;
 }
 
+/* ---- --header-file --------------------------------------------------------------------- */
+
+/* One line [b, e) of a header file into @out (0), skipped (1), or -EINVAL. */
+static int config_header_line(const char *b, const char *e, struct config_kv *out)
+{
+	const char *colon, *ke, *vb;
+
+	if (e > b && e[-1] == '\r')
+		e--;
+	config_trim(&b, &e);
+	if (b == e || *b == '#')
+		return 1;
+	if (memchr(b, '\0', (size_t)(e - b)))
+		return -EINVAL;
+	colon = memchr(b, ':', (size_t)(e - b));
+	if (!colon)
+		return -EINVAL;
+	ke = colon;
+	vb = colon + 1;
+	config_trim(&b, &ke);
+	config_trim(&vb, &e);
+	if (b == ke)
+		return -EINVAL;
+	out->key = strndup(b, (size_t)(ke - b));
+	out->value = strndup(vb, (size_t)(e - vb));
+	return 0;
+}
+
+int config_parse_header_lines(const char *text, size_t len, struct config_kv *out, size_t max,
+			      size_t *n, size_t *bad_line)
+{
+	const char *p = text, *end = text + len, *nl;
+	size_t line = 0;
+	int ret = 0;
+
+	*n = 0;
+	*bad_line = 0;
+	for (; p < end && !ret; p = nl + 1) {
+		struct config_kv kv = {NULL, NULL};
+
+		nl = memchr(p, '\n', (size_t)(end - p));
+		nl = nl ? nl : end;
+		line++;
+		ret = config_header_line(p, nl, &kv);
+		if (ret == 1) {
+			ret = 0;
+			continue;
+		}
+		if (!ret && *n == max)
+			ret = -E2BIG;
+		if (!ret) {
+			out[(*n)++] = kv; /* counted even if half-copied, so that it is freed */
+			ret = !kv.key || !kv.value ? -ENOMEM : 0;
+		} else {
+			free(kv.key);
+			free(kv.value);
+		}
+	}
+	if (ret) {
+		*bad_line = line;
+		config_kv_free(out, n);
+	}
+	return ret;
+}
+
+/* The file's owner and mode: it holds secrets, so only its owner (or root) may see it. */
+static int config_header_file_stat(const char *path, int fd, char *err, size_t err_size)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0)
+		return opts_fail(err, err_size, "--header-file %.200s: %s", path, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return opts_fail(err, err_size, "--header-file %.200s: not a regular file", path);
+	if (st.st_uid != geteuid() && st.st_uid != 0)
+		return opts_fail(err, err_size,
+				 "--header-file %.200s: the file belongs to uid %u, not to the "
+				 "user running cln-otlp (uid %u) or root: it holds secrets, so "
+				 "chown it to that user (or root) and chmod 600 it",
+				 path, (unsigned)st.st_uid, (unsigned)geteuid());
+	if (st.st_mode & (S_IRGRP | S_IWGRP | S_IROTH | S_IWOTH))
+		return opts_fail(err, err_size,
+				 "--header-file %.200s: the file is readable or writable by group "
+				 "or others (mode %04o) but holds secrets: run chmod 600 %.200s",
+				 path, (unsigned)(st.st_mode & 07777), path);
+	if (st.st_size > (off_t)CONFIG_HEADER_FILE_MAX)
+		return opts_fail(err, err_size,
+				 "--header-file %.200s: larger than %u bytes: give one NAME: VALUE "
+				 "a line",
+				 path, CONFIG_HEADER_FILE_MAX);
+	return 0;
+}
+
+/* The whole file (at most CONFIG_HEADER_FILE_MAX bytes) into @buf; its length or -errno. */
+static ssize_t config_read_all(int fd, char *buf, size_t size)
+{
+	size_t got = 0;
+	ssize_t r;
+
+	while (got < size) {
+		r = read(fd, buf + got, size - got);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	return (ssize_t)got;
+}
+
+int config_read_header_file(const char *path, struct config_kv *out, size_t max, size_t *n,
+			    char *err, size_t err_size)
+{
+	char *buf = NULL;
+	size_t bad = 0;
+	ssize_t len = 0;
+	int fd, ret;
+
+	*n = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return opts_fail(err, err_size, "--header-file %.200s: cannot open it: %s", path,
+				 strerror(errno));
+	ret = config_header_file_stat(path, fd, err, err_size);
+	if (!ret) {
+		buf = malloc(CONFIG_HEADER_FILE_MAX + 1);
+		ret = buf ? 0 : opts_oom(err, err_size);
+	}
+	if (!ret) {
+		len = config_read_all(fd, buf, CONFIG_HEADER_FILE_MAX + 1);
+		if (len < 0)
+			ret = opts_fail(err, err_size, "--header-file %.200s: cannot read it: %s",
+					path, strerror((int)-len));
+		else if (len > (ssize_t)CONFIG_HEADER_FILE_MAX)
+			ret = opts_fail(err, err_size, "--header-file %.200s: larger than %u bytes",
+					path, CONFIG_HEADER_FILE_MAX);
+	}
+	if (!ret) {
+		ret = config_parse_header_lines(buf, (size_t)len, out, max, n, &bad);
+		if (ret == -E2BIG)
+			ret = opts_fail(err, err_size,
+					"--header-file %.200s: more than %zu headers", path, max);
+		else if (ret == -EINVAL)
+			ret = opts_fail(err, err_size,
+					"--header-file %.200s: line %zu is not NAME: VALUE", path,
+					bad);
+		else if (ret)
+			ret = opts_oom(err, err_size);
+	}
+	if (buf)
+		explicit_bzero(buf, CONFIG_HEADER_FILE_MAX + 1);
+	free(buf);
+	close(fd);
+	return ret;
+}
+
+/* The file's headers over the variable's (they are already in kv_env), checked. */
+static int config_merge_header_file(struct config *cfg, struct config_pending *p, char *err,
+				    size_t err_size)
+{
+	struct config_kvs *env = &p->kv_env[CONFIG_KV_HEADERS];
+	struct config_kvs got = {.n = 0};
+	char who[256];
+	int ret;
+
+	if (!cfg->header_file)
+		return 0;
+	ret = config_read_header_file(cfg->header_file, got.item, CONFIG_MAX_LIST, &got.n, err,
+				      err_size);
+	snprintf(who, sizeof(who), "--header-file %.200s", cfg->header_file);
+	for (size_t i = 0; !ret && i < got.n; i++)
+		ret = config_check_header(who, i + 1, &got.item[i], false, err, err_size);
+	for (size_t i = 0; !ret && i < got.n; i++)
+		ret = config_kv_put_take(env->item, &env->n, &got.item[i], true, who,
+					 "headers (environment and file together)", err, err_size);
+	config_kv_free(got.item, &got.n);
+	return ret;
+}
+
 /* ---- the table ------------------------------------------------------------------------- */
 
 #define FIELD(f)   .off = offsetof(struct config, f), .size = sizeof(((struct config *)0)->f)
@@ -426,7 +610,7 @@ static const struct opts_option config_options[] = {
 	 .help = "otlp; stdout: OTLP/JSON lines; console: traces as indented trees, for a "
 		 "terminal"},
 	{.name = "endpoint", .kind = OPTS_STR, .arg = "URL", FIELD(endpoint), .unit = "a URL",
-	 .env = "OTEL_EXPORTER_OTLP_ENDPOINT",
+	 .secret = OPTS_SECRET_USERINFO, .env = "OTEL_EXPORTER_OTLP_ENDPOINT",
 	 .traces_env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
 	 .help = "collector base URL: /v1/traces is appended for http/*, grpc uses it as is; "
 		 "default http://localhost:4318, or http://localhost:4317 for grpc. The full "
@@ -440,9 +624,16 @@ static const struct opts_option config_options[] = {
 	 .env = "OTEL_EXPORTER_OTLP_HEADERS",
 	 .traces_env = "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
 	 .tag = CONFIG_KV_HEADERS, .icase = true, .unit = "headers",
-	 .help = "add a request header, e.g. an API key; repeatable, replaces a same-named one "
-		 "from the variable, which holds k=v,k2=v2 percent-encoded. Values are never "
-		 "logged"},
+	 .secret = OPTS_SECRET_AFTER_EQ,
+	 .help = "add a request header; repeatable, replaces a same-named one from the file "
+		 "or the variable, which holds k=v,k2=v2 percent-encoded. Values are never "
+		 "logged, and are wiped from the command line once read, but other users may "
+		 "see them until then: put API keys in --header-file or the variable"},
+	{.name = "header-file", .kind = OPTS_STR, .arg = "FILE", FIELD(header_file),
+	 .unit = "a file path",
+	 .help = "request headers, one NAME: VALUE a line (# comments), e.g. an API key; "
+		 "replaces same-named ones from the variable. The file must be owned by the "
+		 "user running cln-otlp (or root) and not readable by others (chmod 600)"},
 	{.name = "compression", .kind = OPTS_ENUM, .arg = "ALG", FIELD(gzip),
 	 .env = "OTEL_EXPORTER_OTLP_COMPRESSION",
 	 .traces_env = "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
@@ -519,8 +710,9 @@ static const struct opts_option config_options[] = {
 	 .unit = "ADDR:PORT", .check = config_check_listen,
 	 .help = "serve counters for Prometheus, e.g. 127.0.0.1:9464 (default off)"},
 	{.name = "user", .kind = OPTS_STR, .arg = "NAME", FIELD(user), .unit = "a user name",
-	 .help = "drop privileges to this user once capture is set up (default: keep running "
-		 "as the caller)"},
+	 .help = "run as this user once capture is set up (default, when started as root: "
+		 "cln-otlp if that user exists, else nobody; --user root stays root, with a "
+		 "warning)"},
 	{.name = "rpc-file", .kind = OPTS_STR, .arg = "PATH", FIELD(rpc_file),
 	 .unit = "a file path",
 	 .help = "lightningd's JSON-RPC socket (lightning-rpc), to add the node's version, id, "
@@ -613,6 +805,8 @@ static int config_finish(struct config *cfg, struct config_pending *p, char *err
 
 	ret = config_finish_endpoint(cfg, p, err, err_size);
 	if (!ret)
+		ret = config_merge_header_file(cfg, p, err, err_size);
+	if (!ret)
 		ret = config_kv_merge(p, CONFIG_KV_HEADERS, "--header",
 				      "headers (environment and flags together)", true,
 				      cfg->headers, &cfg->n_headers, err, err_size);
@@ -698,6 +892,11 @@ cleanup:
 	return ret;
 }
 
+size_t config_wipe_argv(int argc, char **argv)
+{
+	return opts_wipe_argv(&config_table, argc, argv);
+}
+
 /* ---- usage ----------------------------------------------------------------------------- */
 
 static const char config_usage_head[] =
@@ -720,14 +919,16 @@ static const char config_usage_examples[] =
 	"  Bridge the local node to a collector on this machine:\n"
 	"    sudo " CONFIG_PROG " --lightningd /usr/local/bin/lightningd \\\n"
 	"      --endpoint http://localhost:4318\n"
-	"  Send to Honeycomb, with the API key in a header:\n"
+	"  Send to Honeycomb, with the API key in a file only root can read\n"
+	"  (/etc/cln-otlp/headers, mode 0600, holding x-honeycomb-team: YOUR_API_KEY):\n"
 	"    sudo " CONFIG_PROG " --endpoint https://api.honeycomb.io \\\n"
-	"      --header x-honeycomb-team=YOUR_API_KEY --service-name my-node\n"
-	"  The same through the environment, over gRPC:\n"
-	"    sudo env OTEL_EXPORTER_OTLP_PROTOCOL=grpc \\\n"
-	"      OTEL_EXPORTER_OTLP_ENDPOINT=https://api.honeycomb.io:443 \\\n"
-	"      OTEL_EXPORTER_OTLP_HEADERS=x-honeycomb-team=YOUR_API_KEY \\\n"
-	"      OTEL_SERVICE_NAME=my-node " CONFIG_PROG "\n";
+	"      --header-file /etc/cln-otlp/headers --service-name my-node\n"
+	"  The same over gRPC, configured in the environment file of the service\n"
+	"  (mode 0600), never on the command line, where other users see it:\n"
+	"    OTEL_EXPORTER_OTLP_PROTOCOL=grpc\n"
+	"    OTEL_EXPORTER_OTLP_ENDPOINT=https://api.honeycomb.io:443\n"
+	"    OTEL_EXPORTER_OTLP_HEADERS=x-honeycomb-team=YOUR_API_KEY\n"
+	"    OTEL_SERVICE_NAME=my-node\n";
 
 void config_usage(FILE *out)
 {

@@ -9,7 +9,10 @@
  * come from that table.
  *
  * Precedence: defaults < OTEL_EXPORTER_OTLP_X < OTEL_EXPORTER_OTLP_TRACES_X < flags.
+ * Headers: the variable's < --header-file's < --header's (a same-named one is replaced).
  * Empty variables count as unset. Errors name the flag or variable at fault.
+ *
+ * Pure but for --header-file, which config_load reads (config_read_header_file).
  */
 #ifndef CLN_OTLP_CONFIG_H
 #define CLN_OTLP_CONFIG_H
@@ -66,6 +69,7 @@ struct config {
 	bool endpoint_append;
 	struct config_kv headers[CONFIG_MAX_LIST];
 	size_t n_headers;
+	char *header_file; /* --header-file: read by config_load, merged into headers */
 	bool gzip;
 	uint64_t timeout_ms; /* per request */
 	char *ca_cert;
@@ -130,6 +134,33 @@ int config_parse_kv_list(const char *s, struct config_kv *out, size_t max, size_
  * followed by two hex digits), on "%00" (the result is a C string) or on ENOMEM.
  */
 char *config_percent_decode(const char *s, size_t len);
+
+/*
+ * Headers in the text of a --header file: one "NAME: VALUE" a line (the name before the
+ * first ':', both trimmed of spaces and tabs, the value taken literally: no decoding), a
+ * CRLF line end is fine, blank lines and lines starting with '#' are skipped. Fills
+ * out[0..*n) with allocated strings (a later same-named entry is kept as well: the caller
+ * merges). Returns 0, -EINVAL (a line without ':', an empty name, a NUL byte; its number in
+ * *@bad_line) or -E2BIG (more than @max entries); on error nothing stays allocated.
+ */
+int config_parse_header_lines(const char *text, size_t len, struct config_kv *out, size_t max,
+			      size_t *n, size_t *bad_line);
+/*
+ * Read the headers of the --header file @path (at most CONFIG_HEADER_FILE_MAX bytes). The
+ * file holds secrets, so it must be a regular file owned by the effective user or root,
+ * neither readable nor writable by group or others. Returns 0, or a negative errno with a
+ * message that says what to do (never quoting the file's content).
+ */
+int config_read_header_file(const char *path, struct config_kv *out, size_t max, size_t *n,
+			    char *err, size_t err_size);
+#define CONFIG_HEADER_FILE_MAX (64u * 1024)
+
+/*
+ * Overwrite in place the secrets in @argv, already copied by config_load: --header values
+ * and the password of an --endpoint's user:password@, so that ps and /proc/PID/cmdline do not
+ * show them. Returns how many values were wiped.
+ */
+size_t config_wipe_argv(int argc, char **argv);
 
 /* Usage text (--help), made from the option table. */
 void config_usage(FILE *out);

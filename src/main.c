@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -316,9 +318,25 @@ static int app_start_sources(struct app *app, char *err, size_t err_size)
 	return 0;
 }
 
+/* No binary will be attached again: what was kept for it can go. */
+static void app_no_reattach(void *ctx)
+{
+	char err[256];
+
+	if (privs_drop_all(err, sizeof(err)) < 0)
+		log_warn("privileges: %s", err);
+}
+
 static int app_start(struct app *app)
 {
 	struct privs_opts po = {.user = app->cfg.user};
+	const struct {
+		const char *who, *path;
+	} tls[] = {{"--ca-cert", app->cfg.ca_cert},
+		   {"--client-cert", app->cfg.client_cert},
+		   {"--client-key", app->cfg.client_key}};
+	bool https = app->cfg.exporter == CONFIG_EXPORTER_OTLP && app->cfg.endpoint &&
+		     !strncasecmp(app->cfg.endpoint, "https://", 8);
 	char err[512] = "";
 
 	app_resource(app);
@@ -331,6 +349,15 @@ static int app_start(struct app *app)
 	po.attach = app->usdt != NULL;
 	if (privs_drop(&po, err, sizeof(err)) < 0)
 		goto fail;
+	/*
+	 * libcurl opens these at each https connection, as the user we are now: fail now, not
+	 * then (export_http checked them as the user we were).
+	 */
+	for (size_t i = 0; i < sizeof(tls) / sizeof(tls[0]) && https; i++)
+		if (tls[i].path &&
+		    privs_check_readable(tls[i].who, tls[i].path, err, sizeof(err)) < 0)
+			goto fail;
+	source_usdt_on_no_reattach(app->usdt, app_no_reattach, app);
 	return 0;
 fail:
 	log_error("%s", err);
@@ -385,12 +412,25 @@ int main(int argc, char **argv)
 	char err[512];
 	int status = 2;
 
+	/*
+	 * Secrets (headers, a URL's password, the environment) are in memory from the start:
+	 * no process of the same user may ptrace this one or read its /proc/PID/environ or mem
+	 * (it also means no core dump). Always, not only with a secret configured.
+	 */
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) {
+		fprintf(stderr, "cln-otlp: cannot make the process non-dumpable: %s\n",
+			strerror(errno));
+		return 2;
+	}
 	config_init(&app.cfg);
 	if (config_load(&app.cfg, argc, argv, (config_getenv_fn)getenv, err, sizeof(err)) < 0) {
+		config_wipe_argv(argc, argv);
 		fprintf(stderr, "cln-otlp: %s\n", err);
 		config_free(&app.cfg);
 		return 2;
 	}
+	/* Copied: ps and /proc/PID/cmdline no longer show header values or a URL password. */
+	config_wipe_argv(argc, argv);
 	if (app.cfg.help) {
 		config_usage(stdout);
 		config_free(&app.cfg);

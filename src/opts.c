@@ -430,6 +430,76 @@ int opts_parse_argv(const struct opts_table *t, void *dst, void *ctx, int argc, 
 	return 0;
 }
 
+/* ---- secrets on the command line ------------------------------------------------------ */
+
+#define OPTS_WIPE_CHAR '*'
+
+static size_t opts_wipe_range(char *b, char *e)
+{
+	size_t n = (size_t)(e - b);
+
+	memset(b, OPTS_WIPE_CHAR, n);
+	return n;
+}
+
+/* "scheme://user:password@host...": the password, up to the '@' ending the userinfo. */
+static size_t opts_wipe_userinfo(char *v)
+{
+	char *auth = strstr(v, "://"), *end, *at = NULL, *colon;
+
+	if (!auth)
+		return 0;
+	auth += 3;
+	end = auth + strcspn(auth, "/?#");
+	for (char *c = auth; c < end; c++)
+		if (*c == '@')
+			at = c; /* the last one: a password may hold a raw '@' */
+	if (!at)
+		return 0;
+	colon = memchr(auth, ':', (size_t)(at - auth));
+	return colon ? opts_wipe_range(colon + 1, at) : 0;
+}
+
+size_t opts_wipe_value(enum opts_secret s, char *v)
+{
+	char *eq;
+
+	if (!v)
+		return 0;
+	switch (s) {
+	case OPTS_SECRET_AFTER_EQ:
+		eq = strchr(v, '=');
+		return eq ? opts_wipe_range(eq + 1, eq + 1 + strlen(eq + 1)) : 0;
+	case OPTS_SECRET_USERINFO:
+		return opts_wipe_userinfo(v);
+	case OPTS_PUBLIC:
+		break;
+	}
+	return 0;
+}
+
+size_t opts_wipe_argv(const struct opts_table *t, int argc, char **argv)
+{
+	struct option longopts[OPTS_MAX + 1];
+	char shortopts[2 * OPTS_MAX + 3];
+	const struct opts_option *o;
+	size_t wiped = 0;
+	int opt;
+
+	if (argc <= 1 || !argv)
+		return 0;
+	opts_getopt_table(t, longopts, shortopts);
+	opterr = 0;
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
+		o = opts_of(t, opt);
+		if (o && o->secret && optarg && opts_wipe_value(o->secret, optarg))
+			wiped++;
+	}
+	optind = 0;
+	return wiped;
+}
+
 /* ---- environment ----------------------------------------------------------------------- */
 
 static const char *opts_env_get(opts_getenv_fn fn, const char *name)

@@ -36,6 +36,13 @@ enum opts_kind {
 	OPTS_VERSION, /* -V: stop, st->version */
 };
 
+/* What of a value is a secret, wiped from the command line once read (opts_wipe_argv). */
+enum opts_secret {
+	OPTS_PUBLIC = 0,
+	OPTS_SECRET_AFTER_EQ, /* NAME=VALUE: the VALUE (a header's) */
+	OPTS_SECRET_USERINFO, /* a URL: the password of its user:password@ */
+};
+
 struct opts_choice {
 	const char *name;
 	int value;
@@ -58,6 +65,7 @@ struct opts_option {
 	bool icase;			   /* ENUM: names of any case; CUSTOM: the caller's */
 	int step;			   /* COUNT */
 	int tag;			   /* the caller's, for .set */
+	enum opts_secret secret;	   /* what opts_wipe_argv() overwrites */
 	/* A rule on a value after its type's (@v: the number, if one). 0 or -EINVAL. */
 	int (*check)(const char *who, const char *arg, uint64_t v, char *err, size_t err_size);
 	/* CUSTOM: takes the value of the flag or the variable @who (@env). 0 or -errno. */
@@ -100,6 +108,16 @@ int opts_parse_argv(const struct opts_table *t, void *dst, void *ctx, int argc, 
  */
 int opts_load_env(const struct opts_table *t, void *dst, void *ctx, opts_getenv_fn getenv_fn,
 		  struct opts_state *st, char *err, size_t err_size);
+
+/*
+ * Overwrite in place, with '*', the secret part of every value of a row marked .secret in
+ * @argv (as getopt_long reads it, like opts_parse_argv), so that /proc/PID/cmdline and ps no
+ * longer show it. Call it once the values were copied (after opts_parse_argv). Returns how
+ * many values were wiped. The lengths stay; only the bytes change.
+ */
+size_t opts_wipe_argv(const struct opts_table *t, int argc, char **argv);
+/* Overwrite the @s part of one value @v in place; how many bytes were overwritten. */
+size_t opts_wipe_value(enum opts_secret s, char *v);
 
 const struct opts_option *opts_find(const struct opts_table *t, const char *name);
 /* Index of row @o in @t (for st->seen and st->traces). */

@@ -33,16 +33,28 @@
  * the bounding set when we may change it (CAP_SETPCAP), so not even an exec could get it
  * back; no_new_privs is set too (no setuid or file-capability gains).
  *
- * --user NAME: setgroups (the user's groups), setresgid, setresuid, keeping the permitted set
- * across the change (PR_SET_KEEPCAPS), then the kept capabilities are made effective again.
- * Attaching again keeps working as that user: the kernel checks capabilities, not the uid.
- * Changing uid also makes the process non-dumpable, so that user's other processes cannot
- * ptrace it. Without capabilities beyond these, reconnecting to a lightning-rpc socket of
- * another user (node identity) needs --user to be the node's user.
+ * The user: root without capabilities still owns /etc, /root and every root-owned file, so
+ * started as root the daemon always switches user: --user NAME, by default the cln-otlp
+ * system user if there is one, else nobody. --user root (any uid 0 user) stays root, with a
+ * warning. Started as another user (systemd's DynamicUser, a setcap binary) it stays that
+ * user unless --user says otherwise. The switch: setgroups (the user's groups), setresgid,
+ * setresuid, keeping the permitted set across the change (PR_SET_KEEPCAPS), then the kept
+ * capabilities are made effective again. Attaching again keeps working as that user: the
+ * kernel checks capabilities, not the uid. main() has made the process non-dumpable from the
+ * start (secrets), so that user's other processes cannot ptrace it nor read its memory.
+ * Without capabilities beyond these, reconnecting to a lightning-rpc socket of another user
+ * (node identity after lightningd restarts) needs --user to be the node's user, and files
+ * opened later (--follow after a rotation, --ca-cert, --client-key, read by libcurl at each
+ * connection) must be readable by the user.
+ *
+ * With --pid, once every one of those processes has exited nothing can be attached again
+ * (source_usdt tells): privs_drop_all() then drops the capabilities kept for it, so that
+ * what parses a collector's answers (libcurl, nghttp2, cJSON) runs with none.
  */
 #include "privs.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <linux/perf_event.h>
 #include <pwd.h>
@@ -223,6 +235,7 @@ struct privs_user {
 	gid_t groups[PRIVS_MAX_GROUPS];
 	int n_groups;
 	char name[64];
+	bool by_default; /* not named by --user */
 };
 
 static int privs_lookup(const char *name, struct privs_user *u, char *err, size_t err_size)
@@ -256,6 +269,25 @@ static int privs_lookup(const char *name, struct privs_user *u, char *err, size_
 cleanup:
 	free(buf);
 	return ret;
+}
+
+/* Started as root without --user: PRIVS_DEFAULT_USER, else PRIVS_FALLBACK_USER. */
+static int privs_default_user(struct privs_user *u, char *err, size_t err_size)
+{
+	struct passwd pw, *res = NULL;
+	char buf[PRIVS_PW_BUF];
+	const char *name = PRIVS_DEFAULT_USER;
+
+	if (getpwnam_r(name, &pw, buf, sizeof(buf), &res) || !res)
+		name = PRIVS_FALLBACK_USER;
+	if (privs_lookup(name, u, err, err_size))
+		return privs_fail(err, err_size, -ENOENT,
+				  "running as root, cln-otlp switches to an unprivileged user once "
+				  "set up, but neither \"%s\" nor \"%s\" exists: create one "
+				  "(useradd --system --no-create-home %s) or name one with --user",
+				  PRIVS_DEFAULT_USER, PRIVS_FALLBACK_USER, PRIVS_DEFAULT_USER);
+	u->by_default = true;
+	return 0;
 }
 
 /* Become @u, keeping the permitted set (the effective set is emptied by the kernel). */
@@ -312,9 +344,15 @@ static void privs_log(const struct privs_opts *o, const struct privs_keep *k, bo
 		log_info("privileges: no capability kept (none is needed without the eBPF "
 			 "source)%s; no_new_privs set",
 			 bound ? "; bounding set emptied" : "");
-	if (u)
-		log_info("privileges: running as %s (uid %u, gid %u, %d groups)", u->name,
-			 (unsigned)u->uid, (unsigned)u->gid, u->n_groups);
+	if (u && u->uid == 0)
+		log_warn("privileges: staying root (--user %s): without capabilities, root still "
+			 "owns and may change every root-owned file; give an unprivileged --user",
+			 u->name);
+	else if (u)
+		log_info("privileges: running as %s (uid %u, gid %u, %d groups)%s", u->name,
+			 (unsigned)u->uid, (unsigned)u->gid, u->n_groups,
+			 u->by_default ? ", the default when started as root (--user to change)"
+				       : "");
 	if (!bound)
 		log_debug("privileges: bounding set left as is (no CAP_SETPCAP)");
 }
@@ -336,13 +374,14 @@ int privs_drop(const struct privs_opts *o, char *err, size_t err_size)
 				 threads);
 		goto cleanup;
 	}
-	if (o->user) {
+	if (o->user || geteuid() == 0) {
 		u = calloc(1, sizeof(*u));
 		if (!u) {
 			ret = privs_fail(err, err_size, -ENOMEM, "out of memory");
 			goto cleanup;
 		}
-		ret = privs_lookup(o->user, u, err, err_size);
+		ret = o->user ? privs_lookup(o->user, u, err, err_size)
+			      : privs_default_user(u, err, err_size);
 		if (ret)
 			goto cleanup;
 	}
@@ -394,4 +433,45 @@ cleanup:
 	cap_free(now);
 	free(u);
 	return ret;
+}
+
+int privs_drop_all(char *err, size_t err_size)
+{
+	cap_t none = cap_init();
+	long threads = privs_threads();
+	int ret = 0;
+
+	if (!none)
+		return privs_fail(err, err_size, -errno, "cannot build the capability set: %s",
+				  strerror(errno));
+	if (cap_set_proc(none) < 0)
+		ret = privs_fail(err, err_size, -errno, "cannot drop capabilities: %s",
+				 strerror(errno));
+	cap_free(none);
+	if (ret)
+		return ret;
+	/* Capabilities are per thread: a helper thread (libcurl's resolver) ends on its own. */
+	log_info("privileges: nothing will be attached again: dropped every capability%s",
+		 threads > 1 ? " (of the main thread; helper threads end on their own)" : "");
+	return 0;
+}
+
+int privs_check_readable(const char *who, const char *path, char *err, size_t err_size)
+{
+	struct passwd pw, *res = NULL;
+	char buf[PRIVS_PW_BUF];
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK), ret;
+
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	ret = -errno;
+	if (getpwuid_r(geteuid(), &pw, buf, sizeof(buf), &res) || !res)
+		res = NULL;
+	return privs_fail(err, err_size, ret,
+			  "%s %.200s: cannot be read as %s (uid %u), the user cln-otlp runs as "
+			  "once set up, and it is read again at each connection: %s; make it "
+			  "readable by that user (chown or chmod), or choose the user with --user",
+			  who, path, res ? res->pw_name : "?", (unsigned)geteuid(), strerror(-ret));
 }

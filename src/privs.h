@@ -13,9 +13,16 @@
 struct privs_opts {
 	/* The eBPF source runs: keep what attaching to upgraded binaries and new plugins needs. */
 	bool attach;
-	/* Switch to this user (its groups too); NULL: keep the current user. */
+	/*
+	 * Switch to this user (its groups too). NULL: started as root, PRIVS_DEFAULT_USER if it
+	 * exists, else PRIVS_FALLBACK_USER; otherwise the current user. A user of uid 0 given
+	 * here keeps root, with a warning.
+	 */
 	const char *user;
 };
+
+#define PRIVS_DEFAULT_USER  "cln-otlp"
+#define PRIVS_FALLBACK_USER "nobody"
 
 /*
  * Drop everything but what @o needs, from the effective, permitted, inheritable, ambient
@@ -24,5 +31,18 @@ struct privs_opts {
  * Returns 0, or a negative errno with a message in @err that says what to do.
  */
 int privs_drop(const struct privs_opts *o, char *err, size_t err_size);
+/*
+ * After privs_drop: can the process, as it now is, open @path (named by option @who) for
+ * reading? Files read later (TLS files libcurl opens at each connection) must be. Returns 0,
+ * or a negative errno with a message in @err that says what to do.
+ */
+int privs_check_readable(const char *who, const char *path, char *err, size_t err_size);
+
+/*
+ * Drop every capability left (effective and permitted) once nothing needs them any more:
+ * the eBPF source will attach nothing again. Affects the calling thread and the threads it
+ * starts later. Logs at info level. Returns 0 or a negative errno with a message in @err.
+ */
+int privs_drop_all(char *err, size_t err_size);
 
 #endif

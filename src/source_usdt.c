@@ -41,12 +41,17 @@ void source_usdt_drain(struct source_usdt *src)
 {
 }
 
+void source_usdt_on_no_reattach(struct source_usdt *src, void (*fn)(void *ctx), void *ctx)
+{
+}
+
 void source_usdt__free(struct source_usdt *src)
 {
 }
 
 #else /* CLN_OTLP_HAVE_BPF */
 
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <bpf/bpf.h>
@@ -99,6 +104,13 @@ struct source_usdt {
 	uint64_t cnt[USDT_RECORD_CNT__MAX];  /* totals already accounted */
 
 	struct targets *targets; /* the binaries; a binary's index is its USDT cookie */
+
+	/* --pid: a pidfd per process still running; when none is left, no attach can come. */
+	int pidfds[CONFIG_MAX_LIST];
+	size_t n_pidfds, pids_running;
+	bool no_reattach;
+	void (*on_no_reattach)(void *ctx);
+	void *on_no_reattach_ctx;
 
 	unsigned budget; /* records left in this turn */
 	bool stopped;	 /* drained: reads nothing more */
@@ -256,7 +268,8 @@ static void usdt_watch_cb(struct loop *loop, void *ctx)
 	struct source_usdt *src = ctx;
 
 	usdt_sync_clock(src);
-	targets_watch(src->targets, clock_real_ns());
+	if (!src->no_reattach)
+		targets_watch(src->targets, clock_real_ns());
 	loop_timer_arm(src->watch_timer, USDT_WATCH_MS);
 }
 
@@ -393,6 +406,75 @@ void source_usdt_drain(struct source_usdt *src)
 	src->stopped = true;
 	log_debug("eBPF capture stopped: %llu spans and %llu suspend/resume events read",
 		  (unsigned long long)src->spans, (unsigned long long)src->events);
+}
+
+/* ---- the --pid processes: once all have exited, nothing is attached again ---- */
+
+static void usdt_no_reattach(struct source_usdt *src)
+{
+	if (src->no_reattach)
+		return;
+	src->no_reattach = true;
+	log_info("every --pid process has exited: no binary will be attached again");
+	if (src->on_no_reattach)
+		src->on_no_reattach(src->on_no_reattach_ctx);
+}
+
+static void usdt_pid_exited(struct loop *loop, int fd, uint32_t events, void *ctx)
+{
+	struct source_usdt *src = ctx;
+
+	for (size_t i = 0; i < src->n_pidfds; i++) {
+		if (src->pidfds[i] != fd)
+			continue;
+		loop_del(loop, fd);
+		close(fd);
+		src->pidfds[i] = -1;
+		src->pids_running--;
+	}
+	if (!src->pids_running)
+		usdt_no_reattach(src);
+}
+
+/*
+ * A pidfd per --pid process (Linux 5.3): readable when it exits. Where the kernel has none,
+ * the processes are not watched and the capabilities for attaching stay.
+ */
+static void usdt_watch_pids(struct source_usdt *src, const struct config *cfg)
+{
+	bool watched = true;
+
+	for (size_t i = 0; i < cfg->n_pids && watched; i++) {
+		int fd = (int)syscall(SYS_pidfd_open, (pid_t)cfg->pids[i], 0);
+
+		if (fd < 0 && errno == ESRCH)
+			continue; /* already gone */
+		if (fd < 0 || loop_add(src->loop, fd, EPOLLIN, usdt_pid_exited, src)) {
+			log_debug(
+				"cannot watch --pid %u for its exit (%s): attaching stays possible",
+				cfg->pids[i], strerror(fd < 0 ? errno : EINVAL));
+			if (fd >= 0)
+				close(fd);
+			watched = false;
+			break;
+		}
+		src->pidfds[src->n_pidfds++] = fd;
+		src->pids_running++;
+	}
+	if (!watched)
+		src->pids_running = SIZE_MAX; /* never all gone */
+	else if (cfg->n_pids && !src->pids_running)
+		usdt_no_reattach(src);
+}
+
+void source_usdt_on_no_reattach(struct source_usdt *src, void (*fn)(void *ctx), void *ctx)
+{
+	if (!src)
+		return;
+	src->on_no_reattach = fn;
+	src->on_no_reattach_ctx = ctx;
+	if (src->no_reattach && fn)
+		fn(ctx);
 }
 
 /* ---- set-up ---- */
@@ -576,6 +658,7 @@ struct source_usdt *source_usdt__new(struct loop *loop, const struct config *cfg
 	ret = usdt_start_reading(src, err, err_size);
 	if (ret)
 		goto cleanup;
+	usdt_watch_pids(src, cfg);
 	log_info("attached %u probes to %zu binaries (%s%s, %u plugins)%s", n.probes,
 		 n.mains + n.plugins, targets_path(src->targets, 0),
 		 n.mains > 1 ? " and others" : "", n.plugins,
@@ -592,6 +675,12 @@ void source_usdt__free(struct source_usdt *src)
 {
 	if (!src)
 		return;
+	for (size_t i = 0; i < src->n_pidfds; i++) {
+		if (src->pidfds[i] < 0)
+			continue;
+		loop_del(src->loop, src->pidfds[i]);
+		close(src->pidfds[i]);
+	}
 	loop_timer__free(src->watch_timer);
 	loop_timer__free(src->poll_timer);
 	if (src->rb_epfd >= 0)

@@ -30,6 +30,12 @@ struct source_usdt *source_usdt__new(struct loop *loop, const struct config *cfg
  * pipeline, none after, so the flush that follows can finish.
  */
 void source_usdt_drain(struct source_usdt *src);
+/*
+ * Call @fn(@ctx) once when no further attach can happen: with --pid, once every one of those
+ * processes has exited (what keeps capabilities for attaching can then drop them). At once
+ * if that is already so. From then on the binaries are no longer watched.
+ */
+void source_usdt_on_no_reattach(struct source_usdt *src, void (*fn)(void *ctx), void *ctx);
 /* Detach and free; NULL is fine. */
 void source_usdt__free(struct source_usdt *src);
 

@@ -37,6 +37,7 @@ generated Python classes in $MOCK_PROTO_PY)
 """
 import json
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -133,6 +134,18 @@ def capture(tmp):
 # ---- the socket and follow sources -----------------------------------------------------------
 
 
+def daemon_dir(tmp):
+    """Started as root, cln-otlp runs as cln-otlp or nobody once set up: give it tmp, where
+    it removes its socket at exit and opens a replaced file again."""
+    if os.geteuid() == 0:
+        for name in ("cln-otlp", "nobody"):
+            try:
+                os.chown(tmp, pwd.getpwnam(name).pw_uid, -1)
+                return
+            except KeyError:
+                continue
+
+
 def start(tmp, *args, **kw):
     return Proc([A.cln_otlp, "--exporter", "stdout", "--batch-delay", "100", *args], tmp,
                 "cln-otlp", **kw)
@@ -144,6 +157,7 @@ def ids(d):
 
 @test("socket")
 def socket_source(tmp):
+    daemon_dir(tmp)
     path = os.path.join(tmp, "trace.sock")
     open(path, "w").close()
     bad = run([A.cln_otlp, "--socket", path, "--exporter", "stdout"])
@@ -207,6 +221,7 @@ def socket_exe_paths(tmp):
 
 @test("follow")
 def follow(tmp):
+    daemon_dir(tmp)
     path = os.path.join(tmp, "lightningd-trace.4242")
     with open(CAPTURE, encoding="utf-8") as f:
         lines = f.readlines()

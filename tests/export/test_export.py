@@ -8,6 +8,7 @@ MOCK_CERTS_SH.
 import glob
 import math
 import os
+import pwd
 import re
 import sys
 import time
@@ -54,6 +55,21 @@ def check_all_spans(recs):
             "service.name"), r["scope"]["name"]) == ("lightningd", "cln-otlp"), r)
 
 
+def daemon_reads(tmp, d):
+    """Started as root, cln-otlp runs as cln-otlp or nobody once set up, and libcurl reads
+    the TLS files at each connection: give them (and tmp, their directory's) to that user."""
+    if os.geteuid() != 0:
+        return
+    for name in ("cln-otlp", "nobody"):
+        try:
+            uid = pwd.getpwnam(name).pw_uid
+        except KeyError:
+            continue
+        for path in [tmp, d] + [os.path.join(d, f) for f in os.listdir(d)]:
+            os.chown(path, uid, -1)
+        return
+
+
 def case(tmp, proto="http/protobuf", script=None, args=("--batch-size", "1000"), rc=0,
          statuses=None, says=(), spans=True, gap=None, tls=False, mtls=False, http=None,
          grpc=None, path="", host="127.0.0.1", within=None, requests=None, env=None):
@@ -65,6 +81,8 @@ def case(tmp, proto="http/protobuf", script=None, args=("--batch-size", "1000"),
     (requests, stderr)."""
     grpc = proto == "grpc" if grpc is None else grpc
     d = certs(tmp) if tls else None
+    if d:
+        daemon_reads(tmp, d)
     with Collector(tmp, http=proto != "grpc" if http is None else http, grpc=grpc,
                    script=script, tls=d, mtls=mtls) as mc:
         got_rc, err, dt = export(mc.url(path, host, grpc=proto == "grpc" and grpc), proto,

@@ -14,6 +14,9 @@
  *     blanks, numbers are in range, the batch fits the queue; header values and endpoint
  *     URLs never appear in a message; loading twice gives the same result (getopt state
  *     is reset); config_free is always safe, twice too; no leaks (LeakSanitizer);
+ *   - config_parse_header_lines keeps its contract on the whole input (trimmed names
+ *     without ':', no line ends, nothing left on error); config_wipe_argv only turns bytes
+ *     into '*', never changes a length;
  *   - config_parse_kv_list and config_percent_decode agree with a reference written here
  *     from their documented contract (config.h), on every element and on the whole input
  *     (which holds NUL bytes).
@@ -534,6 +537,57 @@ static void check_load(char **env, size_t n_env, int argc, char **argv, uint8_t 
 	n_env_entries = 0;
 }
 
+/* ---- --header-file text and argv wiping ----------------------------------------------- */
+
+/* config_parse_header_lines on @text: its documented contract (config.h). */
+static void check_header_lines(const char *text, size_t len, size_t max)
+{
+	struct config_kv out[16];
+	size_t n = 99, bad = 99;
+	int ret = config_parse_header_lines(text, len, out, max, &n, &bad);
+
+	FUZZ_CHECK(ret == 0 || ret == -EINVAL || ret == -E2BIG || ret == -ENOMEM,
+		   "header lines: returned %d", ret);
+	FUZZ_CHECK(ret ? n == 0 && bad >= 1 : bad == 0 && n <= max,
+		   "header lines: ret %d with n %zu, bad line %zu", ret, n, bad);
+	for (size_t i = 0; i < n; i++) {
+		const char *k = out[i].key, *v = out[i].value;
+		size_t kl = strlen(k), vl = strlen(v);
+
+		FUZZ_CHECK(kl && !strchr(k, ':') && !strchr(k, '\n') && !strchr(v, '\n'),
+			   "header lines: entry %zu malformed", i);
+		FUZZ_CHECK(!blank(k[0]) && !blank(k[kl - 1]) && k[0] != '#' &&
+				   !(vl && (blank(v[0]) || blank(v[vl - 1]))),
+			   "header lines: entry %zu not trimmed", i);
+		free(out[i].key);
+		free(out[i].value);
+	}
+}
+
+/* config_wipe_argv on a copy: only bytes turned into '*', lengths kept, at most one a value. */
+static void check_wipe(int argc, char **argv)
+{
+	char *copy[MAX_ELEMS + 2] = {NULL};
+	size_t n;
+
+	for (int i = 0; i < argc; i++)
+		copy[i] = strdup(argv[i]);
+	for (int i = 0; i < argc; i++)
+		if (!copy[i])
+			goto cleanup;
+	n = config_wipe_argv(argc, copy);
+	FUZZ_CHECK(n <= (size_t)argc, "wiped %zu values of %d arguments", n, argc);
+	for (int i = 0; i < argc; i++) {
+		FUZZ_CHECK(strlen(copy[i]) == strlen(argv[i]), "argument %d changed length", i);
+		for (size_t b = 0; copy[i][b]; b++)
+			FUZZ_CHECK(copy[i][b] == argv[i][b] || copy[i][b] == '*',
+				   "argument %d byte %zu not wiped with '*'", i, b);
+	}
+cleanup:
+	for (int i = 0; i < argc; i++)
+		free(copy[i]);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char *elems[MAX_ELEMS + 1], *argv[MAX_ELEMS + 2];
@@ -567,6 +621,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	whole = fuzz_dup(data + 1, size - 1);
 	if (whole || size == 1) {
 		check_decode(whole, size - 1);
+		check_header_lines(whole ? whole : "", size - 1, kv_max);
 		free(whole);
 	}
 
@@ -575,6 +630,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		argv[1 + i - n_env] = elems[i];
 	argv[1 + n - n_env] = NULL;
 	check_load(elems, n_env, (int)(1 + n - n_env), argv, data[size - 1]);
+	check_wipe((int)(1 + n - n_env), argv);
 
 	for (size_t i = 0; i < n; i++)
 		free(elems[i]);

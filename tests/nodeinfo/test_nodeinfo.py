@@ -17,13 +17,15 @@ real binary and a fake lightning-rpc (FakeRpc below). No root needed except for 
              $HOME/.lightning/lightning-rpc; a path longer than sun_path works
   usdt       (root) eBPF source: found through the lightningd process's directory
   privs      (root) a node run by another user (socket 0600): asked at start; after a
-             restart, asked again as --user, and without --user a warning that says so
+             restart, asked again as --user, and as the default user (cln-otlp or nobody,
+             not the node's) a warning that says to use --user
 
 usage: test_nodeinfo.py CLN_OTLP CASE [EMITTER]
 """
 import json
 import math
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -236,24 +238,41 @@ def slow(tmp):
                                                           for s in later))
 
 
+def daemon_owner(tmp):
+    """Started as root, cln-otlp runs as cln-otlp or nobody once set up (src/privs.h): a
+    node run by that user, whose socket it can reach again after a restart. None otherwise."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("cln-otlp", "nobody"):
+        try:
+            pw = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        os.chown(tmp, pw.pw_uid, pw.pw_gid)
+        return (pw.pw_uid, pw.pw_gid)
+    return None
+
+
 @test("restart")
 def restart(tmp):
+    owner = daemon_owner(tmp)
     sock = os.path.join(tmp, "lightning-rpc")
     after = {f"{0xb0b0000000 + i:016x}" for i in range(30)}
     again = {f"{0xa0a0000000 + i:016x}" for i in range(10)}
-    with FakeRpc(sock, node_id=NODE_A, alias="ALPHA") as rpc:
+    with FakeRpc(sock, node_id=NODE_A, alias="ALPHA", owner=owner) as rpc:
         d = start(tmp, ["--rpc-file", sock, "-v"])
         wait_spans(d)
     # lightningd stops; a while later (over a look at its socket, one every 2 s) a node with
     # another id starts.
     d.wait_err("lightningd closed its JSON-RPC connection")
     time.sleep(2.5)
-    with FakeRpc(sock, node_id=NODE_B, alias="BRAVO", network="signet", version="v25.02") as rpc2:
+    with FakeRpc(sock, node_id=NODE_B, alias="BRAVO", network="signet", version="v25.02",
+                 owner=owner) as rpc2:
         d.wait(lambda: NODE_B in d.err(), 30, "new node asked")
         append(d, after, "after-restart")
         wait_spans(d, after, "spans after the restart printed")
     # A quick restart: the socket replaced at once (the connection closes, a new file).
-    with FakeRpc(sock, node_id=NODE_A, alias="AGAIN") as rpc3:
+    with FakeRpc(sock, node_id=NODE_A, alias="AGAIN", owner=owner) as rpc3:
         d.wait(lambda: "AGAIN" in d.err(), 30, "quick restart noticed")
         append(d, again, "after-quick-restart")
         wait_spans(d, again, "spans after the quick restart printed")
@@ -387,16 +406,18 @@ def usdt(tmp):
 @test("privs")
 def privs(tmp):
     need_root()
-    nobody = (65534, 65534)
+    nobody, other = (65534, 65534), (4242, 4242)
     os.chmod(tmp, 0o755)
-    for name, args in (("as-user", ["--user", "nobody"]), ("root", [])):
+    # The node's user given as --user, and the default (cln-otlp or nobody), not the node's.
+    for name, args, owner in (("as-user", ["--user", "nobody"], nobody),
+                              ("default", [], other)):
         sock = os.path.join(tmp, f"{name}-rpc")
-        with FakeRpc(sock, alias="BEFORE", owner=nobody):
+        with FakeRpc(sock, alias="BEFORE", owner=owner):
             d = start(tmp, ["--rpc-file", sock] + args, name=name)
             wait_spans(d, what=f"{name}: all spans printed")
             check(f"{name}: asked at start", all(has_node(r, NODE_A, alias="BEFORE")
                                                  for r in resources(d).values()))
-        with FakeRpc(sock, node_id=NODE_B, alias="AFTER", owner=nobody):
+        with FakeRpc(sock, node_id=NODE_B, alias="AFTER", owner=owner):
             if args:
                 d.wait(lambda: "AFTER" in d.err(), 30, f"{name}: asked again after the restart")
             else:

@@ -22,7 +22,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
 from harness import (CAPTURE, Collector, Proc, check, free_port, install, main,  # noqa: E402
-                     need_root, options, run, test, wait_for)
+                     need_root, options, release, run, start_emitter, test, wait_for)
 
 (NAME,), A = options("cln-otlp", "emitter")
 N_REAL, N_EVENTS = 585, 6  # spans and suspend/resume lines in CAPTURE (no times: not attached)
@@ -453,6 +453,26 @@ def names(capset):
     return sorted(CAP_NAMES.get(c, str(c)) for c in capset)
 
 
+def default_user():
+    """Whom cln-otlp runs as when started as root without --user (src/privs.h)."""
+    try:
+        return pwd.getpwnam("cln-otlp").pw_name
+    except KeyError:
+        return "nobody"
+
+
+def as_daemon(pid, argv):
+    """Run argv with the user, groups and (empty) capabilities of the running process pid:
+    what that process may do to files."""
+    st = proc_status(pid)
+    check("the daemon holds no capability", caps(st, "CapEff") == set() == caps(st, "CapPrm"),
+          st)
+    groups = ",".join(st["Groups"].split())
+    return run(["setpriv", "--reuid", st["Uid"].split()[0], "--regid", st["Gid"].split()[0],
+                *(["--groups", groups] if groups else ["--clear-groups"]),
+                "--inh-caps=-all", "--bounding-set=-all", "--", *argv])
+
+
 def check_status(d, want_caps, user=None):
     """Capabilities and user of the running daemon, once it says privileges were dropped."""
     d.wait_err("privileges:")
@@ -465,14 +485,15 @@ def check_status(d, want_caps, user=None):
           caps(st, "CapEff") == caps(st, "CapPrm") == caps(st, "CapBnd"), st)
     check("inheritable and ambient empty", caps(st, "CapInh") == set() == caps(st, "CapAmb"), st)
     check("NoNewPrivs 1", st["NoNewPrivs"] == "1", st["NoNewPrivs"])
-    if user:
+    user = user or default_user()
+    if user != "root":
         pw = pwd.getpwnam(user)
         check("Uid %d" % pw.pw_uid, st["Uid"] == "\t".join([str(pw.pw_uid)] * 4), st["Uid"])
         check("Gid %d" % pw.pw_gid, st["Gid"] == "\t".join([str(pw.pw_gid)] * 4), st["Gid"])
         check("%s's groups" % user, sorted(int(g) for g in st["Groups"].split()) ==
               sorted(set(os.getgrouplist(user, pw.pw_gid))), st["Groups"])
     else:
-        check("uid unchanged without --user", st["Uid"].split()[0] == "0", st["Uid"])
+        check("--user root: uid 0", st["Uid"] == "0\t0\t0\t0", st["Uid"])
     kept = caps(st, "CapEff")
     for c in kept:
         check("the log says %s was kept" % CAP_NAMES[c], CAP_NAMES[c] in d.err())
@@ -565,6 +586,90 @@ def user_errors(tmp):
                                                     "run cln-otlp as root"], user="nobody")
     expect_start_error(base + ["--metrics-listen", "127.0.0.1:%d" % free_port(below=1024)],
                        ["permission denied", "below 1024", "above 1023"], user="nobody")
+
+
+@test("default_user")
+def default_user_test(tmp):
+    """Started as root without --user: runs as cln-otlp or nobody, and cannot write where
+    only root may (a root-owned 0755 directory); --user root stays root and can."""
+    need_root()
+    guarded = os.path.join(tmp, "root-only")
+    os.mkdir(guarded, 0o755)
+    os.chmod(tmp, 0o755)
+    touch = ["/usr/bin/python3", "-c", "import sys; open(sys.argv[1], 'x').close()"]
+    d = follow(tmp, "--batch-delay", "100")
+    check_status(d, [set()])
+    st = proc_status(d.pid)
+    check("a non-zero uid", st["Uid"].split()[0] != "0", st["Uid"])
+    check("the log names the default user", "running as %s" % default_user() in d.err() and
+          "the default when started as root" in d.err(), d.err())
+    p = as_daemon(d.pid, touch + [os.path.join(guarded, "by-default")])
+    check("as the daemon: cannot create a file in a root-owned 0755 directory",
+          p.returncode != 0 and "Permission denied" in p.stderr, p.stderr)
+    d.stopped()
+    check("every span exported", len(d.spans()) == N_REAL, len(d.spans()))
+
+    d = follow(tmp, "--batch-delay", "100", "--user", "root", name="as-root")
+    check_status(d, [set()], user="root")
+    check("a warning says it stays root", "warning: privileges: staying root (--user root)"
+          in d.err(), d.err())
+    p = as_daemon(d.pid, touch + [os.path.join(guarded, "as-root")])
+    check("--user root: it can (what the default prevents)", p.returncode == 0 and
+          os.path.exists(os.path.join(guarded, "as-root")), p.stderr)
+    d.stopped()
+
+
+@test("unreadable_after_switch")
+def unreadable_after_switch(tmp):
+    """A TLS file the default user cannot read (libcurl reads it at each connection) stops
+    start-up with exit 2, saying what to do, rather than every export failing later."""
+    need_root()
+    ca = os.path.join(tmp, "ca.pem")  # tmp is root's, mode 0700
+    shutil.copy("/etc/ssl/certs/ca-certificates.crt", ca)
+    os.chmod(ca, 0o600)
+    base = [A.cln_otlp, "--file", CAPTURE, "--endpoint", "https://127.0.0.1:1"]
+    for flag in ("--ca-cert", "--client-cert", "--client-key"):
+        argv = base + [flag, ca] + (["--client-cert", ca] if flag == "--client-key" else [])
+        expect_start_error(argv, ["%s %s: cannot be read as %s" % (
+            "--client-cert" if flag == "--client-key" else flag, ca, default_user()),
+            "Permission denied", "chown or chmod", "--user"])
+    p = run([A.cln_otlp, "--file", CAPTURE, "--endpoint", "http://127.0.0.1:1", "--ca-cert", ca,
+             "--retry-max-elapsed", "0"], timeout=60)
+    check("plain http uses no TLS file: the run starts", "info: done: " in p.stderr and
+          "cannot be read as" not in p.stderr, p.stderr)
+    os.chmod(tmp, 0o755)
+    os.chmod(ca, 0o644)
+    p = run(base + ["--ca-cert", ca, "--retry-max-elapsed", "0"], timeout=60)
+    check("readable by that user: the run starts", "info: done: " in p.stderr, p.stderr)
+
+
+@test("no_reattach")
+def no_reattach(tmp):
+    """With --pid, once the process has exited nothing can be attached again: every
+    capability is dropped, the user stays the default one, what was fired is exported."""
+    need_root()
+    check("cln-emitter was built (needs <sys/sdt.h>: systemtap-sdt-dev)", A.emitter)
+    ld = os.path.join(tmp, "bin", "lightningd")
+    install(A.emitter, ld)
+    log_path = os.path.join(tmp, "fired.log")
+    e = start_emitter(tmp, ld, "--synthetic", "25", "--seed", "7", "--log", log_path)
+    d = Proc([A.cln_otlp, "--lightningd", ld, "--pid", str(e.pid), "--no-plugins",
+              "--exporter", "stdout", "--batch-delay", "100"], tmp, "cln-otlp")
+    kept = check_status(d, USDT_KEEP)
+    check("capabilities kept while the process runs", CAP_SYS_ADMIN in kept or CAP_BPF in kept)
+    release(e)
+    d.wait_err("nothing will be attached again: dropped every capability")
+    st = proc_status(d.pid)
+    for key in ("CapEff", "CapPrm", "CapInh", "CapAmb"):
+        check("%s empty after the --pid process exited" % key, caps(st, key) == set(), st[key])
+    check("still the default user", st["Uid"].split()[0] == str(pwd.getpwnam(
+        default_user()).pw_uid), st["Uid"])
+    d.stopped()
+    with open(log_path) as f:
+        fired = [ln.split(" ", 1)[0] for ln in f if ln.strip() and not ln.startswith("span_")]
+    got = [sp["spanId"] for _, sp in d.spans()]
+    check("the 25 spans fired were exported", sorted(got) == sorted(fired),
+          "fired %d, %d arrived" % (len(fired), len(got)))
 
 
 main([NAME])

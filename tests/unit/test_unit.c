@@ -885,6 +885,10 @@ static void suite_pipeline_derive_family(void)
  *   "args": [...], "env": {...}   config_load() with argv[0] supplied and that environment
  *   "decode": "TEXT"              config_percent_decode(TEXT)   -> {"decoded": text or null}
  *   "kv": "TEXT"                  config_parse_kv_list(TEXT, 4) -> {"ret", "n", "kv"}
+ *   "header_lines": "TEXT"        config_parse_header_lines(TEXT, 4)
+ *                                   -> {"ret", "n", "kv", "bad_line"}
+ *   "args" and "wipe": true       also config_wipe_argv() on a copy of argv after the load
+ *                                   -> "wiped": [argv[1..]], "n_wiped" beside the fields
  *   "usage": true                 config_usage()                -> its text
  * and what must come of it:
  *   "expect": {FIELD: VALUE}      those fields of the result (config_to_json), equal
@@ -1009,6 +1013,7 @@ static cJSON *config_to_json(const struct config *c)
 	cJSON_AddNumberToObject(o, "verbosity", c->verbosity);
 	cJSON_AddNumberToObject(o, "stats_interval_s", (double)c->stats_interval_s);
 	cJSON_AddItemToObject(o, "metrics_listen", str_or_null(c->metrics_listen));
+	cJSON_AddItemToObject(o, "header_file", str_or_null(c->header_file));
 	cJSON_AddItemToObject(o, "user", str_or_null(c->user));
 	cJSON_AddItemToObject(o, "rpc_file", str_or_null(c->rpc_file));
 	cJSON_AddNumberToObject(o, "suspend_ttl_ms", (double)c->suspend_ttl_ms);
@@ -1045,6 +1050,49 @@ static cJSON *config_kv(const char *text)
 		free(h[i].value);
 	}
 	return o;
+}
+
+static cJSON *config_header_lines(const char *text)
+{
+	struct config_kv h[4];
+	cJSON *o = cJSON_CreateObject(), *a;
+	size_t n = 0, bad = 0;
+	int ret;
+
+	memset(h, 0xa5, sizeof(h)); /* entries past n must not be touched or freed */
+	ret = config_parse_header_lines(text, strlen(text), h, 4, &n, &bad);
+	cJSON_AddStringToObject(o, "ret", errno_name(ret));
+	cJSON_AddNumberToObject(o, "n", (double)n);
+	cJSON_AddNumberToObject(o, "bad_line", (double)bad);
+	a = cJSON_AddArrayToObject(o, "kv");
+	for (size_t i = 0; i < n; i++) {
+		cJSON_AddItemToArray(a, pair(h[i].key, h[i].value));
+		free(h[i].key);
+		free(h[i].value);
+	}
+	return o;
+}
+
+/* config_wipe_argv() on a copy of @argv (@argc entries): what is left, into @got. */
+static void config_wipe_case(cJSON *got, int argc, char **argv)
+{
+	char **copy = calloc((size_t)argc + 1, sizeof(*copy));
+	cJSON *a = cJSON_AddArrayToObject(got, "wiped");
+	size_t n;
+
+	if (!copy)
+		abort();
+	for (int i = 0; i < argc; i++)
+		if (!(copy[i] = strdup(argv[i])))
+			abort();
+	n = config_wipe_argv(argc, copy);
+	cJSON_AddNumberToObject(got, "n_wiped", (double)n);
+	for (int i = 0; i < argc; i++) {
+		if (i)
+			cJSON_AddItemToArray(a, cJSON_CreateString(copy[i]));
+		free(copy[i]);
+	}
+	free(copy);
 }
 
 /* The usage text, every line at most 80 columns. Caller frees. */
@@ -1090,7 +1138,7 @@ static int config_case_load(const cJSON *c, struct config *cfg, char **argv, cha
 
 static void config_case(cJSON *c)
 {
-	const char *decode, *kv, *text;
+	const char *decode, *kv, *lines, *text;
 	bool usage, load;
 	char err[512] = "", *usage_text = NULL, *printed, **argv;
 	struct config cfg, again;
@@ -1101,19 +1149,24 @@ static void config_case(cJSON *c)
 	config_env = cases_get(c, "env");
 	decode = get_str(c, "decode");
 	kv = get_str(c, "kv");
+	lines = get_str(c, "header_lines");
 	usage = cJSON_IsTrue(cases_get(c, "usage"));
-	load = !decode && !kv && !usage;
+	load = !decode && !kv && !lines && !usage;
 	argv = calloc((size_t)cJSON_GetArraySize(cases_get(c, "args")) + 2, sizeof(*argv));
 	if (decode) {
 		got = config_decode(decode);
 	} else if (kv) {
 		got = config_kv(kv);
+	} else if (lines) {
+		got = config_header_lines(lines);
 	} else if (usage) {
 		usage_text = config_usage_text();
 	} else {
 		ret = config_case_load(c, &cfg, argv, err, sizeof(err));
 		if (!ret)
 			got = config_to_json(&cfg);
+		if (!ret && cJSON_IsTrue(cases_get(c, "wipe")))
+			config_wipe_case(got, cJSON_GetArraySize(cases_get(c, "args")) + 1, argv);
 		CHECK_MSG(ret || !err[0], "success but a message: %s", err);
 		CHECK_MSG(!ret || err[0], "failed (%d) without a message", ret);
 	}

@@ -1,0 +1,153 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""Secrets through the real binary: what other local users can learn of an API key.
+
+    test_secrets.py TEST --cln-otlp PATH
+
+cmdline: --header values and an --endpoint password are gone from /proc/PID/cmdline while
+the daemon runs, and still reach the collector. header_file: --header-file works, with its
+precedence between the variable and --header; a file others may read, one of another user,
+or a missing one stops start-up (exit 2) saying what to do. nondumpable: a process of the
+daemon's own user cannot read its /proc/PID/environ (where OTEL_EXPORTER_OTLP_HEADERS is).
+Tests run as root (they switch users); without root they skip, except with CI=true.
+"""
+import base64
+import os
+import pwd
+import shutil
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
+from harness import (CAPTURE, Collector, Proc, check, clean_env, main, need_root,  # noqa: E402
+                     options, run, test)
+
+(NAME,), A = options("cln-otlp")
+N_REAL = 585  # spans in CAPTURE
+KEY = "SECRET-k3y-4711"  # a header value
+PASSWORD = "SECRET-pa55"  # an endpoint password
+
+
+def cmdline(pid):
+    with open("/proc/%d/cmdline" % pid, "rb") as f:
+        return f.read().decode("utf-8", "surrogateescape")
+
+
+def export_run(tmp, mc, *args, env=None):
+    """cln-otlp exports the capture to the mock collector and ends: CompletedProcess."""
+    return run([A.cln_otlp, "--file", CAPTURE, "--exporter", "otlp", "--endpoint", mc.url(),
+                "--batch-size", "1000", *args], env=clean_env(**(env or {})), timeout=120)
+
+
+def secret_file(tmp, text, mode=0o600, name="headers"):
+    path = os.path.join(tmp, name)
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+    return path
+
+
+@test("cmdline")
+def cmdline_wiped(tmp):
+    """--header values and an --endpoint password leave /proc/PID/cmdline, reach the
+    collector."""
+    with Collector(tmp) as mc:
+        url = "http://user:%s@127.0.0.1:%d" % (PASSWORD, mc.http_port)
+        with Proc([A.cln_otlp, "--file", CAPTURE, "--follow", "--exporter", "otlp", "--endpoint",
+                   url, "--header", "x-api-key=" + KEY, "--header=x-second=" + KEY + "2",
+                   "--batch-delay", "100"], tmp, "cln-otlp", env=clean_env()) as d:
+            reqs = mc.wait_requests(1)
+            line = cmdline(d.pid)
+            check("the header values are not in /proc/PID/cmdline", KEY not in line, line)
+            check("the password is not in /proc/PID/cmdline", PASSWORD not in line, line)
+            check("what is not secret stays: the header names, the user",
+                  "x-api-key=" in line and "x-second=" in line and "//user:" in line, line)
+            d.stopped()
+    q = reqs[0]["headers"]
+    check("x-api-key reached the collector", q.get("x-api-key") == KEY, q)
+    check("x-second reached the collector", q.get("x-second") == KEY + "2", q)
+    check("the password reached the collector (basic auth)", q.get("authorization") ==
+          "Basic " + base64.b64encode(("user:" + PASSWORD).encode()).decode(), q)
+    check("no secret on stderr", KEY not in d.err() and PASSWORD not in d.err(), d.err())
+
+
+@test("header_file")
+def header_file(tmp):
+    """Headers from a 0600 file arrive; precedence: variable < file < --header."""
+    path = secret_file(tmp, "# the collector's key\n\nx-file: %s\r\nx-both : from file \n"
+                       "x-over: from file\n" % KEY)
+    with Collector(tmp) as mc:
+        p = export_run(tmp, mc, "--header-file", path, "--header", "x-over=from flag",
+                       env={"OTEL_EXPORTER_OTLP_HEADERS": "x-env=e,x-both=from%20env"})
+        check("exit 0", p.returncode == 0, p.stderr)
+        reqs = mc.requests()
+    check("requests came", reqs)
+    for q in reqs:
+        h = q["headers"]
+        check("x-file from the file, literally", h.get("x-file") == KEY, h)
+        check("x-env from the variable", h.get("x-env") == "e", h)
+        check("x-both: the file wins over the variable", h.get("x-both") == "from file", h)
+        check("x-over: --header wins over the file", h.get("x-over") == "from flag", h)
+    check("every span exported", "exported=%d" % N_REAL in p.stderr, p.stderr)
+    check("no value on stderr", KEY not in p.stderr, p.stderr)
+
+
+def refused(argv, needles):
+    p = run(argv, env=clean_env(), timeout=60)
+    check("%s: exit 2" % " ".join(argv[-2:]), p.returncode == 2, (p.returncode, p.stderr))
+    for n in needles:
+        check("the message says %r" % n, n in p.stderr, p.stderr)
+    check("the secret is not quoted", KEY not in p.stderr, p.stderr)
+    check("nothing exported", p.stdout == "", p.stdout[:200])
+
+
+@test("header_file_refused")
+def header_file_refused(tmp):
+    """A header file others may read or write, one of another user, a missing one: exit 2."""
+    need_root("it makes a file of another user")
+    base = [A.cln_otlp, "--file", CAPTURE, "--exporter", "stdout", "--header-file"]
+    text = "x-api-key: %s\n" % KEY
+    for mode, what in ((0o644, "readable"), (0o620, "writable"), (0o604, "readable")):
+        path = secret_file(tmp, text, mode, "h%o" % mode)
+        refused(base + [path], ["--header-file " + path, "readable or writable by group or "
+                                "others (mode 0%o)" % mode, "chmod 600 " + path])
+    other = secret_file(tmp, text, 0o600, "of-nobody")
+    os.chown(other, pwd.getpwnam("nobody").pw_uid, -1)
+    refused(base + [other], ["--header-file " + other, "belongs to uid %d" %
+                             pwd.getpwnam("nobody").pw_uid, "chown"])
+    missing = os.path.join(tmp, "no-such-file")
+    refused(base + [missing], ["--header-file " + missing, "cannot open it",
+                               "No such file or directory"])
+    bad = secret_file(tmp, "x-ok: 1\nx-api-key=%s\n" % KEY, name="bad-line")
+    refused(base + [bad], ["--header-file " + bad, "line 2 is not NAME: VALUE"])
+    ok = secret_file(tmp, text, 0o600, "good")
+    p = run(base + [ok], env=clean_env(), timeout=60)
+    check("the same file, mode 0600 and root's: accepted", p.returncode == 0, p.stderr)
+
+
+@test("nondumpable")
+def nondumpable(tmp):
+    """A process of the daemon's own user cannot read its environment (nor ptrace it)."""
+    need_root("it runs processes as nobody")
+    os.chmod(tmp, 0o755)
+    trace = os.path.join(tmp, "trace")
+    shutil.copy(CAPTURE, trace)
+    os.chmod(trace, 0o644)
+    env = clean_env(OTEL_EXPORTER_OTLP_HEADERS="x-api-key=" + KEY)
+    probe = "import sys; sys.stdout.write(open('/proc/%d/environ').read())"
+    # The probe works: it reads the environment of another process of its user.
+    with Proc(["/usr/bin/python3", "-c", "import sys; sys.stdin.read()"], tmp, "peer",
+              stdin=-1, user="nobody", env=env) as peer:
+        p = run(["/usr/bin/python3", "-c", probe % peer.pid], user="nobody")
+        check("nobody reads the environ of its own plain process", KEY in p.stdout, p.stderr)
+        peer.proc.stdin.close()
+    with Proc([A.cln_otlp, "--file", trace, "--follow", "--exporter", "stdout", "--batch-delay",
+               "100"], tmp, "cln-otlp", user="nobody", env=env) as d:
+        d.wait_err("privileges:")
+        p = run(["/usr/bin/python3", "-c", probe % d.pid], user="nobody")
+        check("nobody cannot read the daemon's environ", p.returncode != 0 and
+              "Permission denied" in p.stderr and KEY not in p.stdout, (p.stdout, p.stderr))
+        check("its /proc files belong to root", os.stat("/proc/%d/environ" % d.pid).st_uid == 0)
+        d.stopped()
+
+
+main([NAME])
