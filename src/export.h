@@ -24,6 +24,7 @@ enum export_result {
 };
 
 struct exporter;
+struct config;
 
 typedef void (*exporter_done_cb)(void *ctx, struct queue_batch *batch, enum export_result res);
 
@@ -39,6 +40,12 @@ struct exporter_ops {
 	void (*free)(struct exporter *ex);
 	/* Optional: shutdown, nothing pending: write out (and count) what EXPORT_HELD kept. */
 	void (*finish)(struct exporter *ex);
+	/*
+	 * Optional: take the request headers of @cfg (SIGHUP re-read --header-file) for the
+	 * requests that start from now on; requests in flight finish with the old ones. Returns
+	 * 0, or a negative errno with @err saying why (the headers in use stay).
+	 */
+	int (*reload)(struct exporter *ex, const struct config *cfg, char *err, size_t err_size);
 };
 
 /* Embedded as the first member of every exporter. */

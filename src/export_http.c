@@ -66,6 +66,7 @@ struct http_slot {
 	uint64_t sent_ns;
 
 	struct export_wire_answer answer; /* to the current attempt */
+	const struct curl_slist *headers; /* the header list the easy handle was given */
 	char errbuf[CURL_ERROR_SIZE];
 	char last_error[2 * ERR_MSG_CAP]; /* why the last attempt failed, for the give-up message */
 };
@@ -85,7 +86,10 @@ struct export_http {
 	char *display; /* scheme://host:port, for messages (no credentials, no query) */
 	struct export_curl *curl;
 	struct export_wire *wire;
-	struct curl_slist *headers;
+	struct curl_slist *headers; /* for requests that start now */
+	/* Lists replaced by a reload, freed once no request in flight uses them. */
+	struct curl_slist *retired[EXPORT_HTTP_MAX_INFLIGHT + 1];
+	size_t n_retired;
 	unsigned max_inflight;
 	unsigned n_active;
 	struct http_slot *slots;
@@ -390,6 +394,8 @@ static void slot_completed(struct http_slot *slot, CURLcode rc)
 	slot_answered(slot, &v);
 }
 
+static void headers_gc(struct export_http *ex);
+
 /* export_curl: a transfer finished. */
 static void on_transfer_done(void *ctx, CURL *easy, CURLcode rc)
 {
@@ -398,6 +404,8 @@ static void on_transfer_done(void *ctx, CURL *easy, CURLcode rc)
 	curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&slot);
 	if (slot && slot->state == SLOT_SENDING)
 		slot_completed(slot, rc);
+	if (slot && slot->ex->n_retired)
+		headers_gc(slot->ex);
 }
 
 /* ---- sending --------------------------------------------------------------------------- */
@@ -408,6 +416,10 @@ static int slot_send(struct http_slot *slot)
 	const char *why = "";
 
 	reset_answer(slot);
+	if (slot->headers != ex->headers) { /* reloaded since this handle's last request */
+		curl_easy_setopt(slot->easy, CURLOPT_HTTPHEADER, ex->headers);
+		slot->headers = ex->headers;
+	}
 	curl_easy_setopt(slot->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)slot->req_len);
 	curl_easy_setopt(slot->easy, CURLOPT_POSTFIELDS, (const char *)slot->req);
 	slot->sent_ns = clock_mono_ns();
@@ -537,6 +549,8 @@ static void eh_free(struct exporter *base)
 	}
 	export_curl__free(ex->curl);
 	curl_slist_free_all(ex->headers);
+	for (size_t i = 0; i < ex->n_retired; i++)
+		curl_slist_free_all(ex->retired[i]);
 	export_wire__free(ex->wire);
 	free(ex->slots);
 	free(ex->url);
@@ -546,12 +560,15 @@ static void eh_free(struct exporter *base)
 	free(ex);
 }
 
+static int eh_reload(struct exporter *base, const struct config *cfg, char *err, size_t err_size);
+
 static const struct exporter_ops export_http_ops = {
 	.submit = eh_submit,
 	.busy = eh_busy,
 	.pending = eh_pending,
 	.abort = eh_abort,
 	.free = eh_free,
+	.reload = eh_reload,
 };
 
 /* ---- construction ---------------------------------------------------------------------- */
@@ -699,6 +716,55 @@ static int build_headers(struct export_http *ex, const struct config *cfg, char 
 	return 0;
 }
 
+/* ---- reloading the headers (SIGHUP) ---------------------------------------------------- */
+
+/* Free the replaced lists that no request in flight uses any more. */
+static void headers_gc(struct export_http *ex)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < ex->n_retired; i++) {
+		bool used = false;
+
+		for (unsigned k = 0; k < ex->max_inflight && !used; k++)
+			used = ex->slots[k].state == SLOT_SENDING &&
+			       ex->slots[k].headers == ex->retired[i];
+		if (used)
+			ex->retired[kept++] = ex->retired[i];
+		else
+			curl_slist_free_all(ex->retired[i]);
+	}
+	ex->n_retired = kept;
+}
+
+/*
+ * New headers for the requests that start from now on. A request in flight keeps the list it
+ * was given (curl reads it while sending), so the old list is retired, not freed: at most
+ * one list per request in flight stays retired, so there is always room for one more.
+ */
+static int eh_reload(struct exporter *base, const struct config *cfg, char *err, size_t err_size)
+{
+	struct export_http *ex = (struct export_http *)base;
+	struct curl_slist *old = ex->headers;
+	int ret;
+
+	headers_gc(ex);
+	if (ex->n_retired == sizeof(ex->retired) / sizeof(ex->retired[0])) {
+		snprintf(err, err_size, "internal error: no room to retire the old headers");
+		return -ENOSPC;
+	}
+	ex->headers = NULL;
+	ret = build_headers(ex, cfg, err, err_size);
+	if (ret < 0) {
+		curl_slist_free_all(ex->headers);
+		ex->headers = old;
+		return ret;
+	}
+	ex->retired[ex->n_retired++] = old;
+	headers_gc(ex);
+	return 0;
+}
+
 /*
  * Append @suffix ("/...") to the path of @u. With @trim, the path's trailing slashes go first
  * (gRPC: "http://h:4317/" and "http://h:4317" name the same service); without, a path that
@@ -836,6 +902,7 @@ static int setup_easy(struct export_http *ex, const struct config *cfg, struct h
 	SET(CURLOPT_PRIVATE, (char *)slot);
 	SET(CURLOPT_POST, 1L);
 	SET(CURLOPT_HTTPHEADER, ex->headers);
+	slot->headers = ex->headers;
 	SET(CURLOPT_USERAGENT, "cln-otlp/" CLN_OTLP_VERSION);
 	SET(CURLOPT_ERRORBUFFER, slot->errbuf);
 	SET(CURLOPT_WRITEFUNCTION, on_body);

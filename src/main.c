@@ -7,6 +7,7 @@
  * 2 on bad options or a start-up failure.
  */
 #include <errno.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +36,10 @@
 
 struct app {
 	struct config cfg;
+	/* The command line as given, for SIGHUP (argv itself is wiped of secrets). */
+	int argc;
+	char **argv;
+	struct exporter *ex;
 	struct otlp_resource_cfg res;
 	struct otlp_kv attrs[CONFIG_MAX_LIST];
 	char host[256];
@@ -115,8 +120,32 @@ static void app_file_done(void *ctx)
  */
 static void app_reload(struct app *app)
 {
-	(void)app;
-	log_info("SIGHUP: nothing to reload; restart to apply new settings");
+	const struct passwd *pw;
+	struct config fresh;
+	char err[512] = "";
+	int ret;
+
+	if (!app->cfg.header_file || !app->ex || !app->ex->ops->reload) {
+		log_info("SIGHUP: nothing to reload (only --header-file is re-read, for the OTLP "
+			 "exporter); the other settings are read at start: restart to apply them");
+		return;
+	}
+	/* Everything again, so that the headers keep their precedence; only they are used. */
+	config_init(&fresh);
+	ret = config_load(&fresh, app->argc, app->argv, (config_getenv_fn)getenv, err, sizeof(err));
+	if (ret == 0)
+		ret = app->ex->ops->reload(app->ex, &fresh, err, sizeof(err));
+	if (ret < 0) {
+		pw = getpwuid(geteuid());
+		log_warn("SIGHUP: headers not reloaded, those in use stay: %s (cln-otlp runs as "
+			 "user %s now: the file must be readable by it)",
+			 err, pw ? pw->pw_name : "?");
+	} else {
+		log_info("SIGHUP: re-read --header-file %s: %zu request headers, used from the "
+			 "next request on",
+			 fresh.header_file, fresh.n_headers);
+	}
+	config_free(&fresh);
 }
 
 static void app_signal(struct loop *loop, int fd, uint32_t events, void *ctx)
@@ -275,6 +304,7 @@ static int app_start_core(struct app *app, char *err, size_t err_size)
 		}
 	}
 	ex = app_exporter(app, err, err_size);
+	app->ex = ex;
 	if (!ex) {
 		if (!err[0])
 			snprintf(err, err_size, "cannot create the exporter: out of memory");
@@ -380,6 +410,28 @@ static void app_free(struct app *app)
 	loop__free(app->loop);
 	exe_paths_reset();
 	config_free(&app->cfg);
+	for (int i = 0; app->argv && i < app->argc; i++) {
+		explicit_bzero(app->argv[i], strlen(app->argv[i]));
+		free(app->argv[i]);
+	}
+	free(app->argv);
+}
+
+/* A copy of the command line (the original gets wiped): NULL when out of memory. */
+static char **app_copy_argv(int argc, char **argv)
+{
+	char **copy = calloc((size_t)argc + 1, sizeof(*copy));
+
+	for (int i = 0; copy && i < argc; i++) {
+		copy[i] = strdup(argv[i]);
+		if (!copy[i]) {
+			while (i--)
+				free(copy[i]);
+			free(copy);
+			return NULL;
+		}
+	}
+	return copy;
 }
 
 static int app_exit_status(const struct app *app)
@@ -422,23 +474,29 @@ int main(int argc, char **argv)
 			strerror(errno));
 		return 2;
 	}
+	app.argc = argc;
+	app.argv = app_copy_argv(argc, argv);
+	if (!app.argv) {
+		fprintf(stderr, "cln-otlp: out of memory\n");
+		return 2;
+	}
 	config_init(&app.cfg);
 	if (config_load(&app.cfg, argc, argv, (config_getenv_fn)getenv, err, sizeof(err)) < 0) {
 		config_wipe_argv(argc, argv);
 		fprintf(stderr, "cln-otlp: %s\n", err);
-		config_free(&app.cfg);
+		app_free(&app);
 		return 2;
 	}
 	/* Copied: ps and /proc/PID/cmdline no longer show header values or a URL password. */
 	config_wipe_argv(argc, argv);
 	if (app.cfg.help) {
 		config_usage(stdout);
-		config_free(&app.cfg);
+		app_free(&app);
 		return 0;
 	}
 	if (app.cfg.version) {
 		printf("cln-otlp %s\n", CLN_OTLP_VERSION);
-		config_free(&app.cfg);
+		app_free(&app);
 		return 0;
 	}
 	log_set_level(app.cfg.verbosity > 0   ? LOG_LVL_DEBUG

@@ -274,6 +274,7 @@ def stats_line(d, key):
 
 @test("follow_rewrite")
 def follow_rewrite(tmp):
+    daemon_dir(tmp)  # the replaced file is opened after the switch to the daemon's user
     path = os.path.join(tmp, "lightningd-trace.4243")
     rounds, want = 6, set()
     open(path, "w").close()
@@ -344,6 +345,7 @@ def queued_on_socket(tmp, name, n):
 @test("signals")
 def signals(tmp):
     n = 50
+    daemon_dir(tmp)
     d, path = queued_on_socket(tmp, "hup", n)
     with d:
         d.proc.send_signal(signal.SIGHUP)

@@ -9,12 +9,16 @@ the daemon runs, and still reach the collector. header_file: --header-file works
 precedence between the variable and --header; a file others may read, one of another user,
 or a missing one stops start-up (exit 2) saying what to do. nondumpable: a process of the
 daemon's own user cannot read its /proc/PID/environ (where OTEL_EXPORTER_OTLP_HEADERS is).
+header_file_reload: SIGHUP re-reads --header-file: the next requests carry the new value,
+nothing queued is lost; a file now refused, or one the switched-to user cannot read, leaves
+the headers in use and says why.
 Tests run as root (they switch users); without root they skip, except with CI=true.
 """
 import base64
 import os
 import pwd
 import shutil
+import signal
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
@@ -148,6 +152,85 @@ def nondumpable(tmp):
               "Permission denied" in p.stderr and KEY not in p.stdout, (p.stdout, p.stderr))
         check("its /proc files belong to root", os.stat("/proc/%d/environ" % d.pid).st_uid == 0)
         d.stopped()
+
+
+def emit_lines(n0, n1):
+    """The span_emit lines n0..n1 of the capture (a trace file of their own)."""
+    with open(CAPTURE) as f:
+        lines = [ln for ln in f if ln.startswith("span_emit ")]
+    return "".join(lines[n0:n1]), len(lines[n0:n1])
+
+
+@test("header_file_reload")
+def header_file_reload(tmp):
+    """SIGHUP: the header file's new value is used from the next request; a refused file
+    changes nothing; every span is delivered."""
+    need_root("it runs as --user root to re-read a root-owned file")
+    path = secret_file(tmp, "x-api-key: %s-v1\n" % KEY)
+    trace = os.path.join(tmp, "trace")
+    parts = [(0, 200), (200, 400), (400, 585)]
+    open(trace, "w").close()
+    sent = 0
+    with Collector(tmp) as mc:
+        with Proc([A.cln_otlp, "--file", trace, "--follow", "--exporter", "otlp", "--endpoint",
+                   mc.url(), "--header-file", path, "--user", "root", "--batch-size", "1000",
+                   "--batch-delay", "100"], tmp, "cln-otlp", env=clean_env()) as d:
+            d.wait_err("privileges:")  # started: signals are handled from here on
+
+            def phase(i, want):
+                nonlocal sent
+                before = len(mc.requests())
+                text, n = emit_lines(*parts[i])
+                with open(trace, "a") as f:
+                    f.write(text)
+                sent += n
+                d.wait(lambda: len(mc.records()) >= sent, 60, "part %d: %d spans" % (i, sent))
+                got = [q["headers"].get("x-api-key") for q in
+                       sorted(mc.requests(), key=lambda q: q["req"])[before:]]
+                check("part %d: every request carries %s" % (i, want),
+                      got and all(g == KEY + "-" + want for g in got), got)
+
+            phase(0, "v1")
+            secret_file(tmp, "# rotated\nx-api-key: %s-v2\n" % KEY)
+            d.proc.send_signal(signal.SIGHUP)
+            d.wait_err("SIGHUP: re-read --header-file")
+            phase(1, "v2")
+            os.chmod(path, 0o644)
+            d.proc.send_signal(signal.SIGHUP)
+            line = d.wait_err("SIGHUP: headers not reloaded")[0]
+            check("it says why (the mode) and what to do", "chmod 600" in line, line)
+            phase(2, "v2")
+            d.stopped()
+        check("every span delivered once", len(mc.records()) == N_REAL, len(mc.records()))
+    check("exported=%d" % N_REAL, "exported=%d " % N_REAL in d.err(), d.err()[-600:])
+    check("no value on stderr", KEY not in d.err(), d.err())
+
+
+@test("header_file_reload_switched")
+def header_file_reload_switched(tmp):
+    """After the switch to an unprivileged user a root-owned 0600 file cannot be re-read:
+    SIGHUP says so and the run goes on with the headers it has."""
+    need_root("the default user switch happens when started as root")
+    path = secret_file(tmp, "x-api-key: %s\n" % KEY)
+    os.chmod(tmp, 0o755)
+    trace = os.path.join(tmp, "trace")
+    text, n = emit_lines(0, 585)
+    with open(trace, "w") as f:
+        f.write(text)
+    os.chmod(trace, 0o644)
+    with Collector(tmp) as mc:
+        with Proc([A.cln_otlp, "--file", trace, "--follow", "--exporter", "otlp", "--endpoint",
+                   mc.url(), "--header-file", path, "--batch-size", "1000",
+                   "--batch-delay", "100"], tmp, "cln-otlp", env=clean_env()) as d:
+            d.wait(lambda: len(mc.records()) >= n, 60, "every span exported")
+            d.proc.send_signal(signal.SIGHUP)
+            line = d.wait_err("SIGHUP: headers not reloaded")[0]
+            check("it names the user and the fix", "the file must be readable by it" in line
+                  and "runs as user " in line and "user root " not in line, line)
+            d.stopped(what="still running after SIGHUP; SIGTERM: exit 0")
+        got = {q["headers"].get("x-api-key") for q in mc.requests()}
+        check("the header kept its value", got == {KEY}, got)
+    check("no value on stderr", KEY not in d.err(), d.err())
 
 
 main([NAME])

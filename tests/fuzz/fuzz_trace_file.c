@@ -141,7 +141,13 @@ static void cx_free(struct exporter *ex)
 {
 }
 
-static const struct exporter_ops cx_ops = {cx_submit, cx_busy, cx_pending, cx_abort, cx_free, NULL};
+static const struct exporter_ops cx_ops = {
+	.submit = cx_submit,
+	.busy = cx_busy,
+	.pending = cx_pending,
+	.abort = cx_abort,
+	.free = cx_free,
+};
 
 /* ---- the reference reading ---------------------------------------------------------------- */
 

@@ -640,8 +640,13 @@ static void rec_free(struct exporter *ex)
 {
 }
 
-static const struct exporter_ops rec_ops = {rec_submit, rec_busy, rec_pending,
-					    rec_abort,	rec_free, NULL};
+static const struct exporter_ops rec_ops = {
+	.submit = rec_submit,
+	.busy = rec_busy,
+	.pending = rec_pending,
+	.abort = rec_abort,
+	.free = rec_free,
+};
 
 static void stop_loop(struct loop *loop, void *ctx)
 {
