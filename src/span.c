@@ -827,80 +827,67 @@ static bool span_blank(const char *json, size_t len)
 }
 
 /*
- * NULs in strings, raw or escaped as \u0000: cJSON would end the string there. Returns how
- * many; 0 in the common case after a quick look.
+ * NULs in strings, raw or escaped as \u0000: cJSON would end the string there. Counts them
+ * and, with @out (room for len + 5 per NUL + 1), writes a copy of @json with each written
+ * \ufffd: NULs become U+FFFD as any invalid character does. Returns how many.
  */
-static size_t span_nul_count(const char *json, size_t len)
+static size_t span_nul_scan(const char *json, size_t len, char *out, size_t *out_len)
 {
 	bool in_str = false;
+	char *o = out;
 	size_t n = 0;
 
-	if (!memchr(json, '\0', len) && !memmem(json, len, "\\u0000", 6))
-		return 0;
 	for (size_t i = 0; i < len; i++) {
-		if (!in_str) {
+		size_t skip = 0; /* bytes of @json that stand for one NUL, 0 if none */
+
+		if (!in_str)
 			in_str = json[i] == '"';
-		} else if (json[i] == '"') {
+		else if (json[i] == '"')
 			in_str = false;
-		} else if (json[i] == '\0') {
-			n++;
-		} else if (json[i] == '\\' && i + 1 < len) {
+		else if (json[i] == '\0')
+			skip = 1;
+		else if (json[i] == '\\' && i + 1 < len) {
 			if (i + 6 <= len && !memcmp(json + i + 1, "u0000", 5))
-				n++;
-			i++; /* the escaped character is not the string's end */
+				skip = 6;
+			else if (o) /* the escaped character is not the string's end */
+				*o++ = json[i++];
+			else
+				i++;
 		}
-	}
-	return n;
-}
-
-/*
- * A copy of @json with every NUL in a string written \ufffd, for cJSON (which would cut the
- * string at it): NULs become U+FFFD as any invalid character does. NULL on ENOMEM.
- */
-static char *span_nul_rewrite(const char *json, size_t len, size_t n_nul, size_t *out_len)
-{
-	char *copy = malloc(len + 5 * n_nul + 1), *o = copy;
-	bool in_str = false;
-
-	if (!copy)
-		return NULL;
-	for (size_t i = 0; i < len; i++) {
-		if (!in_str) {
-			in_str = json[i] == '"';
-		} else if (json[i] == '"') {
-			in_str = false;
-		} else if (json[i] == '\0') {
-			memcpy(o, "\\ufffd", 6);
-			o += 6;
-			continue;
-		} else if (json[i] == '\\' && i + 1 < len) {
-			if (i + 6 <= len && !memcmp(json + i + 1, "u0000", 5)) {
+		if (skip) {
+			n++;
+			if (o) {
 				memcpy(o, "\\ufffd", 6);
 				o += 6;
-				i += 5;
-				continue;
 			}
-			*o++ = json[i++];
+			i += skip - 1;
+		} else if (o) {
+			*o++ = json[i];
 		}
-		*o++ = json[i];
 	}
-	*o = '\0';
-	*out_len = (size_t)(o - copy);
-	return copy;
+	if (o) {
+		*o = '\0';
+		*out_len = (size_t)(o - out);
+	}
+	return n;
 }
 
 /* Paths 2 and 3, for what the fast path could not take. */
 static enum span_reject span_parse_slow(const char *json, size_t len, struct span_fields *sf,
 					cJSON **root, uint8_t *path)
 {
-	size_t n_nul = span_nul_count(json, len), fixed_len = len;
+	size_t n_nul = 0, fixed_len = len;
 	char *fixed = NULL;
 
 	memset(sf, 0, sizeof(*sf));
+	/* A quick look first: NULs are rare. */
+	if (memchr(json, '\0', len) || memmem(json, len, "\\u0000", 6))
+		n_nul = span_nul_scan(json, len, NULL, NULL);
 	if (n_nul) {
-		fixed = span_nul_rewrite(json, len, n_nul, &fixed_len);
+		fixed = malloc(len + 5 * n_nul + 1);
 		if (!fixed)
 			return SPAN_REJECT_NOMEM;
+		span_nul_scan(json, len, fixed, &fixed_len);
 	}
 	/* cJSON copies every string out of its input: the rewritten copy may go at once. */
 	*root = cJSON_ParseWithLength(fixed ? fixed : json, fixed_len);
