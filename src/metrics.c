@@ -128,6 +128,17 @@ static void metrics_version(struct metrics_out *o)
 	metrics_put(o, "\"} 1\n");
 }
 
+/* The plain counters of @part (stats_counters). */
+static void metrics_part(struct metrics_out *o, enum stats_part part)
+{
+	for (size_t i = 0; i < stats_n_counters; i++) {
+		const struct stats_counter *c = &stats_counters[i];
+
+		if (c->part == part)
+			metrics_u64(o, c->metric, "counter", c->help, stats_counter_value(c));
+	}
+}
+
 size_t metrics_render(char *buf, size_t size, uint64_t start_time_ns)
 {
 	struct metrics_out o = {.buf = buf, .size = size};
@@ -150,70 +161,13 @@ size_t metrics_render(char *buf, size_t size, uint64_t start_time_ns)
 	for (int i = 1; i < SPAN_REJECT__MAX; i++)
 		metrics_labelled(&o, "spans_rejected_total", "reason",
 				 span_reject_str((enum span_reject)i), stats.rejected[i]);
-	metrics_u64(&o, "spans_recovered_total", "counter",
-		    "Span payloads with invalid JSON (unescaped tag values) repaired and kept.",
-		    stats.recovered);
-	metrics_u64(&o, "spans_truncated_total", "counter",
-		    "Spans cut by CLN at 2048 bytes and kept.", stats.truncated);
-	metrics_u64(&o, "spans_trace_id_derived_total", "counter",
-		    "Cut spans no parent or child told the traceId of, exported under a traceId "
-		    "derived from their own ids (cln.trace_id_derived).",
-		    stats.trace_id_derived);
-	metrics_u64(&o, "span_tags_duplicate_total", "counter",
-		    "Tag keys given twice in a span: the last value kept.", stats.tags_duplicate);
-	metrics_u64(&o, "ringbuf_lost_total", "counter",
-		    "Span records the kernel could not put in the eBPF ring buffer (it was full).",
-		    stats.ringbuf_lost);
-	metrics_u64(&o, "exe_path_lost_total", "counter",
-		    "New processes whose executable path could not be kept (the table of paths "
-		    "was full): their spans lack process.executable.path.",
-		    stats.exe_path_lost);
-	metrics_u64(&o, "follow_truncated_total", "counter",
-		    "Times a followed file was truncated (or truncated and rewritten): read again "
-		    "from its start.",
-		    stats.follow_truncated);
-	metrics_u64(
-		&o, "follow_lost_bytes_total", "counter",
-		"Bytes of a followed file lost to a truncation: written but not read before it.",
-		stats.follow_lost_bytes);
-	metrics_u64(&o, "span_events_total", "counter",
-		    "Suspend/resume span events attached to spans.", stats.events);
-	metrics_u64(&o, "span_events_evicted_total", "counter",
-		    "Suspend/resume events discarded unattached: the table of spans waiting to be "
-		    "emitted was full.",
-		    stats.events_evicted);
-	metrics_u64(&o, "span_events_untimed_total", "counter",
-		    "Suspend/resume lines of trace files, which carry no time: not attached.",
-		    stats.events_untimed);
-	metrics_u64(&o, "span_events_dropped_total", "counter",
-		    "Suspend/resume span events past the 128 a span keeps (droppedEventsCount).",
-		    stats.events_dropped);
-	metrics_u64(&o, "spans_queued_total", "counter", "Spans accepted into the export queue.",
-		    stats.queued);
+	metrics_part(&o, STATS_PART_INTAKE);
 	metrics_head(&o, "spans_dropped_total", "counter",
 		     "Spans accepted but never delivered, by reason.");
 	for (int i = 0; i < STATS_DROP__MAX; i++)
 		metrics_labelled(&o, "spans_dropped_total", "reason",
 				 stats_drop_str((enum stats_drop)i), stats.dropped[i]);
-	metrics_u64(&o, "spans_exported_total", "counter", "Spans the collector accepted.",
-		    stats.exported);
-	metrics_u64(&o, "spans_partial_rejected_total", "counter",
-		    "Spans the collector refused in a partial success answer.",
-		    stats.partial_rejected);
-	metrics_u64(&o, "partial_bad_count_total", "counter",
-		    "Partial success answers whose rejected count was impossible (negative, or "
-		    "more than the batch held); counted as the batch's size, or 0.",
-		    stats.partial_bad_count);
-	metrics_u64(&o, "spans_unconfirmed_total", "counter",
-		    "Spans answered with a success whose body is no OTLP answer (an HTML page, a "
-		    "broken message): maybe delivered, not counted as exported.",
-		    stats.unconfirmed);
-	metrics_u64(&o, "batches_sent_total", "counter", "Export requests that got an answer.",
-		    stats.batches_sent);
-	metrics_u64(&o, "export_retries_total", "counter", "Export requests retried.",
-		    stats.retries);
-	metrics_u64(&o, "batches_failed_total", "counter",
-		    "Batches given up (not retryable, or out of retries).", stats.failed_batches);
+	metrics_part(&o, STATS_PART_EXPORT);
 
 	metrics_head(&o, "export_latency_seconds", "summary",
 		     "Time from sending an export request to its answer.");

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 #include "stats.h"
 
+#include <stddef.h>
 #include <string.h>
 
 struct stats stats;
@@ -20,6 +21,71 @@ static const char *const drop_names[STATS_DROP__MAX] = {
 	[STATS_DROP_ORPHAN] = "truncated_orphan",
 	[STATS_DROP_OUTPUT] = "output",
 };
+
+#define S(f) offsetof(struct stats, f)
+#define I    STATS_PART_INTAKE
+#define E    STATS_PART_EXPORT
+
+/* clang-format off */
+const struct stats_counter stats_counters[] = {
+	{I, "recovered", false, "spans_recovered_total",
+	 "Span payloads with invalid JSON (unescaped tag values) repaired and kept.",
+	 S(recovered)},
+	{I, "truncated", true, "spans_truncated_total",
+	 "Spans cut by CLN at 2048 bytes and kept.", S(truncated)},
+	{I, "trace_id_derived", true, "spans_trace_id_derived_total",
+	 "Cut spans no parent or child told the traceId of, exported under a traceId derived "
+	 "from their own ids (cln.trace_id_derived).", S(trace_id_derived)},
+	{I, "tags_duplicate", true, "span_tags_duplicate_total",
+	 "Tag keys given twice in a span: the last value kept.", S(tags_duplicate)},
+	{I, "ringbuf_lost", false, "ringbuf_lost_total",
+	 "Span records the kernel could not put in the eBPF ring buffer (it was full).",
+	 S(ringbuf_lost)},
+	{I, "exe_path_lost", true, "exe_path_lost_total",
+	 "New processes whose executable path could not be kept (the table of paths was full): "
+	 "their spans lack process.executable.path.", S(exe_path_lost)},
+	{I, "follow_truncated", true, "follow_truncated_total",
+	 "Times a followed file was truncated (or truncated and rewritten): read again from its "
+	 "start.", S(follow_truncated)},
+	{I, "follow_lost_bytes", true, "follow_lost_bytes_total",
+	 "Bytes of a followed file lost to a truncation: written but not read before it.",
+	 S(follow_lost_bytes)},
+	{I, NULL, false, "span_events_total",
+	 "Suspend/resume span events attached to spans.", S(events)},
+	{I, "events_evicted", true, "span_events_evicted_total",
+	 "Suspend/resume events discarded unattached: the table of spans waiting to be emitted "
+	 "was full.", S(events_evicted)},
+	{I, "events_untimed", true, "span_events_untimed_total",
+	 "Suspend/resume lines of trace files, which carry no time: not attached.",
+	 S(events_untimed)},
+	{I, "events_dropped", true, "span_events_dropped_total",
+	 "Suspend/resume span events past the 128 a span keeps (droppedEventsCount).",
+	 S(events_dropped)},
+	{I, "queued", false, "spans_queued_total",
+	 "Spans accepted into the export queue.", S(queued)},
+	{E, "exported", false, "spans_exported_total",
+	 "Spans the collector accepted.", S(exported)},
+	{E, "partial_rejected", true, "spans_partial_rejected_total",
+	 "Spans the collector refused in a partial success answer.", S(partial_rejected)},
+	{E, "partial_bad_count", true, "partial_bad_count_total",
+	 "Partial success answers whose rejected count was impossible (negative, or more than "
+	 "the batch held); counted as the batch's size, or 0.", S(partial_bad_count)},
+	{E, "unconfirmed", true, "spans_unconfirmed_total",
+	 "Spans answered with a success whose body is no OTLP answer (an HTML page, a broken "
+	 "message): maybe delivered, not counted as exported.", S(unconfirmed)},
+	{E, "batches", false, "batches_sent_total",
+	 "Export requests that got an answer.", S(batches_sent)},
+	{E, "retries", false, "export_retries_total",
+	 "Export requests retried.", S(retries)},
+	{E, "failed_batches", false, "batches_failed_total",
+	 "Batches given up (not retryable, or out of retries).", S(failed_batches)},
+};
+/* clang-format on */
+const size_t stats_n_counters = sizeof(stats_counters) / sizeof(stats_counters[0]);
+
+#undef S
+#undef I
+#undef E
 
 const char *stats_source_str(enum stats_source src)
 {
@@ -83,6 +149,19 @@ static size_t stats_put_ms(char *buf, size_t size, size_t off, const char *name,
 	return n < 0 ? off : off + (size_t)n;
 }
 
+/* The table's counters of @part that belong on the line. */
+static size_t stats_put_part(char *buf, size_t size, size_t off, enum stats_part part)
+{
+	for (size_t i = 0; i < stats_n_counters; i++) {
+		const struct stats_counter *c = &stats_counters[i];
+		uint64_t v = stats_counter_value(c);
+
+		if (c->part == part && c->line && (v || !c->line_nonzero))
+			off = stats_put(buf, size, off, "", c->line, v);
+	}
+	return off;
+}
+
 void stats_format_line(char *buf, size_t size)
 {
 	size_t off = 0;
@@ -99,41 +178,12 @@ void stats_format_line(char *buf, size_t size)
 		if (stats.rejected[i])
 			off = stats_put(buf, size, off, "rej_",
 					span_reject_str((enum span_reject)i), stats.rejected[i]);
-	off = stats_put(buf, size, off, "", "recovered", stats.recovered);
-	if (stats.truncated)
-		off = stats_put(buf, size, off, "", "truncated", stats.truncated);
-	if (stats.trace_id_derived)
-		off = stats_put(buf, size, off, "", "trace_id_derived", stats.trace_id_derived);
-	if (stats.tags_duplicate)
-		off = stats_put(buf, size, off, "", "tags_duplicate", stats.tags_duplicate);
-	if (stats.events_dropped)
-		off = stats_put(buf, size, off, "", "events_dropped", stats.events_dropped);
-	off = stats_put(buf, size, off, "", "ringbuf_lost", stats.ringbuf_lost);
-	if (stats.events_evicted)
-		off = stats_put(buf, size, off, "", "events_evicted", stats.events_evicted);
-	if (stats.events_untimed)
-		off = stats_put(buf, size, off, "", "events_untimed", stats.events_untimed);
-	if (stats.exe_path_lost)
-		off = stats_put(buf, size, off, "", "exe_path_lost", stats.exe_path_lost);
-	if (stats.follow_truncated)
-		off = stats_put(buf, size, off, "", "follow_truncated", stats.follow_truncated);
-	if (stats.follow_lost_bytes)
-		off = stats_put(buf, size, off, "", "follow_lost_bytes", stats.follow_lost_bytes);
-	off = stats_put(buf, size, off, "", "queued", stats.queued);
-	off = stats_put(buf, size, off, "", "exported", stats.exported);
-	if (stats.partial_rejected)
-		off = stats_put(buf, size, off, "", "partial_rejected", stats.partial_rejected);
-	if (stats.partial_bad_count)
-		off = stats_put(buf, size, off, "", "partial_bad_count", stats.partial_bad_count);
-	if (stats.unconfirmed)
-		off = stats_put(buf, size, off, "", "unconfirmed", stats.unconfirmed);
+	off = stats_put_part(buf, size, off, STATS_PART_INTAKE);
 	off = stats_put(buf, size, off, "", "dropped", stats_dropped_total());
 	for (int i = 0; i < STATS_DROP__MAX; i++)
 		if (stats.dropped[i])
 			off = stats_put(buf, size, off, "drop_", drop_names[i], stats.dropped[i]);
-	off = stats_put(buf, size, off, "", "batches", stats.batches_sent);
-	off = stats_put(buf, size, off, "", "retries", stats.retries);
-	off = stats_put(buf, size, off, "", "failed_batches", stats.failed_batches);
+	off = stats_put_part(buf, size, off, STATS_PART_EXPORT);
 	/* Mean and worst time to an answer, over the batches answered. */
 	off = stats_put_ms(buf, size, off, "latency_avg_ms",
 			   stats.batches_sent ? stats.export_latency_us_sum / stats.batches_sent

@@ -7,6 +7,8 @@
 #define CLN_OTLP_STATS_H
 
 #include <stddef.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -66,6 +68,31 @@ struct stats {
 
 extern struct stats stats;
 
+/*
+ * The plain counters, one row each: their name on the stats line and at /metrics, and what
+ * they count. Both outputs walk this table (labelled families, latency and gauges are
+ * written by hand around it): a new counter is one row here. STATS_PART_INTAKE rows come
+ * before the dropped family, STATS_PART_EXPORT rows after it.
+ */
+enum stats_part { STATS_PART_INTAKE, STATS_PART_EXPORT };
+
+struct stats_counter {
+	enum stats_part part;
+	const char *line;   /* name on the stats line; NULL: /metrics only */
+	bool line_nonzero;  /* on the stats line only when not 0 (rare events) */
+	const char *metric; /* name at /metrics, after "cln_otlp_" */
+	const char *help;   /* the metric's HELP text */
+	size_t off;	    /* offsetof(struct stats, the counter) */
+};
+
+extern const struct stats_counter stats_counters[];
+extern const size_t stats_n_counters;
+
+static inline uint64_t stats_counter_value(const struct stats_counter *c)
+{
+	return *(const uint64_t *)((const char *)&stats + c->off);
+}
+
 const char *stats_source_str(enum stats_source src);
 const char *stats_drop_str(enum stats_drop why);
 
@@ -73,7 +100,7 @@ uint64_t stats_rejected_total(void);
 uint64_t stats_dropped_total(void);
 uint64_t stats_received_total(void);
 
-/* One line: "received=… rejected=… queued=… exported=… dropped=… …". */
+/* One line: "received=… rejected=… … queued=… dropped=… exported=… …". */
 void stats_format_line(char *buf, size_t size);
 
 #endif
