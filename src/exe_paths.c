@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "log.h"
-#include "stats.h"
 
 struct exe_path {
 	size_t refs;
@@ -29,7 +28,6 @@ static struct exe_path *exe_path_entry(const char *path)
 
 static const char *exe_path_lost(const char *s, const char *why)
 {
-	stats.exe_path_lost++;
 	log_limited(&exe_paths_rl, LOG_LVL_WARN,
 		    "%s: spans of %s go without process.executable.path (%zu paths in use)", why, s,
 		    exe_paths_n);

@@ -9,8 +9,8 @@
  * target, for good). An entry is freed with its last reference, so the paths of processes
  * that exited and whose spans are gone make room for new ones. The table is bounded
  * (EXE_PATHS_MAX live paths at once); a path that finds it full is not recorded: the span
- * goes out without the attribute, counted in stats.exe_path_lost with a rate-limited
- * warning. Single-threaded, like the rest of the pipeline.
+ * goes out without the attribute, with a rate-limited warning (the socket source, which
+ * meets new processes, counts it in stats.exe_path_lost). Single-threaded, like the rest of the pipeline.
  */
 #ifndef CLN_OTLP_EXE_PATHS_H
 #define CLN_OTLP_EXE_PATHS_H
@@ -22,7 +22,7 @@
 
 /*
  * The table's copy of @s with one reference taken for the caller, or NULL (@s NULL, the
- * table full or out of memory: the last two counted in stats.exe_path_lost).
+ * table full or out of memory: the last two warned about).
  */
 const char *exe_path_get(const char *s);
 /* Take one more reference to @path (from exe_path_get; NULL is fine). Returns @path. */

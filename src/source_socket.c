@@ -15,6 +15,7 @@
 
 #include "exe_paths.h"
 #include "log.h"
+#include "stats.h"
 
 #define SOCKET_BATCH 32 /* datagrams per recvmmsg */
 /* The largest span, and its NUL if sent: longer datagrams are cut, then rejected. */
@@ -94,6 +95,8 @@ static const char *source_socket_exe(struct source_socket *src, uint32_t pid)
 	if (exe_paths_full())
 		source_socket_sweep(src);
 	slot->exe = exe_path_get(target);
+	if (!slot->exe)
+		stats.exe_path_lost++; /* exe_path_get said why */
 	return slot->exe;
 }
 
