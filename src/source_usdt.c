@@ -3,7 +3,9 @@
  * source_usdt: the eBPF source. One skeleton (bpf/source_usdt.bpf.c, records as in
  * bpf/usdt_record.h) whose USDT programs are attached, by path and for every process (pid -1),
  * to the binaries targets finds: lightningd and each C plugin next to it. The index of the
- * binary is the USDT cookie, so every record says which binary it came from. Records arrive
+ * binary is the USDT cookie, so every record says which binary it came from. A --pid process
+ * in a container is attached the same way, through its own root (/proc/PID/root: see
+ * targets.h); its records carry its pid as the host sees it, which the --pid filter matches. Records arrive
  * in one ring buffer, consumed from the loop: on the ring's epoll fd (the kernel wakes us
  * only past a fill threshold) and on a short timer. A slower timer has targets look at the
  * binaries again (upgraded, renamed, new plugins); it calls back here to attach and detach.
@@ -415,6 +417,7 @@ static void usdt_no_reattach(struct source_usdt *src)
 	if (src->no_reattach)
 		return;
 	src->no_reattach = true;
+	targets_release_roots(src->targets);
 	log_info("every --pid process has exited: no binary will be attached again");
 	if (src->on_no_reattach)
 		src->on_no_reattach(src->on_no_reattach_ctx);
@@ -625,6 +628,20 @@ static int usdt_start_reading(struct source_usdt *src, char *err, size_t err_siz
 	return 0;
 }
 
+static void usdt_log_attached(struct source_usdt *src, const struct config *cfg,
+			      const struct targets_tally *n)
+{
+	uint32_t root_pid = targets_root_pid(src->targets, 0);
+	char where[48] = "";
+
+	if (root_pid)
+		snprintf(where, sizeof(where), " in the root of process %u", root_pid);
+	log_info("attached %u probes to %zu binaries (%s%s%s, %u plugins)%s", n->probes,
+		 n->mains + n->plugins, targets_path(src->targets, 0), where,
+		 n->mains > 1 ? " and others" : "", n->plugins,
+		 cfg->n_pids ? ", only the --pid processes" : "");
+}
+
 struct source_usdt *source_usdt__new(struct loop *loop, const struct config *cfg,
 				     struct pipeline *p, char *err, size_t err_size)
 {
@@ -659,10 +676,7 @@ struct source_usdt *source_usdt__new(struct loop *loop, const struct config *cfg
 	if (ret)
 		goto cleanup;
 	usdt_watch_pids(src, cfg);
-	log_info("attached %u probes to %zu binaries (%s%s, %u plugins)%s", n.probes,
-		 n.mains + n.plugins, targets_path(src->targets, 0),
-		 n.mains > 1 ? " and others" : "", n.plugins,
-		 cfg->n_pids ? ", only the --pid processes" : "");
+	usdt_log_attached(src, cfg, &n);
 cleanup:
 	if (ret) {
 		source_usdt__free(src);

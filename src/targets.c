@@ -9,6 +9,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -23,7 +24,11 @@
 #include "log.h"
 #include "span.h"
 
-#define TARGETS_SETTLE_NS 1000000000ll /* a changed file must be this old to be attached */
+#define TARGETS_SETTLE_NS  1000000000ll /* a changed file must be this old to be attached */
+#define TARGETS_MAX_ROOTS  (1 + 2 * CONFIG_MAX_LIST) /* ours, one per --pid or /proc/PID/root */
+#define TARGETS_PREFIX_MAX 32			     /* "/proc/self/fd/N" */
+#define TARGETS_AT_MAX	   (PATH_MAX + TARGETS_PREFIX_MAX)
+#define TARGETS_MAX_LINKS  40 /* symlinks followed in one path, as the kernel's MAXSYMLINKS */
 
 /* What a file was when we last looked: a new inode, size or mtime means a new binary. */
 struct targets_ident {
@@ -33,8 +38,24 @@ struct targets_ident {
 	struct timespec mtime;
 };
 
+/*
+ * A root the files of a process in another mount namespace (a container) or chroot are
+ * opened through. Its /proc/PID/root is opened once (O_PATH) and paths inside it are opened
+ * as /proc/self/fd/N/<path>: our own descriptor, so the link still resolves after the
+ * privileges are dropped (following /proc/PID/root needs ptrace access to PID), and no
+ * realpath() turns it back into a path of ours. Index 0 is our own root: no prefix.
+ */
+struct targets_root {
+	int fd;		   /* O_PATH of /proc/PID/root; -1 for ours or released */
+	uint32_t pid;	   /* the process it was found through, for messages */
+	dev_t ns_dev, dev; /* its mount namespace and root directory */
+	ino_t ns_ino, ino;
+	char prefix[TARGETS_PREFIX_MAX]; /* "/proc/self/fd/N"; "" for ours */
+};
+
 struct targets_bin {
-	char *path;	      /* the file we open: absolute, symlinks resolved */
+	char *path;	      /* absolute, symlinks resolved, as the processes in its root see it */
+	unsigned root;	      /* the root it is opened through (index in roots) */
 	const char *exe_path; /* exe_path_get(), held for good: its name (once attached) */
 	bool plugin;
 	bool has_probes;	 /* the file we looked at carries lightningd:span_emit */
@@ -54,7 +75,10 @@ struct targets {
 	void *ctx;
 	bool plugins;
 	bool full_warned;
+	struct targets_root roots[TARGETS_MAX_ROOTS];
+	size_t n_roots;
 	char *plugin_dirs[TARGETS_MAX_PLUGIN_DIRS];
+	unsigned plugin_dir_roots[TARGETS_MAX_PLUGIN_DIRS];
 	size_t n_plugin_dirs;
 	struct targets_bin bins[TARGETS_MAX]; /* index = USDT cookie */
 	size_t n_bins;
@@ -91,6 +115,173 @@ static bool targets_ident_equal(const struct targets_ident *a, const struct targ
 	       a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
 }
 
+/* ---- roots ---- */
+
+/* Where @path inside root @root is opened: in @buf (TARGETS_AT_MAX bytes), or @path itself. */
+static const char *targets_at(const struct targets *t, unsigned root, const char *path, char *buf)
+{
+	if (!root)
+		return path;
+	snprintf(buf, TARGETS_AT_MAX, "%s%s", t->roots[root].prefix, path);
+	return buf;
+}
+
+/* @path as a user on the host can reach it: /proc/PID/root/<path> for another root. */
+static const char *targets_shown(const struct targets *t, unsigned root, const char *path,
+				 char *buf)
+{
+	if (!root)
+		return path;
+	snprintf(buf, TARGETS_AT_MAX, "/proc/%u/root%s", t->roots[root].pid, path);
+	return buf;
+}
+
+static bool targets_same_root(const struct targets_root *r, const struct stat *ns,
+			      const struct stat *dir)
+{
+	return r->ns_dev == ns->st_dev && r->ns_ino == ns->st_ino && r->dev == dir->st_dev &&
+	       r->ino == dir->st_ino;
+}
+
+/*
+ * The root process @pid sees its files in: 0 (ours) when it shares our mount namespace and
+ * root directory, as a process on the host does, else the index of one opened through
+ * /proc/PID/root (the same one for every process of one container). A negative errno when
+ * the process is gone or not ours to look into.
+ */
+static int targets_root_of_pid(struct targets *t, uint32_t pid)
+{
+	struct stat self_ns, self_dir, ns, dir;
+	struct targets_root *r;
+	char p[64];
+	int fd, ret;
+
+	snprintf(p, sizeof(p), "/proc/%u/ns/mnt", pid);
+	if (stat("/proc/self/ns/mnt", &self_ns) || stat("/", &self_dir) || stat(p, &ns))
+		return -errno;
+	snprintf(p, sizeof(p), "/proc/%u/root", pid);
+	fd = open(p, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &dir)) {
+		ret = -errno;
+		close(fd);
+		return ret;
+	}
+	t->roots[0].ns_dev = self_ns.st_dev;
+	t->roots[0].ns_ino = self_ns.st_ino;
+	t->roots[0].dev = self_dir.st_dev;
+	t->roots[0].ino = self_dir.st_ino;
+	for (size_t i = 0; i < t->n_roots; i++) {
+		if (targets_same_root(&t->roots[i], &ns, &dir)) {
+			close(fd);
+			return (int)i;
+		}
+	}
+	if (t->n_roots == TARGETS_MAX_ROOTS) {
+		close(fd);
+		return -ENOSPC;
+	}
+	r = &t->roots[t->n_roots];
+	r->fd = fd;
+	r->pid = pid;
+	r->ns_dev = ns.st_dev;
+	r->ns_ino = ns.st_ino;
+	r->dev = dir.st_dev;
+	r->ino = dir.st_ino;
+	snprintf(r->prefix, sizeof(r->prefix), "/proc/self/fd/%d", fd);
+	log_debug("process %u runs in another root (a container?): its files are opened through "
+		  "/proc/%u/root",
+		  pid, pid);
+	return (int)t->n_roots++;
+}
+
+/* Drop the last component of @out (length *@len): "/a/b" becomes "/a", "/a" becomes "". */
+static void targets_path_up(char *out, size_t *len)
+{
+	while (*len && out[*len - 1] != '/')
+		(*len)--;
+	if (*len)
+		(*len)--;
+	out[*len] = '\0';
+}
+
+/*
+ * realpath() inside root @root: every symlink in absolute @path resolved as the processes in
+ * that root see it (an absolute target starts again at the root, ".." stops at it). Writes
+ * the path inside the root to @out (PATH_MAX bytes). Returns 0 or a negative errno.
+ */
+static int targets_realpath_in(const struct targets *t, unsigned root, const char *path, char *out)
+{
+	char rest[PATH_MAX], next[PATH_MAX], link[PATH_MAX], at[TARGETS_AT_MAX];
+	unsigned links = 0;
+	size_t len = 0;
+	const char *p;
+
+	if (path[0] != '/' || (size_t)snprintf(rest, sizeof(rest), "%s", path) >= sizeof(rest))
+		return path[0] != '/' ? -EINVAL : -ENAMETOOLONG;
+	out[0] = '\0';
+	for (p = rest; *p;) {
+		const char *c = p + strspn(p, "/");
+		size_t clen = strcspn(c, "/");
+		struct stat st;
+		ssize_t n;
+
+		p = c + clen;
+		if (clen == 0 || (clen == 1 && c[0] == '.'))
+			continue;
+		if (clen == 2 && c[0] == '.' && c[1] == '.') {
+			targets_path_up(out, &len);
+			continue;
+		}
+		if (len + 1 + clen >= PATH_MAX)
+			return -ENAMETOOLONG;
+		out[len++] = '/';
+		memcpy(out + len, c, clen);
+		len += clen;
+		out[len] = '\0';
+		if (lstat(targets_at(t, root, out, at), &st))
+			return -errno;
+		if (!S_ISLNK(st.st_mode))
+			continue;
+		if (++links > TARGETS_MAX_LINKS)
+			return -ELOOP;
+		n = readlink(at, link, sizeof(link) - 1);
+		if (n < 0)
+			return -errno;
+		link[n] = '\0';
+		if ((size_t)snprintf(next, sizeof(next), "%s/%s", link, p) >= sizeof(next))
+			return -ENAMETOOLONG;
+		memcpy(rest, next, sizeof(rest));
+		p = rest;
+		if (link[0] == '/')
+			len = 0;
+		else
+			targets_path_up(out, &len);
+		out[len] = '\0';
+	}
+	if (!len)
+		strcpy(out, "/");
+	return 0;
+}
+
+/* realpath() of @path in root @root into @out (PATH_MAX bytes): 0 or a negative errno. */
+static int targets_resolve(const struct targets *t, unsigned root, const char *path, char *out)
+{
+	if (root)
+		return targets_realpath_in(t, root, path, out);
+	return realpath(path, out) ? 0 : -errno;
+}
+
+void targets_release_roots(struct targets *t)
+{
+	for (size_t i = 1; i < t->n_roots; i++) {
+		if (t->roots[i].fd >= 0)
+			close(t->roots[i].fd);
+		t->roots[i].fd = -1;
+	}
+}
+
 /* ---- the table ---- */
 
 static void targets_detach(struct targets *t, void **att)
@@ -106,10 +297,11 @@ static void targets_detach(struct targets *t, void **att)
 static int targets_attach_bin(struct targets *t, size_t idx, void **att)
 {
 	struct targets_bin *b = &t->bins[idx];
+	char at[TARGETS_AT_MAX];
 	int n;
 
 	*att = NULL;
-	n = t->ops->attach(t->ctx, idx, b->path, att);
+	n = t->ops->attach(t->ctx, idx, targets_at(t, b->root, b->path, at), att);
 	if (n < 0)
 		return n;
 	/* Interned once something can send spans: files without probes take no entry. */
@@ -117,10 +309,10 @@ static int targets_attach_bin(struct targets *t, size_t idx, void **att)
 	return n;
 }
 
-static int targets_find_path(const struct targets *t, const char *path)
+static int targets_find_path(const struct targets *t, unsigned root, const char *path)
 {
 	for (size_t i = 0; i < t->n_bins; i++)
-		if (!strcmp(t->bins[i].path, path))
+		if (t->bins[i].root == root && !strcmp(t->bins[i].path, path))
 			return (int)i;
 	return -1;
 }
@@ -138,9 +330,9 @@ static int targets_find_file(const struct targets *t, const struct targets_ident
 	return -1;
 }
 
-/* Add a binary (not attached yet). Returns its index, or a negative errno. */
-static int targets_add(struct targets *t, const char *path, const struct targets_ident *id,
-		       bool plugin)
+/* Add a binary in root @root (not attached yet). Returns its index, or a negative errno. */
+static int targets_add(struct targets *t, unsigned root, const char *path,
+		       const struct targets_ident *id, bool plugin)
 {
 	struct targets_bin *b;
 
@@ -156,6 +348,7 @@ static int targets_add(struct targets *t, const char *path, const struct targets
 	b->path = strdup(path);
 	if (!b->path)
 		return -ENOMEM;
+	b->root = root;
 	b->plugin = plugin;
 	b->present = true;
 	b->id = *id;
@@ -171,6 +364,8 @@ struct targets *targets__new(const struct targets_ops *ops, void *ctx, bool plug
 	t->ops = ops;
 	t->ctx = ctx;
 	t->plugins = plugins;
+	t->roots[0].fd = -1;
+	t->n_roots = 1;
 	return t;
 }
 
@@ -193,6 +388,7 @@ void targets__free(struct targets *t)
 	}
 	for (size_t i = 0; i < t->n_plugin_dirs; i++)
 		free(t->plugin_dirs[i]);
+	targets_release_roots(t);
 	free(t);
 }
 
@@ -204,6 +400,11 @@ size_t targets_count(const struct targets *t)
 const char *targets_path(const struct targets *t, size_t idx)
 {
 	return idx < t->n_bins ? t->bins[idx].path : NULL;
+}
+
+uint32_t targets_root_pid(const struct targets *t, size_t idx)
+{
+	return idx < t->n_bins ? t->roots[t->bins[idx].root].pid : 0;
 }
 
 const char *targets_exe_path(const struct targets *t, size_t idx)
@@ -249,7 +450,7 @@ static const char targets_no_probes_help[] =
 	"(Debian/Ubuntu: apt-get install systemtap-sdt-dev; then ./configure must write "
 	"HAVE_USDT=1 to config.vars) and check with: readelf -n %s | grep -A2 stapsdt";
 
-/* Resolve one --lightningd argument (or the default) into an absolute path with probes. */
+/* Resolve one --lightningd argument (or the default) into an absolute path of ours. */
 static int targets_resolve_main(const char *arg, char *out, char *err, size_t err_size)
 {
 	char found[PATH_MAX];
@@ -272,31 +473,38 @@ static int targets_resolve_main(const char *arg, char *out, char *err, size_t er
 			 strerror(-ret));
 		return ret;
 	}
-	ret = elf_notes_count_probe(out, TARGETS_PROVIDER, "span_emit");
+	return 0;
+}
+
+/* File @at (@shown in messages) must be an ELF file with the span_emit probe. */
+static int targets_check_main(const char *at, const char *shown, char *err, size_t err_size)
+{
+	int ret = elf_notes_count_probe(at, TARGETS_PROVIDER, "span_emit");
+
 	if (ret == -ENOEXEC) {
 		snprintf(
 			err, err_size,
 			"%s is not an ELF executable (a wrapper script?): pass the real lightningd "
 			"binary with --lightningd",
-			out);
+			shown);
 		return ret;
 	}
 	if (ret < 0) {
-		snprintf(err, err_size, "cannot read %s: %s", out, strerror(-ret));
+		snprintf(err, err_size, "cannot read %s: %s", shown, strerror(-ret));
 		return ret;
 	}
 	if (ret == 0) {
-		int n = snprintf(err, err_size, "%s has no %s:span_emit probe. ", out,
+		int n = snprintf(err, err_size, "%s has no %s:span_emit probe. ", shown,
 				 TARGETS_PROVIDER);
 
 		if (n >= 0 && (size_t)n < err_size)
-			snprintf(err + n, err_size - n, targets_no_probes_help, out);
+			snprintf(err + n, err_size - n, targets_no_probes_help, shown);
 		return -ENOMSG;
 	}
 	return 0;
 }
 
-/* The binary process @pid runs, as its /proc/PID/exe link names it. */
+/* The binary process @pid runs, as its /proc/PID/exe link names it (inside its root). */
 static int targets_exe_of_pid(uint32_t pid, char *out, size_t size, char *err, size_t err_size)
 {
 	char link[64];
@@ -317,67 +525,144 @@ static int targets_exe_of_pid(uint32_t pid, char *out, size_t size, char *err, s
 	return 0;
 }
 
-/* Add the main binary @arg names, unless it is one of those added already. */
-static int targets_add_one_main(struct targets *t, const char *arg, char *err, size_t err_size)
+/* Add main binary @real (resolved, in root @root), unless it is one of those added already. */
+static int targets_add_one_main(struct targets *t, unsigned root, const char *real, char *err,
+				size_t err_size)
 {
-	char real[PATH_MAX];
+	char at_buf[TARGETS_AT_MAX], shown_buf[TARGETS_AT_MAX];
+	const char *at = targets_at(t, root, real, at_buf);
+	const char *shown = targets_shown(t, root, real, shown_buf);
 	struct targets_ident id = {0};
 	int ret;
 
-	ret = targets_resolve_main(arg, real, err, err_size);
+	ret = targets_check_main(at, shown, err, err_size);
 	if (ret)
 		return ret;
-	ret = targets_ident_get(real, &id);
+	ret = targets_ident_get(at, &id);
 	if (ret) {
-		snprintf(err, err_size, "%s: %s", real, strerror(-ret));
+		snprintf(err, err_size, "%s: %s", shown, strerror(-ret));
 		return ret;
 	}
-	if (targets_find_path(t, real) >= 0 || targets_find_file(t, &id, SIZE_MAX, false) >= 0)
+	if (targets_find_path(t, root, real) >= 0 ||
+	    targets_find_file(t, &id, SIZE_MAX, false) >= 0)
 		return 0; /* given twice, or a hard link of one given */
-	ret = targets_add(t, real, &id, false);
+	ret = targets_add(t, root, real, &id, false);
 	if (ret < 0) {
-		snprintf(err, err_size, "%s: %s", real, strerror(-ret));
+		snprintf(err, err_size, "%s: %s", shown, strerror(-ret));
 		return ret;
 	}
 	t->bins[ret].has_probes = true;
 	return 0;
 }
 
+/*
+ * Add the main binary at @path inside root @root (a negative errno: that root could not be
+ * opened); @what names the argument it came from in messages. In our own root, @path may be
+ * a name on PATH and is resolved with realpath() as always.
+ */
+static int targets_add_main_in(struct targets *t, int root, const char *path, const char *what,
+			       char *err, size_t err_size)
+{
+	char real[PATH_MAX];
+	int ret;
+
+	if (root < 0) {
+		snprintf(err, err_size, "%s: cannot look into the root of its process: %s", what,
+			 strerror(-root));
+		return root;
+	}
+	if (!root) {
+		ret = targets_resolve_main(path, real, err, err_size);
+	} else {
+		ret = targets_realpath_in(t, (unsigned)root, path, real);
+		if (ret)
+			snprintf(err, err_size, "%s: %s (/proc/%u/root%s): %s", what, path,
+				 t->roots[root].pid, path, strerror(-ret));
+	}
+	return ret ? ret : targets_add_one_main(t, (unsigned)root, real, err, err_size);
+}
+
+/* @arg is /proc/PID/root/<path>: its PID and <path> ("/" for the root itself). */
+static bool targets_split_proc_root(const char *arg, uint32_t *pid, const char **path)
+{
+	const char *digits = arg + strlen("/proc/");
+	unsigned long n;
+	char *end;
+
+	if (strncmp(arg, "/proc/", strlen("/proc/")) || *digits < '1' || *digits > '9')
+		return false;
+	errno = 0;
+	n = strtoul(digits, &end, 10);
+	if (errno || n > UINT32_MAX || strncmp(end, "/root", 5) || (end[5] && end[5] != '/'))
+		return false;
+	*pid = (uint32_t)n;
+	*path = end[5] ? end + 5 : "/";
+	return true;
+}
+
+/* One --lightningd argument: /proc/PID/root/<path> is <path> as process PID sees it. */
+static int targets_add_lightningd(struct targets *t, const char *arg, char *err, size_t err_size)
+{
+	char what[PATH_MAX + 32];
+	const char *path;
+	uint32_t pid;
+	int root;
+
+	if (!targets_split_proc_root(arg, &pid, &path))
+		return targets_add_main_in(t, 0, arg, arg, err, err_size);
+	snprintf(what, sizeof(what), "--lightningd %s", arg);
+	root = targets_root_of_pid(t, pid);
+	/* A process sharing our root: realpath() of the whole argument is right. */
+	return targets_add_main_in(t, root, root ? path : arg, what, err, err_size);
+}
+
+/* One --pid process: the binary it runs, opened through its root (a container's). */
+static int targets_add_pid(struct targets *t, uint32_t pid, char *err, size_t err_size)
+{
+	char exe[PATH_MAX], what[64];
+	int ret;
+
+	ret = targets_exe_of_pid(pid, exe, sizeof(exe), err, err_size);
+	if (ret)
+		return ret;
+	snprintf(what, sizeof(what), "--pid %u: its binary", pid);
+	return targets_add_main_in(t, targets_root_of_pid(t, pid), exe, what, err, err_size);
+}
+
 int targets_add_main(struct targets *t, const struct config *cfg, char *err, size_t err_size)
 {
-	char exe[PATH_MAX];
 	int ret = 0;
 
 	if (!cfg->n_lightningd && !cfg->n_pids)
-		return targets_add_one_main(t, "lightningd", err, err_size);
+		return targets_add_main_in(t, 0, "lightningd", "lightningd", err, err_size);
 	for (size_t i = 0; i < cfg->n_lightningd && !ret; i++)
-		ret = targets_add_one_main(t, cfg->lightningd[i], err, err_size);
+		ret = targets_add_lightningd(t, cfg->lightningd[i], err, err_size);
 	/* Without --lightningd, the binaries the --pid processes run. */
-	for (size_t i = 0; i < cfg->n_pids && !cfg->n_lightningd && !ret; i++) {
-		ret = targets_exe_of_pid(cfg->pids[i], exe, sizeof(exe), err, err_size);
-		if (!ret)
-			ret = targets_add_one_main(t, exe, err, err_size);
-	}
+	for (size_t i = 0; i < cfg->n_pids && !cfg->n_lightningd && !ret; i++)
+		ret = targets_add_pid(t, cfg->pids[i], err, err_size);
 	return ret;
 }
 
 /* ---- plugins ---- */
 
-static void targets_add_plugin_dir(struct targets *t, const char *dir, const char *rel)
+static void targets_add_plugin_dir(struct targets *t, unsigned root, const char *dir,
+				   const char *rel)
 {
-	char cand[PATH_MAX], real[PATH_MAX];
+	char cand[PATH_MAX], real[PATH_MAX], at[TARGETS_AT_MAX];
 	struct stat st;
 
 	if ((size_t)snprintf(cand, sizeof(cand), "%s/%s", dir, rel) >= sizeof(cand))
 		return;
-	if (!realpath(cand, real) || stat(real, &st) || !S_ISDIR(st.st_mode))
+	if (targets_resolve(t, root, cand, real) || stat(targets_at(t, root, real, at), &st) ||
+	    !S_ISDIR(st.st_mode))
 		return;
 	for (size_t i = 0; i < t->n_plugin_dirs; i++)
-		if (!strcmp(t->plugin_dirs[i], real))
+		if (t->plugin_dir_roots[i] == root && !strcmp(t->plugin_dirs[i], real))
 			return;
 	if (t->n_plugin_dirs == TARGETS_MAX_PLUGIN_DIRS)
 		return;
 	t->plugin_dirs[t->n_plugin_dirs] = strdup(real);
+	t->plugin_dir_roots[t->n_plugin_dirs] = root;
 	if (t->plugin_dirs[t->n_plugin_dirs])
 		t->n_plugin_dirs++;
 }
@@ -386,7 +671,7 @@ static void targets_add_plugin_dir(struct targets *t, const char *dir, const cha
  * Plugins live next to lightningd: <prefix>/bin/lightningd has
  * <prefix>/libexec/c-lightning/plugins/, a build tree's lightningd/lightningd has plugins/.
  */
-static void targets_plugin_dirs_of(struct targets *t, const char *binary)
+static void targets_plugin_dirs_of(struct targets *t, unsigned root, const char *binary)
 {
 	char dir[PATH_MAX];
 	char *slash;
@@ -398,9 +683,9 @@ static void targets_plugin_dirs_of(struct targets *t, const char *binary)
 	*slash = '\0';
 	if (!dir[0])
 		strcpy(dir, "/");
-	targets_add_plugin_dir(t, dir, "../libexec/c-lightning/plugins");
-	targets_add_plugin_dir(t, dir, "plugins");
-	targets_add_plugin_dir(t, dir, "../plugins");
+	targets_add_plugin_dir(t, root, dir, "../libexec/c-lightning/plugins");
+	targets_add_plugin_dir(t, root, dir, "plugins");
+	targets_add_plugin_dir(t, root, dir, "../plugins");
 }
 
 /*
@@ -411,9 +696,11 @@ static void targets_renamed(struct targets *t, struct targets_bin *b, const char
 			    const struct targets_ident *id)
 {
 	struct targets_ident cur = {0};
+	char at[TARGETS_AT_MAX];
 	char *copy;
 
-	if (!targets_ident_get(b->path, &cur) && targets_ident_same_file(&cur, id))
+	if (!targets_ident_get(targets_at(t, b->root, b->path, at), &cur) &&
+	    targets_ident_same_file(&cur, id))
 		return; /* the same file under a second name (a hard link) */
 	/* Renamed: installers write `pay.dpkg-new` and move it into place. */
 	copy = strdup(path);
@@ -431,16 +718,18 @@ static void targets_renamed(struct targets *t, struct targets_bin *b, const char
  * Look at plugin file @path: a new executable is added (and attached when it has probes).
  * Quietly ignores what is not a plugin with probes. Returns how many probes were attached.
  */
-static unsigned targets_consider_plugin(struct targets *t, const char *path)
+static unsigned targets_consider_plugin(struct targets *t, unsigned root, const char *path)
 {
 	struct targets_ident id = {0};
+	char at[TARGETS_AT_MAX];
 	struct stat st;
 	void *att;
 	int idx, n;
 
-	if (targets_find_path(t, path) >= 0)
+	if (targets_find_path(t, root, path) >= 0)
 		return 0; /* known: targets_check looks at it */
-	if (stat(path, &st) || !S_ISREG(st.st_mode) || !(st.st_mode & 0111))
+	if (stat(targets_at(t, root, path, at), &st) || !S_ISREG(st.st_mode) ||
+	    !(st.st_mode & 0111))
 		return 0;
 	targets_ident_of(&st, &id);
 	idx = targets_find_file(t, &id, SIZE_MAX, false);
@@ -448,7 +737,7 @@ static unsigned targets_consider_plugin(struct targets *t, const char *path)
 		targets_renamed(t, &t->bins[idx], path, &id);
 		return 0;
 	}
-	idx = targets_add(t, path, &id, true);
+	idx = targets_add(t, root, path, &id, true);
 	if (idx < 0)
 		return 0;
 	n = targets_attach_bin(t, idx, &att);
@@ -467,10 +756,16 @@ static unsigned targets_consider_plugin(struct targets *t, const char *path)
 	return n;
 }
 
-/* Look at every file in plugin directory @dir; count what is attached into @tally (or NULL). */
-static void targets_scan_plugin_dir(struct targets *t, const char *dir, struct targets_tally *tally)
+/*
+ * Look at every file in plugin directory @i (dir and root); count what is attached into
+ * @tally (or NULL).
+ */
+static void targets_scan_plugin_dir(struct targets *t, size_t i, struct targets_tally *tally)
 {
-	DIR *d = opendir(dir);
+	const char *dir = t->plugin_dirs[i];
+	unsigned root = t->plugin_dir_roots[i];
+	char at[TARGETS_AT_MAX];
+	DIR *d = opendir(targets_at(t, root, dir, at));
 	struct dirent *de;
 	unsigned n;
 
@@ -486,11 +781,11 @@ static void targets_scan_plugin_dir(struct targets *t, const char *dir, struct t
 			continue;
 		/* @dir is resolved: only a symlink (or a type not told) needs resolving. */
 		if (de->d_type != DT_REG) {
-			if (!realpath(path, real))
+			if (targets_resolve(t, root, path, real))
 				continue;
 			name = real;
 		}
-		n = targets_consider_plugin(t, name);
+		n = targets_consider_plugin(t, root, name);
 		if (tally) {
 			tally->probes += n;
 			tally->plugins += n > 0;
@@ -508,19 +803,21 @@ int targets_attach(struct targets *t, struct targets_tally *tally, char *err, si
 	for (size_t i = 0; i < n_main; i++) {
 		struct targets_bin *b = &t->bins[i];
 		int ret = targets_attach_bin(t, i, &b->att);
+		char shown[TARGETS_AT_MAX];
 
+		targets_shown(t, b->root, b->path, shown);
 		if (ret < 0) {
-			snprintf(err, err_size, "attaching to %s failed: %s%s", b->path,
+			snprintf(err, err_size, "attaching to %s failed: %s%s", shown,
 				 strerror(-ret), t->ops->err_hint(t->ctx, ret));
 			return ret;
 		}
 		tally->probes += ret;
-		log_debug("attached %d probes to %s (binary %zu)", ret, b->path, i);
+		log_debug("attached %d probes to %s (binary %zu)", ret, shown, i);
 		if (t->plugins)
-			targets_plugin_dirs_of(t, b->path);
+			targets_plugin_dirs_of(t, b->root, b->path);
 	}
 	for (size_t i = 0; i < t->n_plugin_dirs; i++)
-		targets_scan_plugin_dir(t, t->plugin_dirs[i], tally);
+		targets_scan_plugin_dir(t, i, tally);
 	return 0;
 }
 
@@ -565,12 +862,13 @@ static void targets_check(struct targets *t, size_t idx, uint64_t now_ns)
 {
 	struct targets_bin *b = &t->bins[idx];
 	struct targets_ident id = {0};
+	char at[TARGETS_AT_MAX];
 	bool had_probes;
 	int64_t age;
 	void *att;
 	int n;
 
-	if (targets_ident_get(b->path, &id)) {
+	if (targets_ident_get(targets_at(t, b->root, b->path, at), &id)) {
 		if (b->present)
 			log_debug("%s is gone; keeping its probes until it comes back", b->path);
 		b->present = false;
@@ -623,5 +921,5 @@ void targets_watch(struct targets *t, uint64_t now_ns)
 	for (size_t i = 0; i < n; i++)
 		targets_check(t, i, now_ns);
 	for (size_t i = 0; i < t->n_plugin_dirs; i++)
-		targets_scan_plugin_dir(t, t->plugin_dirs[i], NULL);
+		targets_scan_plugin_dir(t, i, NULL);
 }

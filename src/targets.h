@@ -14,6 +14,17 @@
  * records are given (process.executable.path). Both are the same path, except for a file
  * installed under a temporary name and renamed over a target: its probes, still attached
  * under the temporary entry, send records named after the path it was renamed to.
+ *
+ * Containers: a --pid process in another mount namespace (or chroot) has its files looked
+ * up in its own root: its binary is its /proc/PID/exe as it sees it, opened through
+ * /proc/PID/root (never resolved with realpath(), which would turn it back into a path of
+ * ours), and so are the plugins next to it. Such a target's path is the path inside that
+ * root (what the process sees, and what its records are named); --lightningd
+ * /proc/PID/root/<path> means the same. A process that shares our mount namespace and root
+ * is looked up in ours, as when its binary is given with --lightningd. Upgrades and new
+ * plugins are watched inside such a root as well, through a descriptor opened at start
+ * (following /proc/PID/root needs ptrace access to PID, which a dropped user lacks), until
+ * targets_release_roots.
  */
 #ifndef CLN_OTLP_TARGETS_H
 #define CLN_OTLP_TARGETS_H
@@ -58,9 +69,10 @@ struct targets *targets__new(const struct targets_ops *ops, void *ctx, bool plug
 void targets__free(struct targets *t);
 
 /*
- * Add the binaries asked for: cfg->lightningd, else the binaries of the cfg->pids processes,
- * else lightningd on PATH. Each must be an ELF file with a lightningd:span_emit probe.
- * Attaches nothing and needs no privileges. Returns 0, or a negative errno with a message in
+ * Add the binaries asked for: cfg->lightningd, else the binaries of the cfg->pids processes
+ * (in their roots), else lightningd on PATH. Each must be an ELF file with a
+ * lightningd:span_emit probe. Attaches nothing; needs no privileges beyond looking into the
+ * --pid processes' /proc entries. Returns 0, or a negative errno with a message in
  * @err that says what to do.
  */
 int targets_add_main(struct targets *t, const struct config *cfg, char *err, size_t err_size);
@@ -77,9 +89,18 @@ int targets_attach(struct targets *t, struct targets_tally *tally, char *err, si
 void targets_watch(struct targets *t, uint64_t now_ns);
 /* Detach everything (the source stops); targets_watch must not be called after this. */
 void targets_detach_all(struct targets *t);
+/*
+ * Close what keeps the roots of --pid processes in other mount namespaces open (their
+ * processes have exited: nothing is attached again, and the container's mounts need not be
+ * kept). The probes stay; targets_watch must not be called after this.
+ */
+void targets_release_roots(struct targets *t);
 
 size_t targets_count(const struct targets *t);
+/* The path inside the target's root (ours, or that of the process named by targets_root_pid). */
 const char *targets_path(const struct targets *t, size_t idx);
+/* 0 when the target is in our root, else the --pid process whose root it is opened through. */
+uint32_t targets_root_pid(const struct targets *t, size_t idx);
 /* From exe_path_get(), held by the targets; NULL past the end or for a file never attached. */
 const char *targets_exe_path(const struct targets *t, size_t idx);
 size_t targets_n_plugin_dirs(const struct targets *t);

@@ -297,6 +297,10 @@ static void test_main_errors(void)
 	expect_error(NULL, (uint32_t)getpid(), -ENOMSG, "no lightningd:span_emit probe", NULL);
 	expect_error(NULL, 0x7ffffffe, -ENOENT, "--pid 2147483646: cannot find its binary",
 		     "--lightningd");
+	/* A binary named through the root of a process that is not. */
+	expect_error("/proc/2147483646/root/bin/lightningd", 0, -ENOENT,
+		     "--lightningd /proc/2147483646/root/bin/lightningd",
+		     "cannot look into the root of its process");
 	/* Nothing given: lightningd on PATH. */
 	mkdirs("empty");
 	set_path(tmp_path("empty"));
@@ -308,7 +312,7 @@ static void test_main_found(void)
 {
 	struct fake f = {0};
 	struct targets *t = targets__new(&fake_ops, &f, false);
-	char err[1024], ld[PATH_MAX];
+	char err[1024], ld[PATH_MAX], proc_root[PATH_MAX + 32];
 
 	check_case("main binary found");
 	if (!CHECK(t != NULL))
@@ -326,7 +330,11 @@ static void test_main_found(void)
 	CHECK_EQ(add_main(t, tmp_path("onpath/bin/sym"), 0, err, sizeof(err)), 0);
 	CHECK_EQ(link(ld, tmp_path("onpath/bin/hard")), 0);
 	CHECK_EQ(add_main(t, tmp_path("onpath/bin/hard"), 0, err, sizeof(err)), 0);
+	/* Through the root of a process that shares ours (this one): the same file too. */
+	snprintf(proc_root, sizeof(proc_root), "/proc/%d/root%s", (int)getpid(), ld);
+	CHECK_EQ(add_main(t, proc_root, 0, err, sizeof(err)), 0);
 	CHECK_EQ(targets_count(t), 1);
+	CHECK_EQ(targets_root_pid(t, 0), 0);   /* looked up in our root, not through /proc */
 	CHECK(targets_exe_path(t, 0) == NULL); /* not attached yet */
 	CHECK(targets_exe_path(t, 1) == NULL);
 	CHECK(targets_path(t, 1) == NULL);

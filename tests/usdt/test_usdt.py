@@ -18,7 +18,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
 from harness import (CAPTURE, TRACE, Proc, attrs, check, cln_json, expected_otlp,  # noqa: E402
                      install, main, need_root, options, release, run, span_fields,
-                     start_emitter, test)
+                     read_lines, start_emitter, test, wait_for)
 
 (NAME,), A = options("cln-otlp", "emitter", "dump")
 
@@ -321,6 +321,99 @@ def pid(tmp):
     tr = tracer(tmp, "--pid", str(c.pid), name="pid-only")
     release(c)
     compare(read_log(os.path.join(tmp, "c.log"))[0], stopped(tr), pid=c.pid, exe=ld)
+
+
+def child_of(parent):
+    """The pid of parent's child, once it has one (unshare --fork and nsenter fork)."""
+    def find():
+        for d in os.listdir("/proc"):
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    if d.isdigit() and int(f.read().rsplit(")", 1)[1].split()[1]) == parent:
+                        return int(d)
+            except (OSError, IndexError, ValueError):
+                continue
+        return None
+    return wait_for(find, 30, "process %d has a child" % parent)
+
+
+def in_namespace(tmp, argv, name, pidfile):
+    """argv started in new namespaces (unshare) or entered ones (nsenter); the host pid of the
+    process argv execs into, once pidfile (written inside the namespace) names it."""
+    p = Proc(argv, tmp, name)
+    pid = child_of(p.pid)
+    p.wait(lambda: read_lines(pidfile), 30, name + " waits for its release")
+    p.go = os.path.join(tmp, name + ".go")
+    return p, pid
+
+
+NS_SETUP = """set -e
+mount -t tmpfs cln "$1"
+mkdir -p "$1/bin" "$1/libexec/c-lightning/plugins"
+cp "$2" "$1/bin/lightningd"
+cp "$2" "$1/libexec/c-lightning/plugins/pay"
+ln -s "$1/bin" "$1/current"
+ld="$1/bin/lightningd"
+shift 2
+exec "$ld" "$@"
+"""
+
+
+@test("container")
+def container(tmp):
+    """--pid alone traces a node in its own mount and pid namespaces, at a path only they
+    see: its binary and plugins opened through /proc/PID/root, every span intact."""
+    need_root()
+    mnt = os.path.join(tmp, "cln")  # an empty directory on the host; a tmpfs inside
+    os.makedirs(mnt)
+    ld, plugins = mnt + "/bin/lightningd", mnt + "/libexec/c-lightning/plugins"
+    node, ld_pid = in_namespace(tmp, [
+        "unshare", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private",
+        "sh", "-c", NS_SETUP, "sh", mnt, A.emitter, "--wait-file", os.path.join(tmp, "node.go"),
+        "--pid-file", os.path.join(tmp, "node.pid"), CAPTURE,
+        "--log", os.path.join(tmp, "fired.log")], "node", os.path.join(tmp, "node.pid"))
+    with open(os.path.join(tmp, "node.pid")) as f:
+        check("the node is pid 1 in its own pid namespace", f.read().strip() == "1")
+    check("the host sees no file at " + ld, not os.path.exists(ld), os.listdir(mnt))
+    root = "/proc/%d/root" % ld_pid
+    check("the node runs %s inside its namespace" % ld, os.readlink("/proc/%d/exe" % ld_pid) == ld)
+    check("its root holds it", os.path.exists(root + ld))
+    # A plugin process of the node: in the same namespaces.
+    pay, pay_pid = in_namespace(tmp, [
+        "nsenter", "--target", str(ld_pid), "--mount", "--pid", plugins + "/pay",
+        "--wait-file", os.path.join(tmp, "pay.go"), "--pid-file", os.path.join(tmp, "pay.pid"),
+        "--synthetic", "20", "--seed", "12", "--log", os.path.join(tmp, "pay.log")],
+        "pay", os.path.join(tmp, "pay.pid"))
+
+    tr = tracer(tmp, "--pid", str(ld_pid), "-v")
+    err = tr.err()
+    check("the plugin next to it is found in its root and attached",
+          "attached 3 probes to plugin %s/pay" % plugins in err, err)
+    summary = [ln for ln in err.splitlines() if " binaries (" in ln][-1]
+    check("lightningd and 1 plugin, in the node's root", "2 binaries (%s in the root of process "
+          "%d, 1 plugins)" % (ld, ld_pid) in summary, summary)
+    # The same binary named through the node's root (by an absolute symlink there, which
+    # only resolves inside it), and the plugin by its own --pid.
+    tr_root = tracer(tmp, "--lightningd", root + mnt + "/current/lightningd", "--pid",
+                     str(ld_pid), "--no-plugins", name="cln-otlp-root")
+    tr_pay = tracer(tmp, "--pid", str(pay_pid), name="cln-otlp-pay")
+
+    # A plugin installed while it runs is found in that root (after the privileges drop).
+    shutil.copy2(A.emitter, root + mnt + "/bin/offers.tmp")
+    os.rename(root + mnt + "/bin/offers.tmp", root + plugins + "/offers")
+    tr.wait_err("attached 3 probes to plugin %s/offers" % plugins, 15)
+
+    # The plugin first: when the node (pid 1 there) exits, the kernel kills its namespace.
+    release(pay, what="the plugin exited 0")
+    release(node, what="the node exited 0")
+    tr.wait_err("every --pid process has exited", 30)
+    fired, events = read_log(os.path.join(tmp, "fired.log"))
+    check("the real capture has 585 spans, the node fired %d" % len(fired), len(fired) == 585)
+    n = compare(fired, stopped(tr), pid=ld_pid, exe=ld, events=events)
+    check("3 suspend/resume pairs as span events, got %d events" % n, n == 6)
+    compare(fired, stopped(tr_root), pid=ld_pid, exe=ld)
+    compare(read_log(os.path.join(tmp, "pay.log"))[0], stopped(tr_pay), pid=pay_pid,
+            exe=plugins + "/pay")
 
 
 @test("errors")
