@@ -4,11 +4,12 @@
  * bpf/usdt_record.h) whose USDT programs are attached, by path and for every process (pid -1),
  * to the binaries targets finds: lightningd and each C plugin next to it. The index of the
  * binary is the USDT cookie, so every record says which binary it came from. A --pid process
- * in a container is attached the same way, through its own root (/proc/PID/root: see
- * targets.h); its records carry its pid as the host sees it, which the --pid filter matches. Records arrive
- * in one ring buffer, consumed from the loop: on the ring's epoll fd (the kernel wakes us
- * only past a fill threshold) and on a short timer. A slower timer has targets look at the
- * binaries again (upgraded, renamed, new plugins); it calls back here to attach and detach.
+ * in a container is attached the same way, its files opened through its own root
+ * (/proc/PID/root: see targets.h); its records carry its pid as the host sees it, which the
+ * --pid filter matches. Records arrive in one ring buffer, consumed from the loop: on the
+ * ring's epoll fd (the kernel wakes us only past a fill threshold) and on a short timer. A
+ * slower timer has targets look at the binaries again (upgraded, renamed, new plugins); it
+ * calls back here to attach and detach.
  */
 #include "source_usdt.h"
 

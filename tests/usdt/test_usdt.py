@@ -401,7 +401,7 @@ def container(tmp):
     # A plugin installed while it runs is found in that root (after the privileges drop).
     shutil.copy2(A.emitter, root + mnt + "/bin/offers.tmp")
     os.rename(root + mnt + "/bin/offers.tmp", root + plugins + "/offers")
-    tr.wait_err("attached 3 probes to plugin %s/offers" % plugins, 15)
+    tr.wait_err("attached 3 probes to plugin %s/offers" % plugins, 30)
 
     # The plugin first: when the node (pid 1 there) exits, the kernel kills its namespace.
     release(pay, what="the plugin exited 0")
