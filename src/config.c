@@ -589,8 +589,9 @@ static const struct opts_option config_options[] = {
 	 .help = "receive spans on a unix datagram socket"},
 	{.name = "lightningd", .kind = OPTS_STRS, .arg = "PATH", LIST(lightningd, n_lightningd),
 	 .unit = "the path of a lightningd binary",
-	 .help = "capture this lightningd binary with eBPF; repeatable (default: lightningd on "
-		 "PATH when no other source is given)"},
+	 .help = "capture this lightningd binary with eBPF; repeatable; /proc/PID/root/PATH "
+		 "names it as process PID (a container's) sees it (default: lightningd on PATH "
+		 "when no other source is given)"},
 	{.name = "no-plugins", .kind = OPTS_FLAG, FIELD(no_plugins),
 	 .help = "do not attach to lightningd's C plugins"},
 	{.name = "all-probes", .kind = OPTS_FLAG, FIELD(all_probes),
@@ -598,8 +599,9 @@ static const struct opts_option config_options[] = {
 		 "span_emit is needed)"},
 	{.name = "pid", .kind = OPTS_UINTS, .arg = "PID", LIST(pids, n_pids),
 	 .min = 1, .max = CONFIG_PID_MAX, .unit = "a process id",
-	 .help = "capture only process PID; repeatable (default: every process running the "
-		 "binaries)"},
+	 .help = "capture only process PID; repeatable; alone, its binary and plugins are "
+		 "found in the process's own root: a node in a container needs nothing else "
+		 "(default: every process running the binaries)"},
 	{.name = "ringbuf-size", .kind = OPTS_SIZE, .arg = "BYTES", FIELD(ringbuf_size),
 	 .min = 4 * CONFIG_KIB, .max = CONFIG_GIB, .unit = "bytes", .check = config_check_pow2,
 	 .def = "16M", .help = "eBPF ring buffer, a power of two from 4K to 1G"},
