@@ -453,6 +453,7 @@ static void otlp_case(cJSON *c)
 		const char *p = cJSON_GetObjectItem(in, "payload")->valuestring;
 		const cJSON *pid = cJSON_GetObjectItem(in, "pid");
 		const cJSON *exe = cJSON_GetObjectItem(in, "exe");
+		const cJSON *uid = cJSON_GetObjectItem(in, "uid");
 		const cJSON *evs = cJSON_GetObjectItem(in, "events"), *ev;
 		enum span_reject why = SPAN_OK;
 
@@ -465,6 +466,10 @@ static void otlp_case(cJSON *c)
 			spans[n]->pid = (uint32_t)pid->valuedouble;
 		if (cJSON_IsString(exe))
 			spans[n]->exe_path = exe_path_get(exe->valuestring);
+		if (cJSON_IsNumber(uid)) {
+			spans[n]->uid = (uint32_t)uid->valuedouble;
+			spans[n]->has_uid = true;
+		}
 		if (cJSON_IsTrue(cJSON_GetObjectItem(in, "derive")))
 			orphans_derive(spans[n]); /* a cut span no family told */
 		cJSON_ArrayForEach(ev, evs)
