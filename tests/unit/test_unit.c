@@ -979,6 +979,11 @@ static cJSON *config_to_json(const struct config *c)
 		cJSON_AddItemToArray(a, cJSON_CreateString(c->files[i]));
 	cJSON_AddBoolToObject(o, "follow", c->follow);
 	cJSON_AddItemToObject(o, "socket", str_or_null(c->socket_path));
+	cJSON_AddNumberToObject(o, "socket_mode", c->socket_mode);
+	cJSON_AddItemToObject(o, "socket_group", str_or_null(c->socket_group));
+	a = cJSON_AddArrayToObject(o, "socket_allow_uids");
+	for (i = 0; i < c->n_socket_allow_uids; i++)
+		cJSON_AddItemToArray(a, cJSON_CreateString(c->socket_allow_uids[i]));
 	a = cJSON_AddArrayToObject(o, "lightningd");
 	for (i = 0; i < c->n_lightningd; i++)
 		cJSON_AddItemToArray(a, cJSON_CreateString(c->lightningd[i]));
