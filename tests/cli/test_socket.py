@@ -206,9 +206,9 @@ def qlen_root(tmp):
     with start(tmp, path, prefix=["unshare", "-n"]) as d:
         d.proc.send_signal(signal.SIGSTOP)  # nothing read: the datagrams wait on the socket
         refused = []
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
-            s.setblocking(False)  # as CLN sends: EAGAIN when the queue is full
-            for i in range(n):
+        for i in range(n):  # a socket each: no sender's own buffer limit gets in the way
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as s:
+                s.setblocking(False)  # as CLN sends: EAGAIN when the queue is full
                 try:
                     s.sendto(cln_json("%016x" % (0x100 + i), "q").encode(), path)
                 except BlockingIOError:
