@@ -34,6 +34,7 @@
 
 #define CONFIG_DEF_ENDPOINT_HTTP "http://localhost:4318"
 #define CONFIG_DEF_ENDPOINT_GRPC "http://localhost:4317"
+#define CONFIG_DEF_SOCKET_MODE	 0660 /* the option's .def, as a number */
 
 /* Bounds. Milliseconds fit an int: poll/epoll and timerfd callers take them as int. */
 #define CONFIG_MS_MAX	       ((uint64_t)INT_MAX)
@@ -68,6 +69,19 @@ static int config_check_socket(const char *who, const char *arg, uint64_t v, cha
 		return opts_fail(err, err_size,
 				 "%s: the path is %zu bytes long, unix sockets allow at most %d",
 				 who, strlen(arg), CONFIG_SUN_PATH_MAX);
+	return 0;
+}
+
+/* Octal permission bits, 0 to 0777 (no setuid, setgid or sticky bit: a socket has no use). */
+static int config_check_mode(const char *who, const char *arg, uint64_t v, char *err,
+			     size_t err_size)
+{
+	size_t len = strspn(arg, "01234567");
+
+	if (!len || arg[len] || strtoul(arg, NULL, 8) > 0777)
+		return opts_fail(err, err_size,
+				 "%s: \"%.*s\" is not an octal mode from 0 to 0777 (e.g. 0660)",
+				 who, OPTS_SHOWN_MAX, arg);
 	return 0;
 }
 
@@ -587,6 +601,17 @@ static const struct opts_option config_options[] = {
 	{.name = "socket", .kind = OPTS_STR, .arg = "PATH", FIELD(socket_path),
 	 .unit = "a socket path", .check = config_check_socket,
 	 .help = "receive spans on a unix datagram socket"},
+	{.name = "socket-mode", .kind = OPTS_STR, .arg = "MODE", FIELD(socket_mode_arg),
+	 .unit = "an octal mode", .check = config_check_mode, .def = "0660",
+	 .help = "the socket file's permissions, octal: who may send spans (with "
+		 "--socket-group, the node's group)"},
+	{.name = "socket-group", .kind = OPTS_STR, .arg = "GROUP", FIELD(socket_group),
+	 .unit = "a group name or gid",
+	 .help = "the socket file's group (default: that of the user starting cln-otlp)"},
+	{.name = "socket-allow-uid", .kind = OPTS_STRS, .arg = "UID",
+	 LIST(socket_allow_uids, n_socket_allow_uids), .unit = "a user name or uid",
+	 .help = "take datagrams only from this user (name or uid); repeatable (default: "
+		 "anyone the socket's mode lets send); others are dropped and counted"},
 	{.name = "lightningd", .kind = OPTS_STRS, .arg = "PATH", LIST(lightningd, n_lightningd),
 	 .unit = "the path of a lightningd binary",
 	 .help = "capture this lightningd binary with eBPF; repeatable; /proc/PID/root/PATH "
@@ -842,6 +867,13 @@ static int config_finish(struct config *cfg, struct config_pending *p, char *err
 			cfg->batch_size, cfg->max_queue_spans);
 	if (cfg->follow && !cfg->n_files)
 		return opts_fail(err, err_size, "--follow needs a --file to follow");
+	if (!cfg->socket_path &&
+	    (cfg->socket_mode_arg || cfg->socket_group || cfg->n_socket_allow_uids))
+		return opts_fail(err, err_size,
+				 "--socket-mode, --socket-group and --socket-allow-uid need a "
+				 "--socket");
+	cfg->socket_mode = cfg->socket_mode_arg ? (uint32_t)strtoul(cfg->socket_mode_arg, NULL, 8)
+						: CONFIG_DEF_SOCKET_MODE;
 	cfg->usdt = cfg->n_lightningd || cfg->n_pids || (!cfg->n_files && !cfg->socket_path);
 	return 0;
 }
@@ -852,6 +884,7 @@ void config_init(struct config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	opts_defaults(&config_table, cfg);
+	cfg->socket_mode = CONFIG_DEF_SOCKET_MODE;
 }
 
 void config_free(struct config *cfg)

@@ -48,6 +48,11 @@ struct config {
 	size_t n_files;
 	bool follow;
 	char *socket_path;
+	char *socket_mode_arg;			  /* --socket-mode as given; NULL: the default */
+	uint32_t socket_mode;			  /* its permission bits (config_load sets it) */
+	char *socket_group;			  /* name or gid; NULL: the creating user's */
+	char *socket_allow_uids[CONFIG_MAX_LIST]; /* names or uids; none: anyone */
+	size_t n_socket_allow_uids;
 	char *lightningd[CONFIG_MAX_LIST];
 	size_t n_lightningd;
 	bool usdt; /* capture with eBPF (--lightningd given, or no other source) */

@@ -332,8 +332,8 @@ static int app_start_sources(struct app *app, char *err, size_t err_size)
 			return -1;
 	}
 	if (app->cfg.socket_path) {
-		app->socket = source_socket__new(app->loop, app->pipeline, app->cfg.socket_path,
-						 err, err_size);
+		app->socket =
+			source_socket__new(app->loop, &app->cfg, app->pipeline, err, err_size);
 		if (!app->socket)
 			return -1;
 	}

@@ -158,6 +158,7 @@ struct otlp_group {
 	const char *service; /* NUL-terminated */
 	uint32_t pid;
 	const char *exe_path;
+	int64_t uid; /* -1: unknown */
 	size_t n_spans;
 	size_t first; /* index into the order array */
 };
@@ -183,7 +184,12 @@ static void otlp_plan_free(struct otlp_plan *plan)
 	free(plan->order);
 }
 
-/* Group spans by (service.name, pid, executable), in order of first appearance. */
+static int64_t otlp_uid_of(const struct span *s)
+{
+	return s->has_uid ? (int64_t)s->uid : -1;
+}
+
+/* Group spans by (service.name, pid, executable, uid), in order of first appearance. */
 static int otlp_plan(const struct otlp_resource_cfg *cfg, struct span *const *spans, size_t n,
 		     struct otlp_plan *plan)
 {
@@ -204,13 +210,14 @@ static int otlp_plan(const struct otlp_resource_cfg *cfg, struct span *const *sp
 			struct otlp_group *gr = &plan->groups[g];
 
 			if (gr->pid == spans[i]->pid && gr->exe_path == spans[i]->exe_path &&
-			    !strcmp(gr->service, svc))
+			    gr->uid == otlp_uid_of(spans[i]) && !strcmp(gr->service, svc))
 				break;
 		}
 		if (g == plan->n_groups) {
 			plan->groups[g].service = svc;
 			plan->groups[g].pid = spans[i]->pid;
 			plan->groups[g].exe_path = spans[i]->exe_path;
+			plan->groups[g].uid = otlp_uid_of(spans[i]);
 			plan->n_groups++;
 		}
 		plan->groups[g].n_spans++;
@@ -249,8 +256,8 @@ struct otlp_rattr {
 	int64_t num;
 };
 
-/* Our five, up to 32 configured ones, the node's identity, and room to spare. */
-#define OTLP_MAX_RATTRS (5 + 32 + 27)
+/* Our six, up to 32 configured ones, the node's identity, and room to spare. */
+#define OTLP_MAX_RATTRS (6 + 32 + 26)
 
 static size_t otlp_resource_attrs(const struct otlp_resource_cfg *cfg, const struct otlp_group *g,
 				  struct otlp_rattr *out)
@@ -265,6 +272,8 @@ static size_t otlp_resource_attrs(const struct otlp_resource_cfg *cfg, const str
 					       otlp_basename(g->exe_path), 0};
 		out[n++] = (struct otlp_rattr){"process.executable.path", g->exe_path, 0};
 	}
+	if (g->uid >= 0)
+		out[n++] = (struct otlp_rattr){"process.user.id", NULL, g->uid};
 	if (cfg->host_name && *cfg->host_name)
 		out[n++] = (struct otlp_rattr){"host.name", cfg->host_name, 0};
 	for (size_t i = 0; i < cfg->n_attrs && n < OTLP_MAX_RATTRS; i++) {

@@ -302,6 +302,8 @@ enum span_reject pipeline_ingest(struct pipeline *p, const struct pipeline_origi
 		stats.recovered++;
 	span->pid = origin->pid;
 	span->exe_path = exe_path_ref(origin->exe_path);
+	span->uid = origin->uid;
+	span->has_uid = origin->has_uid;
 	stats.tags_duplicate += span->dup_tags;
 	suspend_table_take(p->suspend, span);
 	stats.events += span->n_events;

@@ -37,6 +37,8 @@ struct pipeline_origin {
 	enum stats_source source;
 	uint32_t pid;	      /* 0 when unknown */
 	const char *exe_path; /* exe_path_get(), or NULL: each span takes a reference */
+	uint32_t uid;	      /* the sender's user, if has_uid (the socket's credentials) */
+	bool has_uid;
 };
 
 /*

@@ -3,7 +3,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "exe_paths.h"
 #include "log.h"
 #include "stats.h"
@@ -22,6 +25,16 @@
 #define SOCKET_DGRAM_MAX (SPAN_MAX_PAYLOAD + 1)
 #define SOCKET_RCVBUF	 (8 * 1024 * 1024)
 #define SOCKET_EXE_CACHE 64
+/*
+ * net.unix.max_dgram_qlen, the datagrams a unix socket holds before a non-blocking sender
+ * (CLN) gets EAGAIN and loses the span, whatever the receive buffer: 10 in every new
+ * network namespace (every container). What arrives while cln-otlp is not scheduled must
+ * fit: CLN emits 1,000-2,000 spans/s at startup and a loaded host can leave a reader off
+ * its core for tens of milliseconds, so 512 datagrams (a quarter of a second of the
+ * fastest startup; at most 1 MB of 2 KB spans, well within SOCKET_RCVBUF).
+ */
+#define SOCKET_QLEN_TARGET 512
+#define SOCKET_QLEN_PATH   "/proc/sys/net/unix/max_dgram_qlen"
 
 struct socket_exe {
 	uint32_t pid;	 /* 0: free */
@@ -33,13 +46,18 @@ struct source_socket {
 	struct pipeline *p;
 	char *path;
 	int fd;
-	bool bound; /* the socket file is ours to unlink */
+	bool bound; /* the socket file is ours to unlink, if the path still names it: */
+	dev_t dev;  /* its identity, taken after bind */
+	ino_t ino;
 	bool stopped;
+	uid_t allow[CONFIG_MAX_LIST]; /* --socket-allow-uid; none: every sender */
+	size_t n_allow;
 	struct socket_exe exes[SOCKET_EXE_CACHE];
 	size_t next_exe;
 	char bufs[SOCKET_BATCH][SOCKET_DGRAM_MAX];
 	char cmsg[SOCKET_BATCH][CMSG_SPACE(sizeof(struct ucred))];
 	struct log_ratelimit rl;
+	struct log_ratelimit rl_refused;
 };
 
 /* Forget cached pids whose process exited: their paths may go once their spans are out. */
@@ -100,6 +118,59 @@ static const char *source_socket_exe(struct source_socket *src, uint32_t pid)
 	return slot->exe;
 }
 
+static bool source_socket_allowed(const struct source_socket *src, const struct pipeline_origin *o)
+{
+	if (!src->n_allow)
+		return true;
+	for (size_t i = 0; o->has_uid && i < src->n_allow; i++)
+		if (src->allow[i] == o->uid)
+			return true;
+	return false;
+}
+
+/*
+ * One datagram, with the sender's credentials (the kernel's: a sender cannot forge them; its
+ * real uid unless a privileged sender passes another).
+ */
+static void source_socket_datagram(struct source_socket *src, struct mmsghdr *m, char *buf)
+{
+	struct pipeline_origin origin = {.source = STATS_SRC_SOCKET};
+	struct cmsghdr *c;
+	size_t len = m->msg_len;
+
+	for (c = CMSG_FIRSTHDR(&m->msg_hdr); c; c = CMSG_NXTHDR(&m->msg_hdr, c)) {
+		struct ucred cred;
+
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_CREDENTIALS)
+			continue;
+		memcpy(&cred, CMSG_DATA(c), sizeof(cred));
+		origin.pid = (uint32_t)cred.pid;
+		origin.uid = (uint32_t)cred.uid;
+		origin.has_uid = true;
+	}
+	if (!source_socket_allowed(src, &origin)) {
+		stats.socket_refused++;
+		if (origin.has_uid)
+			log_limited(&src->rl_refused, LOG_LVL_WARN,
+				    "trace socket %s: dropped a datagram from uid %u (pid %u), not "
+				    "a --socket-allow-uid",
+				    src->path, origin.uid, origin.pid);
+		else
+			log_limited(&src->rl_refused, LOG_LVL_WARN,
+				    "trace socket %s: dropped a datagram without credentials",
+				    src->path);
+		return;
+	}
+	origin.exe_path = source_socket_exe(src, origin.pid);
+	/* A datagram cut by our buffer is longer than any span: say so. */
+	if (m->msg_hdr.msg_flags & MSG_TRUNC)
+		len = SPAN_MAX_PAYLOAD + 1;
+	/* CLN sends the string without its NUL; tolerate one. */
+	while (len && len <= SOCKET_DGRAM_MAX && buf[len - 1] == '\0')
+		len--;
+	pipeline_ingest(src->p, &origin, buf, len);
+}
+
 static void source_socket_readable(struct loop *loop, int fd, uint32_t events, void *ctx)
 {
 	struct source_socket *src = ctx;
@@ -125,41 +196,203 @@ static void source_socket_readable(struct loop *loop, int fd, uint32_t events, v
 					    src->path, strerror(errno));
 			return;
 		}
-		for (int i = 0; i < n; i++) {
-			struct pipeline_origin origin = {.source = STATS_SRC_SOCKET};
-			struct cmsghdr *c;
-			size_t len = msgs[i].msg_len;
-
-			for (c = CMSG_FIRSTHDR(&msgs[i].msg_hdr); c;
-			     c = CMSG_NXTHDR(&msgs[i].msg_hdr, c)) {
-				struct ucred cred;
-
-				if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_CREDENTIALS)
-					continue;
-				memcpy(&cred, CMSG_DATA(c), sizeof(cred));
-				origin.pid = (uint32_t)cred.pid;
-			}
-			origin.exe_path = source_socket_exe(src, origin.pid);
-			/* A datagram cut by our buffer is longer than any span: say so. */
-			if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC)
-				len = SPAN_MAX_PAYLOAD + 1;
-			/* CLN sends the string without its NUL; tolerate one. */
-			while (len && len <= SOCKET_DGRAM_MAX && src->bufs[i][len - 1] == '\0')
-				len--;
-			pipeline_ingest(src->p, &origin, src->bufs[i], len);
-		}
+		for (int i = 0; i < n; i++)
+			source_socket_datagram(src, &msgs[i], src->bufs[i]);
 		if (n < SOCKET_BATCH)
 			return;
 	}
 }
 
-struct source_socket *source_socket__new(struct loop *loop, struct pipeline *p, const char *path,
-					 char *err, size_t err_size)
+/* Raise the namespace's net.unix.max_dgram_qlen (read at socket creation) if it is low. */
+static void source_socket_qlen(void)
+{
+	char buf[32];
+	long qlen;
+	ssize_t n;
+	int fd = open(SOCKET_QLEN_PATH, O_RDONLY | O_CLOEXEC);
+
+	n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0) {
+		log_debug("cannot read %s: datagram queue length unknown", SOCKET_QLEN_PATH);
+		return;
+	}
+	buf[n] = '\0';
+	qlen = strtol(buf, NULL, 10);
+	if (qlen >= SOCKET_QLEN_TARGET)
+		return;
+	fd = open(SOCKET_QLEN_PATH, O_WRONLY | O_CLOEXEC);
+	n = snprintf(buf, sizeof(buf), "%d\n", SOCKET_QLEN_TARGET);
+	if (fd >= 0 && write(fd, buf, (size_t)n) == n) {
+		close(fd);
+		log_info("net.unix.max_dgram_qlen was %ld in this network namespace: raised to %d, "
+			 "so that spans sent while cln-otlp waits for the CPU are queued, not lost",
+			 qlen, SOCKET_QLEN_TARGET);
+		return;
+	}
+	n = errno;
+	if (fd >= 0)
+		close(fd);
+	log_warn(
+		"net.unix.max_dgram_qlen is %ld in this network namespace and cln-otlp cannot "
+		"raise it (%s): lightningd loses the spans it sends while %ld wait on the socket. "
+		"Fix: sysctl -w net.unix.max_dgram_qlen=%d as root in the node's network namespace "
+		"(in a compose file: sysctls: net.unix.max_dgram_qlen: %d)",
+		qlen, strerror((int)n), qlen, SOCKET_QLEN_TARGET, SOCKET_QLEN_TARGET);
+}
+
+/* A user or group given by name or number; 0, or -1 when there is no such one. */
+static int source_socket_id(const char *s, bool group, uint32_t *out)
+{
+	struct passwd *pw;
+	struct group *g;
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (*s >= '0' && *s <= '9' && !*end && !errno && v < UINT32_MAX) {
+		*out = (uint32_t)v;
+		return 0;
+	}
+	if (group) {
+		g = getgrnam(s);
+		*out = g ? (uint32_t)g->gr_gid : 0;
+		return g ? 0 : -1;
+	}
+	pw = getpwnam(s);
+	*out = pw ? (uint32_t)pw->pw_uid : 0;
+	return pw ? 0 : -1;
+}
+
+/*
+ * What is at @path already: nothing, or a socket nobody receives on (left by an earlier
+ * run: removed). A live socket (another cln-otlp) or any other file is refused.
+ */
+static int source_socket_clear(const struct sockaddr_un *addr, char *err, size_t err_size)
+{
+	const char *path = addr->sun_path;
+	struct stat st;
+	int fd, r;
+
+	if (lstat(path, &st) < 0)
+		return 0;
+	if (!S_ISSOCK(st.st_mode)) {
+		snprintf(
+			err, err_size,
+			"--socket %s: exists and is not a socket; remove it or choose another path",
+			path);
+		return -1;
+	}
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, err_size, "--socket %s: %s", path, strerror(errno));
+		return -1;
+	}
+	r = connect(fd, (const struct sockaddr *)addr, sizeof(*addr)) < 0 ? errno : 0;
+	close(fd);
+	if (r == ECONNREFUSED || r == ENOENT) {
+		if (unlink(path) < 0 && errno != ENOENT) {
+			snprintf(err, err_size, "--socket %s: cannot remove the old socket: %s",
+				 path, strerror(errno));
+			return -1;
+		}
+		return 0;
+	}
+	if (!r)
+		snprintf(err, err_size,
+			 "--socket %s: another process receives on this socket (another "
+			 "cln-otlp?): stop it, or give this one another --socket path",
+			 path);
+	else
+		snprintf(
+			err, err_size,
+			"--socket %s: a socket is there and cln-otlp cannot tell whether a process "
+			"receives on it (%s): remove it if none does, or choose another path",
+			path, strerror(r));
+	return -1;
+}
+
+/*
+ * Bind under a umask that leaves the new file no permission at all, then give it its group
+ * and mode: no moment when more may send than @mode says. Remembers the file's identity.
+ */
+static int source_socket_bind(struct source_socket *src, const struct sockaddr_un *addr,
+			      mode_t mode, const char *group, char *err, size_t err_size)
+{
+	const char *path = addr->sun_path;
+	uint32_t gid = 0;
+	struct stat st;
+	mode_t old;
+	int r;
+
+	if (group && source_socket_id(group, true, &gid) < 0) {
+		snprintf(err, err_size, "--socket-group %s: no such group", group);
+		return -1;
+	}
+	old = umask(0777);
+	r = bind(src->fd, (const struct sockaddr *)addr, sizeof(*addr));
+	umask(old);
+	if (r < 0) {
+		snprintf(err, err_size, "--socket %s: cannot create the socket: %s%s", path,
+			 strerror(errno),
+			 errno == EACCES ? " (check the directory's permissions)" : "");
+		return -1;
+	}
+	if (lstat(path, &st) < 0) {
+		snprintf(err, err_size, "--socket %s: %s", path, strerror(errno));
+		return -1;
+	}
+	src->bound = true;
+	src->dev = st.st_dev;
+	src->ino = st.st_ino;
+	if (group && fchownat(AT_FDCWD, path, (uid_t)-1, (gid_t)gid, AT_SYMLINK_NOFOLLOW) < 0) {
+		snprintf(err, err_size, "--socket-group %s: cannot give the socket to gid %u: %s%s",
+			 group, gid, strerror(errno),
+			 errno == EPERM ? " (started as another user than root, cln-otlp can only "
+					  "give it one of its own groups)"
+					: "");
+		return -1;
+	}
+	if (fchmodat(AT_FDCWD, path, mode, AT_SYMLINK_NOFOLLOW) < 0 || lstat(path, &st) < 0) {
+		snprintf(err, err_size, "--socket %s: cannot set its mode %04o: %s", path,
+			 (unsigned)mode, strerror(errno));
+		return -1;
+	}
+	if (st.st_dev != src->dev || st.st_ino != src->ino) {
+		src->bound = false; /* not ours any more */
+		snprintf(err, err_size, "--socket %s: replaced by another file while being set up",
+			 path);
+		return -1;
+	}
+	return 0;
+}
+
+/* --socket-allow-uid, names or uids, into src->allow. */
+static int source_socket_allow(struct source_socket *src, const struct config *cfg, char *err,
+			       size_t err_size)
+{
+	for (size_t i = 0; i < cfg->n_socket_allow_uids && i < CONFIG_MAX_LIST; i++) {
+		uint32_t uid;
+
+		if (source_socket_id(cfg->socket_allow_uids[i], false, &uid) < 0) {
+			snprintf(err, err_size, "--socket-allow-uid %s: no such user",
+				 cfg->socket_allow_uids[i]);
+			return -1;
+		}
+		src->allow[src->n_allow++] = (uid_t)uid;
+	}
+	return 0;
+}
+
+struct source_socket *source_socket__new(struct loop *loop, const struct config *cfg,
+					 struct pipeline *p, char *err, size_t err_size)
 {
 	struct source_socket *src = calloc(1, sizeof(*src));
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	const char *path = cfg->socket_path;
 	int one = 1, rcvbuf = SOCKET_RCVBUF;
-	struct stat st;
 	int r;
 
 	if (!src) {
@@ -181,26 +414,24 @@ struct source_socket *source_socket__new(struct loop *loop, struct pipeline *p, 
 		goto fail;
 	}
 	strcpy(addr.sun_path, path);
-	/* A socket file left by an earlier run would make bind fail: replace it. */
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			snprintf(err, err_size,
-				 "--socket %s: exists and is not a socket; remove it or choose "
-				 "another path",
-				 path);
-			goto fail;
-		}
-		unlink(path);
-	}
+	if (source_socket_allow(src, cfg, err, err_size) < 0 ||
+	    source_socket_clear(&addr, err, err_size) < 0)
+		goto fail;
+	source_socket_qlen(); /* before socket(): the socket takes the value it finds */
 	src->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (src->fd < 0 || bind(src->fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
-		snprintf(err, err_size, "--socket %s: cannot create the socket: %s%s", path,
-			 strerror(errno),
-			 errno == EACCES ? " (check the directory's permissions)" : "");
+	if (src->fd < 0) {
+		snprintf(err, err_size, "--socket %s: cannot create the socket: %s", path,
+			 strerror(errno));
 		goto fail;
 	}
-	src->bound = true;
-	setsockopt(src->fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one));
+	if (source_socket_bind(src, &addr, (mode_t)cfg->socket_mode, cfg->socket_group, err,
+			       err_size) < 0)
+		goto fail;
+	/* The sender's pid and uid with every datagram. */
+	if (setsockopt(src->fd, SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)) < 0) {
+		snprintf(err, err_size, "--socket %s: SO_PASSCRED: %s", path, strerror(errno));
+		goto fail;
+	}
 	/* Room for a startup burst: CLN's sends are non-blocking and lost when we lag. */
 	if (setsockopt(src->fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0)
 		setsockopt(src->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
@@ -209,7 +440,8 @@ struct source_socket *source_socket__new(struct loop *loop, struct pipeline *p, 
 		snprintf(err, err_size, "--socket %s: %s", path, strerror(-r));
 		goto fail;
 	}
-	log_info("listening on %s: start lightningd with CLN_TRACE_SOCKET=%s", path, path);
+	log_info("listening on %s (mode %04o): start lightningd with CLN_TRACE_SOCKET=%s", path,
+		 (unsigned)cfg->socket_mode, path);
 	return src;
 fail:
 	source_socket__free(src);
@@ -228,6 +460,8 @@ void source_socket_stop(struct source_socket *src)
 
 void source_socket__free(struct source_socket *src)
 {
+	struct stat st;
+
 	if (!src)
 		return;
 	for (size_t i = 0; i < SOCKET_EXE_CACHE; i++)
@@ -236,9 +470,11 @@ void source_socket__free(struct source_socket *src)
 		if (!src->stopped)
 			loop_del(src->loop, src->fd);
 		close(src->fd);
-		if (src->bound)
-			unlink(src->path);
 	}
+	/* Only our own file: another instance may have put its socket at the path since. */
+	if (src->bound && lstat(src->path, &st) == 0 && st.st_dev == src->dev &&
+	    st.st_ino == src->ino)
+		unlink(src->path);
 	free(src->path);
 	free(src);
 }

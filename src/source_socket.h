@@ -2,8 +2,9 @@
 /*
  * source_socket: a unix datagram socket for CLN's CLN_TRACE_SOCKET (v26.06+): one JSON
  * array per datagram, sent non-blocking by lightningd and its plugins. The sender's pid
- * comes with each datagram (SO_PASSCRED), so spans are grouped per process as with eBPF.
- * No privileges needed.
+ * and uid come with each datagram (SO_PASSCRED), so spans are grouped per process as with
+ * eBPF and carry process.user.id. No privileges needed (root may raise the namespace's
+ * datagram queue length and give the file another group).
  */
 #ifndef CLN_OTLP_SOURCE_SOCKET_H
 #define CLN_OTLP_SOURCE_SOCKET_H
@@ -15,15 +16,20 @@
 
 struct source_socket;
 
+struct config;
+
 /*
- * Bind @path (a stale socket file left by an earlier run is replaced; any other file is
- * not). Returns NULL with a message in @err.
+ * Bind cfg->socket_path with cfg->socket_mode and cfg->socket_group (a stale socket file left
+ * by an earlier run is replaced; a socket another process receives on, or any other file,
+ * is not), raising net.unix.max_dgram_qlen first if it is low and may be raised (else a
+ * warning). Only cfg->socket_allow_uids' senders are taken, when given. Returns NULL with a
+ * message in @err.
  */
-struct source_socket *source_socket__new(struct loop *loop, struct pipeline *p, const char *path,
-					 char *err, size_t err_size);
+struct source_socket *source_socket__new(struct loop *loop, const struct config *cfg,
+					 struct pipeline *p, char *err, size_t err_size);
 /* Stop receiving; NULL is fine. */
 void source_socket_stop(struct source_socket *src);
-/* Close and unlink the socket; NULL is fine. */
+/* Close, and unlink the socket file if the path still names it; NULL is fine. */
 void source_socket__free(struct source_socket *src);
 
 #endif

@@ -106,6 +106,8 @@ struct span {
 	/* Where the span came from; filled in by its source, 0/NULL when unknown. */
 	uint32_t pid;
 	const char *exe_path; /* exe_paths.h: the span holds a reference (span__free) */
+	uint32_t uid;	      /* process.user.id, if has_uid */
+	bool has_uid;
 
 	uint32_t n_events;
 	uint32_t cap_events;

@@ -44,6 +44,9 @@ const struct stats_counter stats_counters[] = {
 	{I, "exe_path_lost", true, "exe_path_lost_total",
 	 "New processes whose executable path could not be kept (the table of paths was full): "
 	 "their spans lack process.executable.path.", S(exe_path_lost)},
+	{I, "socket_refused", true, "socket_refused_total",
+	 "Datagrams dropped unread on the trace socket: their sender's uid is not a "
+	 "--socket-allow-uid.", S(socket_refused)},
 	{I, "follow_truncated", true, "follow_truncated_total",
 	 "Times a followed file was truncated (or truncated and rewritten): read again from its "
 	 "start.", S(follow_truncated)},

@@ -62,6 +62,7 @@ struct stats {
 
 	/* Sources. */
 	uint64_t exe_path_lost;	    /* new processes whose executable path found no room */
+	uint64_t socket_refused;    /* datagrams from a sender not in --socket-allow-uid */
 	uint64_t follow_truncated;  /* followed files truncated (and rewritten) under us */
 	uint64_t follow_lost_bytes; /* bytes of those that could not be read */
 };

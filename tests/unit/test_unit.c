@@ -453,6 +453,7 @@ static void otlp_case(cJSON *c)
 		const char *p = cJSON_GetObjectItem(in, "payload")->valuestring;
 		const cJSON *pid = cJSON_GetObjectItem(in, "pid");
 		const cJSON *exe = cJSON_GetObjectItem(in, "exe");
+		const cJSON *uid = cJSON_GetObjectItem(in, "uid");
 		const cJSON *evs = cJSON_GetObjectItem(in, "events"), *ev;
 		enum span_reject why = SPAN_OK;
 
@@ -465,6 +466,10 @@ static void otlp_case(cJSON *c)
 			spans[n]->pid = (uint32_t)pid->valuedouble;
 		if (cJSON_IsString(exe))
 			spans[n]->exe_path = exe_path_get(exe->valuestring);
+		if (cJSON_IsNumber(uid)) {
+			spans[n]->uid = (uint32_t)uid->valuedouble;
+			spans[n]->has_uid = true;
+		}
 		if (cJSON_IsTrue(cJSON_GetObjectItem(in, "derive")))
 			orphans_derive(spans[n]); /* a cut span no family told */
 		cJSON_ArrayForEach(ev, evs)
@@ -974,6 +979,11 @@ static cJSON *config_to_json(const struct config *c)
 		cJSON_AddItemToArray(a, cJSON_CreateString(c->files[i]));
 	cJSON_AddBoolToObject(o, "follow", c->follow);
 	cJSON_AddItemToObject(o, "socket", str_or_null(c->socket_path));
+	cJSON_AddNumberToObject(o, "socket_mode", c->socket_mode);
+	cJSON_AddItemToObject(o, "socket_group", str_or_null(c->socket_group));
+	a = cJSON_AddArrayToObject(o, "socket_allow_uids");
+	for (i = 0; i < c->n_socket_allow_uids; i++)
+		cJSON_AddItemToArray(a, cJSON_CreateString(c->socket_allow_uids[i]));
 	a = cJSON_AddArrayToObject(o, "lightningd");
 	for (i = 0; i < c->n_lightningd; i++)
 		cJSON_AddItemToArray(a, cJSON_CreateString(c->lightningd[i]));
