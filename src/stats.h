@@ -64,6 +64,7 @@ struct stats {
 	uint64_t exe_path_lost;	    /* new processes whose executable path found no room */
 	uint64_t follow_truncated;  /* followed files truncated (and rewritten) under us */
 	uint64_t follow_lost_bytes; /* bytes of those that could not be read */
+	uint64_t files_refused;	    /* files of a --file pattern or directory not read: limit */
 };
 
 extern struct stats stats;

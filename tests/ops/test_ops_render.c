@@ -76,6 +76,7 @@ static void fill_stats(void)
 	stats.trace_id_derived = 26;
 	stats.tags_duplicate = 27;
 	stats.events_dropped = 28;
+	stats.files_refused = 31;
 }
 
 /*
@@ -174,8 +175,8 @@ static void test_render_values(void)
 	CHECK_MSG(len == strlen(buf), "length %zu == strlen %zu", len, strlen(buf));
 	CHECK_MSG(len < 16384, "text %zu bytes, well under the 32 KiB cap", len);
 	samples = check_structure(buf);
-	/* 3 sources + 11 reasons + drop reasons + 2 closes + 2 summary + 25 single samples */
-	CHECK_MSG(samples == 3 + (SPAN_REJECT__MAX - 1) + STATS_DROP__MAX + 2 + 2 + 25, "samples: %d",
+	/* 3 sources + 11 reasons + drop reasons + 2 closes + 2 summary + 26 single samples */
+	CHECK_MSG(samples == 3 + (SPAN_REJECT__MAX - 1) + STATS_DROP__MAX + 2 + 2 + 26, "samples: %d",
 		  samples);
 
 	const char *want[] = {
@@ -217,6 +218,7 @@ static void test_render_values(void)
 		"cln_otlp_exe_path_lost_total 23",
 		"cln_otlp_follow_truncated_total 24",
 		"cln_otlp_follow_lost_bytes_total 25",
+		"cln_otlp_files_refused_total 31",
 		"# TYPE cln_otlp_queue_spans gauge",
 		"# TYPE cln_otlp_spans_exported_total counter",
 	};
@@ -280,6 +282,7 @@ static void test_line(void)
 		"exe_path_lost=23",
 		"follow_truncated=24",
 		"follow_lost_bytes=25",
+		"files_refused=31",
 	};
 
 	fill_stats();
@@ -290,7 +293,7 @@ static void test_line(void)
 	memset(&stats, 0, sizeof(stats));
 	stats_format_line(line, sizeof(line));
 	CHECK_MSG(!strstr(line, "rej_") && !strstr(line, "drop_") && !strstr(line, "truncated") &&
-			  !strstr(line, "exe_path_lost") &&
+			  !strstr(line, "exe_path_lost") && !strstr(line, "files_refused") &&
 			  !strstr(line, "usdt="),
 		  "zero details left out: %s", line);
 	CHECK_MSG(has_token(line, "latency_avg_ms=0.0") && has_token(line, "batches=0") &&
