@@ -286,7 +286,8 @@ static int dir_scan(struct source_dir *d)
 		n++;
 	}
 	closedir(dir);
-	qsort(names, n, sizeof(*names), dir_name_cmp);
+	if (n)
+		qsort(names, n, sizeof(*names), dir_name_cmp);
 	for (size_t i = 0; i < n; i++) {
 		if (d->follow)
 			dir_seen(d, names[i], true);
