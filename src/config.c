@@ -594,10 +594,13 @@ static const struct opts_choice config_compressions[] = {
 static const struct opts_option config_options[] = {
 	SECTION("Sources"),
 	{.name = "file", .kind = OPTS_STRS, .arg = "PATH", LIST(files, n_files),
-	 .unit = "a file path (or - for stdin)",
-	 .help = "replay a CLN trace file (- for stdin); repeatable"},
+	 .unit = "a file path, pattern or directory (or - for stdin)",
+	 .help = "replay a CLN trace file (- for stdin), the files matching a pattern in the "
+		 "last path component (quoted: '<path>.*'), or every file of a directory; "
+		 "repeatable"},
 	{.name = "follow", .kind = OPTS_FLAG, FIELD(follow),
-	 .help = "keep reading the files as they grow, like tail -F"},
+	 .help = "keep reading the files as they grow, like tail -F; with a pattern or a "
+		 "directory, also the files that appear later (a restarted process's)"},
 	{.name = "socket", .kind = OPTS_STR, .arg = "PATH", FIELD(socket_path),
 	 .unit = "a socket path", .check = config_check_socket,
 	 .help = "receive spans on a unix datagram socket"},

@@ -28,6 +28,7 @@
 #include "node_info.h"
 #include "pipeline.h"
 #include "privs.h"
+#include "source_dir.h"
 #include "source_file.h"
 #include "source_socket.h"
 #include "source_usdt.h"
@@ -47,6 +48,8 @@ struct app {
 	struct pipeline *pipeline;
 	struct source_file *files[CONFIG_MAX_LIST];
 	size_t n_files;
+	struct source_dir *dirs[CONFIG_MAX_LIST]; /* --file patterns and directories */
+	size_t n_dirs;
 	size_t files_done;
 	struct source_socket *socket;
 	struct source_usdt *usdt;
@@ -95,6 +98,8 @@ static void app_begin_shutdown(struct app *app, bool with_deadline)
 	source_usdt_drain(app->usdt);
 	for (size_t i = 0; i < app->n_files; i++)
 		source_file_stop(app->files[i]);
+	for (size_t i = 0; i < app->n_dirs; i++)
+		source_dir_stop(app->dirs[i]);
 	source_socket_stop(app->socket);
 	if (with_deadline)
 		loop_timer_arm(app->shutdown_timer, app->cfg.shutdown_timeout_ms);
@@ -108,7 +113,7 @@ static void app_file_done(void *ctx)
 	bool live = app->socket || app->cfg.follow || app->usdt;
 
 	/* With only files to read, the end of the last one is the end of the run. */
-	if (++app->files_done == app->n_files && !live)
+	if (++app->files_done == app->n_files + app->n_dirs && !live)
 		app_begin_shutdown(app, false);
 }
 
@@ -338,6 +343,14 @@ static int app_start_sources(struct app *app, char *err, size_t err_size)
 			return -1;
 	}
 	for (size_t i = 0; i < app->cfg.n_files; i++) {
+		if (source_dir_wanted(app->cfg.files[i])) {
+			app->dirs[app->n_dirs] =
+				source_dir__new(app->loop, app->pipeline, app->cfg.files[i],
+						app->cfg.follow, app_file_done, app, err, err_size);
+			if (!app->dirs[app->n_dirs++])
+				return -1;
+			continue;
+		}
 		struct source_file *f =
 			source_file__new(app->loop, app->pipeline, app->cfg.files[i],
 					 app->cfg.follow, app_file_done, app, err, err_size);
@@ -399,6 +412,8 @@ static void app_free(struct app *app)
 	metrics__free(app->metrics);
 	for (size_t i = 0; i < app->n_files; i++)
 		source_file__free(app->files[i]);
+	for (size_t i = 0; i < app->n_dirs; i++)
+		source_dir__free(app->dirs[i]);
 	source_socket__free(app->socket);
 	source_usdt__free(app->usdt);
 	pipeline__free(app->pipeline);
@@ -442,6 +457,11 @@ static int app_exit_status(const struct app *app)
 		if (app->n_files > 1 || stats_rejected_total() || log_get_level() >= LOG_LVL_INFO)
 			source_file_summary(app->files[i], stderr);
 		if (source_file_error(app->files[i]))
+			status = 1;
+	}
+	for (size_t i = 0; i < app->n_dirs; i++) {
+		source_dir_summary(app->dirs[i], stderr);
+		if (source_dir_error(app->dirs[i]))
 			status = 1;
 	}
 	app_print_stats("done");

@@ -11,6 +11,13 @@
  * which must be the ones read last time: otherwise the file was truncated and rewritten
  * with as much or more between two looks. Either way it is read again from its start, and
  * what could not be read is counted (follow_truncated, follow_lost_bytes).
+ *
+ * Auto close (source_file_auto_close, for the files of a directory): at the end of the file,
+ * the size is the offset and the writer is gone (/proc/<pid> of the name's .<pid> is absent)
+ * or nothing came for the idle time: the fd is closed, and the partial line, offset and tail
+ * are kept. source_file_reopen() takes it up there (a write after the close is announced by
+ * the directory's watch), so a writer that is alive after all (another pid namespace,
+ * hidepid) loses nothing.
  */
 #include "source_file.h"
 
@@ -44,8 +51,13 @@ struct source_file {
 	bool done;
 	bool stopped;
 	bool paused; /* the queue was nearly full: waiting for it to drain */
+	bool closed; /* auto close: the fd is closed until source_file_reopen() */
 	void (*on_done)(void *ctx);
 	void *on_done_ctx;
+	void (*on_close)(void *ctx); /* auto close: NULL when off */
+	void *on_close_ctx;
+	uint64_t idle_ms;      /* auto close: after this long without data (0: only pid gone) */
+	uint64_t last_data_ms; /* when data came last (or the file was opened) */
 	int error;
 	ino_t ino;
 	dev_t dev;
@@ -74,7 +86,7 @@ struct source_file {
 
 static void source_file_schedule(struct source_file *src, uint64_t ms)
 {
-	if (!src->stopped)
+	if (!src->stopped && src->timer)
 		loop_timer_arm(src->timer, ms);
 }
 
@@ -228,6 +240,7 @@ static int source_file_open(struct source_file *src)
 	src->size_look = 0;
 	src->tail_len = 0;
 	src->replaced = false;
+	src->last_data_ms = clock_mono_ms();
 	return 0;
 }
 
@@ -332,6 +345,50 @@ static void source_file_switch(struct source_file *src)
 		src->fd = -1;
 }
 
+/* The writer named by the file's .<pid> has ended (as far as this pid namespace shows). */
+static bool source_file_writer_gone(const struct source_file *src)
+{
+	char proc[32];
+
+	if (!src->origin.pid)
+		return false;
+	snprintf(proc, sizeof(proc), "/proc/%u", (unsigned)src->origin.pid);
+	return access(proc, F_OK) < 0 && errno == ENOENT;
+}
+
+/* Auto close, at the end of the file: read to its end, and its writer gone or idle. */
+static bool source_file_may_close(const struct source_file *src)
+{
+	struct stat st;
+
+	if (!src->on_close || src->fd < 0 || !src->regular || src->replaced)
+		return false;
+	if (fstat(src->fd, &st) < 0 || st.st_size != src->offset)
+		return false; /* more to read (or truncated: the next look says) */
+	if (source_file_writer_gone(src))
+		return true;
+	return src->idle_ms && clock_mono_ms() - src->last_data_ms >= src->idle_ms;
+}
+
+/*
+ * Close the fd and the timer's (from the timer's own callback: the loop allows it); keep the
+ * place (and a partial line) for source_file_reopen().
+ */
+static void source_file_close_now(struct source_file *src)
+{
+	close(src->fd);
+	src->fd = -1;
+	loop_timer__free(src->timer);
+	src->timer = NULL;
+	src->closed = true;
+	if (!src->len && !src->skipping) {
+		free(src->buf);
+		src->buf = NULL;
+	}
+	log_debug("%s read to its end, its writer gone or idle: closed", src->path);
+	src->on_close(src->on_close_ctx);
+}
+
 /* Read one slice. Returns true when there may be more right away. */
 static bool source_file_slice(struct source_file *src)
 {
@@ -355,6 +412,7 @@ static bool source_file_slice(struct source_file *src)
 			n = read(src->fd, chunk, sizeof(chunk));
 		if (n > 0) {
 			src->offset += n;
+			src->last_data_ms = clock_mono_ms();
 			if (src->follow && src->regular)
 				source_file_keep_tail(src, data, (size_t)n);
 			source_file_feed(src, data, (size_t)n);
@@ -378,6 +436,10 @@ static bool source_file_slice(struct source_file *src)
 				if (src->fd >= 0)
 					continue;
 			}
+			if (source_file_may_close(src)) {
+				source_file_close_now(src);
+				return false;
+			}
 			source_file_schedule(src, FILE_FOLLOW_POLL_MS);
 			return false;
 		}
@@ -400,7 +462,7 @@ static void source_file_run(struct source_file *src)
 {
 	bool more;
 
-	if (src->done || src->stopped)
+	if (src->done || src->stopped || src->closed)
 		return;
 	if (src->fd < 0) { /* following a file that is gone: wait for it to come back */
 		if (source_file_open(src) < 0) {
@@ -529,7 +591,8 @@ void source_file_stop(struct source_file *src)
 	if (src->stopped)
 		return;
 	src->stopped = true;
-	loop_timer_disarm(src->timer);
+	if (src->timer)
+		loop_timer_disarm(src->timer);
 	if (src->pollable && src->fd >= 0 && !src->done)
 		loop_mod(src->loop, src->fd, 0);
 }
@@ -561,4 +624,78 @@ void source_file_summary(const struct source_file *src, FILE *out)
 				(unsigned long long)src->first_lines[i][k]);
 		fprintf(out, "%s)\n", n > FILE_FIRST_LINES ? ", ..." : "");
 	}
+}
+
+void source_file_auto_close(struct source_file *src, uint64_t idle_ms, void (*on_close)(void *ctx),
+			    void *ctx)
+{
+	src->idle_ms = idle_ms;
+	src->on_close = on_close;
+	src->on_close_ctx = ctx;
+}
+
+bool source_file_closed(const struct source_file *src)
+{
+	return src->closed;
+}
+
+int source_file_reopen(struct source_file *src)
+{
+	struct stat st;
+	ino_t ino = src->ino;
+	dev_t dev = src->dev;
+	off_t offset = src->offset, size_seen = src->size_seen;
+	size_t tail_len = src->tail_len;
+	int r;
+
+	if (!src->closed || src->stopped)
+		return 0;
+	/* Nothing new (a rescan, a write that changed nothing): stay closed. */
+	if (stat(src->path, &st) == 0 && st.st_ino == ino && st.st_dev == dev &&
+	    st.st_size == offset)
+		return 0;
+	if (!src->buf)
+		src->buf = malloc(FILE_LINE_MAX + 1);
+	if (!src->timer)
+		src->timer = loop_timer__new(src->loop, source_file_timer, src);
+	if (!src->buf || !src->timer)
+		return -ENOMEM;
+	r = source_file_open(src);
+	if (r < 0)
+		return r;
+	if (src->ino == ino && src->dev == dev) {
+		src->offset = offset;
+		src->size_seen = size_seen;
+		src->tail_len = tail_len;
+	} else {
+		log_info("%s is a new file: reading it from its start", src->path);
+		src->len = 0;
+		src->skipping = false;
+	}
+	src->closed = false;
+	source_file_schedule(src, 0);
+	return 1;
+}
+
+void source_file_release(struct source_file *src)
+{
+	if (!src->done)
+		return;
+	if (src->fd >= 0)
+		close(src->fd);
+	src->fd = -1;
+	free(src->buf);
+	src->buf = NULL;
+	loop_timer__free(src->timer);
+	src->timer = NULL;
+}
+
+void source_file_counts(const struct source_file *src, uint64_t *lines, uint64_t *spans,
+			uint64_t *rejected)
+{
+	*lines = src->lineno;
+	*spans = src->spans;
+	*rejected = 0;
+	for (int i = 1; i < SPAN_REJECT__MAX; i++)
+		*rejected += src->rejected[i];
 }

@@ -53,6 +53,9 @@ const struct stats_counter stats_counters[] = {
 	{I, "follow_lost_bytes", true, "follow_lost_bytes_total",
 	 "Bytes of a followed file lost to a truncation: written but not read before it.",
 	 S(follow_lost_bytes)},
+	{I, "files_refused", true, "files_refused_total",
+	 "Files of a --file pattern or directory not read: as many were read at once as are "
+	 "allowed (read later if they change while there is room).", S(files_refused)},
 	{I, NULL, false, "span_events_total",
 	 "Suspend/resume span events attached to spans.", S(events)},
 	{I, "events_evicted", true, "span_events_evicted_total",

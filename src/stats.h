@@ -65,6 +65,7 @@ struct stats {
 	uint64_t socket_refused;    /* datagrams from a sender not in --socket-allow-uid */
 	uint64_t follow_truncated;  /* followed files truncated (and rewritten) under us */
 	uint64_t follow_lost_bytes; /* bytes of those that could not be read */
+	uint64_t files_refused;	    /* files of a --file pattern or directory not read: limit */
 };
 
 extern struct stats stats;

@@ -77,6 +77,7 @@ static void fill_stats(void)
 	stats.tags_duplicate = 27;
 	stats.events_dropped = 28;
 	stats.socket_refused = 31;
+	stats.files_refused = 32;
 }
 
 /*
@@ -175,8 +176,8 @@ static void test_render_values(void)
 	CHECK_MSG(len == strlen(buf), "length %zu == strlen %zu", len, strlen(buf));
 	CHECK_MSG(len < 16384, "text %zu bytes, well under the 32 KiB cap", len);
 	samples = check_structure(buf);
-	/* 3 sources + 11 reasons + drop reasons + 2 closes + 2 summary + 26 single samples */
-	CHECK_MSG(samples == 3 + (SPAN_REJECT__MAX - 1) + STATS_DROP__MAX + 2 + 2 + 26,
+	/* 3 sources + 11 reasons + drop reasons + 2 closes + 2 summary + 27 single samples */
+	CHECK_MSG(samples == 3 + (SPAN_REJECT__MAX - 1) + STATS_DROP__MAX + 2 + 2 + 27,
 		  "samples: %d", samples);
 
 	const char *want[] = {
@@ -219,6 +220,7 @@ static void test_render_values(void)
 		"cln_otlp_follow_truncated_total 24",
 		"cln_otlp_follow_lost_bytes_total 25",
 		"cln_otlp_socket_refused_total 31",
+		"cln_otlp_files_refused_total 32",
 		"# TYPE cln_otlp_queue_spans gauge",
 		"# TYPE cln_otlp_spans_exported_total counter",
 	};
@@ -283,6 +285,7 @@ static void test_line(void)
 		"follow_truncated=24",
 		"follow_lost_bytes=25",
 		"socket_refused=31",
+		"files_refused=32",
 	};
 
 	fill_stats();
@@ -294,7 +297,7 @@ static void test_line(void)
 	stats_format_line(line, sizeof(line));
 	CHECK_MSG(!strstr(line, "rej_") && !strstr(line, "drop_") && !strstr(line, "truncated") &&
 			  !strstr(line, "exe_path_lost") && !strstr(line, "socket_refused") &&
-			  !strstr(line, "usdt="),
+			  !strstr(line, "files_refused") && !strstr(line, "usdt="),
 		  "zero details left out: %s", line);
 	CHECK_MSG(has_token(line, "latency_avg_ms=0.0") && has_token(line, "batches=0") &&
 			  has_token(line, "exported=0"),
