@@ -196,6 +196,7 @@ size_t metrics_render(char *buf, size_t size, uint64_t start_time_ns)
 int metrics_parse_request(const char *head, size_t len, struct metrics_request *req)
 {
 	const char *end = head + len, *sp1, *sp2, *eol, *p;
+	bool body = false;
 
 	memset(req, 0, sizeof(*req));
 	eol = memchr(head, '\n', len);
@@ -216,13 +217,16 @@ int metrics_parse_request(const char *head, size_t len, struct metrics_request *
 	if ((size_t)(eol - p) < 8 || memcmp(p, "HTTP/1.", 7))
 		return -EINVAL;
 	req->keep_alive = p[7] == '1';
-	/* Headers: Connection decides; a body (not expected) ends the connection. */
+	/*
+	 * Headers: Connection decides, but a body (not expected), announced on any line, the
+	 * last one too even unterminated, ends the connection whatever the order.
+	 */
 	for (p = eol + 1; p < end; p = eol + 1) {
 		size_t n;
 
 		eol = memchr(p, '\n', (size_t)(end - p));
 		if (!eol)
-			break;
+			eol = end;
 		n = (size_t)(eol - p);
 		if (n >= 11 && !strncasecmp(p, "connection:", 11)) {
 			if (memmem(p, n, "close", 5) || memmem(p, n, "Close", 5))
@@ -231,9 +235,11 @@ int metrics_parse_request(const char *head, size_t len, struct metrics_request *
 				req->keep_alive = true;
 		} else if ((n >= 15 && !strncasecmp(p, "content-length:", 15)) ||
 			   (n >= 18 && !strncasecmp(p, "transfer-encoding:", 18))) {
-			req->keep_alive = false;
+			body = true;
 		}
 	}
+	if (body)
+		req->keep_alive = false;
 	return 0;
 }
 

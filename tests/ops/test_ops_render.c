@@ -4,6 +4,7 @@
  * known counters: exact values, and the structure Prometheus expects (every sample after
  * its family's HELP and TYPE, counters named *_total, no series twice).
  */
+#include <errno.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -310,10 +311,51 @@ static void test_line(void)
 		  small);
 }
 
+/* Request heads the /metrics server parses: method, path, whether the connection stays. */
+static void test_request(void)
+{
+	static const struct {
+		const char *head;
+		int ret;
+		enum metrics_method method;
+		bool metrics_path, keep_alive;
+	} cases[] = {
+		{"GET /metrics HTTP/1.1\r\n\r\n", 0, METRICS_GET, true, true},
+		{"HEAD /metrics?x=1 HTTP/1.0\r\n\r\n", 0, METRICS_HEAD, true, false},
+		{"GET /metrics HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 0, METRICS_GET, true,
+		 true},
+		{"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n", 0, METRICS_GET, true, false},
+		{"POST /metrics HTTP/1.1\r\n\r\n", 0, METRICS_OTHER, true, true},
+		{"GET / HTTP/1.1\r\n\r\n", 0, METRICS_GET, false, true},
+		/* A body closes the connection, whatever comes after it... */
+		{"GET /metrics HTTP/1.1\r\nContent-Length: 3\r\nConnection: keep-alive\r\n\r\n", 0,
+		 METRICS_GET, true, false},
+		/* ...and on a last line without its line end too (found by fuzzing). */
+		{"(((GET /mcs HTTP/1.1\rOST /metrics HTTP/1.1\r\nContent-Length:\377o\377", 0,
+		 METRICS_OTHER, false, false},
+		{"GET /metrics\r\n\r\n", -EINVAL, METRICS_OTHER, false, false},
+		{"GET /metrics HTTP/1.1", -EINVAL, METRICS_OTHER, false, false},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct metrics_request r;
+		int ret = metrics_parse_request(cases[i].head, strlen(cases[i].head), &r);
+
+		CHECK_MSG(ret == cases[i].ret, "case %zu: returned %d", i, ret);
+		if (ret || cases[i].ret)
+			continue;
+		CHECK_MSG(r.method == cases[i].method, "case %zu: method %d", i, (int)r.method);
+		CHECK_MSG(r.metrics_path == cases[i].metrics_path, "case %zu: path", i);
+		CHECK_MSG(r.keep_alive == cases[i].keep_alive, "case %zu: keep-alive %d", i,
+			  r.keep_alive);
+	}
+}
+
 int main(void)
 {
 	test_render_values();
 	test_render_cut();
 	test_line();
+	test_request();
 	return check_summary();
 }
