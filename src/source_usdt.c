@@ -282,7 +282,7 @@ static int usdt_on_record(void *ctx, void *data, size_t size)
 {
 	struct source_usdt *src = ctx;
 	const struct usdt_record_hdr *h = data;
-	struct pipeline_origin origin;
+	struct pipeline_origin origin = {.source = STATS_SRC_USDT};
 
 	if (src->budget == 0)
 		return -EAGAIN; /* not reached: the previous record stopped the round */
