@@ -750,6 +750,9 @@ static const struct opts_option config_options[] = {
 		 "the traced lightningd's directory, or in ~/.lightning/<network>/)"},
 	{.name = "suspend-ttl", MS(0), FIELD(suspend_ttl_ms), .def = "600000",
 	 .help = "how long suspend/resume times are kept for spans not yet emitted"},
+	{.name = "check", .kind = OPTS_FLAG, FIELD(check),
+	 .help = "check the setup (probes, privileges, node RPC, collector, socket) and exit: 0 "
+		 "when all needed works"},
 	{.name = "help", .short_name = 'h', .kind = OPTS_HELP, .help = "show this help and exit"},
 	{.name = "version", .short_name = 'V', .kind = OPTS_VERSION,
 	 .help = "show the version and exit"},

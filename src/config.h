@@ -105,6 +105,7 @@ struct config {
 	char *rpc_file;
 	uint64_t suspend_ttl_ms; /* suspend/resume times kept for spans not yet emitted */
 
+	bool check; /* --check: run the preflight checks (check.h) and exit */
 	bool help;
 	bool version;
 };

@@ -306,39 +306,56 @@ static bool client_cert_refused(const char *errbuf)
 	       strstr(errbuf, "alert certificate unknown");
 }
 
+/*
+ * Why a transfer failed, from curl's code and words: into @why, and *@fix says what the user
+ * should do when retrying cannot help ("" otherwise). True when it is worth retrying.
+ */
+static bool transport_reason(const struct export_http *ex, CURLcode rc, const char *errbuf,
+			     char *why, size_t why_size, const char **fix)
+{
+	*fix = "";
+	text_printf(why, why_size, "%s%s%s", curl_easy_strerror(rc), errbuf[0] ? ": " : "", errbuf);
+	if (ex->tls && client_cert_refused(errbuf)) {
+		text_printf(why, why_size, "the collector refused the TLS client certificate (%s)",
+			    errbuf);
+		*fix = ex->have_client_cert
+			       ? "check that --client-cert is signed by a CA the collector trusts"
+			       : "it wants one: give --client-cert and --client-key "
+				 "(OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE, _CLIENT_KEY)";
+		return false;
+	}
+	if (curl_code_retryable(rc))
+		return true;
+	if (rc == CURLE_PEER_FAILED_VERIFICATION) {
+		text_printf(why, why_size, "the collector's TLS certificate is not trusted (%s)",
+			    errbuf);
+		*fix = ex->have_ca ? "check that --ca-cert (OTEL_EXPORTER_OTLP_CERTIFICATE) holds "
+				     "the CA that signed it, and that the endpoint's host name is "
+				     "in it"
+				   : "if a private CA signed it, give that CA with --ca-cert "
+				     "(OTEL_EXPORTER_OTLP_CERTIFICATE)";
+	} else if (rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_CERTPROBLEM) {
+		*fix = "check the --ca-cert, --client-cert and --client-key files";
+	}
+	return false;
+}
+
 static void transport_failed(struct http_slot *slot, CURLcode rc)
 {
 	struct export_http *ex = slot->ex;
-	char what[ERR_MSG_CAP];
+	char why[ERR_MSG_CAP];
+	const char *fix;
 
-	text_printf(what, sizeof(what), "%s%s%s", curl_easy_strerror(rc),
-		    slot->errbuf[0] ? ": " : "", slot->errbuf);
-	text_printf(slot->last_error, sizeof(slot->last_error), "%s", what);
-	if (ex->tls && client_cert_refused(slot->errbuf)) {
-		text_printf(slot->last_error, sizeof(slot->last_error),
-			    "the collector refused the TLS client certificate (%s): %s",
-			    slot->errbuf,
-			    ex->have_client_cert
-				    ? "check that --client-cert is signed by a CA the collector "
-				      "trusts"
-				    : "it wants one: give --client-cert and --client-key "
-				      "(OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE, _CLIENT_KEY)");
-	} else if (curl_code_retryable(rc)) {
+	if (transport_reason(ex, rc, slot->errbuf, why, sizeof(why), &fix)) {
+		text_printf(slot->last_error, sizeof(slot->last_error), "%s", why);
 		slot_retry_or_expire(slot, -1);
 		return;
-	} else if (rc == CURLE_PEER_FAILED_VERIFICATION) {
-		text_printf(
-			slot->last_error, sizeof(slot->last_error),
-			"the collector's TLS certificate is not trusted (%s): %s", slot->errbuf,
-			ex->have_ca
-				? "check that --ca-cert (OTEL_EXPORTER_OTLP_CERTIFICATE) holds the CA "
-				  "that signed it, and that the endpoint's host name is in it"
-				: "if a private CA signed it, give that CA with --ca-cert "
-				  "(OTEL_EXPORTER_OTLP_CERTIFICATE)");
-	} else if (rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_CERTPROBLEM) {
-		text_printf(slot->last_error, sizeof(slot->last_error),
-			    "%s; check the --ca-cert, --client-cert and --client-key files", what);
 	}
+	text_printf(slot->last_error, sizeof(slot->last_error), "%s%s%s", why,
+		    fix[0] ? (rc == CURLE_SSL_CACERT_BADFILE || rc == CURLE_SSL_CERTPROBLEM ? "; "
+											    : ": ")
+			   : "",
+		    fix);
 	log_limited(&ex->rl_refused, LOG_LVL_ERROR,
 		    "export to %s failed: %s (not retried; %zu spans dropped)", ex->display,
 		    slot->last_error, slot->batch->n);
@@ -1069,10 +1086,39 @@ static struct export_http *eh_alloc(struct loop *loop, const struct config *cfg,
 	return ex;
 }
 
+/* Everything but the request slots: libcurl, the URL, the TLS files, framing, headers. */
+static int eh_prepare(struct export_http *ex, const struct config *cfg, char *err, size_t err_size)
+{
+	struct export_http_url where;
+	int rc;
+
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		snprintf(err, err_size, "cannot initialise libcurl");
+		return -EIO;
+	}
+	ex->curl_ready = true;
+	rc = export_http_url(cfg->endpoint, ex->grpc, cfg->endpoint_append, &where, err, err_size);
+	if (rc < 0)
+		return rc;
+	ex->url = where.url; /* taken */
+	ex->display = where.display;
+	ex->tls = where.tls;
+	rc = check_curl(ex, err, err_size);
+	if (rc == 0)
+		rc = check_tls(ex, cfg, err, err_size);
+	if (rc < 0)
+		return rc;
+	ex->wire = export_wire__new(ex->grpc, ex->gzip);
+	if (!ex->wire) {
+		snprintf(err, err_size, "out of memory");
+		return -ENOMEM;
+	}
+	return build_headers(ex, cfg, err, err_size);
+}
+
 struct exporter *export_http__new(struct loop *loop, const struct config *cfg,
 				  const struct otlp_resource_cfg *res, char *err, size_t err_size)
 {
-	struct export_http_url where;
 	struct export_http *ex;
 	int rc = 0;
 
@@ -1082,30 +1128,7 @@ struct exporter *export_http__new(struct loop *loop, const struct config *cfg,
 		snprintf(err, err_size, "out of memory");
 		return NULL;
 	}
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-		snprintf(err, err_size, "cannot initialise libcurl");
-		rc = -EIO;
-		goto cleanup;
-	}
-	ex->curl_ready = true;
-	rc = export_http_url(cfg->endpoint, ex->grpc, cfg->endpoint_append, &where, err, err_size);
-	if (rc < 0)
-		goto cleanup;
-	ex->url = where.url; /* taken */
-	ex->display = where.display;
-	ex->tls = where.tls;
-	rc = check_curl(ex, err, err_size);
-	if (rc == 0)
-		rc = check_tls(ex, cfg, err, err_size);
-	if (rc < 0)
-		goto cleanup;
-	ex->wire = export_wire__new(ex->grpc, ex->gzip);
-	if (!ex->wire) {
-		snprintf(err, err_size, "out of memory");
-		rc = -ENOMEM;
-		goto cleanup;
-	}
-	rc = build_headers(ex, cfg, err, err_size);
+	rc = eh_prepare(ex, cfg, err, err_size);
 	if (rc == 0)
 		rc = setup_slots(ex, cfg, err, err_size);
 	if (rc < 0)
@@ -1118,4 +1141,124 @@ cleanup:
 		return NULL;
 	}
 	return &ex->base;
+}
+
+/* ---- --check: one empty request, waited for --------------------------------------------- */
+
+/* What to do about an answer that is not a success. */
+static const char *check_answer_fix(const struct export_http *ex, long status, int grpc_status)
+{
+	if (status == 401 || status == 403 || grpc_status == 16 || grpc_status == 7)
+		return "check the credentials sent with --header / --header-file "
+		       "(OTEL_EXPORTER_OTLP_HEADERS)";
+	if (status == 404 || status == 405 || grpc_status == 12)
+		return ex->grpc ? "check --endpoint: it must be the collector's OTLP/gRPC port"
+				: "check --endpoint: OTLP/HTTP wants the collector's base URL "
+				  "(.../v1/traces is appended) or the full traces URL in "
+				  "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+	if (status == 429 || status == 502 || status == 503 || status == 504 || grpc_status == 14)
+		return "the collector (or a proxy before it) is not ready or overloaded: look at "
+		       "its logs and try again";
+	if (status == 415 || status == 400)
+		return "check --protocol: does the collector take this protocol on this port?";
+	return "look at the collector's logs";
+}
+
+/* The answer to the check's request: 0 for an accepted one, else -EPROTO. */
+static int check_answered(struct export_http *ex, struct http_slot *slot, char *msg,
+			  size_t msg_size)
+{
+	struct export_wire_verdict v;
+	long status = 0, version = 0;
+
+	curl_easy_getinfo(slot->easy, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_getinfo(slot->easy, CURLINFO_HTTP_VERSION, &version);
+	export_wire_verdict(&slot->answer, ex->grpc, status, version == CURL_HTTP_VERSION_2_0, 0,
+			    (int64_t)(clock_real_ns() / 1000000000), &v);
+	if (v.outcome == EXPORT_WIRE_SUCCESS) {
+		text_printf(msg, msg_size, "%s answered an empty %s export: %s", ex->display,
+			    ex->base.name, ex->grpc ? "gRPC OK" : "HTTP 2xx");
+		return 0;
+	}
+	if (v.outcome == EXPORT_WIRE_UNCONFIRMED)
+		text_printf(msg, msg_size,
+			    "%s: %s — is --endpoint an OTLP collector (not a web server or a "
+			    "proxy's page)?",
+			    ex->display, v.message);
+	else
+		text_printf(msg, msg_size, "%s: %s — %s", ex->display, v.message,
+			    check_answer_fix(ex, status, slot->answer.grpc_status));
+	return -EPROTO;
+}
+
+/* Send the empty request on @slot's handle and wait for the answer. */
+static int check_send(struct export_http *ex, struct http_slot *slot, char *msg, size_t msg_size)
+{
+	const char *fix;
+	char why[ERR_MSG_CAP];
+	CURLcode rc;
+	int err;
+
+	if (ex->proto == CONFIG_PROTO_HTTP_JSON)
+		err = otlp_encode_json(ex->res, NULL, 0, &slot->enc);
+	else
+		err = otlp_encode_pb(ex->res, NULL, 0, &slot->enc);
+	if (err == 0)
+		err = export_wire_request(ex->wire, &slot->enc.bytes, &slot->body, &slot->req,
+					  &slot->req_len);
+	if (err < 0) {
+		text_printf(msg, msg_size, "cannot build the request: %s", strerror(-err));
+		return err;
+	}
+	curl_easy_setopt(slot->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)slot->req_len);
+	curl_easy_setopt(slot->easy, CURLOPT_POSTFIELDS, (const char *)slot->req);
+	rc = curl_easy_perform(slot->easy);
+	if (rc == CURLE_OK)
+		return check_answered(ex, slot, msg, msg_size);
+	if (transport_reason(ex, rc, slot->errbuf, why, sizeof(why), &fix))
+		fix = rc == CURLE_COULDNT_CONNECT ? "is the collector running and listening there? "
+						    "check --endpoint (OTEL_EXPORTER_OTLP_ENDPOINT)"
+		      : rc == CURLE_OPERATION_TIMEDOUT ? "no answer in time: check the collector, "
+							 "or raise --timeout"
+		      : rc == CURLE_COULDNT_RESOLVE_HOST ? "check the host name in --endpoint"
+							 : "check the collector and the network "
+							   "path to it";
+	text_printf(msg, msg_size, "%s: %s%s%s", ex->display, why, fix[0] ? " — " : "", fix);
+	return -EIO;
+}
+
+int export_http_check(const struct config *cfg, char *msg, size_t msg_size)
+{
+	static const struct otlp_resource_cfg none;
+	struct export_http *ex = eh_alloc(NULL, cfg, &none);
+	struct http_slot *slot = NULL;
+	int rc;
+
+	msg[0] = '\0';
+	if (!ex) {
+		text_printf(msg, msg_size, "out of memory");
+		return -ENOMEM;
+	}
+	ex->max_inflight = 1;
+	rc = eh_prepare(ex, cfg, msg, msg_size);
+	if (rc < 0)
+		goto cleanup;
+	ex->slots = calloc(1, sizeof(*ex->slots));
+	rc = ex->slots ? 0 : -ENOMEM;
+	if (rc == 0) {
+		slot = &ex->slots[0];
+		slot->ex = ex;
+		otlp_buf_init(&slot->enc);
+		buf_init(&slot->body, OTLP_BUF_MAX);
+		export_wire_answer_init(&slot->answer);
+		rc = setup_easy(ex, cfg, slot);
+	}
+	if (rc < 0) {
+		text_printf(msg, msg_size, "cannot set up a request (out of memory)");
+		goto cleanup;
+	}
+	rc = check_send(ex, slot, msg, msg_size);
+cleanup:
+	eh_free(&ex->base);
+	return rc;
 }

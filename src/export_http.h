@@ -23,6 +23,15 @@
 struct exporter *export_http__new(struct loop *loop, const struct config *cfg,
 				  const struct otlp_resource_cfg *res, char *err, size_t err_size);
 
+/*
+ * --check: send one empty ExportTraceServiceRequest to the collector as the exporter would
+ * (URL, protocol, headers, TLS, timeout) and wait for the answer. Returns 0 when it was
+ * accepted with a valid OTLP answer, else a negative errno; either way @msg says what
+ * happened (the collector's scheme://host:port first; no credentials), and on failure,
+ * after " — ", what to do. Blocks up to the request timeout.
+ */
+int export_http_check(const struct config *cfg, char *msg, size_t msg_size);
+
 /* Where requests go. */
 struct export_http_url {
 	char *url;     /* the request URL */

@@ -4,7 +4,7 @@
  *
  * Exit status: 0 when the sources were read to the end (or a signal stopped them) and
  * every accepted span was delivered; 1 when the run failed (input I/O error, spans lost);
- * 2 on bad options or a start-up failure.
+ * 2 on bad options or a start-up failure. --check: 0 when every needed check passed, else 1.
  */
 #include <errno.h>
 #include <pwd.h>
@@ -17,6 +17,7 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "config.h"
 #include "exe_paths.h"
 #include "export_console.h"
@@ -522,6 +523,14 @@ int main(int argc, char **argv)
 	log_set_level(app.cfg.verbosity > 0   ? LOG_LVL_DEBUG
 		      : app.cfg.verbosity < 0 ? LOG_LVL_WARN
 					      : LOG_LVL_INFO);
+	if (app.cfg.check) {
+		/* The preflight: what a start would do, checked and printed; nothing runs. */
+		if (!app.cfg.verbosity)
+			log_set_level(LOG_LVL_WARN); /* the lines on stdout say it all */
+		status = check_run(&app.cfg, stdout);
+		app_free(&app);
+		return status;
+	}
 	if (app_start(&app) == 0) {
 		int r = loop_run(app.loop);
 

@@ -85,6 +85,7 @@ struct node_info {
 	uint64_t answered_ms, close_backoff_ms; /* a peer that hangs up after answering */
 	bool told_missing, told_refused;
 	struct log_ratelimit rl;
+	char last_error[512]; /* why the last attempt failed, or where no socket was found */
 };
 
 /* ---- pure parts: where a JSON object ends, what a getinfo answer says --------------- */
@@ -585,6 +586,7 @@ static void ni_fail(struct node_info *ni, enum log_level level, const char *fmt,
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	snprintf(ni->last_error, sizeof(ni->last_error), "%s", msg);
 	log_limited(&ni->rl, level, "lightningd's JSON-RPC %s: %s; asking again in %llu s",
 		    ni->shown, msg, (unsigned long long)(ni->backoff_ms / 1000));
 	ni_close(ni);
@@ -840,6 +842,8 @@ static void ni_tick(struct loop *loop, void *ctx)
 	if (ni_querying(ni))
 		goto rearm;
 	if (!ni_locate(ni, path, shown, &st, where, sizeof(where))) {
+		text_printf(ni->last_error, sizeof(ni->last_error),
+			    "no lightningd JSON-RPC socket found (%s)", where);
 		if (!ni->told_missing)
 			log_info(
 				"no lightningd JSON-RPC socket found (%s): spans go without the "
@@ -888,6 +892,9 @@ static void ni_wait(struct node_info *ni, uint64_t ms)
 			break;
 		ni_on_fd(ni->loop, ni->fd, (uint32_t)pfd.revents, ni);
 	}
+	if (ni_querying(ni))
+		snprintf(ni->last_error, sizeof(ni->last_error),
+			 "no answer to getinfo within %llu ms", (unsigned long long)ms);
 	if (ni_querying(ni))
 		log_info("lightningd at %s has not answered getinfo within %llu ms: starting "
 			 "without the node's identity; spans get it once it answers",
@@ -963,4 +970,14 @@ void node_info__free(struct node_info *ni)
 	free(ni->rpc_file);
 	free(ni->attrs);
 	free(ni);
+}
+
+bool node_info_answered(const struct node_info *ni, struct node_info_ident *ident, char *where,
+			size_t where_size, char *why, size_t why_size)
+{
+	snprintf(where, where_size, "%s", ni->have_sock ? ni->shown : "");
+	snprintf(why, why_size, "%s", ni->last_error[0] ? ni->last_error : "not asked yet");
+	if (ni->have_ident)
+		*ident = ni->ident;
+	return ni->have_ident;
 }

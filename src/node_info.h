@@ -56,6 +56,14 @@ struct node_info_ident {
 };
 
 /*
+ * For --check: true when the node answered getinfo (its identity in @ident). @where gets the
+ * socket asked ("" when none was found), @why what went wrong last (the places looked at when
+ * no socket was found, a refused connection, no answer in time, a bad answer).
+ */
+bool node_info_answered(const struct node_info *ni, struct node_info_ident *ident, char *where,
+			size_t where_size, char *why, size_t why_size);
+
+/*
  * Where a JSON object ends in a stream that arrives in pieces: feed each new piece (the
  * whole buffer so far; the scanner remembers where it stopped). Exposed for tests.
  */

@@ -475,3 +475,39 @@ int privs_check_readable(const char *who, const char *path, char *err, size_t er
 			  "readable by that user (chown or chmod), or choose the user with --user",
 			  who, path, res ? res->pw_name : "?", (unsigned)geteuid(), strerror(-ret));
 }
+
+bool privs_can_attach(char *what, size_t size)
+{
+	cap_t now = cap_get_proc();
+	bool bpf, perfmon, admin, ok;
+
+	if (!now) {
+		snprintf(what, size, "cannot read this process's capabilities: %s",
+			 strerror(errno));
+		return false;
+	}
+	bpf = privs_has(now, CAP_BPF, CAP_PERMITTED);
+	perfmon = privs_has(now, CAP_PERFMON, CAP_PERMITTED);
+	admin = privs_has(now, CAP_SYS_ADMIN, CAP_PERMITTED);
+	if (admin) {
+		ok = true;
+		snprintf(what, size, "%s holds CAP_SYS_ADMIN",
+			 geteuid() == 0 ? "root" : "this user");
+	} else if (bpf && perfmon && privs_perfmon_uprobes(now)) {
+		ok = true;
+		snprintf(what, size, "CAP_BPF and CAP_PERFMON held (enough for uprobes here)");
+	} else {
+		ok = false;
+		snprintf(what, size,
+			 "uid %u holds %s: loading BPF programs and creating uprobes needs root, "
+			 "or CAP_BPF, CAP_PERFMON and (on this kernel%s) CAP_SYS_ADMIN",
+			 (unsigned)geteuid(),
+			 bpf && perfmon ? "CAP_BPF and CAP_PERFMON, not CAP_SYS_ADMIN"
+			 : bpf		? "CAP_BPF only"
+			 : perfmon	? "CAP_PERFMON only"
+					: "none of CAP_BPF, CAP_PERFMON, CAP_SYS_ADMIN",
+			 bpf && perfmon ? ", CAP_PERFMON is not enough for uprobes" : " maybe");
+	}
+	cap_free(now);
+	return ok;
+}

@@ -39,6 +39,13 @@ int privs_drop(const struct privs_opts *o, char *err, size_t err_size);
 int privs_check_readable(const char *who, const char *path, char *err, size_t err_size);
 
 /*
+ * For --check: whether this process holds what loading the BPF programs and creating uprobes
+ * needs (CAP_SYS_ADMIN, or CAP_BPF and CAP_PERFMON where the kernel takes CAP_PERFMON for
+ * uprobes: privs.c). @what says what is held, or what is missing.
+ */
+bool privs_can_attach(char *what, size_t size);
+
+/*
  * Drop every capability left (effective and permitted) once nothing needs them any more:
  * the eBPF source will attach nothing again. Affects the calling thread and the threads it
  * starts later. Logs at info level. Returns 0 or a negative errno with a message in @err.

@@ -33,7 +33,7 @@
  * its core for tens of milliseconds, so 512 datagrams (a quarter of a second of the
  * fastest startup; at most 1 MB of 2 KB spans, well within SOCKET_RCVBUF).
  */
-#define SOCKET_QLEN_TARGET 512
+#define SOCKET_QLEN_TARGET SOURCE_SOCKET_QLEN_TARGET
 #define SOCKET_QLEN_PATH   "/proc/sys/net/unix/max_dgram_qlen"
 
 struct socket_exe {
@@ -203,23 +203,44 @@ static void source_socket_readable(struct loop *loop, int fd, uint32_t events, v
 	}
 }
 
-/* Raise the namespace's net.unix.max_dgram_qlen (read at socket creation) if it is low. */
-static void source_socket_qlen(void)
+int source_socket_qlen_read(long *qlen)
 {
 	char buf[32];
-	long qlen;
 	ssize_t n;
 	int fd = open(SOCKET_QLEN_PATH, O_RDONLY | O_CLOEXEC);
 
 	n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
 	if (fd >= 0)
 		close(fd);
-	if (n <= 0) {
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	*qlen = strtol(buf, NULL, 10);
+	return 0;
+}
+
+bool source_socket_qlen_raisable(void)
+{
+	int fd = open(SOCKET_QLEN_PATH, O_WRONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+/* Raise the namespace's net.unix.max_dgram_qlen (read at socket creation) if it is low. */
+static void source_socket_qlen(void)
+{
+	char buf[32];
+	long qlen;
+	ssize_t n;
+	int fd;
+
+	if (source_socket_qlen_read(&qlen) < 0) {
 		log_debug("cannot read %s: datagram queue length unknown", SOCKET_QLEN_PATH);
 		return;
 	}
-	buf[n] = '\0';
-	qlen = strtol(buf, NULL, 10);
 	if (qlen >= SOCKET_QLEN_TARGET)
 		return;
 	fd = open(SOCKET_QLEN_PATH, O_WRONLY | O_CLOEXEC);
@@ -270,7 +291,7 @@ static int source_socket_id(const char *s, bool group, uint32_t *out)
  * What is at @path already: nothing, or a socket nobody receives on (left by an earlier
  * run: removed). A live socket (another cln-otlp) or any other file is refused.
  */
-static int source_socket_clear(const struct sockaddr_un *addr, char *err, size_t err_size)
+static int source_socket_clear(const struct sockaddr_un *addr, bool dry, char *err, size_t err_size)
 {
 	const char *path = addr->sun_path;
 	struct stat st;
@@ -293,7 +314,7 @@ static int source_socket_clear(const struct sockaddr_un *addr, char *err, size_t
 	r = connect(fd, (const struct sockaddr *)addr, sizeof(*addr)) < 0 ? errno : 0;
 	close(fd);
 	if (r == ECONNREFUSED || r == ENOENT) {
-		if (unlink(path) < 0 && errno != ENOENT) {
+		if (!dry && unlink(path) < 0 && errno != ENOENT) {
 			snprintf(err, err_size, "--socket %s: cannot remove the old socket: %s",
 				 path, strerror(errno));
 			return -1;
@@ -415,7 +436,7 @@ struct source_socket *source_socket__new(struct loop *loop, const struct config 
 	}
 	strcpy(addr.sun_path, path);
 	if (source_socket_allow(src, cfg, err, err_size) < 0 ||
-	    source_socket_clear(&addr, err, err_size) < 0)
+	    source_socket_clear(&addr, false, err, err_size) < 0)
 		goto fail;
 	source_socket_qlen(); /* before socket(): the socket takes the value it finds */
 	src->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -446,6 +467,40 @@ struct source_socket *source_socket__new(struct loop *loop, const struct config 
 fail:
 	source_socket__free(src);
 	return NULL;
+}
+
+int source_socket_check_path(const char *path, char *err, size_t err_size)
+{
+	struct sockaddr_un addr = {.sun_family = AF_UNIX};
+	char dir[sizeof(addr.sun_path)];
+	char *slash;
+
+	if (strlen(path) >= sizeof(addr.sun_path)) {
+		snprintf(err, err_size,
+			 "--socket %s: path too long for a unix socket (%zu bytes max) — choose a "
+			 "shorter path",
+			 path, sizeof(addr.sun_path) - 1);
+		return -1;
+	}
+	strcpy(addr.sun_path, path);
+	if (source_socket_clear(&addr, true, err, err_size) < 0)
+		return -1;
+	strcpy(dir, path);
+	slash = strrchr(dir, '/');
+	if (slash == dir)
+		slash[1] = '\0';
+	else if (slash)
+		*slash = '\0';
+	else
+		strcpy(dir, ".");
+	if (access(dir, W_OK | X_OK) < 0) {
+		snprintf(err, err_size,
+			 "--socket %s: cannot create a file in %s (%s) — create the directory, or "
+			 "make it writable by the user cln-otlp starts as",
+			 path, dir, strerror(errno));
+		return -1;
+	}
+	return 0;
 }
 
 void source_socket_stop(struct source_socket *src)

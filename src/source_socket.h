@@ -9,6 +9,7 @@
 #ifndef CLN_OTLP_SOURCE_SOCKET_H
 #define CLN_OTLP_SOURCE_SOCKET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "loop.h"
@@ -27,6 +28,22 @@ struct config;
  */
 struct source_socket *source_socket__new(struct loop *loop, const struct config *cfg,
 					 struct pipeline *p, char *err, size_t err_size);
+/*
+ * net.unix.max_dgram_qlen: the datagrams a unix socket holds (10 in a new network namespace);
+ * source_socket__new raises it to this when it can.
+ */
+#define SOURCE_SOCKET_QLEN_TARGET 512
+/* The value in this network namespace into *@qlen: 0, or -1 when it cannot be read. */
+int source_socket_qlen_read(long *qlen);
+/* Whether this process may write it (root in the namespace's owning user namespace). */
+bool source_socket_qlen_raisable(void);
+/*
+ * For --check, changing nothing: could source_socket__new bind @path? Its directory must
+ * be writable and the path free (nothing there, or a socket nobody receives on any more).
+ * Returns 0, or -1 with why and what to do in @err.
+ */
+int source_socket_check_path(const char *path, char *err, size_t err_size);
+
 /* Stop receiving; NULL is fine. */
 void source_socket_stop(struct source_socket *src);
 /* Close, and unlink the socket file if the path still names it; NULL is fine. */
