@@ -37,7 +37,6 @@ generated Python classes in $MOCK_PROTO_PY)
 """
 import json
 import os
-import pwd
 import shutil
 import signal
 import socket
@@ -48,7 +47,7 @@ import time
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
 from harness import (CAPTURE, CAPTURE_DIR, TRACE as T1, Proc, attrs, check, cln_json,  # noqa
                      cln_spans, expected_otlp, main, options, otlp_spans, proto_classes, run,
-                     span_fields, span_payloads, test)
+                     give_to_daemon, span_fields, span_payloads, test)
 
 (NAME,), A = options("cln-otlp", "otlp-encode", "proto", "sender")
 SENT = span_payloads(CAPTURE)
@@ -134,18 +133,6 @@ def capture(tmp):
 # ---- the socket and follow sources -----------------------------------------------------------
 
 
-def daemon_dir(tmp):
-    """Started as root, cln-otlp runs as cln-otlp or nobody once set up: give it tmp, where
-    it removes its socket at exit and opens a replaced file again."""
-    if os.geteuid() == 0:
-        for name in ("cln-otlp", "nobody"):
-            try:
-                os.chown(tmp, pwd.getpwnam(name).pw_uid, -1)
-                return
-            except KeyError:
-                continue
-
-
 def start(tmp, *args, **kw):
     return Proc([A.cln_otlp, "--exporter", "stdout", "--batch-delay", "100", *args], tmp,
                 "cln-otlp", **kw)
@@ -157,7 +144,7 @@ def ids(d):
 
 @test("socket")
 def socket_source(tmp):
-    daemon_dir(tmp)
+    give_to_daemon(tmp)
     path = os.path.join(tmp, "trace.sock")
     open(path, "w").close()
     bad = run([A.cln_otlp, "--socket", path, "--exporter", "stdout"])
@@ -221,7 +208,7 @@ def socket_exe_paths(tmp):
 
 @test("follow")
 def follow(tmp):
-    daemon_dir(tmp)
+    give_to_daemon(tmp)
     path = os.path.join(tmp, "lightningd-trace.4242")
     with open(CAPTURE, encoding="utf-8") as f:
         lines = f.readlines()
@@ -274,7 +261,7 @@ def stats_line(d, key):
 
 @test("follow_rewrite")
 def follow_rewrite(tmp):
-    daemon_dir(tmp)  # the replaced file is opened after the switch to the daemon's user
+    give_to_daemon(tmp)  # the replaced file is opened after the switch to the daemon's user
     path = os.path.join(tmp, "lightningd-trace.4243")
     rounds, want = 6, set()
     open(path, "w").close()
@@ -345,7 +332,7 @@ def queued_on_socket(tmp, name, n):
 @test("signals")
 def signals(tmp):
     n = 50
-    daemon_dir(tmp)
+    give_to_daemon(tmp)
     d, path = queued_on_socket(tmp, "hup", n)
     with d:
         d.proc.send_signal(signal.SIGHUP)

@@ -22,34 +22,21 @@ usage: test_files.py TEST --cln-otlp BIN
 """
 import collections
 import os
-import pwd
 import signal
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
-from harness import (CAPTURE, CAPTURE_DIR, Proc, check, cln_json, main, options,  # noqa
-                     otlp_spans, run, span_payloads, test, wait_for)
+from harness import (CAPTURE_DIR, Proc, check, cln_json, give_to_daemon, main,  # noqa
+                     options, otlp_spans, run, span_payloads, test)
 
 (NAME,), A = options("cln-otlp")
 CAPTURE_FILES = sorted(f for f in os.listdir(CAPTURE_DIR) if f.startswith("lightningd-trace."))
 MAX_OPEN = 64  # SOURCE_DIR_MAX_OPEN (src/source_dir.h)
 
 
-def daemon_dir(tmp):
-    """Started as root, cln-otlp runs as cln-otlp or nobody once set up: it must be able to
-    search tmp (the trace directory under it is world-readable)."""
-    if os.geteuid() == 0:
-        for name in ("cln-otlp", "nobody"):
-            try:
-                os.chown(tmp, pwd.getpwnam(name).pw_uid, -1)
-                return
-            except KeyError:
-                continue
-
-
 def trace_dir(tmp):
-    daemon_dir(tmp)
+    give_to_daemon(tmp)
     d = os.path.join(tmp, "traces")
     os.mkdir(d, 0o755)
     os.chmod(d, 0o755)

@@ -29,7 +29,8 @@ import stat
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
-from harness import Proc, check, cln_json, main, need_root, options, run, test  # noqa: E402
+from harness import (Proc, check, cln_json, give_to_daemon, main, need_root, options, run,  # noqa
+                     test)
 
 (NAME,), A = options("cln-otlp", "sender")
 NOBODY = pwd.getpwnam("nobody").pw_uid
@@ -45,12 +46,7 @@ def sock_dir(tmp):
     os.chmod(tmp, 0o755)
     run_dir = os.path.join(tmp, "run")
     os.mkdir(run_dir, 0o755)
-    for name in ("cln-otlp", "nobody"):
-        try:
-            os.chown(run_dir, pwd.getpwnam(name).pw_uid, -1)
-            break
-        except KeyError:
-            continue
+    give_to_daemon(run_dir)
     return run_dir
 
 

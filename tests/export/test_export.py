@@ -8,14 +8,14 @@ MOCK_CERTS_SH.
 import glob
 import math
 import os
-import pwd
 import re
 import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
 from harness import (CAPTURE_DIR, Collector, Proc, cases, certs, check, clean_env,  # noqa
-                     cln_spans, expected_otlp, free_port, main, run, span_fields, test)
+                     cln_spans, expected_otlp, free_port, give_to_daemon, main, run,
+                     span_fields, test)
 
 CLN_OTLP = os.environ.get("CLN_OTLP", "cln-otlp")
 FILES = sorted(glob.glob(os.path.join(CAPTURE_DIR, "lightningd-trace.*")))
@@ -58,18 +58,7 @@ def check_all_spans(recs):
 def daemon_reads(tmp, d):
     """Started as root, cln-otlp runs as cln-otlp or nobody once set up, and libcurl reads
     the TLS files at each connection: give them (and tmp, their directory's) to that user."""
-    if os.geteuid() != 0:
-        return
-    for name in ("cln-otlp", "nobody"):
-        try:
-            uid = pwd.getpwnam(name).pw_uid
-        except KeyError:
-            continue
-        for path in [tmp, d] + [os.path.join(d, f) for f in os.listdir(d)]:
-            os.chown(path, uid, -1)
-        return
-
-
+    give_to_daemon(tmp, d, *[os.path.join(d, f) for f in os.listdir(d)])
 def case(tmp, proto="http/protobuf", script=None, args=("--batch-size", "1000"), rc=0,
          statuses=None, says=(), spans=True, gap=None, tls=False, mtls=False, http=None,
          grpc=None, path="", host="127.0.0.1", within=None, requests=None, env=None):

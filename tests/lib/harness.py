@@ -103,6 +103,28 @@ def need_root(why="it loads BPF programs"):
         raise Skip("needs root (%s)" % why)
 
 
+def daemon_user():
+    """Whom cln-otlp runs as once set up when started as root without --user (src/privs.h):
+    its pwd entry (cln-otlp if that user exists, else nobody)."""
+    import pwd
+    try:
+        return pwd.getpwnam("cln-otlp")
+    except KeyError:
+        return pwd.getpwnam("nobody")
+
+
+def give_to_daemon(*paths):
+    """Started as root, cln-otlp runs as daemon_user() once set up: make these paths its own
+    (a directory it removes its socket from, files it opens later). Returns (uid, gid), or
+    None when not root (cln-otlp then stays the user running the tests)."""
+    if os.geteuid() != 0:
+        return None
+    pw = daemon_user()
+    for path in paths:
+        os.chown(path, pw.pw_uid, pw.pw_gid)
+    return (pw.pw_uid, pw.pw_gid)
+
+
 def options(*names):
     """Parse argv `WORD... --name VALUE...`: (the words, the options as attributes)."""
     ap = argparse.ArgumentParser()

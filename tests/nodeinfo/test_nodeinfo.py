@@ -25,7 +25,6 @@ usage: test_nodeinfo.py CLN_OTLP CASE [EMITTER]
 import json
 import math
 import os
-import pwd
 import shutil
 import signal
 import socket
@@ -34,8 +33,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
-from harness import (CAPTURE, Proc, check, cln_json, main, need_root, release,  # noqa
-                     span_payloads, start_emitter, test)
+from harness import (CAPTURE, Proc, check, cln_json, give_to_daemon, main, need_root,  # noqa
+                     release, span_payloads, start_emitter, test)
 
 cln_otlp, NAME = sys.argv[1:3]
 emitter = sys.argv[3] if len(sys.argv) > 3 else None
@@ -241,18 +240,7 @@ def slow(tmp):
 def daemon_owner(tmp):
     """Started as root, cln-otlp runs as cln-otlp or nobody once set up (src/privs.h): a
     node run by that user, whose socket it can reach again after a restart. None otherwise."""
-    if os.geteuid() != 0:
-        return None
-    for name in ("cln-otlp", "nobody"):
-        try:
-            pw = pwd.getpwnam(name)
-        except KeyError:
-            continue
-        os.chown(tmp, pw.pw_uid, pw.pw_gid)
-        return (pw.pw_uid, pw.pw_gid)
-    return None
-
-
+    return give_to_daemon(tmp)
 @test("restart")
 def restart(tmp):
     owner = daemon_owner(tmp)

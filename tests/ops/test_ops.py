@@ -21,8 +21,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
-from harness import (CAPTURE, Collector, Proc, check, free_port, install, main,  # noqa: E402
-                     need_root, options, release, run, start_emitter, test, wait_for)
+from harness import (CAPTURE, Collector, Proc, check, daemon_user, free_port, install,  # noqa
+                     main, need_root, options, release, run, start_emitter, test, wait_for)
 
 (NAME,), A = options("cln-otlp", "emitter")
 N_REAL, N_EVENTS = 585, 6  # spans and suspend/resume lines in CAPTURE (no times: not attached)
@@ -458,12 +458,7 @@ def names(capset):
 
 def default_user():
     """Whom cln-otlp runs as when started as root without --user (src/privs.h)."""
-    try:
-        return pwd.getpwnam("cln-otlp").pw_name
-    except KeyError:
-        return "nobody"
-
-
+    return daemon_user().pw_name
 def as_daemon(pid, argv):
     """Run argv with the user, groups and (empty) capabilities of the running process pid:
     what that process may do to files."""
