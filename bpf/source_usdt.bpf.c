@@ -10,6 +10,11 @@
  * Records are submitted without waking the reader; a wake-up is forced only when the ring
  * fills past wakeup_bytes, and the reader also polls on a short timer.
  * Every failure is counted in a per-CPU counter, never silently lost.
+ *
+ * Discovery (no source option): one more program, on the sched_process_exec raw tracepoint,
+ * writes a header-only exec record for every exec on the host and forces a wake-up, so user
+ * space looks at the new process's binary at once (and attaches before it gets far). Only
+ * loaded in that mode.
  */
 #include <linux/bpf.h>
 #include <linux/ptrace.h>
@@ -223,4 +228,16 @@ SEC("usdt")
 int BPF_USDT(cln_span_resume, __u64 span_id)
 {
 	return id_event(ctx, USDT_RECORD_RESUME, span_id);
+}
+
+/* Discovery: every exec on the host, so user space can attach to a new lightningd at once. */
+SEC("raw_tp/sched_process_exec") /* by name: needs no tracefs mounted */
+int cln_exec(void *ctx)
+{
+	struct usdt_record_hdr h;
+
+	fill_hdr(&h, USDT_RECORD_EXEC, bpf_get_current_pid_tgid(), 0);
+	if (bpf_ringbuf_output(&rb, &h, sizeof(h), BPF_RB_FORCE_WAKEUP))
+		count(USDT_RECORD_CNT_RB_LOST);
+	return 0;
 }

@@ -7,7 +7,8 @@
  * Every record starts with struct usdt_record_hdr. A span_emit record is followed by
  * hdr.json_len bytes of JSON (no NUL) and is exactly sizeof(hdr) + json_len bytes long in
  * the ring: real spans (~280 bytes) take ~320 bytes of ring, not 2 KiB. The header holds
- * only what user space reads.
+ * only what user space reads. An exec record (discovery, no source option given) is a header
+ * alone: the tgid that exec'd and when; its binary field is 0.
  */
 #ifndef CLN_OTLP_USDT_RECORD_H
 #define CLN_OTLP_USDT_RECORD_H
@@ -23,6 +24,7 @@ enum usdt_record_kind {
 	USDT_RECORD_END,
 	USDT_RECORD_SUSPEND,
 	USDT_RECORD_RESUME,
+	USDT_RECORD_EXEC, /* discovery: process hdr.pid exec'd a binary (header only) */
 };
 
 struct usdt_record_hdr {

@@ -391,6 +391,7 @@ static int app_start(struct app *app)
 		goto fail;
 	/* Every source is set up: give up what the rest of the run does not need. */
 	po.attach = app->usdt != NULL;
+	po.discover = source_usdt_discovering(app->usdt);
 	if (privs_drop(&po, err, sizeof(err)) < 0)
 		goto fail;
 	/*

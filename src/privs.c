@@ -47,6 +47,14 @@
  * opened later (--follow after a rotation, --ca-cert, --client-key, read by libcurl at each
  * connection) must be readable by the user.
  *
+ * Discovery (the eBPF source with no source option: lightningd found as its processes
+ * start): every new process's binary is opened as /proc/PID/exe, and a container's files
+ * through /proc/PID/root. For a process of another user (the node's, root's), both need
+ * ptrace read access (PTRACE_MODE_READ_FSCREDS), which a dropped user only has with
+ * CAP_SYS_PTRACE: it stays in that mode only. It allows reading those processes' memory and
+ * state through /proc, never changing them without ptrace attach, which no_new_privs and the
+ * code's not calling ptrace() leave unused.
+ *
  * With --pid, once every one of those processes has exited nothing can be attached again
  * (source_usdt tells): privs_drop_all() then drops the capabilities kept for it, so that
  * what parses a collector's answers (libcurl, nghttp2, cJSON) runs with none.
@@ -209,6 +217,10 @@ static void privs_choose(const struct privs_opts *o, cap_t now, struct privs_kee
 	}
 	privs_keep_add(k, now, CAP_DAC_READ_SEARCH,
 		       "read upgraded binaries whatever their owner and mode");
+	if (o->discover)
+		privs_keep_add(
+			k, now, CAP_SYS_PTRACE,
+			"open /proc/PID/exe and /proc/PID/root of new processes (discovery)");
 }
 
 /* Drop every capability not kept from the bounding set; needs CAP_SETPCAP. */

@@ -14,6 +14,11 @@ struct privs_opts {
 	/* The eBPF source runs: keep what attaching to upgraded binaries and new plugins needs. */
 	bool attach;
 	/*
+	 * The eBPF source discovers processes as they start (no source option): also keep what
+	 * opening other users' /proc/PID/exe and /proc/PID/root needs.
+	 */
+	bool discover;
+	/*
 	 * Switch to this user (its groups too). NULL: started as root, PRIVS_DEFAULT_USER if it
 	 * exists, else PRIVS_FALLBACK_USER; otherwise the current user. A user of uid 0 given
 	 * here keeps root, with a warning.

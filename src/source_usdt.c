@@ -10,6 +10,12 @@
  * ring's epoll fd (the kernel wakes us only past a fill threshold) and on a short timer. A
  * slower timer has targets look at the binaries again (upgraded, renamed, new plugins); it
  * calls back here to attach and detach.
+ *
+ * Discovery (no --lightningd, --pid, --file or --socket): a tracepoint program on
+ * sched:sched_process_exec sends an exec record for every process that starts, with a forced
+ * wake-up; targets_discover looks at its binary and attaches to it when it carries the
+ * probe. One /proc scan at start covers the processes already running (the exec program is
+ * attached before it, so none slips between the two).
  */
 #include "source_usdt.h"
 
@@ -48,12 +54,18 @@ void source_usdt_on_no_reattach(struct source_usdt *src, void (*fn)(void *ctx), 
 {
 }
 
+bool source_usdt_discovering(const struct source_usdt *src)
+{
+	return false;
+}
+
 void source_usdt__free(struct source_usdt *src)
 {
 }
 
 #else /* CLN_OTLP_HAVE_BPF */
 
+#include <dirent.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -106,7 +118,9 @@ struct source_usdt {
 	struct usdt_record_counters *percpu; /* lookup buffer, ncpus entries */
 	uint64_t cnt[USDT_RECORD_CNT__MAX];  /* totals already accounted */
 
-	struct targets *targets; /* the binaries; a binary's index is its USDT cookie */
+	struct targets *targets;    /* the binaries; a binary's index is its USDT cookie */
+	bool discover;		    /* no source option: attach to binaries as processes start */
+	struct bpf_link *exec_link; /* discovery: the sched_process_exec program */
 
 	/* --pid: a pidfd per process still running; when none is left, no attach can come. */
 	int pidfds[CONFIG_MAX_LIST];
@@ -276,6 +290,68 @@ static void usdt_watch_cb(struct loop *loop, void *ctx)
 	loop_timer_arm(src->watch_timer, USDT_WATCH_MS);
 }
 
+/* ---- discovery ---- */
+
+/* Process @pid started (exec record written at @ktime_ns, CLOCK_MONOTONIC) or ran at start. */
+static void usdt_discover(struct source_usdt *src, uint32_t pid, uint64_t ktime_ns)
+{
+	struct targets_tally n;
+
+	if (src->stopped || !src->discover || pid == (uint32_t)getpid())
+		return;
+	if (targets_discover(src->targets, pid, &n) <= 0)
+		return;
+	if (ktime_ns)
+		log_debug("discovery: pid %u: probes live %.3f ms after its exec", pid,
+			  (double)(clock_mono_ns() - ktime_ns) / 1e6);
+}
+
+/* The one look at the processes running at start (the exec program is attached already). */
+static void usdt_scan_proc(struct source_usdt *src)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	size_t before = targets_count(src->targets);
+
+	if (!d) {
+		log_warn("discovery: cannot list /proc (%s): only processes started from now on "
+			 "are found",
+			 strerror(errno));
+		return;
+	}
+	while ((de = readdir(d)) != NULL) {
+		char *end;
+		unsigned long pid = strtoul(de->d_name, &end, 10);
+
+		if (de->d_name[0] < '1' || de->d_name[0] > '9' || *end || pid > UINT32_MAX)
+			continue;
+		usdt_discover(src, (uint32_t)pid, 0);
+	}
+	closedir(d);
+	log_debug("discovery: /proc scanned, %zu binaries traced now (%zu before)",
+		  targets_count(src->targets), before);
+}
+
+/* Discovery: attach the exec program, then look at what runs already. */
+static int usdt_start_discovery(struct source_usdt *src, char *err, size_t err_size)
+{
+	int ret;
+
+	if (!src->discover)
+		return 0;
+	src->exec_link = bpf_program__attach(src->skel->progs.cln_exec);
+	if (!src->exec_link) {
+		ret = -errno;
+		snprintf(err, err_size,
+			 "attaching to the sched_process_exec raw tracepoint failed: %s (without "
+			 "--lightningd or --pid, new processes are found by their exec)",
+			 strerror(-ret));
+		return ret ? ret : -EINVAL;
+	}
+	usdt_scan_proc(src);
+	return 0;
+}
+
 /* ---- the ring buffer ---- */
 
 static int usdt_on_record(void *ctx, void *data, size_t size)
@@ -318,6 +394,9 @@ static int usdt_on_record(void *ctx, void *data, size_t size)
 	case USDT_RECORD_START:
 	case USDT_RECORD_END:
 		break; /* the span itself arrives with span_emit */
+	case USDT_RECORD_EXEC:
+		usdt_discover(src, h->pid, h->ktime_ns);
+		break;
 	default:
 		src->bad++;
 		log_limited(&src->rl_bad, LOG_LVL_WARN, "unknown ring buffer record kind %u",
@@ -399,6 +478,9 @@ void source_usdt_drain(struct source_usdt *src)
 	if (!src || !src->rb || src->stopped)
 		return;
 	/* Detach first: every record fired before this point is read, none after. */
+	bpf_link__destroy(src->exec_link);
+	src->exec_link = NULL;
+	src->discover = false; /* exec records still in the ring attach nothing now */
 	targets_detach_all(src->targets);
 	for (int round = 0; round < USDT_DRAIN_ROUNDS && usdt_consume(src); round++)
 		;
@@ -511,6 +593,7 @@ static int usdt_load(struct source_usdt *src, const struct config *cfg, char *er
 	/* Every program exists; only the wanted ones are loaded (usdt_attach attaches them). */
 	bpf_program__set_autoload(src->skel->progs.cln_span_start, src->want[USDT_START]);
 	bpf_program__set_autoload(src->skel->progs.cln_span_end, src->want[USDT_END]);
+	bpf_program__set_autoload(src->skel->progs.cln_exec, src->discover);
 
 	usdt_held.hold = true;
 	ret = source_usdt_bpf__load(src->skel);
@@ -560,6 +643,7 @@ static struct source_usdt *usdt_alloc(struct loop *loop, const struct config *cf
 	src->rb_epfd = -1;
 	src->want[USDT_EMIT] = src->want[USDT_SUSPEND] = src->want[USDT_RESUME] = true;
 	src->want[USDT_START] = src->want[USDT_END] = cfg->all_probes;
+	src->discover = !cfg->n_lightningd && !cfg->n_pids;
 	usdt_sync_clock(src);
 	src->targets = targets__new(&usdt_targets_ops, src, !cfg->no_plugins);
 	if (!src->targets) {
@@ -635,12 +719,44 @@ static void usdt_log_attached(struct source_usdt *src, const struct config *cfg,
 	uint32_t root_pid = targets_root_pid(src->targets, 0);
 	char where[48] = "";
 
+	if (n->mains == 0) {
+		log_info("attached %u probes to 0 binaries (none yet: attaching as they start)",
+			 n->probes);
+		return;
+	}
 	if (root_pid)
 		snprintf(where, sizeof(where), " in the root of process %u", root_pid);
 	log_info("attached %u probes to %zu binaries (%s%s%s, %u plugins)%s", n->probes,
 		 n->mains + n->plugins, targets_path(src->targets, 0), where,
 		 n->mains > 1 ? " and others" : "", n->plugins,
 		 cfg->n_pids ? ", only the --pid processes" : "");
+}
+
+/*
+ * The binaries named (or lightningd on PATH). Discovering, lightningd on PATH is added when
+ * there is one, and its absence (or a lightningd without probes there) is no error.
+ */
+static int usdt_add_main(struct source_usdt *src, const struct config *cfg, char *err,
+			 size_t err_size)
+{
+	int ret = targets_add_main(src->targets, cfg, err, err_size);
+
+	if (!src->discover)
+		return ret;
+	log_info("no source given: discovering processes that run a binary with the %s:span_emit "
+		 "probe (exec events)",
+		 TARGETS_PROVIDER);
+	if (ret == -ENOENT && !targets_count(src->targets))
+		log_debug("discovery: %s", err);
+	else if (ret)
+		log_warn("discovery: not tracing lightningd on PATH up front: %s", err);
+	err[0] = '\0';
+	return 0;
+}
+
+bool source_usdt_discovering(const struct source_usdt *src)
+{
+	return src && src->discover;
 }
 
 struct source_usdt *source_usdt__new(struct loop *loop, const struct config *cfg,
@@ -658,7 +774,7 @@ struct source_usdt *source_usdt__new(struct loop *loop, const struct config *cfg
 		goto cleanup;
 	}
 	/* What to trace first: these errors need no privileges to report. */
-	ret = targets_add_main(src->targets, cfg, err, err_size);
+	ret = usdt_add_main(src, cfg, err, err_size);
 	if (ret)
 		goto cleanup;
 	ret = usdt_check_kernel(err, err_size);
@@ -678,6 +794,7 @@ struct source_usdt *source_usdt__new(struct loop *loop, const struct config *cfg
 		goto cleanup;
 	usdt_watch_pids(src, cfg);
 	usdt_log_attached(src, cfg, &n);
+	ret = usdt_start_discovery(src, err, err_size);
 cleanup:
 	if (ret) {
 		source_usdt__free(src);
@@ -695,6 +812,19 @@ void source_usdt__free(struct source_usdt *src)
 			continue;
 		loop_del(src->loop, src->pidfds[i]);
 		close(src->pidfds[i]);
+	}
+	bpf_link__destroy(src->exec_link);
+	if (src->rb) {
+		const struct targets_discovery *d = targets_discovery_stats(src->targets);
+
+		if (src->discover || d->execs)
+			log_debug(
+				"discovery: %llu processes looked at, %llu of known binaries, %llu "
+				"binaries checked for probes, %llu gone before the look, %llu "
+				"verdicts forgotten",
+				(unsigned long long)d->execs, (unsigned long long)d->known,
+				(unsigned long long)d->checked, (unsigned long long)d->gone,
+				(unsigned long long)d->evicted);
 	}
 	loop_timer__free(src->watch_timer);
 	loop_timer__free(src->poll_timer);

@@ -8,6 +8,7 @@
 #ifndef CLN_OTLP_SOURCE_USDT_H
 #define CLN_OTLP_SOURCE_USDT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config.h"
@@ -17,8 +18,9 @@
 struct source_usdt;
 
 /*
- * Find the binaries (cfg->lightningd, else the cfg->pids processes', else lightningd on PATH;
- * plugins unless cfg->no_plugins), load and attach. Returns NULL with a message in @err that
+ * Find the binaries (cfg->lightningd, else the cfg->pids processes', else lightningd on PATH
+ * if any, and discovery of every binary with the probe as its processes start; plugins unless
+ * cfg->no_plugins), load and attach. Returns NULL with a message in @err that
  * says what to do (binary not found, no probes, not root, kernel lacks uprobes or ring
  * buffers).
  */
@@ -36,6 +38,11 @@ void source_usdt_drain(struct source_usdt *src);
  * if that is already so. From then on the binaries are no longer watched.
  */
 void source_usdt_on_no_reattach(struct source_usdt *src, void (*fn)(void *ctx), void *ctx);
+/*
+ * Discovering (no source option given): processes are found as they start, and their
+ * binaries attached; this needs to open other users' /proc/PID/exe and /proc/PID/root.
+ */
+bool source_usdt_discovering(const struct source_usdt *src);
 /* Detach and free; NULL is fine. */
 void source_usdt__free(struct source_usdt *src);
 

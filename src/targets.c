@@ -24,11 +24,12 @@
 #include "log.h"
 #include "span.h"
 
-#define TARGETS_SETTLE_NS  1000000000ll /* a changed file must be this old to be attached */
-#define TARGETS_MAX_ROOTS  (1 + 2 * CONFIG_MAX_LIST) /* ours, one per --pid or /proc/PID/root */
-#define TARGETS_PREFIX_MAX 32			     /* "/proc/self/fd/N" */
-#define TARGETS_AT_MAX	   (PATH_MAX + TARGETS_PREFIX_MAX)
-#define TARGETS_MAX_LINKS  40 /* symlinks followed in one path, as the kernel's MAXSYMLINKS */
+#define TARGETS_SETTLE_NS     1000000000ll /* a changed file must be this old to be attached */
+#define TARGETS_MAX_ROOTS     (1 + 2 * CONFIG_MAX_LIST) /* ours, one per --pid or /proc/PID/root */
+#define TARGETS_PREFIX_MAX    32			/* "/proc/self/fd/N" */
+#define TARGETS_AT_MAX	      (PATH_MAX + TARGETS_PREFIX_MAX)
+#define TARGETS_MAX_LINKS     40   /* symlinks followed in one path, as the kernel's MAXSYMLINKS */
+#define TARGETS_NO_PROBES_MAX 1024 /* discovery: binaries known to carry no probe */
 
 /* What a file was when we last looked: a new inode, size or mtime means a new binary. */
 struct targets_ident {
@@ -82,6 +83,10 @@ struct targets {
 	size_t n_plugin_dirs;
 	struct targets_bin bins[TARGETS_MAX]; /* index = USDT cookie */
 	size_t n_bins;
+	/* Discovery: files seen without the probe (or not traceable), each looked at once. */
+	struct targets_ident no_probes[TARGETS_NO_PROBES_MAX];
+	size_t n_no_probes, no_probes_next;
+	struct targets_discovery disc;
 };
 
 /* ---- files ---- */
@@ -794,6 +799,30 @@ static void targets_scan_plugin_dir(struct targets *t, size_t i, struct targets_
 	closedir(d);
 }
 
+/*
+ * Attach main binary @i and note the plugin directories next to it; count its probes into
+ * @tally. Returns 0, or a negative errno with a message in @err.
+ */
+static int targets_attach_main(struct targets *t, size_t i, struct targets_tally *tally, char *err,
+			       size_t err_size)
+{
+	struct targets_bin *b = &t->bins[i];
+	int ret = targets_attach_bin(t, i, &b->att);
+	char buf[TARGETS_AT_MAX];
+	const char *shown = targets_shown(t, b->root, b->path, buf);
+
+	if (ret < 0) {
+		snprintf(err, err_size, "attaching to %s failed: %s%s", shown, strerror(-ret),
+			 t->ops->err_hint(t->ctx, ret));
+		return ret;
+	}
+	tally->probes += ret;
+	log_debug("attached %d probes to %s (binary %zu)", ret, shown, i);
+	if (t->plugins)
+		targets_plugin_dirs_of(t, b->root, b->path);
+	return 0;
+}
+
 int targets_attach(struct targets *t, struct targets_tally *tally, char *err, size_t err_size)
 {
 	size_t n_main = t->n_bins;
@@ -801,24 +830,140 @@ int targets_attach(struct targets *t, struct targets_tally *tally, char *err, si
 	memset(tally, 0, sizeof(*tally));
 	tally->mains = n_main;
 	for (size_t i = 0; i < n_main; i++) {
-		struct targets_bin *b = &t->bins[i];
-		int ret = targets_attach_bin(t, i, &b->att);
-		char shown[TARGETS_AT_MAX];
+		int ret = targets_attach_main(t, i, tally, err, err_size);
 
-		targets_shown(t, b->root, b->path, shown);
-		if (ret < 0) {
-			snprintf(err, err_size, "attaching to %s failed: %s%s", shown,
-				 strerror(-ret), t->ops->err_hint(t->ctx, ret));
+		if (ret < 0)
 			return ret;
-		}
-		tally->probes += ret;
-		log_debug("attached %d probes to %s (binary %zu)", ret, shown, i);
-		if (t->plugins)
-			targets_plugin_dirs_of(t, b->root, b->path);
 	}
 	for (size_t i = 0; i < t->n_plugin_dirs; i++)
 		targets_scan_plugin_dir(t, i, tally);
 	return 0;
+}
+
+/* ---- discovery: the binaries of processes as they start ---- */
+
+static bool targets_no_probes_known(const struct targets *t, const struct targets_ident *id)
+{
+	for (size_t i = 0; i < t->n_no_probes; i++)
+		if (targets_ident_equal(&t->no_probes[i], id))
+			return true;
+	return false;
+}
+
+/* Remember file @id as not traced; the oldest verdict makes room when the table is full. */
+static void targets_no_probes_add(struct targets *t, const struct targets_ident *id)
+{
+	if (t->n_no_probes < TARGETS_NO_PROBES_MAX) {
+		t->no_probes[t->n_no_probes++] = *id;
+		return;
+	}
+	t->no_probes[t->no_probes_next] = *id;
+	t->no_probes_next = (t->no_probes_next + 1) % TARGETS_NO_PROBES_MAX;
+	t->disc.evicted++;
+}
+
+/* Is the file process @pid runs (open as @fd, named @exe) one with the span_emit probe? */
+static bool targets_exe_has_probes(struct targets *t, uint32_t pid, int fd, const char *exe)
+{
+	char at[64];
+	int ret;
+
+	snprintf(at, sizeof(at), "/proc/self/fd/%d", fd);
+	ret = elf_notes_count_probe(at, TARGETS_PROVIDER, "span_emit");
+	t->disc.checked++;
+	if (ret > 0)
+		return true;
+	log_debug("discovery: pid %u runs %s: %s, not traced", pid, exe,
+		  ret == 0 ? "no " TARGETS_PROVIDER ":span_emit probe" : strerror(-ret));
+	return false;
+}
+
+/*
+ * Add and attach the binary @exe (as process @pid names it, in its root) that carries the
+ * probe, with the plugins next to it. Returns 1 when attached, 0 when it turned out to be
+ * known under another name, or a negative errno (warned).
+ */
+static int targets_discover_add(struct targets *t, uint32_t pid, const char *exe,
+				struct targets_tally *tally)
+{
+	size_t before = t->n_bins, dirs = t->n_plugin_dirs;
+	char err[PATH_MAX + 256], what[64];
+	int root, ret;
+
+	snprintf(what, sizeof(what), "pid %u: its binary", pid);
+	root = targets_root_of_pid(t, pid);
+	ret = targets_add_main_in(t, root, exe, what, err, sizeof(err));
+	if (!ret && t->n_bins == before)
+		return 0;
+	if (!ret)
+		ret = targets_attach_main(t, before, tally, err, sizeof(err));
+	if (ret) {
+		log_warn("discovery: pid %u runs %s, which has %s probes, but it is not traced: %s",
+			 pid, exe, TARGETS_PROVIDER, err);
+		if (t->n_bins > before) {
+			free(t->bins[before].path);
+			t->n_bins = before;
+		}
+		return ret;
+	}
+	tally->mains = 1;
+	for (size_t i = dirs; i < t->n_plugin_dirs; i++)
+		targets_scan_plugin_dir(t, i, tally);
+	log_info("discovered %s (pid %u, %s%.0u): attached %u probes, %u plugins",
+		 t->bins[before].path, pid,
+		 root ? "in a container: the root of process " : "on the host",
+		 root ? t->roots[root].pid : 0, tally->probes, tally->plugins);
+	return 1;
+}
+
+int targets_discover(struct targets *t, uint32_t pid, struct targets_tally *tally)
+{
+	struct targets_ident id = {0};
+	char link[64], exe[PATH_MAX];
+	struct stat st;
+	ssize_t len;
+	int fd, ret;
+
+	memset(tally, 0, sizeof(*tally));
+	t->disc.execs++;
+	snprintf(link, sizeof(link), "/proc/%u/exe", pid);
+	fd = open(link, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st)) {
+		ret = -errno;
+		if (fd >= 0)
+			close(fd);
+		t->disc.gone++; /* exited already, or a kernel thread */
+		return ret;
+	}
+	targets_ident_of(&st, &id);
+	if (targets_find_file(t, &id, SIZE_MAX, false) >= 0 || targets_no_probes_known(t, &id)) {
+		close(fd);
+		t->disc.known++;
+		return 0;
+	}
+	len = readlink(link, exe, sizeof(exe) - 1);
+	if (len < 0) {
+		ret = -errno;
+		close(fd);
+		t->disc.gone++;
+		return ret;
+	}
+	exe[len] = '\0';
+	if (!targets_exe_has_probes(t, pid, fd, exe)) {
+		close(fd);
+		targets_no_probes_add(t, &id);
+		return 0;
+	}
+	close(fd);
+	ret = targets_discover_add(t, pid, exe, tally);
+	if (ret < 0)
+		targets_no_probes_add(t, &id); /* warned once, not at every exec */
+	return ret;
+}
+
+const struct targets_discovery *targets_discovery_stats(const struct targets *t)
+{
+	return &t->disc;
 }
 
 /* ---- watching for upgrades ---- */

@@ -25,6 +25,13 @@
  * plugins are watched inside such a root as well, through a descriptor opened at start
  * (following /proc/PID/root needs ptrace access to PID, which a dropped user lacks), until
  * targets_release_roots.
+ *
+ * Discovery (no source option): targets_discover is given the pid of each process that
+ * starts (and of each one running at start) and adds the binaries among theirs that carry
+ * the probe, with their plugins, as if named by --lightningd. A discovered binary stays
+ * attached for as long as we run (like a --lightningd binary): attachments are per binary,
+ * for every process, so each later process of it is traced from its first instruction, and
+ * nothing is kept per process.
  */
 #ifndef CLN_OTLP_TARGETS_H
 #define CLN_OTLP_TARGETS_H
@@ -95,6 +102,27 @@ void targets_detach_all(struct targets *t);
  * kept). The probes stay; targets_watch must not be called after this.
  */
 void targets_release_roots(struct targets *t);
+
+/* Discovery: what targets_discover saw. */
+struct targets_discovery {
+	uint64_t execs;	  /* processes looked at */
+	uint64_t known;	  /* their binary was known: traced already, or known to have no probe */
+	uint64_t checked; /* binaries whose ELF notes were read */
+	uint64_t gone;	  /* exited (or a kernel thread) before we looked */
+	uint64_t evicted; /* no-probe verdicts forgotten to make room (looked at again later) */
+};
+
+/*
+ * Discovery: process @pid has just started a binary (or was running at start). A binary
+ * traced already, or known to lack the probe, costs one fstat; an unknown one has its ELF
+ * notes read once (the verdict is kept by device and inode, in a bounded table) and, when it
+ * carries lightningd:span_emit, is added (opened through the process's root when it runs in
+ * a container) and attached with the plugins next to it, and logged at info. Returns 1 when
+ * something was attached (counted in @tally), 0 when nothing was to be done, or a negative
+ * errno (the process is gone; or attaching failed, warned).
+ */
+int targets_discover(struct targets *t, uint32_t pid, struct targets_tally *tally);
+const struct targets_discovery *targets_discovery_stats(const struct targets *t);
 
 size_t targets_count(const struct targets *t);
 /* The path inside the target's root (ours, or that of the process named by targets_root_pid). */
