@@ -428,8 +428,6 @@ def errors(tmp):
     for args, needles, kw in (
             (["--lightningd", os.path.join(tmp, "nope", "lightningd")],
              ["--lightningd", "No such file"], {}),
-            ([], ["not found on PATH", "--lightningd"],
-             {"env": dict(os.environ, PATH=os.path.join(tmp, "empty"))}),
             (["--lightningd", "/bin/true"], ["no lightningd:span_emit probe", "systemtap-sdt-dev",
                                              "HAVE_USDT=1", "readelf -n /usr/bin/true | grep "
                                              "-A2 stapsdt"], {}),
@@ -471,6 +469,131 @@ def truncated(tmp):
     check("2048 bytes reached the parser (the probe's whole buffer)",
           len(child[:child.index(q) + len(q)]) == 2048, len(q))
     check("counted as truncated", "truncated=1" in tr.err())
+
+
+# ---- discovery: no source option ------------------------------------------------------
+
+DISCOVERING = ("no source given: discovering processes that run a binary with the "
+               "lightningd:span_emit probe (exec events)")
+
+
+def discoverer(tmp):
+    """cln-otlp with no source option, and a PATH without lightningd: it discovers. Returned
+    once its one /proc scan is done (the exec program is attached before it)."""
+    empty = os.path.join(tmp, "empty")
+    os.makedirs(empty, exist_ok=True)
+    tr = Proc([A.cln_otlp, "--exporter", "stdout", "--batch-delay", "100", "--queue-size",
+               "1000000", "--queue-bytes", "1G", "-v"], tmp, "cln-otlp",
+              env=dict(os.environ, PATH=empty))
+    tr.wait_err("discovery: /proc scanned")
+    err = tr.err()
+    check("it says what it does", DISCOVERING in err, err)
+    check("nothing to trace yet", "attached 0 probes to 0 binaries" in err, err)
+    check("it keeps the capability to open other users' /proc/PID/exe",
+          "cap_sys_ptrace" in tr.wait_err("privileges: kept")[0], err)
+    return tr
+
+
+def latency(tr, pid):
+    """The exec-to-probes-live figure logged for pid, in ms."""
+    m = re.search(r"discovery: pid %d: probes live ([0-9.]+) ms after its exec" % pid, tr.err())
+    check("the time from exec to probes live is logged for pid %d" % pid, m, tr.err())
+    print("  exec to probes live: %s ms" % m.group(1))
+    return float(m.group(1))
+
+
+@test("discover")
+def discover(tmp):
+    """Started before the node exists: a binary with the probe, at a path never seen, is
+    attached when its first process starts; a second process of it is traced from its first
+    span on."""
+    need_root()
+    tr = discoverer(tmp)
+    ld = os.path.join(tmp, "node", "bin", "lightningd")
+    check("no node at %s before cln-otlp starts" % ld, not os.path.exists(ld))
+    install(A.emitter, ld)
+    a = start_emitter(tmp, ld, CAPTURE, "--log", os.path.join(tmp, "a.log"), name="a")
+    tr.wait_err("discovered %s (pid %d, on the host)" % (ld, a.pid), 30)
+    latency(tr, a.pid)
+    release(a)
+    # Not held: it fires at once; its binary is attached already (for every process).
+    b = emit(ld, "--synthetic", "30", "--seed", "31", "--log", os.path.join(tmp, "b.log"))
+    # Only this binary's: another node the host runs meanwhile would be discovered too.
+    got = [(r, sp) for r, sp in stopped(tr) if r.get("process.executable.path") == ld]
+    fired, events = read_log(os.path.join(tmp, "a.log"))
+    check("the real capture has 585 spans, the node fired %d" % len(fired), len(fired) == 585)
+    n = compare(fired, spans_of(got, a.pid), pid=a.pid, exe=ld, events=events)
+    check("3 suspend/resume pairs as span events, got %d events" % n, n == 6)
+    fired_b = read_log(os.path.join(tmp, "b.log"))[0]
+    compare(fired_b, spans_of(got, b), pid=b, exe=ld)
+    check("585 + 30 spans in all, got %d" % len(got), len(got) == 615)
+    err = tr.err()
+    check("discovered once", err.count("discovered %s " % ld) == 1, err)
+
+
+@test("discover_noprobe")
+def discover_noprobe(tmp):
+    """Processes of a binary without the probe attach nothing, and the binary is read once."""
+    need_root()
+    tr = discoverer(tmp)
+    nop = os.path.join(tmp, "bin", "nop")
+    install("/bin/sleep", nop)  # a file never seen: no verdict cached for it
+    sleepers = [Proc([nop, "600"], tmp, "nop%d" % i) for i in range(20)]
+    # The exec records arrive in order: once the emitter (started after them) is discovered,
+    # every sleeper's exec has been looked at, each while it runs.
+    ld = layout(tmp)
+    e = start_emitter(tmp, ld, "--synthetic", "3", name="e")
+    tr.wait_err("discovered %s (pid %d" % (ld, e.pid), 30)
+    release(e)
+    for p in sleepers:
+        p.stop()
+    stopped(tr)
+    err = tr.err()
+    looks = [ln for ln in err.splitlines() if "runs %s:" % nop in ln]
+    check("%s was read once for 20 processes" % nop, len(looks) == 1, looks)
+    check("found without the probe", "no lightningd:span_emit probe, not traced" in looks[0])
+    check("nothing attached to it", nop not in "".join(
+        ln for ln in err.splitlines() if "attached" in ln or "discovered" in ln), err)
+    m = re.search(r"discovery: (\d+) processes looked at, (\d+) of known binaries", err)
+    check("the discovery summary is logged", m, err)
+    check("the 19 later sleepers cost a lookup each, no read: %s known" % m.group(2),
+          int(m.group(2)) >= 19, m.group(0))
+
+
+@test("discover_container")
+def discover_container(tmp):
+    """Started before it: a node in its own mount and pid namespaces, at a path only they
+    see, is discovered on its exec and traced through its root, with its plugin; a second
+    process of the binary started there is traced from its first span."""
+    need_root()
+    tr = discoverer(tmp)
+    mnt = os.path.join(tmp, "cln")
+    os.makedirs(mnt)
+    ld, plugins = mnt + "/bin/lightningd", mnt + "/libexec/c-lightning/plugins"
+    node, ld_pid = in_namespace(tmp, [
+        "unshare", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private",
+        "sh", "-c", NS_SETUP, "sh", mnt, A.emitter, "--wait-file", os.path.join(tmp, "node.go"),
+        "--pid-file", os.path.join(tmp, "node.pid"), CAPTURE,
+        "--log", os.path.join(tmp, "fired.log")], "node", os.path.join(tmp, "node.pid"))
+    check("the host sees no file at " + ld, not os.path.exists(ld), os.listdir(mnt))
+    tr.wait_err("discovered %s (pid %d, in a container: the root of process %d)"
+                % (ld, ld_pid, ld_pid), 30)
+    latency(tr, ld_pid)
+    check("the plugin next to it is found in its root and attached",
+          "attached 3 probes to plugin %s/pay" % plugins in tr.err(), tr.err())
+    # A second process of it in that namespace, not held: traced from its first span.
+    p = run(["nsenter", "--target", str(ld_pid), "--mount", "--pid", ld, "--synthetic", "20",
+             "--seed", "41", "--log", os.path.join(tmp, "second.log")], timeout=120)
+    check("the second process exited 0", p.returncode == 0, p.stderr)
+    release(node, what="the node exited 0")
+    got = [(r, sp) for r, sp in stopped(tr) if r.get("process.executable.path") == ld]
+    fired, events = read_log(os.path.join(tmp, "fired.log"))
+    check("the real capture has 585 spans, the node fired %d" % len(fired), len(fired) == 585)
+    n = compare(fired, spans_of(got, ld_pid), pid=ld_pid, exe=ld, events=events)
+    check("3 suspend/resume pairs as span events, got %d events" % n, n == 6)
+    compare(read_log(os.path.join(tmp, "second.log"))[0],
+            [(r, sp) for r, sp in got if r.get("process.pid") != ld_pid], exe=ld)
+    check("discovered once", tr.err().count("discovered %s " % ld) == 1, tr.err())
 
 
 main([NAME])
