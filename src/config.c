@@ -618,8 +618,9 @@ static const struct opts_option config_options[] = {
 	{.name = "lightningd", .kind = OPTS_STRS, .arg = "PATH", LIST(lightningd, n_lightningd),
 	 .unit = "the path of a lightningd binary",
 	 .help = "capture this lightningd binary with eBPF; repeatable; /proc/PID/root/PATH "
-		 "names it as process PID (a container's) sees it (default: lightningd on PATH "
-		 "when no other source is given)"},
+		 "names it as process PID (a container's) sees it (default, when no other source "
+		 "is given: lightningd on PATH if any, and every binary with the probe as its "
+		 "processes start)"},
 	{.name = "no-plugins", .kind = OPTS_FLAG, FIELD(no_plugins),
 	 .help = "do not attach to lightningd's C plugins"},
 	{.name = "all-probes", .kind = OPTS_FLAG, FIELD(all_probes),
@@ -945,8 +946,9 @@ static const char config_usage_head[] =
 	"\n"
 	"Capture Core Lightning's tracing spans and export them as OpenTelemetry\n"
 	"traces (OTLP). With no source option, attach with eBPF to the lightningd\n"
-	"found on PATH (needs root, or CAP_BPF, CAP_PERFMON and, for uprobes on\n"
-	"current kernels, CAP_SYS_ADMIN).\n"
+	"found on PATH, if any, and to every binary with the lightningd:span_emit\n"
+	"probe as soon as a process of it starts, in containers too (needs root, or\n"
+	"CAP_BPF, CAP_PERFMON and, for uprobes on current kernels, CAP_SYS_ADMIN).\n"
 	"\n"
 	"Precedence: defaults < OTEL_EXPORTER_OTLP_X < OTEL_EXPORTER_OTLP_TRACES_X\n"
 	"< options. Empty variables count as unset. BYTES accept a K, M or G suffix\n"

@@ -821,10 +821,10 @@ void source_usdt__free(struct source_usdt *src)
 			log_debug(
 				"discovery: %llu processes looked at, %llu of known binaries, %llu "
 				"binaries checked for probes, %llu gone before the look, %llu "
-				"verdicts forgotten",
+				"denied, %llu verdicts forgotten",
 				(unsigned long long)d->execs, (unsigned long long)d->known,
 				(unsigned long long)d->checked, (unsigned long long)d->gone,
-				(unsigned long long)d->evicted);
+				(unsigned long long)d->denied, (unsigned long long)d->evicted);
 	}
 	loop_timer__free(src->watch_timer);
 	loop_timer__free(src->poll_timer);

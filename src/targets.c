@@ -932,7 +932,14 @@ int targets_discover(struct targets *t, uint32_t pid, struct targets_tally *tall
 		ret = -errno;
 		if (fd >= 0)
 			close(fd);
-		t->disc.gone++; /* exited already, or a kernel thread */
+		if (ret != -EACCES && ret != -EPERM) {
+			t->disc.gone++; /* exited already, or a kernel thread */
+			return ret;
+		}
+		if (t->disc.denied++ == 0)
+			log_warn("discovery: cannot open %s (%s): processes of other users are not "
+				 "found (cln-otlp needs CAP_SYS_PTRACE for that)",
+				 link, strerror(-ret));
 		return ret;
 	}
 	targets_ident_of(&st, &id);

@@ -109,6 +109,7 @@ struct targets_discovery {
 	uint64_t known;	  /* their binary was known: traced already, or known to have no probe */
 	uint64_t checked; /* binaries whose ELF notes were read */
 	uint64_t gone;	  /* exited (or a kernel thread) before we looked */
+	uint64_t denied;  /* their /proc/PID/exe could not be opened: not ours to look into */
 	uint64_t evicted; /* no-probe verdicts forgotten to make room (looked at again later) */
 };
 
