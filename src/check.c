@@ -100,6 +100,14 @@ static struct targets *check_binaries(struct check *c)
 		return NULL;
 	}
 	if (targets_add_main(t, c->cfg, err, sizeof(err)) < 0) {
+		if (!c->cfg->n_lightningd && !c->cfg->n_pids) {
+			/* No source option: the daemon discovers nodes as they start. */
+			check_line(c, '!',
+				   "lightningd binary: none on PATH — with no source option "
+				   "cln-otlp discovers every binary with the lightningd:span_emit "
+				   "probe as its processes start (running ones are listed below)");
+			return t;
+		}
 		check_line(c, '-', "lightningd binary: %s", err);
 		targets__free(t);
 		return NULL;

@@ -161,6 +161,20 @@ def no_probe(tmp):
     check("no attach without a binary", not [ln for ln in lines if "eBPF" in ln], lines)
 
 
+@test("discover")
+def discover(tmp):
+    """No source option and no lightningd on PATH: not a failure, the daemon discovers nodes
+    as they start; the eBPF load and attach are still checked for real."""
+    need_root()
+    rpc = os.path.join(tmp, "lightning-rpc")
+    with FakeNode(rpc):
+        lines = check_run(["--exporter", "stdout", "--rpc-file", rpc], 0,
+                          env=dict(os.environ, PATH="/usr/bin:/bin"))
+    line(lines, WARN, "lightningd binary: none on PATH", "discovers every binary")
+    check("no ✗ line", not [ln for ln in lines if ln.startswith(FAIL)], lines)
+    line(lines, OK, "eBPF: ")
+
+
 @test("unprivileged")
 def unprivileged(tmp):
     """As nobody: the privileges and the attach fail, each saying what to do."""
