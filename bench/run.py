@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import re
-import resource
 import shutil
 import signal
 import statistics
@@ -49,6 +48,26 @@ for p in (cln_otlp, emitter_src, bench_encode, proto_py):
     if not os.path.exists(p):
         sys.exit(f"bench: {p} missing: run scripts/test.sh (or cmake --build {B}) first")
 bpftrace = shutil.which("bpftrace")
+
+
+def tracefs_ready():
+    """bpftrace 0.17 detaches uprobes through tracefs: without it, it hangs at exit. Mount it
+    where it is missing (as a fresh boot of some VMs leaves it); False when that fails."""
+    if os.path.exists("/sys/kernel/tracing/uprobe_events"):
+        return True
+    r = subprocess.run(["mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"],
+                       capture_output=True, text=True)
+    if r.returncode == 0 and os.path.exists("/sys/kernel/tracing/uprobe_events"):
+        print("bench: mounted tracefs on /sys/kernel/tracing (bpftrace needs it to detach)",
+              file=sys.stderr)
+        return True
+    print("bench: no tracefs (%s): the bpftrace one-liner is left out" % r.stderr.strip(),
+          file=sys.stderr)
+    return False
+
+
+if bpftrace and not tracefs_ready():
+    bpftrace = None
 
 tmp = tempfile.mkdtemp(prefix="cln-otlp-bench-")
 emitter = os.path.join(tmp, "lightningd")
@@ -104,6 +123,13 @@ class Tracer:
     def stop(self):
         time.sleep(0.5)
         self.proc.send_signal(signal.SIGINT)
+        end = time.time() + 60  # exited, not reaped yet: wait4 below wants its rusage
+        while not os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT):
+            if time.time() > end:
+                log(f"bench: {self.proc.args[0]} did not stop within 60 s of SIGINT: killed")
+                self.proc.kill()
+                break
+            time.sleep(0.05)
         _, status, ru = os.wait4(self.proc.pid, 0)
         self.proc.returncode = os.waitstatus_to_exitcode(status)
         self.out.close()
