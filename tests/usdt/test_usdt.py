@@ -359,12 +359,11 @@ exec "$ld" "$@"
 """
 
 
-@test("container")
-def container(tmp):
-    """--pid alone traces a node in its own mount and pid namespaces, at a path only they
-    see: its binary and plugins opened through /proc/PID/root, every span intact."""
-    need_root()
-    mnt = os.path.join(tmp, "cln")  # an empty directory on the host; a tmpfs inside
+def namespaced_node(tmp):
+    """The emitter as <mnt>/bin/lightningd (and its plugin pay) in its own mount and pid
+    namespaces, on a tmpfs only they see (<mnt> is an empty directory on the host), held
+    until released: (mnt, ld, plugins, its Proc, its host pid)."""
+    mnt = os.path.join(tmp, "cln")
     os.makedirs(mnt)
     ld, plugins = mnt + "/bin/lightningd", mnt + "/libexec/c-lightning/plugins"
     node, ld_pid = in_namespace(tmp, [
@@ -372,6 +371,15 @@ def container(tmp):
         "sh", "-c", NS_SETUP, "sh", mnt, A.emitter, "--wait-file", os.path.join(tmp, "node.go"),
         "--pid-file", os.path.join(tmp, "node.pid"), CAPTURE,
         "--log", os.path.join(tmp, "fired.log")], "node", os.path.join(tmp, "node.pid"))
+    return mnt, ld, plugins, node, ld_pid
+
+
+@test("container")
+def container(tmp):
+    """--pid alone traces a node in its own mount and pid namespaces, at a path only they
+    see: its binary and plugins opened through /proc/PID/root, every span intact."""
+    need_root()
+    mnt, ld, plugins, node, ld_pid = namespaced_node(tmp)
     with open(os.path.join(tmp, "node.pid")) as f:
         check("the node is pid 1 in its own pid namespace", f.read().strip() == "1")
     check("the host sees no file at " + ld, not os.path.exists(ld), os.listdir(mnt))
@@ -567,14 +575,7 @@ def discover_container(tmp):
     process of the binary started there is traced from its first span."""
     need_root()
     tr = discoverer(tmp)
-    mnt = os.path.join(tmp, "cln")
-    os.makedirs(mnt)
-    ld, plugins = mnt + "/bin/lightningd", mnt + "/libexec/c-lightning/plugins"
-    node, ld_pid = in_namespace(tmp, [
-        "unshare", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private",
-        "sh", "-c", NS_SETUP, "sh", mnt, A.emitter, "--wait-file", os.path.join(tmp, "node.go"),
-        "--pid-file", os.path.join(tmp, "node.pid"), CAPTURE,
-        "--log", os.path.join(tmp, "fired.log")], "node", os.path.join(tmp, "node.pid"))
+    mnt, ld, plugins, node, ld_pid = namespaced_node(tmp)
     check("the host sees no file at " + ld, not os.path.exists(ld), os.listdir(mnt))
     tr.wait_err("discovered %s (pid %d, in a container: the root of process %d)"
                 % (ld, ld_pid, ld_pid), 30)
