@@ -20,14 +20,15 @@ import yaml
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
 from harness import (CAPTURE, Proc, check, clean_env, main, options, otlp_spans,  # noqa: E402
-                     run, span_payloads, test)
+                     read_lines, run, span_payloads, start_emitter, release, test)
 
 (NAME,), A = options("src", "build", "cln-otlp", "emitter")
 A.src, A.build = os.path.realpath(A.src), os.path.realpath(A.build)
 DOCKER = os.path.join(A.src, "docker")
 # What the unit must grant, and why (packaging/README.md explains each).
-UNIT_CAPS = {"CAP_SYS_ADMIN", "CAP_BPF", "CAP_PERFMON", "CAP_DAC_READ_SEARCH"}
-# Highest `systemd-analyze security` exposure accepted (0 safest .. 10); the unit scores 2.6.
+UNIT_CAPS = {"CAP_SYS_ADMIN", "CAP_BPF", "CAP_PERFMON", "CAP_DAC_READ_SEARCH", "CAP_SYS_PTRACE",
+             "CAP_DAC_OVERRIDE"}
+# Highest `systemd-analyze security` exposure accepted (0 safest .. 10); the unit scores 2.7.
 MAX_EXPOSURE = 3.0
 # Packages every Debian image has (Priority: required), so a Dockerfile need not list them.
 BASE_PACKAGES = {"libc6"}
@@ -118,6 +119,26 @@ def needed_packages(binary):
             for lib, (rt, dev) in cands.items()}
 
 
+def exec_argv(line, env):
+    """ExecStart's command line as systemd expands it: ${VAR} is one word (empty if unset),
+    $VAR a word split at whitespace (none if unset or empty)."""
+    argv = []
+    for word in line.split():
+        m = re.fullmatch(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)", word)
+        if m and m.group(1):
+            argv.append(env.get(m.group(1), ""))
+        elif m:
+            argv += env.get(m.group(2), "").split()
+        else:
+            argv.append(word)
+    return argv
+
+
+def envfile_examples(name):
+    """The commented examples NAME=value of packaging/cln-otlp.default."""
+    return re.findall(r"^#%s=(.*)$" % name, read(A.src, "packaging/cln-otlp.default"), re.M)
+
+
 def staged_install(prefix, destdir):
     return run(["cmake", "--install", A.build, "--prefix", prefix],
                env=dict(os.environ, DESTDIR=destdir))
@@ -185,9 +206,10 @@ def envfile(tmp):
             bad.append("%d: %s" % (n, s))
     check("only VARIABLE=value and comment lines (systemd EnvironmentFile syntax)", not bad, bad)
     active = {n for c, n, _ in lines if not c}
-    check("LIGHTNINGD is set, the one thing to check", "LIGHTNINGD" in active, active)
-    check("no OTEL_* variable is set: every one is commented",
-          not any(n.startswith("OTEL_") for n in active), active)
+    check("nothing is set: every variable is a commented example (the unit discovers the node)",
+          not active, active)
+    check("LIGHTNINGD, which the unit no longer reads, is not among the examples",
+          "LIGHTNINGD" not in {n for _, n, _ in lines}, lines)
     names = otel_vars()
     shown = {n for c, n, _ in lines if c and n.startswith("OTEL_")}
     check("every OTEL_* variable cln-otlp reads has an example", names <= shown, names - shown)
@@ -206,8 +228,8 @@ def envfile(tmp):
             check("example accepted: %s=%s" % (n, v), *accepted({n: v}))
         elif n == "CLN_OTLP_ARGS":
             args = [x for x in shlex.split(v) if x]
-            # --pid only makes sense with eBPF; the others are checked with --file.
-            if "--pid" in args or "--no-plugins" in args:
+            # --lightningd, --pid only make sense with eBPF; the others are checked with --file.
+            if {"--lightningd", "--pid", "--no-plugins"} & set(args):
                 r = run([A.cln_otlp] + args + ["--help"], env=clean_env())
                 check("example parses: CLN_OTLP_ARGS=%s" % v, r.returncode == 0, r.stderr)
             else:
@@ -285,21 +307,61 @@ def unit(tmp):
             "SystemCallArchitectures": "native", "LockPersonality": "yes",
             "MemoryDenyWriteExecute": "yes", "ProtectKernelModules": "yes",
             "ProtectControlGroups": "yes", "RestrictRealtime": "yes", "RestrictSUIDSGID": "yes",
-            "LimitMEMLOCK": "infinity", "EnvironmentFile": "-/etc/default/cln-otlp"}.items():
+            "LimitMEMLOCK": "infinity", "EnvironmentFile": "-/etc/default/cln-otlp",
+            "RestartPreventExitStatus": "2", "PrivateMounts": "yes"}.items():
         check("%s=%s" % (k, v), keys.get(k) == [v], keys.get(k))
     exe = keys.get("ExecStart", [""])[0]
-    check("ExecStart passes --lightningd ${LIGHTNINGD} from the environment file",
-          "--lightningd ${LIGHTNINGD}" in exe and "$CLN_OTLP_ARGS" in exe, exe)
+    check("ExecStart: no source option (discovery), only $CLN_OTLP_ARGS from the environment "
+          "file", exe.split()[1:] == ["$CLN_OTLP_ARGS"], exe)
+    check("no default binary: no Environment=LIGHTNINGD", not any(
+        "LIGHTNINGD" in e for e in keys.get("Environment", [])), keys.get("Environment"))
     for k in ("CapabilityBoundingSet", "AmbientCapabilities"):
         got = set(" ".join(keys.get(k, [])).split())
         check("%s = %s" % (k, " ".join(sorted(UNIT_CAPS))), got == UNIT_CAPS, sorted(got))
+    # Discovery must see every process: no hidepid, no /proc subset.
+    check("ProtectProc hides no process (unset or default)",
+          keys.get("ProtectProc", ["default"]) == ["default"], keys.get("ProtectProc"))
+    check("ProcSubset unset or all", keys.get("ProcSubset", ["all"]) == ["all"])
+    denied = set(" ".join(f[1:] for f in keys.get("SystemCallFilter", []) if f.startswith(
+        "~")).split())
+    check("CAP_SYS_PTRACE reads /proc only: ptrace, process_vm_readv/writev, pidfd_getfd denied",
+          {"ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd"} <= denied, denied)
+
+    # The unit's command line, expanded as systemd does with the shipped environment file
+    # (nothing set) and with each CLN_OTLP_ARGS example, parses: `--check` exits 0 or 1
+    # (a check failed: no collector here), never 2 (options refused).
+    examples = envfile_examples("CLN_OTLP_ARGS")
+    check("the environment file has CLN_OTLP_ARGS examples, one with --lightningd",
+          any("--lightningd" in e for e in examples), examples)
+    staged = os.path.join(dest, "usr/bin/cln-otlp")
+    for args in [None] + examples:
+        env = {"CLN_OTLP_ARGS": args} if args is not None else {}
+        argv = exec_argv(exe.replace("/usr/bin/cln-otlp", staged, 1), env)
+        r = run(argv + ["--check"], env=clean_env(PATH=tmp), timeout=120)
+        check("ExecStart with %s, --check: options accepted (exit %d)" % (
+            "CLN_OTLP_ARGS=" + args if args is not None else "the shipped environment file",
+            r.returncode), r.returncode in (0, 1) and "✓" in r.stdout + r.stderr,
+            (argv, r.stdout[-1500:], r.stderr[-1500:]))
+        if args is None:
+            check("... and it discovers: no binary named, none on PATH",
+                  "discovers every binary with the lightningd:span_emit probe" in r.stdout,
+                  r.stdout)
+
+
+def setpriv(capspec):
+    """Run as nobody with exactly these capabilities ("+bpf,+perfmon"; "": none) and
+    no_new_privs, as the unit does."""
+    spec = ",".join(["-all"] + ([capspec] if capspec else []))
+    return [shutil.which("setpriv") or "setpriv", "--reuid=65534", "--regid=65534",
+            "--clear-groups", "--inh-caps=" + spec, "--ambient-caps=" + spec,
+            "--bounding-set=" + spec, "--no-new-privs"]
 
 
 @test("caps")
 def caps(tmp):
     """The unit's capabilities, as a non-root user with no_new_privs (what DynamicUser= and
     AmbientCapabilities= give), suffice to capture from a lightningd in a directory that
-    user cannot read."""
+    user cannot read, named or (the unit's default) discovered as root's process starts."""
     check("running as root (needed to set up the user and capabilities)", os.geteuid() == 0)
     check("cln-emitter was built (install systemtap-sdt-dev and re-run cmake)",
           A.emitter and os.path.exists(A.emitter))
@@ -319,17 +381,15 @@ def caps(tmp):
     os.chmod(binary, 0o755)
     # LimitMEMLOCK=infinity, where this machine allows raising it (kernels from 5.11 do not
     # charge BPF maps to it anyway).
-    memlock = ["prlimit", "--memlock=unlimited:unlimited"]
+    memlock = [shutil.which("prlimit") or "prlimit", "--memlock=unlimited:unlimited"]
     if run(memlock + ["true"]).returncode != 0:
         print("note: cannot raise RLIMIT_MEMLOCK here (no CAP_SYS_RESOURCE): left as is")
         memlock = []
 
     def capture_as(capspec, name):
         """(exit status, spans captured) of cln-otlp as nobody with these capabilities."""
-        with Proc(memlock + ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                             "--inh-caps=-all," + capspec, "--ambient-caps=-all," + capspec,
-                             "--bounding-set=-all," + capspec, "--no-new-privs", binary,
-                             "--lightningd", ln, "--no-plugins", "--exporter", "stdout"],
+        with Proc(memlock + setpriv(capspec) + [binary, "--lightningd", ln, "--no-plugins",
+                                                "--exporter", "stdout"],
                   tmp, name, cwd=tmp) as d:
             d.wait(lambda: "attached" in d.err() or not d.running(), 60, "attached or ended")
             if d.running():
@@ -340,9 +400,53 @@ def caps(tmp):
     rc, spans = capture_as(spec, "all")
     check("as nobody with only %s: %d of %d spans captured" % (spec, spans, n_emit),
           rc == 0 and spans == n_emit)
-    rc, spans = capture_as(",".join(c for c in spec.split(",") if c != "+dac_read_search"), "less")
-    check("without CAP_DAC_READ_SEARCH the unreadable lightningd is refused",
-          rc != 0 and spans == 0)
+    # CAP_DAC_OVERRIDE would read it too: both go.
+    less = ",".join(c for c in spec.split(",") if c not in ("+dac_read_search", "+dac_override"))
+    rc, spans = capture_as(less, "less")
+    check("without CAP_DAC_READ_SEARCH (and CAP_DAC_OVERRIDE) the unreadable lightningd is "
+          "refused", rc != 0 and spans == 0)
+
+    # Discovery, the unit's default: no source option, no lightningd on PATH.
+    pub = os.path.join(tmp, "pub")
+    os.makedirs(os.path.join(pub, "bin"))
+    os.chmod(pub, 0o777)  # nobody's emitter writes its pid file here
+    own = os.path.join(pub, "bin/lightningd")
+    shutil.copy(A.emitter, own)
+
+    def discover_as(capspec, name):
+        """(root's node discovered, its spans captured, nobody's node discovered)."""
+        rootld = os.path.join(private, name, "lightningd")  # a binary never seen
+        os.makedirs(os.path.dirname(rootld))
+        shutil.copy(A.emitter, rootld)
+        with Proc(memlock + setpriv(capspec) + [binary, "--exporter", "stdout", "-v"], tmp,
+                  "discover-" + name, cwd=tmp, env=clean_env(PATH=pub + "/none")) as d:
+            d.wait_err("discovery: /proc scanned", 60)
+            # root's node, held, then one of nobody's own: the exec records arrive in order,
+            # so once nobody's is discovered root's exec has been looked at.
+            node = start_emitter(tmp, rootld, CAPTURE, name=name + "-root")
+            mine = Proc(setpriv("") + [own, "--synthetic", "3", "--wait-file",
+                                           os.path.join(pub, name + ".go"), "--pid-file",
+                                           os.path.join(pub, name + ".pid")], tmp, name + "-own")
+            mine.wait(lambda: read_lines(os.path.join(pub, name + ".pid")) == [str(mine.pid)],
+                      30, "nobody's node runs")
+            d.wait_err("discovered %s (pid %d" % (own, mine.pid), 30)
+            found = "discovered %s (pid %d" % (rootld, node.pid) in d.err()
+            release(node)
+            open(os.path.join(pub, name + ".go"), "w").close()
+            mine.stopped(sig=None)
+            if found:
+                d.wait(lambda: len(d.spans()) >= n_emit + 3, 60, "the spans captured")
+            d.stopped()
+            return found, len([1 for r, _ in d.spans()
+                               if r.get("process.executable.path") == rootld]), d.err()
+
+    found, spans, err = discover_as(spec, "disc")
+    check("as nobody with only %s, no source option: root's node is discovered on its exec, "
+          "%d of %d spans captured" % (spec, spans, n_emit), found and spans == n_emit, err)
+    found, spans, err = discover_as(",".join(c for c in spec.split(",") if c != "+sys_ptrace"),
+                                    "noptrace")
+    check("without CAP_SYS_PTRACE root's node is not found (its /proc/PID/exe is refused)",
+          not found and spans == 0 and "needs CAP_SYS_PTRACE" in err, err[-1500:])
 
 
 @test("deb")
