@@ -551,14 +551,18 @@ def compose(tmp):
     check("cln-otlp: pid: host", c.get("pid") == "host")
     check("cln-otlp: sends to http://otel-collector:4318", (c.get("environment") or {}).get(
         "OTEL_EXPORTER_OTLP_ENDPOINT") == "http://otel-collector:4318", c.get("environment"))
-    check("cln-otlp: --lightningd /host/bin/lightningd",
-          (c.get("command") or [])[:2] == ["--lightningd", "/host/bin/lightningd"], c)
-    vols = [str(v) for v in c.get("volumes", [])]
-    check("cln-otlp: the host's CLN install, read-only at /host (default /usr/local)",
-          "/usr/local:/host:ro" in vols, vols)
-    vols2 = [str(v) for v in services(compose_config([base], env={"LIGHTNINGD_DIR": "/opt/cln"})
-                                      [0]).get("cln-otlp", {}).get("volumes", [])]
-    check("LIGHTNINGD_DIR=/opt/cln mounts /opt/cln", "/opt/cln:/host:ro" in vols2, vols2)
+    # Discovery: no source option, so nodes on the host and in other containers are found
+    # through /proc/PID/root (pid: host); nothing of theirs is mounted.
+    cmd = c.get("command") or []
+    check("cln-otlp: no source option (it discovers the nodes)", not {
+        "--lightningd", "--pid", "--file", "--socket"} & set(cmd), cmd)
+    check("cln-otlp: no volume (the nodes' files are reached through /proc/PID/root)",
+          not c.get("volumes"), c.get("volumes"))
+    runtime_cmd = re.search(r"^FROM \S+ AS runtime$.*?^CMD (.*?)$", read(DOCKER, "Dockerfile"),
+                            re.M | re.S)
+    check("the runtime image's CMD is empty (discovery) when compose gives none",
+          runtime_cmd and runtime_cmd.group(1).strip() == "[]",
+          runtime_cmd and runtime_cmd.group(0)[-200:])
     dm = svc.get("demo", {})
     check("demo: only in profile demo", dm.get("profiles") == ["demo"], dm.get("profiles"))
     check("demo: privileged, built from the Dockerfile's demo stage",
