@@ -327,6 +327,28 @@ def unit(tmp):
     check("CAP_SYS_PTRACE reads /proc only: ptrace, process_vm_readv/writev, pidfd_getfd denied",
           {"ptrace", "process_vm_readv", "process_vm_writev", "pidfd_getfd"} <= denied, denied)
 
+    # README's drop-in for socket mode without root, applied to the unit: verify reads it
+    # (a bogus key in it is reported, the control) and finds nothing wrong.
+    m = re.search(r"```ini\n# /etc/systemd/system/cln-otlp\.service\.d/override\.conf\n(.*?)```",
+                  read(A.src, "README.md"), re.S)
+    check("README has the socket-mode drop-in", m)
+    dropin = m.group(1).replace("ExecStart=/usr/bin/cln-otlp ", "ExecStart=%s " % os.path.join(
+        dest, "usr/bin/cln-otlp"))
+    os.mkdir(unit + ".d")
+    for conf, want in ((dropin.replace("[Service]\n", "[Service]\nNoSuchSetting=1\n"), False),
+                       (dropin, True)):
+        with open(os.path.join(unit + ".d", "override.conf"), "w") as f:
+            f.write(conf)
+        r = run([sa, "verify", "--man=no", unit])
+        out = (r.stdout + r.stderr).strip()
+        check("README's socket drop-in: verify %s" % ("finds nothing" if want else
+                                                       "reports a bogus key in it (control)"),
+              (r.returncode == 0 and not out) if want else "NoSuchSetting" in out, out)
+    dkeys = parse_unit(text=dropin)
+    check("... it empties both capability sets and runs --socket",
+          dkeys.get("CapabilityBoundingSet") == [""] and dkeys.get("AmbientCapabilities") ==
+          [""] and "--socket" in dkeys.get("ExecStart", ["", ""])[-1], dkeys)
+
     # The unit's command line, expanded as systemd does with the shipped environment file
     # (nothing set) and with each CLN_OTLP_ARGS example, parses: `--check` exits 0 or 1
     # (a check failed: no collector here), never 2 (options refused).
