@@ -310,6 +310,9 @@ void finder_who(struct finder *f, const struct finder_req *req, struct finder_re
 	ret = finder_trusted(f, req->pid);
 	if (ret < 0)
 		return finder_who_fail(out, ret, req->pid, "its executable");
+	/* the executable read is that of the process whose start time we give */
+	if (finder_stat(req->pid, &node) || node.start != p.start)
+		return finder_who_fail(out, -ESRCH, req->pid, "");
 	finder_exe_name(req->pid, exe, sizeof(exe));
 	if (!ret)
 		return finder_why(out, -EPERM,
