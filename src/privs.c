@@ -55,6 +55,21 @@
  * state through /proc, never changing them without ptrace attach, which no_new_privs and the
  * code's not calling ptrace() leave unused.
  *
+ * The node finder (src/finder.h) runs in a helper process of its own, forked before the
+ * daemon drops anything, as the same user: it tells which lightningd a process belongs to
+ * and connects to that node's lightning-rpc, and hands the socket over. It keeps only:
+ *   - CAP_SYS_PTRACE: /proc/PID/{exe,root,cwd,environ} of the node's processes (another
+ *     user's: the node's, root's) need ptrace read access (PTRACE_MODE_READ_FSCREDS), as in
+ *     discovery above; read only, never attached to;
+ *   - CAP_DAC_OVERRIDE: lightning-rpc is a socket of mode 0600 (lightningd's default
+ *     rpc-file-mode) in the node's directories, often 0700: connecting needs write access
+ *     to it and search access on the way. It would also allow writing any file: the helper
+ *     opens nothing for writing, parses nothing but /proc text of the processes asked about
+ *     (never what a node or a collector sends), and the main process, which does, holds
+ *     neither capability.
+ * Started without them (not root), it keeps what it has: nodes of other users then get no
+ * identity, which the finder's replies say.
+ *
  * With --pid, once every one of those processes has exited nothing can be attached again
  * (source_usdt tells): privs_drop_all() then drops the capabilities kept for it, so that
  * what parses a collector's answers (libcurl, nghttp2, cJSON) runs with none.
@@ -201,6 +216,12 @@ cleanup:
 static void privs_choose(const struct privs_opts *o, cap_t now, struct privs_keep *k)
 {
 	k->n = 0;
+	if (o->find_nodes) {
+		privs_keep_add(k, now, CAP_SYS_PTRACE, "read /proc of the node's processes");
+		privs_keep_add(k, now, CAP_DAC_OVERRIDE,
+			       "connect to the node's lightning-rpc, mode 0600");
+		return;
+	}
 	if (!o->attach)
 		return;
 	if (privs_has(now, CAP_BPF, CAP_PERMITTED) && privs_perfmon_uprobes(now)) {
@@ -334,6 +355,7 @@ static int privs_switch(const struct privs_user *u, char *err, size_t err_size)
 static void privs_log(const struct privs_opts *o, const struct privs_keep *k, bool bound,
 		      const struct privs_user *u)
 {
+	const char *who = o->find_nodes ? "node finder: " : "";
 	char kept[512] = "";
 	size_t off = 0;
 
@@ -347,8 +369,12 @@ static void privs_log(const struct privs_opts *o, const struct privs_keep *k, bo
 			off += (size_t)n;
 	}
 	if (k->n)
-		log_info("privileges: kept %s; dropped every other capability%s; no_new_privs set",
-			 kept, bound ? " (bounding set too)" : "");
+		log_info(
+			"%sprivileges: kept %s; dropped every other capability%s; no_new_privs set",
+			who, kept, bound ? " (bounding set too)" : "");
+	else if (o->find_nodes)
+		log_warn("node finder: privileges: neither CAP_SYS_PTRACE nor CAP_DAC_OVERRIDE was "
+			 "held: nodes run by other users get no identity (run as root)");
 	else if (o->attach)
 		log_warn("privileges: none of the capabilities attaching needs was held: upgraded "
 			 "binaries and new plugins will not be traced (run as root)");
@@ -357,11 +383,11 @@ static void privs_log(const struct privs_opts *o, const struct privs_keep *k, bo
 			 "source)%s; no_new_privs set",
 			 bound ? "; bounding set emptied" : "");
 	if (u && u->uid == 0)
-		log_warn("privileges: staying root (--user %s): without capabilities, root still "
+		log_warn("%sprivileges: staying root (--user %s): without capabilities, root still "
 			 "owns and may change every root-owned file; give an unprivileged --user",
-			 u->name);
+			 who, u->name);
 	else if (u)
-		log_info("privileges: running as %s (uid %u, gid %u, %d groups)%s", u->name,
+		log_info("%sprivileges: running as %s (uid %u, gid %u, %d groups)%s", who, u->name,
 			 (unsigned)u->uid, (unsigned)u->gid, u->n_groups,
 			 u->by_default ? ", the default when started as root (--user to change)"
 				       : "");

@@ -19,6 +19,12 @@ struct privs_opts {
 	 */
 	bool discover;
 	/*
+	 * The node finder's helper process (src/finder.h): keep only what reading /proc of
+	 * other users' processes and connecting to their lightning-rpc need. attach and
+	 * discover are then ignored.
+	 */
+	bool find_nodes;
+	/*
 	 * Switch to this user (its groups too). NULL: started as root, PRIVS_DEFAULT_USER if it
 	 * exists, else PRIVS_FALLBACK_USER; otherwise the current user. A user of uid 0 given
 	 * here keeps root, with a warning.

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/sdt.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,6 +56,8 @@ struct opts {
 	bool unique_ids;
 	bool quiet;
 	const char *pid_file;
+	unsigned long seed;	       /* --seed, 0 when not given */
+	unsigned long child_synthetic; /* --child-synthetic: spans of the forked child */
 };
 
 static void usage(FILE *out)
@@ -73,7 +76,13 @@ static void usage(FILE *out)
 	      "  --wait-file FILE  wait until FILE exists before firing\n"
 	      "  --wait-signal     wait for SIGUSR1 before firing\n"
 	      "  --pid-file FILE   write the process id to FILE before waiting\n"
-	      "  --quiet           no summary on stderr\n",
+	      "  --child-synthetic N  fork a child (a subdaemon's stand-in) that waits likewise\n"
+	      "                    and fires N synthetic spans with seed+1 (SIGUSR1 is passed on;\n"
+	      "                    --log and --pid-file get '.child' files); wait for it\n"
+	      "  --quiet           no summary on stderr\n"
+	      "lightningd's options are accepted and ignored, so a copy named lightningd runs\n"
+	      "with a node's command line: --lightning-dir D, --network N, --rpc-file F (or\n"
+	      "--opt=VALUE), --mainnet, --testnet, --testnet4, --signet, --regtest\n",
 	      out);
 }
 
@@ -289,11 +298,106 @@ static int build_synthetic(struct evs *e, unsigned long n, size_t size, bool emi
 }
 
 static volatile sig_atomic_t got_usr1;
+static volatile pid_t child_pid; /* --child-synthetic: SIGUSR1 is passed on to it */
 
 static void on_usr1(int sig)
 {
 	(void)sig;
 	got_usr1 = 1;
+	if (child_pid > 0)
+		kill(child_pid, SIGUSR1);
+}
+
+/* lightningd's options, taken and ignored: 1 a flag, 2 with its value, 0 not one. */
+static int lightningd_opt(const char *a)
+{
+	static const char *const flags[] = {"--mainnet", "--testnet", "--testnet4", "--signet",
+					    "--regtest"};
+	static const char *const valued[] = {"--lightning-dir", "--network", "--rpc-file"};
+
+	for (size_t k = 0; k < sizeof(flags) / sizeof(flags[0]); k++)
+		if (!strcmp(a, flags[k]))
+			return 1;
+	for (size_t k = 0; k < sizeof(valued) / sizeof(valued[0]); k++) {
+		size_t n = strlen(valued[k]);
+
+		if (!strncmp(a, valued[k], n) && a[n] == '=')
+			return 1;
+		if (!strcmp(a, valued[k]))
+			return 2;
+	}
+	return 0;
+}
+
+/* @pid into @path (with @suffix), whole or not at all: written aside, then renamed. */
+static int write_pid_file(const char *path, const char *suffix, pid_t pid)
+{
+	char final[PATH_MAX], tmp[PATH_MAX + 8];
+	FILE *pf;
+
+	snprintf(final, sizeof(final), "%s%s", path, suffix);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", final);
+	pf = fopen(tmp, "w");
+	if (!pf || fprintf(pf, "%d\n", (int)pid) < 0 || fclose(pf) || rename(tmp, final)) {
+		fprintf(stderr, "cln-emitter: %s: %s\n", final, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * --child-synthetic, in the forked child: its own spans (seed + 1), log and pid file; then
+ * it waits and fires like its parent.
+ */
+static int become_child(const struct opts *o, struct evs *e, FILE **log)
+{
+	char path[PATH_MAX];
+	sigset_t usr1;
+
+	if (*log)
+		fclose(*log);
+	*log = NULL;
+	for (size_t k = 0; k < e->n; k++)
+		free(e->v[k].json);
+	e->n = 0;
+	rng_state = o->seed + 1;
+	rng_state = rng_next();
+	if (build_synthetic(e, o->child_synthetic, o->size, o->emit_only))
+		return -1;
+	if (o->log_path) {
+		snprintf(path, sizeof(path), "%s.child", o->log_path);
+		*log = fopen(path, "w");
+		if (!*log) {
+			fprintf(stderr, "cln-emitter: %s: %s\n", path, strerror(errno));
+			return -1;
+		}
+	}
+	if (o->pid_file && write_pid_file(o->pid_file, ".child", getpid()))
+		return -1;
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_UNBLOCK, &usr1, NULL);
+	return 0;
+}
+
+/* Fork the child (-1 on failure); in the parent, SIGUSR1 is passed on from now on. */
+static int fork_child(const struct opts *o, struct evs *e, FILE **log)
+{
+	sigset_t usr1, old;
+	pid_t pid;
+
+	sigemptyset(&usr1);
+	sigaddset(&usr1, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &usr1, &old);
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0)
+		return become_child(o, e, log);
+	if (pid < 0)
+		fprintf(stderr, "cln-emitter: fork: %s\n", strerror(errno));
+	child_pid = pid;
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	return pid < 0 ? -1 : 0;
 }
 
 static uint64_t now_ns(void)
@@ -388,10 +492,18 @@ int main(int argc, char **argv)
 		} else if (!strcmp(a, "--quiet")) {
 			o.quiet = true;
 			continue;
+		} else if (lightningd_opt(a)) {
+			if (lightningd_opt(a) == 2 && !val) {
+				fprintf(stderr, "cln-emitter: %s needs a value\n", a);
+				goto usage_err;
+			}
+			i += lightningd_opt(a) - 1;
+			continue;
 		}
 		if (strcmp(a, "--rate") && strcmp(a, "--repeat") && strcmp(a, "--synthetic") &&
 		    strcmp(a, "--size") && strcmp(a, "--seed") && strcmp(a, "--log") &&
-		    strcmp(a, "--wait-file") && strcmp(a, "--pid-file")) {
+		    strcmp(a, "--wait-file") && strcmp(a, "--pid-file") &&
+		    strcmp(a, "--child-synthetic")) {
 			fprintf(stderr, "cln-emitter: unknown option %s (see --help)\n", a);
 			goto usage_err;
 		}
@@ -416,9 +528,13 @@ int main(int argc, char **argv)
 		} else if (!strcmp(a, "--synthetic")) {
 			if (parse_ulong(a, val, &o.synthetic))
 				goto usage_err;
+		} else if (!strcmp(a, "--child-synthetic")) {
+			if (parse_ulong(a, val, &o.child_synthetic) || !o.child_synthetic)
+				goto usage_err;
 		} else if (!strcmp(a, "--seed")) {
 			if (parse_ulong(a, val, &u))
 				goto usage_err;
+			o.seed = u;
 			/* Start each seed at an unrelated point of the sequence. */
 			rng_state = u;
 			rng_state = rng_next();
@@ -467,14 +583,10 @@ int main(int argc, char **argv)
 
 		sigaction(SIGUSR1, &sa, NULL);
 	}
-	if (o.pid_file) {
-		FILE *pf = fopen(o.pid_file, "w");
-
-		if (!pf || fprintf(pf, "%d\n", (int)getpid()) < 0 || fclose(pf)) {
-			fprintf(stderr, "cln-emitter: %s: %s\n", o.pid_file, strerror(errno));
-			goto cleanup;
-		}
-	}
+	if (o.pid_file && write_pid_file(o.pid_file, "", getpid()))
+		goto cleanup;
+	if (o.child_synthetic && fork_child(&o, &e, &log))
+		goto cleanup;
 	if (!o.quiet)
 		fprintf(stderr, "cln-emitter: pid %d, %zu events x %lu\n", (int)getpid(), e.n,
 			o.repeat);
@@ -564,6 +676,21 @@ int main(int argc, char **argv)
 usage_err:
 	ret = 2;
 cleanup:
+	if (child_pid > 0) {
+		int status;
+
+		if (ret)
+			kill(child_pid, SIGKILL); /* it would wait for ever */
+		while (waitpid(child_pid, &status, 0) < 0)
+			if (errno != EINTR) {
+				status = 1;
+				break;
+			}
+		if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+			fprintf(stderr, "cln-emitter: the child %d failed\n", (int)child_pid);
+			ret = ret ? ret : 1;
+		}
+	}
 	if (log)
 		fclose(log);
 	for (size_t k = 0; k < e.n; k++)

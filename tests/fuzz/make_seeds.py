@@ -4,7 +4,7 @@
 
     make_seeds.py TARGET OUTDIR [TESTS_DIR]
 
-TARGET: span, trace_file, config, response, retry, metrics_request. TESTS_DIR defaults to
+TARGET: span, trace_file, config, response, retry, metrics_request, finder. TESTS_DIR defaults to
 tests/ next to this file. Each seed is one file named by its SHA-1. The input layout of each
 target is described at the top of its tests/fuzz/fuzz_<target>.c.
 """
@@ -222,9 +222,31 @@ def gen_metrics_request(tests, put):
         put(head)
 
 
+def gen_finder(tests, put):
+    """/proc/PID/cgroup texts (mode 0) and lightningd command lines with a HOME (mode 1)."""
+    cid = "0123456789abcdef" * 4
+    for text in ("12:pids:/docker/%s\n11:memory:/docker/%s\n" % (cid, cid),
+                 "0::/system.slice/docker-%s.scope\n" % cid,
+                 "0::/machine.slice/libpod-%s.scope/container\n" % cid,
+                 "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod3d5f_1a2b"
+                 ".slice/cri-containerd-%s.scope\n" % cid,
+                 "11:memory:/kubepods/burstable/pod3d5f0b2e-1a2b-4c3d/%s\n" % cid.upper(),
+                 "0::/kubepods.slice/crio-%s.scope\n" % cid,
+                 "4:memory:/process_api/d26328edf51428ea1976beb9b5f87f25\n0::/\n",
+                 "0::/user.slice/user-1000.slice/session-2.scope\n"):
+        put(b"\x00" + text.encode())
+    for home, args in (("/home/x", []), ("/h", ["--lightning-dir=/d", "--regtest"]),
+                       ("/h", ["--lightning-dir", "/d", "--network", "signet"]),
+                       ("", ["--rpc-file=/run/ln/rpc"]), ("/h", ["--rpc-file", "rpc.sock"]),
+                       ("/h", ["--network=testnet", "--mainnet", "--testnet4"]),
+                       ("/h", ["--lightning-dir=node", "--network=../x"])):
+        cmd = b"".join(a.encode() + b"\0" for a in ["lightningd"] + args)
+        put(b"\x01\x04" + bytes([len(home)]) + home.encode() + cmd)
+
+
 GENERATORS = {"span": gen_span, "trace_file": gen_trace_file, "config": gen_config,
               "response": gen_response, "retry": gen_retry,
-              "metrics_request": gen_metrics_request}
+              "metrics_request": gen_metrics_request, "finder": gen_finder}
 
 if __name__ == "__main__":
     main()
