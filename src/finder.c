@@ -839,10 +839,15 @@ static __attribute__((noreturn)) void finder_helper_main(const int sv[2], const 
 		_exit(1);
 	r->op = FINDER_OP_READY;
 	r->err = finder_helper_setup(user, parent, r->why, sizeof(r->why));
-	if (finder_send_reply(sock, r, -1) < 0 || r->err)
+	if (finder_send_reply(sock, r, -1) < 0 || r->err) {
+		free(r);
+		finder__free(f);
 		_exit(1);
+	}
 	while (finder_serve_one(f, sock))
 		;
+	free(r);
+	finder__free(f);
 	_exit(0);
 }
 
@@ -891,7 +896,8 @@ out:
 	return ret;
 }
 
-int finder_helper__spawn(const char *user, struct finder_helper **out, char *err, size_t err_size)
+int finder_helper__spawn(const char *user, void (*scrub)(void *ctx), void *ctx,
+			 struct finder_helper **out, char *err, size_t err_size)
 {
 	struct finder_helper *h = calloc(1, sizeof(*h));
 	pid_t parent = getpid();
@@ -908,8 +914,11 @@ int finder_helper__spawn(const char *user, struct finder_helper **out, char *err
 	}
 	fflush(NULL); /* nothing buffered is written twice */
 	h->pid = fork();
-	if (h->pid == 0)
+	if (h->pid == 0) {
+		if (scrub)
+			scrub(ctx);
 		finder_helper_main(sv, user, parent);
+	}
 	ret = -errno;
 	close(sv[1]);
 	h->fd = sv[0];

@@ -109,10 +109,13 @@ struct finder_helper;
  * sets no_new_privs, closes every fd but its end of the socketpair (and 0-2), dies with its
  * parent (PR_SET_PDEATHSIG), exits on EOF. Waits (at most FINDER_READY_MS) for the helper to
  * say it is set up. Returns 0 or a negative errno with a message in @err. Call before any
- * thread starts and before privs_drop.
+ * thread starts and before privs_drop. @scrub (NULL: none) runs first thing in the helper,
+ * with @ctx: the helper is a copy of the caller, and should not keep the caller's secrets
+ * (API keys in headers, a URL's password) in its memory.
  */
 #define FINDER_READY_MS 10000
-int finder_helper__spawn(const char *user, struct finder_helper **out, char *err, size_t err_size);
+int finder_helper__spawn(const char *user, void (*scrub)(void *ctx), void *ctx,
+			 struct finder_helper **out, char *err, size_t err_size);
 int finder_helper_fd(const struct finder_helper *h); /* non-blocking; watch it for EPOLLIN */
 int finder_helper_pid(const struct finder_helper *h);
 /* 0, -EAGAIN (socket buffer full: try later), or -EPIPE (helper gone). */

@@ -355,7 +355,8 @@ static int privs_switch(const struct privs_user *u, char *err, size_t err_size)
 static void privs_log(const struct privs_opts *o, const struct privs_keep *k, bool bound,
 		      const struct privs_user *u)
 {
-	const char *who = o->find_nodes ? "node finder: " : "";
+	/* The finder helper's lines say whose they are (tests and users wait for the main's). */
+	const char *who = o->find_nodes ? "node finder" : "privileges";
 	char kept[512] = "";
 	size_t off = 0;
 
@@ -369,11 +370,10 @@ static void privs_log(const struct privs_opts *o, const struct privs_keep *k, bo
 			off += (size_t)n;
 	}
 	if (k->n)
-		log_info(
-			"%sprivileges: kept %s; dropped every other capability%s; no_new_privs set",
-			who, kept, bound ? " (bounding set too)" : "");
+		log_info("%s: kept %s; dropped every other capability%s; no_new_privs set", who,
+			 kept, bound ? " (bounding set too)" : "");
 	else if (o->find_nodes)
-		log_warn("node finder: privileges: neither CAP_SYS_PTRACE nor CAP_DAC_OVERRIDE was "
+		log_warn("node finder: neither CAP_SYS_PTRACE nor CAP_DAC_OVERRIDE was "
 			 "held: nodes run by other users get no identity (run as root)");
 	else if (o->attach)
 		log_warn("privileges: none of the capabilities attaching needs was held: upgraded "
@@ -383,11 +383,11 @@ static void privs_log(const struct privs_opts *o, const struct privs_keep *k, bo
 			 "source)%s; no_new_privs set",
 			 bound ? "; bounding set emptied" : "");
 	if (u && u->uid == 0)
-		log_warn("%sprivileges: staying root (--user %s): without capabilities, root still "
+		log_warn("%s: staying root (--user %s): without capabilities, root still "
 			 "owns and may change every root-owned file; give an unprivileged --user",
 			 who, u->name);
 	else if (u)
-		log_info("%sprivileges: running as %s (uid %u, gid %u, %d groups)%s", who, u->name,
+		log_info("%s: running as %s (uid %u, gid %u, %d groups)%s", who, u->name,
 			 (unsigned)u->uid, (unsigned)u->gid, u->n_groups,
 			 u->by_default ? ", the default when started as root (--user to change)"
 				       : "");

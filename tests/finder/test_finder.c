@@ -697,7 +697,7 @@ static void test_helper(const struct node *n)
 	pid_t pid;
 
 	check_case("helper");
-	ret = finder_helper__spawn(NULL, &h, err, sizeof(err));
+	ret = finder_helper__spawn(NULL, NULL, NULL, &h, err, sizeof(err));
 	CHECK_MSG(ret == 0 && h, "spawn: %d %s", ret, err);
 	if (!h)
 		return;
@@ -753,7 +753,7 @@ static void test_helper_bad_user(void)
 	int ret;
 
 	check_case("helper: no such user");
-	ret = finder_helper__spawn("no-such-user-finder", &h, err, sizeof(err));
+	ret = finder_helper__spawn("no-such-user-finder", NULL, NULL, &h, err, sizeof(err));
 	CHECK_MSG(ret < 0 && !h && strstr(err, "no-such-user-finder"), "%d %s", ret, err);
 	check_case(NULL);
 }
