@@ -51,6 +51,7 @@ struct opts {
 	size_t size;
 	const char *log_path;
 	const char *wait_file;
+	const char *linger_file; /* --linger-file: after firing, wait for it before exiting */
 	bool wait_signal;
 	bool emit_only;
 	bool unique_ids;
@@ -74,6 +75,8 @@ static void usage(FILE *out)
 	      "  --log FILE        write every fired span as '<id> <json>' (suspend/resume as\n"
 	      "                    'span_suspend <id>' / 'span_resume <id>')\n"
 	      "  --wait-file FILE  wait until FILE exists before firing\n"
+	      "  --linger-file FILE  after firing, wait until FILE exists before exiting (a\n"
+	      "                    node stays up: its identity can still be asked)\n"
 	      "  --wait-signal     wait for SIGUSR1 before firing\n"
 	      "  --pid-file FILE   write the process id to FILE before waiting\n"
 	      "  --child-synthetic N  fork a child (a subdaemon's stand-in) that waits likewise\n"
@@ -503,7 +506,7 @@ int main(int argc, char **argv)
 		if (strcmp(a, "--rate") && strcmp(a, "--repeat") && strcmp(a, "--synthetic") &&
 		    strcmp(a, "--size") && strcmp(a, "--seed") && strcmp(a, "--log") &&
 		    strcmp(a, "--wait-file") && strcmp(a, "--pid-file") &&
-		    strcmp(a, "--child-synthetic")) {
+		    strcmp(a, "--child-synthetic") && strcmp(a, "--linger-file")) {
 			fprintf(stderr, "cln-emitter: unknown option %s (see --help)\n", a);
 			goto usage_err;
 		}
@@ -551,6 +554,8 @@ int main(int argc, char **argv)
 			o.log_path = val;
 		} else if (!strcmp(a, "--wait-file")) {
 			o.wait_file = val;
+		} else if (!strcmp(a, "--linger-file")) {
+			o.linger_file = val;
 		} else if (!strcmp(a, "--pid-file")) {
 			o.pid_file = val;
 		} else {
@@ -662,6 +667,12 @@ int main(int argc, char **argv)
 		goto cleanup;
 	}
 	log = NULL;
+	if (o.linger_file) {
+		struct stat st;
+
+		while (stat(o.linger_file, &st) != 0)
+			usleep(1000);
+	}
 	if (!o.quiet) {
 		double s = (t1 - t0) / 1e9;
 
