@@ -18,10 +18,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "elf_notes.h"
 #include "export_http.h"
 #include "loop.h"
 #include "node_info.h"
+#include "nodes.h"
 #include "privs.h"
 #include "source_socket.h"
 #include "source_usdt.h"
@@ -31,6 +33,12 @@
 #define CHECK_MAX_EXES	   64	/* distinct executables looked at for probes */
 #define CHECK_MAX_SHOWN	   16	/* running lightningd processes listed */
 #define CHECK_NODE_WAIT_MS 3000 /* for getinfo's answer */
+
+struct check_wait {
+	struct nodes *nodes;
+	struct loop_timer *timer;
+	uint64_t deadline_ms;
+};
 
 struct check {
 	const struct config *cfg;
@@ -320,13 +328,10 @@ static void check_socket(struct check *c)
 static void check_node(struct check *c, struct loop *loop)
 {
 	struct node_info_cfg ncfg = {.rpc_file = c->cfg->rpc_file,
-				     .find_lightningd = c->cfg->usdt,
-				     .pids = c->cfg->pids,
-				     .n_pids = c->cfg->n_pids,
 				     .startup_wait_ms = CHECK_NODE_WAIT_MS};
 	struct otlp_resource_cfg res = {0};
 	char where[PATH_MAX], why[CHECK_MSG_CAP];
-	struct node_info_ident id;
+	struct getinfo_ident id;
 	struct node_info *ni = node_info__new(loop, &ncfg, &res);
 
 	if (!ni) {
@@ -344,6 +349,108 @@ static void check_node(struct check *c, struct loop *loop)
 			"(lightningd's lightning-rpc); cln-otlp must be able to open it",
 			where[0] ? " " : "", where, why);
 	node_info__free(ni);
+}
+
+/* Each node found: its identity, or why it has none. */
+static void check_node_line(void *ctx, const struct nodes_view *v)
+{
+	struct check *c = ctx;
+	char in[FINDER_ID_SIZE + 16] = "";
+
+	if (v->container_id[0])
+		snprintf(in, sizeof(in), " (container %.12s)", v->container_id);
+	if (v->ident)
+		check_line(c, '+',
+			   "node RPC %s%s: getinfo answered: node %s (alias \"%s\", %s, %s)",
+			   v->shown, in, v->ident->id, v->ident->alias,
+			   v->ident->network[0] ? v->ident->network : "network unknown",
+			   v->ident->version[0] ? v->ident->version : "version unknown");
+	else
+		check_line(c, '-',
+			   "node RPC of lightningd pid %u%s: %s — its spans would go without the "
+			   "node's identity; --rpc-file names its socket",
+			   v->pid, in, v->why[0] ? v->why : "no answer in time");
+}
+
+static void check_nodes_tick(struct loop *loop, void *ctx)
+{
+	struct check_wait *w = ctx;
+
+	if (nodes_settled(w->nodes) || clock_mono_ms() >= w->deadline_ms)
+		loop_stop(loop);
+	else
+		loop_timer_arm(w->timer, 20);
+}
+
+/*
+ * A process to ask about: named lightningd and, with --lightningd, running one of those
+ * binaries (other nodes on the host are not this run's).
+ */
+static bool check_node_wanted(const struct config *cfg, uint32_t pid)
+{
+	char path[64], comm[32] = "";
+	struct stat exe, st;
+	bool named;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%u/comm", pid);
+	if (!(f = fopen(path, "re")))
+		return false;
+	named = fgets(comm, sizeof(comm), f) && !strncmp(comm, "lightningd", 10);
+	fclose(f);
+	if (!named || !cfg->n_lightningd)
+		return named;
+	snprintf(path, sizeof(path), "/proc/%u/exe", pid);
+	if (stat(path, &exe) < 0)
+		return false;
+	for (size_t i = 0; i < cfg->n_lightningd; i++)
+		if (stat(cfg->lightningd[i], &st) == 0 && st.st_dev == exe.st_dev &&
+		    st.st_ino == exe.st_ino)
+			return true;
+	return false;
+}
+
+/*
+ * Live sources without --rpc-file: every node gets its own identity. Ask each lightningd
+ * this run would trace (the --pid processes, those running a --lightningd binary, or every
+ * one named lightningd; the finder trusts only those whose binary carries the probe) as
+ * the daemon would, with our privileges.
+ */
+static void check_nodes(struct check *c, struct loop *loop)
+{
+	struct otlp_resource_cfg res = {0};
+	struct check_wait w = {.deadline_ms = clock_mono_ms() + CHECK_NODE_WAIT_MS};
+	struct nodes_stats st;
+	struct dirent *de;
+	DIR *dir = opendir("/proc");
+
+	w.nodes = nodes__new(loop, NULL, &res);
+	w.timer = loop_timer__new(loop, check_nodes_tick, &w);
+	if (!w.nodes || !w.timer || !dir) {
+		check_line(c, '-', "node RPC: cannot look: %s", dir ? "out of memory" : "no /proc");
+		goto cleanup;
+	}
+	for (size_t i = 0; i < c->cfg->n_pids; i++)
+		nodes_saw(w.nodes, c->cfg->pids[i]);
+	while (!c->cfg->n_pids && (de = readdir(dir))) {
+		unsigned long pid = strtoul(de->d_name, NULL, 10);
+
+		if (pid && pid <= UINT32_MAX && check_node_wanted(c->cfg, (uint32_t)pid))
+			nodes_saw(w.nodes, (uint32_t)pid);
+	}
+	loop_timer_arm(w.timer, 0);
+	loop_run(loop);
+	nodes_for_each(w.nodes, check_node_line, c);
+	nodes_get_stats(w.nodes, &st);
+	if (!st.nodes)
+		check_line(c, '!',
+			   "node RPC: no lightningd with the lightningd:span_emit probe runs now: "
+			   "each node's identity is asked when it starts");
+cleanup:
+	if (dir)
+		closedir(dir);
+	loop_timer__free(w.timer);
+	nodes__free(w.nodes);
 }
 
 /* ---- the collector ----------------------------------------------------------------------- */
@@ -371,7 +478,9 @@ int check_run(const struct config *cfg, FILE *out)
 		check_usdt(&c, loop);
 	if (cfg->socket_path)
 		check_socket(&c);
-	if (cfg->rpc_file || cfg->usdt || cfg->socket_path || cfg->follow)
+	if (!cfg->rpc_file && (cfg->usdt || cfg->socket_path))
+		check_nodes(&c, loop);
+	else if (cfg->rpc_file || cfg->follow)
 		check_node(&c, loop);
 	if (cfg->exporter == CONFIG_EXPORTER_OTLP)
 		check_collector(&c);

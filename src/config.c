@@ -746,9 +746,10 @@ static const struct opts_option config_options[] = {
 		 "warning)"},
 	{.name = "rpc-file", .kind = OPTS_STR, .arg = "PATH", FIELD(rpc_file),
 	 .unit = "a file path",
-	 .help = "lightningd's JSON-RPC socket (lightning-rpc), to add the node's version, id, "
-		 "alias and network to the resource (default: with a live source, the socket in "
-		 "the traced lightningd's directory, or in ~/.lightning/<network>/)"},
+	 .help = "lightningd's JSON-RPC socket (lightning-rpc): this one node's version, id, "
+		 "alias and network on every span (default: with eBPF or --socket, each span "
+		 "gets the node its process belongs to, asked through that node's own socket; "
+		 "with --follow, the socket in ~/.lightning/<network>/)"},
 	{.name = "suspend-ttl", MS(0), FIELD(suspend_ttl_ms), .def = "600000",
 	 .help = "how long suspend/resume times are kept for spans not yet emitted"},
 	{.name = "check", .kind = OPTS_FLAG, FIELD(check),

@@ -27,6 +27,7 @@
 #include "loop.h"
 #include "metrics.h"
 #include "node_info.h"
+#include "nodes.h"
 #include "pipeline.h"
 #include "privs.h"
 #include "source_dir.h"
@@ -55,7 +56,8 @@ struct app {
 	struct source_socket *socket;
 	struct source_usdt *usdt;
 	struct metrics *metrics;
-	struct node_info *node;
+	struct node_info *node; /* one identity for every span (--rpc-file, files) */
+	struct nodes *nodes;	/* or one per node (live sources) */
 	int sigfd;
 	struct loop_timer *shutdown_timer;
 	struct loop_timer *stats_timer;
@@ -277,6 +279,78 @@ static int app_start_loop(struct app *app)
 	return 0;
 }
 
+static void app_saw_pid(void *ctx, uint32_t pid)
+{
+	nodes_saw(ctx, pid);
+}
+
+static bool app_hold(void *ctx, uint64_t now_ms, uint64_t *until_ms)
+{
+	return nodes_hold(ctx, now_ms, until_ms);
+}
+
+/*
+ * In the finder helper, just forked: it needs none of our secrets (header values, the
+ * endpoint's password, the environment they may have come from), so its copy of them goes.
+ */
+static void app_scrub(void *ctx)
+{
+	struct app *app = ctx;
+
+	for (size_t i = 0; i < app->cfg.n_headers; i++)
+		if (app->cfg.headers[i].value)
+			explicit_bzero(app->cfg.headers[i].value,
+				       strlen(app->cfg.headers[i].value));
+	if (app->cfg.endpoint)
+		explicit_bzero(app->cfg.endpoint, strlen(app->cfg.endpoint));
+	for (int i = 0; app->argv && i < app->argc; i++)
+		explicit_bzero(app->argv[i], strlen(app->argv[i]));
+	for (char **e = environ; e && *e; e++)
+		explicit_bzero(*e, strlen(*e));
+}
+
+/*
+ * The node's identity. Live sources tell each span's process: each node gets its own
+ * (nodes), looked up by the finder helper, forked now while we still have the privileges
+ * it keeps. --rpc-file names one node for every span, and followed files (which name no
+ * live process) take the one under the user's ~/.lightning (node_info): asked before the
+ * sources open, so the first batch already carries it (at most a second, once). A replayed
+ * file may come from any node: it gets none.
+ */
+static int app_start_identity(struct app *app, char *err, size_t err_size)
+{
+	if (!app->cfg.rpc_file && (app->cfg.usdt || app->cfg.socket_path)) {
+		struct finder_helper *helper = NULL;
+
+		if (finder_helper__spawn(app->cfg.user, app_scrub, app, &helper, err, err_size) <
+		    0) {
+			log_warn("node identity: %s; looking nodes up in this process instead, "
+				 "with what it keeps of its privileges",
+				 err);
+			err[0] = '\0';
+			helper = NULL;
+		}
+		app->nodes = nodes__new(app->loop, helper, &app->res);
+		if (!app->nodes) {
+			snprintf(err, err_size, "cannot set up the node lookup: out of memory");
+			return -1;
+		}
+		return 0;
+	}
+	if (app->cfg.rpc_file || app->cfg.follow) {
+		struct node_info_cfg ncfg = {.rpc_file = app->cfg.rpc_file,
+					     .startup_wait_ms = 1000};
+
+		app->node = node_info__new(app->loop, &ncfg, &app->res);
+		if (!app->node) {
+			snprintf(err, err_size,
+				 "cannot set up the node identity lookup: out of memory");
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* The node's identity, the exporter, the pipeline and /metrics: everything but sources. */
 static int app_start_core(struct app *app, char *err, size_t err_size)
 {
@@ -290,25 +364,8 @@ static int app_start_core(struct app *app, char *err, size_t err_size)
 	};
 	struct exporter *ex;
 
-	/*
-	 * Before the sources, so the first batch already carries the node's identity: waits at
-	 * most a second, once, for lightningd's getinfo (nothing is read yet, nothing waits).
-	 * A replayed file may come from any node: only a live source, or --rpc-file, asks.
-	 */
-	if (app->cfg.rpc_file || app->cfg.usdt || app->cfg.socket_path || app->cfg.follow) {
-		struct node_info_cfg ncfg = {.rpc_file = app->cfg.rpc_file,
-					     .find_lightningd = app->cfg.usdt,
-					     .pids = app->cfg.pids,
-					     .n_pids = app->cfg.n_pids,
-					     .startup_wait_ms = 1000};
-
-		app->node = node_info__new(app->loop, &ncfg, &app->res);
-		if (!app->node) {
-			snprintf(err, err_size,
-				 "cannot set up the node identity lookup: out of memory");
-			return -1;
-		}
-	}
+	if (app_start_identity(app, err, err_size) < 0)
+		return -1;
 	ex = app_exporter(app, err, err_size);
 	app->ex = ex;
 	if (!ex) {
@@ -320,6 +377,11 @@ static int app_start_core(struct app *app, char *err, size_t err_size)
 	if (!app->pipeline) {
 		snprintf(err, err_size, "cannot create the pipeline: out of memory");
 		return -1;
+	}
+	if (app->nodes) {
+		struct pipeline_hooks hooks = {app_saw_pid, app_hold, app->nodes};
+
+		pipeline_set_hooks(app->pipeline, &hooks);
 	}
 	/* Before the sources: a taken port fails fast, and binding needs the privileges. */
 	if (app->cfg.metrics_listen) {
@@ -419,6 +481,7 @@ static void app_free(struct app *app)
 	source_socket__free(app->socket);
 	source_usdt__free(app->usdt);
 	pipeline__free(app->pipeline);
+	nodes__free(app->nodes);
 	node_info__free(app->node);
 	loop_timer__free(app->stats_timer);
 	loop_timer__free(app->shutdown_timer);

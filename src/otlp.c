@@ -249,6 +249,14 @@ static const char *otlp_basename(const char *path)
 	return slash ? slash + 1 : path;
 }
 
+static bool otlp_cfg_has(const struct otlp_resource_cfg *cfg, const char *key)
+{
+	for (size_t i = 0; i < cfg->n_attrs; i++)
+		if (!strcmp(cfg->attrs[i].key, key))
+			return true;
+	return false;
+}
+
 /* The resource attributes of a group, as (key, string value | int value). */
 struct otlp_rattr {
 	const char *key;
@@ -256,7 +264,7 @@ struct otlp_rattr {
 	int64_t num;
 };
 
-/* Our six, up to 32 configured ones, the node's identity, and room to spare. */
+/* Our six, up to 32 configured ones, the node's identity (5), and room to spare. */
 #define OTLP_MAX_RATTRS (6 + 32 + 26)
 
 static size_t otlp_resource_attrs(const struct otlp_resource_cfg *cfg, const struct otlp_group *g,
@@ -280,6 +288,14 @@ static size_t otlp_resource_attrs(const struct otlp_resource_cfg *cfg, const str
 		if (!strcmp(cfg->attrs[i].key, "service.name"))
 			continue;
 		out[n++] = (struct otlp_rattr){cfg->attrs[i].key, cfg->attrs[i].value, 0};
+	}
+	if (cfg->proc_attrs && g->pid) {
+		const struct otlp_kv *pa = NULL;
+		size_t np = cfg->proc_attrs(cfg->proc_ctx, g->pid, &pa);
+
+		for (size_t i = 0; i < np && n < OTLP_MAX_RATTRS; i++)
+			if (!otlp_cfg_has(cfg, pa[i].key))
+				out[n++] = (struct otlp_rattr){pa[i].key, pa[i].value, 0};
 	}
 	return n;
 }

@@ -35,6 +35,13 @@ struct otlp_resource_cfg {
 	const char *host_name;	     /* host.name; NULL: omitted */
 	const struct otlp_kv *attrs; /* OTEL_RESOURCE_ATTRIBUTES and node identity */
 	size_t n_attrs;
+	/*
+	 * The attributes of the node process @pid belongs to (nodes.h), looked up as each
+	 * request is encoded; a key already in @attrs is left out (configuration wins).
+	 * NULL: none.
+	 */
+	size_t (*proc_attrs)(void *ctx, uint32_t pid, const struct otlp_kv **attrs);
+	void *proc_ctx;
 };
 
 /* The most one encoded request may take (gRPC frames a message length in 32 bits). */

@@ -26,6 +26,7 @@ struct pipeline {
 	bool repump;
 	void (*idle_cb)(void *ctx);
 	void *idle_ctx;
+	struct pipeline_hooks hooks;
 	struct log_ratelimit rl_full;
 	struct log_ratelimit rl_reject;
 	struct log_ratelimit rl_orphan;
@@ -176,8 +177,14 @@ static void pipeline_pump_once(struct pipeline *p)
 	uint64_t now = clock_mono_ms();
 
 	while (queue_waiting(p->queue) && !p->ex->ops->busy(p->ex)) {
-		uint64_t age = now - queue_oldest_ms(p->queue);
+		uint64_t age = now - queue_oldest_ms(p->queue), until;
 		struct queue_batch *batch;
+
+		if (!p->flushing && p->hooks.hold && !pipeline_backlogged(p) &&
+		    p->hooks.hold(p->hooks.ctx, now, &until)) {
+			loop_timer_arm(p->batch_timer, until > now ? until - now : 1);
+			return;
+		}
 
 		if (!p->flushing && queue_waiting(p->queue) < p->cfg.queue.batch_size &&
 		    age < p->cfg.schedule_delay_ms) {
@@ -301,6 +308,8 @@ enum span_reject pipeline_ingest(struct pipeline *p, const struct pipeline_origi
 	if (span->path == SPAN_PATH_RECOVERED)
 		stats.recovered++;
 	span->pid = origin->pid;
+	if (origin->pid && p->hooks.saw_pid)
+		p->hooks.saw_pid(p->hooks.ctx, origin->pid);
 	span->exe_path = exe_path_ref(origin->exe_path);
 	span->uid = origin->uid;
 	span->has_uid = origin->has_uid;
@@ -355,6 +364,11 @@ void pipeline_abort(struct pipeline *p)
 		stats.dropped[STATS_DROP_SHUTDOWN] += batch.n;
 		queue_release_batch(p->queue, &batch);
 	}
+}
+
+void pipeline_set_hooks(struct pipeline *p, const struct pipeline_hooks *hooks)
+{
+	p->hooks = *hooks;
 }
 
 void pipeline_on_idle(struct pipeline *p, void (*cb)(void *ctx), void *ctx)

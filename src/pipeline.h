@@ -67,6 +67,20 @@ bool pipeline_idle(const struct pipeline *p);
 /* Give up whatever is unfinished (shutdown timeout): counted as dropped. */
 void pipeline_abort(struct pipeline *p);
 
+/* What the pipeline asks of whoever knows the processes spans come from (nodes.h). */
+struct pipeline_hooks {
+	/* A span from process @pid was accepted (called for every span: keep it cheap). */
+	void (*saw_pid)(void *ctx, uint32_t pid);
+	/*
+	 * Before a batch goes out: true to hold it until @until_ms (CLOCK_MONOTONIC), e.g.
+	 * while a new node's identity is being asked. Never asked when flushing or when the
+	 * queue is backlogged.
+	 */
+	bool (*hold)(void *ctx, uint64_t now_ms, uint64_t *until_ms);
+	void *ctx;
+};
+void pipeline_set_hooks(struct pipeline *p, const struct pipeline_hooks *hooks);
+
 /* Called when pipeline_idle() becomes true after pipeline_flush(). */
 void pipeline_on_idle(struct pipeline *p, void (*cb)(void *ctx), void *ctx);
 

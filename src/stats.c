@@ -56,6 +56,16 @@ const struct stats_counter stats_counters[] = {
 	{I, "files_refused", true, "files_refused_total",
 	 "Files of a --file pattern or directory not read: as many were read at once as are "
 	 "allowed (read later if they change while there is room).", S(files_refused)},
+	{I, "nodes_identified", true, "nodes_identified_total",
+	 "lightningd processes whose lightning-rpc answered getinfo: their identity is on the "
+	 "spans of their processes.", S(nodes_identified)},
+	{I, "node_untrusted", true, "node_untrusted_total",
+	 "Processes whose spans go without a node identity: their binary carries no "
+	 "lightningd:span_emit probe, or no lightningd is among them and their parents.",
+	 S(node_untrusted)},
+	{I, "node_table_full", true, "node_table_full_total",
+	 "Processes or lightningd processes past the node tables' bounds: their spans go "
+	 "without a node identity.", S(node_table_full)},
 	{I, NULL, false, "span_events_total",
 	 "Suspend/resume span events attached to spans.", S(events)},
 	{I, "events_evicted", true, "span_events_evicted_total",

@@ -65,6 +65,9 @@ struct stats {
 	uint64_t socket_refused;    /* datagrams from a sender not in --socket-allow-uid */
 	uint64_t follow_truncated;  /* followed files truncated (and rewritten) under us */
 	uint64_t follow_lost_bytes; /* bytes of those that could not be read */
+	uint64_t node_untrusted;    /* processes whose spans get no node identity: not a node's */
+	uint64_t node_table_full;   /* processes or nodes past the node tables' bounds */
+	uint64_t nodes_identified;  /* lightningd processes that answered getinfo */
 	uint64_t files_refused;	    /* files of a --file pattern or directory not read: limit */
 };
 

@@ -6,6 +6,8 @@ relevant run, nothing is exported, nothing changed.
   all_ok             (root) eBPF on a binary with probes and a lightningd running it, a node
                      answering getinfo, the mock collector: every line ✓, exit 0; one empty
                      request reached the collector; no secret printed
+  nodes              (root) no --rpc-file: each lightningd running the binary asked through
+                     its own lightning-rpc: ✓ with its identity; a missing socket: ✗
   no_probe           a binary without the probe: ✗ with the rebuild advice
   unprivileged       (root, runs as nobody) attach refused: ✗ privileges and ✗ eBPF, with
                      what to do (root, setcap)
@@ -150,6 +152,31 @@ def all_ok(tmp):
         check("the node was asked getinfo", [r.get("method") for r in node.requests] ==
               ["getinfo"], node.requests)
         check("nothing recorded", not mc.records(), mc.records())
+
+
+@test("nodes")
+def nodes(tmp):
+    """No --rpc-file: each lightningd running the binary is asked through its own
+    lightning-rpc (found from its --lightning-dir and --network): ✓ with its identity;
+    one whose socket is missing: ✗ with where it was looked for, exit 1."""
+    ld = layout(tmp)
+    ldir = os.path.join(tmp, "node")
+    os.makedirs(os.path.join(ldir, "regtest"))
+    rpc = os.path.join(ldir, "regtest", "lightning-rpc")
+    with FakeNode(rpc):
+        e = start_emitter(tmp, ld, "--lightning-dir", ldir, "--network=regtest",
+                          "--synthetic", "1")
+        lines = check_run(["--lightningd", ld, "--exporter", "stdout"], 0)
+        line(lines, OK, "node RPC %s (lightningd pid %d)" % (rpc, e.pid), NODE_ID,
+             "CHECKNODE")
+        lost = start_emitter(tmp, ld, "--lightning-dir", os.path.join(tmp, "gone"),
+                             "--synthetic", "1", name="lost")
+        lines = check_run(["--lightningd", ld, "--exporter", "stdout"], 1)
+        line(lines, OK, "node RPC %s (lightningd pid %d)" % (rpc, e.pid))
+        line(lines, FAIL, "node RPC of lightningd pid %d: " % lost.pid,
+             os.path.join(tmp, "gone", "bitcoin", "lightning-rpc"), "--rpc-file")
+        release(e)
+        release(lost)
 
 
 @test("no_probe")

@@ -27,18 +27,18 @@ static const char answer[] =
 static void test_scan(void)
 {
 	size_t full = strlen(answer);
-	struct node_info_scan s = {0};
+	struct getinfo_scan s = {0};
 	char buf[1024];
 	int r;
 
-	r = node_info_scan(&s, answer, full);
+	r = getinfo_scan(&s, answer, full);
 	CHECK_MSG(r == 1 && s.pos == full, "whole answer: r=%d pos=%zu of %zu", r, s.pos, full);
 
 	/* Arriving in two pieces, split anywhere: the same end, and never early. */
 	for (size_t cut = 0; cut < full; cut++) {
-		struct node_info_scan p = {0};
-		int r1 = node_info_scan(&p, answer, cut);
-		int r2 = node_info_scan(&p, answer, full);
+		struct getinfo_scan p = {0};
+		int r1 = getinfo_scan(&p, answer, cut);
+		int r2 = getinfo_scan(&p, answer, full);
 
 		CHECK_MSG(r1 == 0 && r2 == 1 && p.pos == full, "cut at %zu: %d %d pos %zu", cut, r1,
 			  r2, p.pos);
@@ -47,33 +47,33 @@ static void test_scan(void)
 	memset(&s, 0, sizeof(s));
 	r = 0;
 	for (size_t n = 1; n <= full && r == 0; n++)
-		r = node_info_scan(&s, answer, n);
+		r = getinfo_scan(&s, answer, n);
 	CHECK_MSG(r == 1 && s.pos == full, "byte by byte: r=%d pos=%zu", r, s.pos);
 
 	/* Leading whitespace is fine; what follows the object is left alone. */
 	snprintf(buf, sizeof(buf), " \n\t%s\n\n{\"next\":1}", answer);
 	memset(&s, 0, sizeof(s));
-	r = node_info_scan(&s, buf, strlen(buf));
+	r = getinfo_scan(&s, buf, strlen(buf));
 	CHECK_MSG(r == 1 && s.pos == full + 3, "whitespace around: r=%d pos=%zu", r, s.pos);
 
 	memset(&s, 0, sizeof(s));
-	CHECK_MSG(node_info_scan(&s, "<html>", 6) == -EBADMSG, "not an object");
+	CHECK_MSG(getinfo_scan(&s, "<html>", 6) == -EBADMSG, "not an object");
 	memset(&s, 0, sizeof(s));
-	CHECK_MSG(node_info_scan(&s, "[1,2]", 5) == -EBADMSG, "an array is not an answer");
+	CHECK_MSG(getinfo_scan(&s, "[1,2]", 5) == -EBADMSG, "an array is not an answer");
 	memset(&s, 0, sizeof(s));
-	CHECK_MSG(node_info_scan(&s, "{\"a\":\"}\\\\\"", 10) == 0,
+	CHECK_MSG(getinfo_scan(&s, "{\"a\":\"}\\\\\"", 10) == 0,
 		  "a brace in a string is not the end");
 	memset(&s, 0, sizeof(s));
-	CHECK_MSG(node_info_scan(&s, "", 0) == 0, "nothing yet");
+	CHECK_MSG(getinfo_scan(&s, "", 0) == 0, "nothing yet");
 }
 
 static void test_parse(void)
 {
-	struct node_info_ident id;
+	struct getinfo_ident id;
 	char err[256], buf[4096];
 	int r;
 
-	r = node_info_parse(answer, strlen(answer), "cln-otlp:getinfo#1", &id, err, sizeof(err));
+	r = getinfo_parse(answer, strlen(answer), "cln-otlp:getinfo#1", &id, err, sizeof(err));
 	CHECK_MSG(r == 0, "good answer: %d %s", r, err);
 	CHECK_MSG(!strcmp(id.id,
 			  "02a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1"),
@@ -82,35 +82,35 @@ static void test_parse(void)
 	CHECK_MSG(!strcmp(id.network, "regtest"), "network %s", id.network);
 	CHECK_MSG(!strcmp(id.version, "v24.11"), "version %s", id.version);
 
-	r = node_info_parse(answer, strlen(answer), "cln-otlp:getinfo#2", &id, err, sizeof(err));
+	r = getinfo_parse(answer, strlen(answer), "cln-otlp:getinfo#2", &id, err, sizeof(err));
 	CHECK_MSG(r == -EBADMSG && strstr(err, "not the answer"), "other id: %d %s", r, err);
 	CHECK_MSG(!id.id[0], "nothing filled on error");
 
-	r = node_info_parse(answer, strlen(answer) - 1, NULL, &id, err, sizeof(err));
+	r = getinfo_parse(answer, strlen(answer) - 1, NULL, &id, err, sizeof(err));
 	CHECK_MSG(r == -EBADMSG, "cut answer: %d", r);
 
 	snprintf(buf, sizeof(buf), "%s",
 		 "{\"jsonrpc\":\"2.0\",\"id\":\"x\",\"error\":{\"code\":-32601,"
 		 "\"message\":\"Unknown command\\n'getinfo'\"}}");
-	r = node_info_parse(buf, strlen(buf), "x", &id, err, sizeof(err));
+	r = getinfo_parse(buf, strlen(buf), "x", &id, err, sizeof(err));
 	CHECK_MSG(r == -EPROTO && strstr(err, "-32601") && strstr(err, "Unknown command?'getinfo'"),
 		  "error object: %d %s", r, err);
 
 	snprintf(buf, sizeof(buf), "{\"jsonrpc\":\"2.0\",\"id\":\"x\"}");
-	r = node_info_parse(buf, strlen(buf), "x", &id, err, sizeof(err));
+	r = getinfo_parse(buf, strlen(buf), "x", &id, err, sizeof(err));
 	CHECK_MSG(r == -EBADMSG && strstr(err, "result"), "no result: %d %s", r, err);
 
 	snprintf(buf, sizeof(buf), "{\"id\":\"x\",\"result\":{\"alias\":\"a\"}}");
-	r = node_info_parse(buf, strlen(buf), "x", &id, err, sizeof(err));
+	r = getinfo_parse(buf, strlen(buf), "x", &id, err, sizeof(err));
 	CHECK_MSG(r == -EBADMSG && strstr(err, "node"), "no node id: %d %s", r, err);
 
 	snprintf(buf, sizeof(buf), "{\"id\":\"x\",\"result\":{\"id\":7}}");
-	r = node_info_parse(buf, strlen(buf), "x", &id, err, sizeof(err));
+	r = getinfo_parse(buf, strlen(buf), "x", &id, err, sizeof(err));
 	CHECK_MSG(r == -EBADMSG, "node id not a string: %d", r);
 
 	/* Only the id is needed; the rest may be missing or of another type. */
 	snprintf(buf, sizeof(buf), "{\"id\":\"x\",\"result\":{\"id\":\"02ab\",\"alias\":5}}");
-	r = node_info_parse(buf, strlen(buf), "x", &id, err, sizeof(err));
+	r = getinfo_parse(buf, strlen(buf), "x", &id, err, sizeof(err));
 	CHECK_MSG(r == 0 && !strcmp(id.id, "02ab") && !id.alias[0] && !id.network[0] &&
 			  !id.version[0],
 		  "minimal: %d %s", r, err);
@@ -120,7 +120,7 @@ static void test_parse(void)
 		 "{\"id\":\"x\",\"result\":{\"id\":\"02ab\",\"alias\":\"ok\xff\xc3\x28\\u0007"
 		 "\xe2\x82\xac\xed\xa0\x80"
 		 "end\"}}");
-	r = node_info_parse(buf, strlen(buf), "x", &id, err, sizeof(err));
+	r = getinfo_parse(buf, strlen(buf), "x", &id, err, sizeof(err));
 	CHECK_MSG(r == 0 && !strcmp(id.alias, "ok?"
 					      "?(?\xe2\x82\xac?"
 					      "?"
@@ -135,13 +135,13 @@ static void test_parse(void)
 			strcat(alias, "\xe2\x82\xac"); /* 3 bytes each */
 		snprintf(buf, sizeof(buf),
 			 "{\"id\":\"x\",\"result\":{\"id\":\"02ab\",\"alias\":\"%s\"}}", alias);
-		r = node_info_parse(buf, strlen(buf), "x", &id, err, sizeof(err));
+		r = getinfo_parse(buf, strlen(buf), "x", &id, err, sizeof(err));
 		CHECK_MSG(r == 0 && strlen(id.alias) == 126 && strlen(id.alias) % 3 == 0,
 			  "cut alias: %d len %zu", r, strlen(id.alias));
 	}
-	r = node_info_parse("[]", 2, NULL, &id, err, sizeof(err));
+	r = getinfo_parse("[]", 2, NULL, &id, err, sizeof(err));
 	CHECK_MSG(r == -EBADMSG, "array: %d", r);
-	r = node_info_parse("", 0, NULL, &id, err, sizeof(err));
+	r = getinfo_parse("", 0, NULL, &id, err, sizeof(err));
 	CHECK_MSG(r == -EBADMSG, "empty: %d", r);
 }
 

@@ -34,7 +34,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
 from harness import (CAPTURE, Proc, check, cln_json, give_to_daemon, main, need_root,  # noqa
-                     release, span_payloads, start_emitter, test)
+                     read_lines, release, span_payloads, start_emitter, test, wait_for)
 
 cln_otlp, NAME = sys.argv[1:3]
 emitter = sys.argv[3] if len(sys.argv) > 3 else None
@@ -376,19 +376,161 @@ def usdt(tmp):
     shutil.copy(emitter, ld)
     with FakeRpc(os.path.join(netdir, "lightning-rpc"), node_id=NODE_B, alias="PROBED"):
         for name, extra in (("scan", []), ("pid", ["--pid"])):
-            em = start_emitter(tmp, ld, "--quiet", CAPTURE, name=f"{name}-emitter", cwd=netdir)
+            linger = os.path.join(tmp, name + ".linger")
+            em = start_emitter(tmp, ld, "--quiet", "--linger-file", linger, CAPTURE,
+                               name=f"{name}-emitter", cwd=netdir)
             d = Proc([cln_otlp, "--lightningd", ld, "--exporter", "stdout", "--batch-delay",
                       "200"] + (extra and extra + [str(em.pid)]), tmp, name,
                      env=dict(os.environ, HOME=tmp))
-            d.wait(lambda: NODE_B in d.err() and " binaries (" in d.err(), 30,
-                   f"{name}: attached and asked the node")
-            release(em, what=f"{name}: the stand-in lightningd exited 0")
+            d.wait(lambda: " binaries (" in d.err(), 30, f"{name}: attached")
+            open(em.go, "w").close()
             wait_spans(d, what=f"{name}: every span captured")
+            open(linger, "w").close()
+            em.stopped(sig=None, what=f"{name}: the stand-in lightningd exited 0")
             got, err = stopped(d, f"{name}: exit 0")
             check(f"{name}: every span captured", WANT <= set(got), f"{len(got)} of {len(WANT)}")
             check(f"{name}: carry the node found through lightningd's directory",
                   got and all(has_node(r, NODE_B, alias="PROBED") for r in got.values()), err)
             check(f"{name}: the socket named as lightningd's", netdir in err, err)
+
+
+def fired_ids(path):
+    """Span ids an emitter fired so far (its --log file: complete '<id> <json>' lines)."""
+    return {json.loads(ln.split(" ", 1)[1])[0]["id"] for ln in read_lines(path)
+            if ln[:1] in "0123456789abcdef" and " " in ln}
+
+
+def uid_of(pid):
+    with open("/proc/%d/status" % pid) as f:
+        return next(int(ln.split()[1]) for ln in f if ln.startswith("Uid:"))
+
+
+def cgroup_v1_pids():
+    """A mounted cgroup v1 hierarchy for the pids controller, or None."""
+    with open("/proc/mounts") as f:
+        for ln in f:
+            dev, mnt, kind, opts = ln.split()[:4]
+            if kind == "cgroup" and "pids" in opts.split(","):
+                return mnt
+    return None
+
+
+def pids_cgroup(pid):
+    """Where process pid is in the v1 pids hierarchy ("/..." under its mount point)."""
+    with open("/proc/%d/cgroup" % pid) as f:
+        return next(ln.rstrip("\n").split(":", 2)[2] for ln in f
+                    if "pids" in ln.split(":")[1].split(","))
+
+
+class Node:
+    """A stand-in node: the emitter as <tmp>/bin/lightningd with lightningd's command line
+    (--lightning-dir, --network), a child process standing in for a plugin, and its own
+    FakeRpc in <dir>/regtest/lightning-rpc (root's, mode 0600). Both processes stay up
+    after firing, as a node does, until end()."""
+    SPANS, PLUGIN_SPANS = 40, 15
+
+    def __init__(self, tmp, ld, name, node_id, alias, seed):
+        self.tmp, self.name, self.node_id, self.alias = tmp, name, node_id, alias
+        self.dir = os.path.join(tmp, name)
+        os.makedirs(os.path.join(self.dir, "regtest"), exist_ok=True)
+        self.rpc = FakeRpc(os.path.join(self.dir, "regtest", "lightning-rpc"),
+                           node_id=node_id, alias=alias).__enter__()
+        self.log, self.linger = (os.path.join(tmp, "%s-%d%s" % (name, seed, e))
+                                 for e in (".log", ".linger"))
+        self.em = start_emitter(tmp, ld, "--lightning-dir=" + self.dir, "--network", "regtest",
+                                "--synthetic", str(self.SPANS), "--seed", str(seed),
+                                "--child-synthetic", str(self.PLUGIN_SPANS), "--log",
+                                self.log, "--linger-file", self.linger, "--quiet",
+                                name="%s-%d" % (name, seed))
+
+    def fire(self):
+        open(self.em.go, "w").close()
+
+    def fired(self):
+        """Once both processes have fired everything: (its span ids, its plugin's)."""
+        ids, child = fired_ids(self.log), fired_ids(self.log + ".child")
+        return (len(ids), len(child)) == (self.SPANS, self.PLUGIN_SPANS) and (ids, child)
+
+    def end(self):
+        open(self.linger, "w").close()
+        self.em.stopped(sig=None, what=self.name + ": the node and its plugin exited 0")
+        self.rpc.__exit__()
+
+
+@test("nodes")
+def nodes(tmp):
+    """Several nodes on one binary, cln-otlp started first (as root: it switched user and
+    dropped its privileges before any node started; the sockets are root's, mode 0600):
+    each span carries its own node's identity, a plugin's its lightningd's; a node in a
+    (cgroup-named) container gets container.id; a node stopped and another started in its
+    place gets its own; a process merely named lightningd, without the probe, with its own
+    socket, is never asked."""
+    need_root()
+    os.chmod(tmp, 0o755)
+    os.makedirs(os.path.join(tmp, "bin"))
+    ld = os.path.join(tmp, "bin", "lightningd")
+    shutil.copy(emitter, ld)
+    ids = ["02" + "%02x" % (0xc0 + k) * 32 for k in range(4)]
+    fake_dir = os.path.join(tmp, "fake", "regtest")
+    os.makedirs(fake_dir)
+    fake_bin = os.path.join(tmp, "fake", "lightningd")
+    shutil.copy("/bin/sleep", fake_bin)
+    hier = cgroup_v1_pids()
+    check("a cgroup v1 pids hierarchy is mounted (container.id test)", hier, "/proc/mounts")
+    cid = "5e" * 32
+    cg = os.path.join(hier, "docker", cid)
+    got = {}
+
+    def printed(nodes):
+        """Wait until cln-otlp has printed every span the nodes fired."""
+        fired = [wait_for(n.fired, 60, n.name + " fired") for n in nodes]
+        want = set().union(*(a | b for a, b in fired))
+        d.wait(lambda: want <= set(resources(d)), 60, "every span printed")
+        for n, (a, b) in zip(nodes, fired):
+            n.ids, n.child_ids = a, b
+
+    with FakeRpc(os.path.join(fake_dir, "lightning-rpc"), node_id=NODE_A, alias="ATTACKER"), \
+            Proc([fake_bin, "600"], tmp, "fake", cwd=fake_dir):
+        d = Proc([cln_otlp, "--lightningd", ld, "--exporter", "stdout", "--batch-delay", "200",
+                  "-v"], tmp, "run")
+        d.wait(lambda: " binaries (" in d.err() and uid_of(d.pid) != 0, 30,
+               "attached, then switched to an unprivileged user")
+        nodes = [Node(tmp, ld, "node%d" % k, ids[k], "NODE%d" % k, 10 * (k + 1))
+                 for k in range(3)]
+        os.makedirs(cg, exist_ok=True)
+        moved = nodes[2].em.pid
+        was = pids_cgroup(moved)
+        try:
+            with open(os.path.join(cg, "cgroup.procs"), "w") as f:
+                f.write("%d\n" % moved)
+            for n in nodes:
+                n.fire()
+            printed(nodes)
+        finally:
+            if nodes[2].em.running():
+                with open(os.path.join(hier + was, "cgroup.procs"), "w") as f:
+                    f.write("%d\n" % moved)
+            os.rmdir(cg)
+        for n in nodes:
+            n.end()
+        # node0 has stopped; another node starts on the same binary, in the same place.
+        again = Node(tmp, ld, "node0", ids[3], "REBORN", 70)
+        again.fire()
+        printed([again])
+        again.end()
+        got, err = stopped(d)
+    check("nobody asked the process merely named lightningd", "ATTACKER" not in err and not any(
+        r.get("cln.alias") == "ATTACKER" for r in got.values()), err)
+    for n in nodes + [again]:
+        for what, sids in (("its spans", n.ids), ("its plugin's spans", n.child_ids)):
+            bad = [got[s] for s in sids if not has_node(got[s], n.node_id, alias=n.alias)]
+            check("%s (%s): %s carry its identity" % (n.name, n.alias, what), not bad, bad[:2])
+        pids = {got[s]["process.pid"] for s in n.ids | n.child_ids}
+        check(n.name + ": two processes (node and plugin)", len(pids) == 2, pids)
+        in_cg = {got[s].get("container.id") for s in n.ids | n.child_ids}
+        check(n.name + ": container.id", in_cg == ({cid} if n is nodes[2] else {None}), in_cg)
+    check("every node was asked once", [len(n.rpc.requests) for n in nodes + [again]] ==
+          [1] * 4, [len(n.rpc.requests) for n in nodes + [again]])
 
 
 @test("privs")

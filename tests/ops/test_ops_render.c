@@ -79,6 +79,9 @@ static void fill_stats(void)
 	stats.events_dropped = 28;
 	stats.socket_refused = 31;
 	stats.files_refused = 32;
+	stats.nodes_identified = 33;
+	stats.node_untrusted = 34;
+	stats.node_table_full = 35;
 }
 
 /*
@@ -177,8 +180,8 @@ static void test_render_values(void)
 	CHECK_MSG(len == strlen(buf), "length %zu == strlen %zu", len, strlen(buf));
 	CHECK_MSG(len < 16384, "text %zu bytes, well under the 32 KiB cap", len);
 	samples = check_structure(buf);
-	/* 3 sources + 11 reasons + drop reasons + 2 closes + 2 summary + 27 single samples */
-	CHECK_MSG(samples == 3 + (SPAN_REJECT__MAX - 1) + STATS_DROP__MAX + 2 + 2 + 27,
+	/* 3 sources + 11 reasons + drop reasons + 2 closes + 2 summary + 30 single samples */
+	CHECK_MSG(samples == 3 + (SPAN_REJECT__MAX - 1) + STATS_DROP__MAX + 2 + 2 + 30,
 		  "samples: %d", samples);
 
 	const char *want[] = {
@@ -222,6 +225,9 @@ static void test_render_values(void)
 		"cln_otlp_follow_lost_bytes_total 25",
 		"cln_otlp_socket_refused_total 31",
 		"cln_otlp_files_refused_total 32",
+		"cln_otlp_nodes_identified_total 33",
+		"cln_otlp_node_untrusted_total 34",
+		"cln_otlp_node_table_full_total 35",
 		"# TYPE cln_otlp_queue_spans gauge",
 		"# TYPE cln_otlp_spans_exported_total counter",
 	};
