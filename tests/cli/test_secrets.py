@@ -9,6 +9,8 @@ the daemon runs, and still reach the collector. header_file: --header-file works
 precedence between the variable and --header; a file others may read, one of another user,
 or a missing one stops start-up (exit 2) saying what to do. nondumpable: a process of the
 daemon's own user cannot read its /proc/PID/environ (where OTEL_EXPORTER_OTLP_HEADERS is).
+finder_helper: the node finder's helper process keeps no secret in its memory, and only its
+two capabilities.
 header_file_reload: SIGHUP re-reads --header-file: the next requests carry the new value,
 nothing queued is lost; a file now refused, or one the switched-to user cannot read, leaves
 the headers in use and says why.
@@ -152,6 +154,73 @@ def nondumpable(tmp):
               "Permission denied" in p.stderr and KEY not in p.stdout, (p.stdout, p.stderr))
         check("its /proc files belong to root", os.stat("/proc/%d/environ" % d.pid).st_uid == 0)
         d.stopped()
+
+
+def children(pid):
+    """The pids of the processes whose parent is pid."""
+    out = []
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(d))
+            except (OSError, ValueError, IndexError):
+                pass
+    return out
+
+
+def memory_has(pid, needles):
+    """The needles found in the writable memory of pid (read as root)."""
+    found = set()
+    with open("/proc/%d/maps" % pid) as maps, open("/proc/%d/mem" % pid, "rb", 0) as mem:
+        for ln in maps:
+            addr, perms = ln.split()[:2]
+            if "w" not in perms:
+                continue
+            lo, hi = (int(x, 16) for x in addr.split("-"))
+            try:
+                mem.seek(lo)
+                data = mem.read(hi - lo)
+            except OSError:
+                continue
+            found |= {n for n in needles if n.encode() in data}
+    return found
+
+
+@test("finder_helper")
+def finder_helper(tmp):
+    """The node finder helper (forked at start-up to look up each node's identity) keeps
+    none of the secrets: no header value (flag or variable) nor the endpoint's password in
+    its memory, while the daemon has them; it runs unprivileged, with exactly
+    CAP_SYS_PTRACE and CAP_DAC_OVERRIDE."""
+    need_root("it reads another process's memory")
+    os.chmod(tmp, 0o755)
+    env = clean_env(OTEL_EXPORTER_OTLP_HEADERS="x-api-key=" + KEY)
+    with Collector(tmp) as mc:
+        url = "http://user:%s@127.0.0.1:%d" % (PASSWORD, mc.http_port)
+        with Proc([A.cln_otlp, "--socket", os.path.join(tmp, "sock"), "--exporter", "otlp",
+                   "--endpoint", url, "--header", "x-second=" + KEY + "2"], tmp, "cln-otlp",
+                  env=env) as d:
+            d.wait_err("privileges: running as")
+            helpers = children(d.pid)
+            check("one helper process", len(helpers) == 1, helpers)
+            with open("/proc/%d/status" % helpers[0]) as f:
+                status = dict(ln.rstrip("\n").split(":\t", 1) for ln in f if ":\t" in ln)
+            check("it runs as the daemon's user, not root",
+                  status["Uid"].split()[1] != "0" and status["Uid"] == open(
+                      "/proc/%d/status" % d.pid).read().split("Uid:\t")[1].split("\n")[0],
+                  status["Uid"])
+            want = (1 << 1) | (1 << 19)  # CAP_DAC_OVERRIDE, CAP_SYS_PTRACE
+            check("its capabilities: CAP_DAC_OVERRIDE and CAP_SYS_PTRACE only",
+                  int(status["CapEff"], 16) == want and int(status["CapPrm"], 16) == want,
+                  (status["CapEff"], status["CapPrm"]))
+            needles = (KEY, KEY + "2", PASSWORD)
+            check("the search works: the daemon holds the secrets",
+                  memory_has(d.pid, needles) == set(needles), memory_has(d.pid, needles))
+            leaked = memory_has(helpers[0], needles)
+            check("the helper holds none of them", not leaked, leaked)
+            d.stopped()
 
 
 def emit_lines(n0, n1):
