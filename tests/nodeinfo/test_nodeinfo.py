@@ -29,126 +29,17 @@ import shutil
 import signal
 import socket
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
-from harness import (CAPTURE, Proc, check, cln_json, give_to_daemon, main, need_root,  # noqa
-                     read_lines, release, span_payloads, start_emitter, test, wait_for)
+from harness import (CAPTURE, NODE_A, NODE_B, FakeRpc, Proc, check, cln_json,  # noqa
+                     give_to_daemon, main, need_root, read_lines, release, span_payloads,
+                     start_emitter, test, wait_for)
 
 cln_otlp, NAME = sys.argv[1:3]
 emitter = sys.argv[3] if len(sys.argv) > 3 else None
 KEYS = ("service.version", "service.instance.id", "cln.alias", "cln.network")
-NODE_A, NODE_B = "02" + "a1" * 32, "03" + "b2" * 32
 WANT = {json.loads(p)[0]["id"] for p in span_payloads(CAPTURE)}
-
-
-class FakeRpc:
-    """A stand-in for lightningd's lightning-rpc: a unix stream socket that answers getinfo
-    as CLN does, one JSON object (not newline-terminated, maybe in `chunks` pieces 50 ms
-    apart, after `delay` s), and keeps the connection open. mode: ok, error (an error
-    object), garbage (not JSON), noresult, wrongid (another request's id), huge (over
-    1 MiB), badutf8 (an alias with invalid UTF-8), silent (never answers), hangup."""
-
-    def __init__(self, path, node_id=NODE_A, alias="FAKENODE", network="regtest",
-                 version="v24.11", mode="ok", delay=0.0, chunks=1, owner=None):
-        self.path, self.owner = path, owner  # owner: (uid, gid), a node run by another user
-        self.node_id, self.alias, self.network, self.version = node_id, alias, network, version
-        self.mode, self.delay, self.chunks = mode, delay, chunks
-        self.requests, self.conns, self.answered_at = [], [], None
-        self.lock, self.stopping = threading.Lock(), False
-
-    def __enter__(self):
-        if os.path.lexists(self.path):
-            os.unlink(self.path)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        d, name = os.path.split(self.path)
-        cwd = os.getcwd()
-        os.chdir(d)  # lightningd binds a relative name in its directory: long paths work
-        try:
-            self.sock.bind(name)
-        finally:
-            os.chdir(cwd)
-        os.chmod(self.path, 0o600)
-        if self.owner:
-            os.chown(self.path, *self.owner)
-        self.sock.listen(16)
-        threading.Thread(target=self._accept, daemon=True).start()
-        return self
-
-    def __exit__(self, *_):
-        """lightningd going away: listening socket and connections closed, file removed."""
-        self.stopping = True
-        for s in [self.sock] + self.conns:
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            s.close()
-        if os.path.lexists(self.path):
-            os.unlink(self.path)
-
-    def _accept(self):
-        while not self.stopping:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            with self.lock:
-                self.conns.append(c)
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    def answer(self, req_id):
-        if self.mode == "error":
-            return json.dumps({"jsonrpc": "2.0", "id": req_id,
-                               "error": {"code": -32601, "message": "Unknown command 'getinfo'"}})
-        if self.mode in ("garbage", "noresult"):
-            return ("<html>this is not JSON</html>" if self.mode == "garbage"
-                    else json.dumps({"jsonrpc": "2.0", "id": req_id}))
-        result = {"id": self.node_id, "alias": self.alias, "color": "02a1a1",
-                  "num_peers": 0, "num_pending_channels": 0, "num_active_channels": 0,
-                  "num_inactive_channels": 0, "address": [], "binding": [],
-                  "version": self.version, "blockheight": 110, "network": self.network,
-                  "fees_collected_msat": 0, "lightning-dir": os.path.dirname(self.path),
-                  "our_features": {"init": "08a0000a8a5961", "node": "88a0000a8a5961"}}
-        if self.mode == "huge":
-            result["padding"] = "x" * (1 << 20)
-        if self.mode == "badutf8":
-            result["alias"] = "@@ALIAS@@"
-        text = json.dumps({"jsonrpc": "2.0", "id": "someone-else#7" if self.mode == "wrongid"
-                           else req_id, "result": result})
-        return text.encode().replace(b"@@ALIAS@@", b"ok\xff\xfe\\u0007end")
-
-    def _serve(self, c):
-        buf, dec = b"", json.JSONDecoder()
-        try:
-            if self.mode == "hangup":
-                return c.close()
-            while not self.stopping:
-                data = c.recv(65536)
-                if not data:
-                    return
-                buf += data
-                try:
-                    req, end = dec.raw_decode(buf.decode())
-                except ValueError:
-                    continue  # not complete yet
-                buf = buf[end:].lstrip()
-                with self.lock:
-                    self.requests.append(req)
-                if self.mode == "silent":
-                    continue
-                time.sleep(self.delay)
-                out = self.answer(req.get("id"))
-                out = (out.encode() if isinstance(out, str) else out) + b"\n\n"  # as lightningd
-                step = -(-len(out) // max(1, self.chunks))
-                for i in range(0, len(out), step):
-                    c.sendall(out[i:i + step])
-                    if self.chunks > 1:
-                        time.sleep(0.05)
-                self.answered_at = time.time()
-        except OSError:
-            return
 
 
 def start(tmp, args, home=None, name="run", follow=True):

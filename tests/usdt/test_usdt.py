@@ -16,8 +16,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
-from harness import (CAPTURE, TRACE, Proc, attrs, check, cln_json, expected_otlp,  # noqa: E402
-                     install, main, need_root, options, release, run, span_fields,
+from harness import (CAPTURE, NODE_B, TRACE, FakeRpc, Proc, attrs, check, cln_json,  # noqa: E402
+                     expected_otlp, install, main, need_root, options, release, run, span_fields,
                      read_lines, start_emitter, test, wait_for)
 
 (NAME,), A = options("cln-otlp", "emitter", "dump")
@@ -359,18 +359,23 @@ exec "$ld" "$@"
 """
 
 
-def namespaced_node(tmp):
+def mnt_dir(tmp):
+    return os.path.join(tmp, "cln")
+
+
+def namespaced_node(tmp, *extra):
     """The emitter as <mnt>/bin/lightningd (and its plugin pay) in its own mount and pid
     namespaces, on a tmpfs only they see (<mnt> is an empty directory on the host), held
-    until released: (mnt, ld, plugins, its Proc, its host pid)."""
-    mnt = os.path.join(tmp, "cln")
+    until released, with @extra options: (mnt, ld, plugins, its Proc, its host pid)."""
+    mnt = mnt_dir(tmp)
     os.makedirs(mnt)
     ld, plugins = mnt + "/bin/lightningd", mnt + "/libexec/c-lightning/plugins"
     node, ld_pid = in_namespace(tmp, [
         "unshare", "--mount", "--pid", "--fork", "--mount-proc", "--propagation", "private",
         "sh", "-c", NS_SETUP, "sh", mnt, A.emitter, "--wait-file", os.path.join(tmp, "node.go"),
         "--pid-file", os.path.join(tmp, "node.pid"), CAPTURE,
-        "--log", os.path.join(tmp, "fired.log")], "node", os.path.join(tmp, "node.pid"))
+        "--log", os.path.join(tmp, "fired.log"), *extra], "node",
+        os.path.join(tmp, "node.pid"))
     return mnt, ld, plugins, node, ld_pid
 
 
@@ -572,10 +577,16 @@ def discover_noprobe(tmp):
 def discover_container(tmp):
     """Started before it: a node in its own mount and pid namespaces, at a path only they
     see, is discovered on its exec and traced through its root, with its plugin; a second
-    process of the binary started there is traced from its first span."""
+    process of the binary started there is traced from its first span. The node's identity
+    comes from its lightning-rpc in its --lightning-dir, which only its namespace sees."""
     need_root()
     tr = discoverer(tmp)
-    mnt, ld, plugins, node, ld_pid = namespaced_node(tmp)
+    linger = os.path.join(tmp, "node.linger")
+    mnt, ld, plugins, node, ld_pid = namespaced_node(
+        tmp, "--lightning-dir", mnt_dir(tmp) + "/node", "--regtest", "--linger-file", linger)
+    netdir = "/proc/%d/root%s/node/regtest" % (ld_pid, mnt)
+    os.makedirs(netdir)
+    rpc = FakeRpc(netdir + "/lightning-rpc", node_id=NODE_B, alias="CONTAINED").__enter__()
     check("the host sees no file at " + ld, not os.path.exists(ld), os.listdir(mnt))
     tr.wait_err("discovered %s (pid %d, in a container: the root of process %d)"
                 % (ld, ld_pid, ld_pid), 30)
@@ -586,8 +597,15 @@ def discover_container(tmp):
     p = run(["nsenter", "--target", str(ld_pid), "--mount", "--pid", ld, "--synthetic", "20",
              "--seed", "41", "--log", os.path.join(tmp, "second.log")], timeout=120)
     check("the second process exited 0", p.returncode == 0, p.stderr)
-    release(node, what="the node exited 0")
+    open(node.go, "w").close()
+    tr.wait(lambda: len(spans_of(tr.spans(), ld_pid)) >= 585, 60, "the node's spans printed")
+    open(linger, "w").close()
+    node.stopped(sig=None, what="the node exited 0")
+    rpc.__exit__()
     got = [(r, sp) for r, sp in stopped(tr) if r.get("process.executable.path") == ld]
+    ident = {(r.get("service.instance.id"), r.get("cln.alias")) for r, _ in spans_of(got, ld_pid)}
+    check("the node's spans carry its identity, from the socket in its root",
+          ident == {(NODE_B, "CONTAINED")}, ident)
     fired, events = read_log(os.path.join(tmp, "fired.log"))
     check("the real capture has 585 spans, the node fired %d" % len(fired), len(fired) == 585)
     n = compare(fired, spans_of(got, ld_pid), pid=ld_pid, exe=ld, events=events)
