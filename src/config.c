@@ -179,8 +179,8 @@ static int config_check_attr(const char *who, size_t entry, const struct config_
 static void config_kv_free(struct config_kv *kv, size_t *n)
 {
 	for (size_t i = 0; i < *n; i++) {
-		free(kv[i].key);
-		free(kv[i].value);
+		text_free_wiped(kv[i].key);
+		text_free_wiped(kv[i].value);
 		kv[i].key = kv[i].value = NULL;
 	}
 	*n = 0;
@@ -218,7 +218,8 @@ char *config_percent_decode(const char *s, size_t len)
 	out[o] = '\0';
 	return out;
 malformed:
-	free(out);
+	out[o] = '\0';
+	text_free_wiped(out);
 	return NULL;
 }
 
@@ -306,8 +307,8 @@ static int config_split_kv_flag(const char *who, const char *arg, const char *wh
 	out->key = strndup(kb, (size_t)(ke - kb));
 	out->value = strndup(vb, (size_t)(ve - vb));
 	if (!out->key || !out->value) {
-		free(out->key);
-		free(out->value);
+		text_free_wiped(out->key);
+		text_free_wiped(out->value);
 		out->key = out->value = NULL;
 		return opts_oom(err, err_size);
 	}
@@ -327,8 +328,8 @@ static int config_kv_put_take(struct config_kv *list, size_t *n, struct config_k
 		return opts_fail(err, err_size, "%s: too many %s (at most %d)", who, what,
 				 CONFIG_MAX_LIST);
 	if (i < *n) {
-		free(list[i].key);
-		free(list[i].value);
+		text_free_wiped(list[i].key);
+		text_free_wiped(list[i].value);
 	} else {
 		(*n)++;
 	}
@@ -428,8 +429,8 @@ int config_parse_header_lines(const char *text, size_t len, struct config_kv *ou
 			out[(*n)++] = kv; /* counted even if half-copied, so that it is freed */
 			ret = !kv.key || !kv.value ? -ENOMEM : 0;
 		} else {
-			free(kv.key);
-			free(kv.value);
+			text_free_wiped(kv.key);
+			text_free_wiped(kv.value);
 		}
 	}
 	if (ret) {
@@ -861,8 +862,8 @@ static int config_finish(struct config *cfg, struct config_pending *p, char *err
 			cfg->service_name = kv.value;
 			kv.value = NULL;
 		}
-		free(kv.key);
-		free(kv.value);
+		text_free_wiped(kv.key);
+		text_free_wiped(kv.value);
 	}
 	if (ret)
 		return ret;

@@ -6,6 +6,8 @@
  */
 #include "opts.h"
 
+#include "text.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -178,7 +180,7 @@ static int opts_set_str(char **field, const char *v, char *err, size_t err_size)
 
 	if (!copy)
 		return opts_oom(err, err_size);
-	free(*field);
+	text_free_wiped(*field); /* a value given twice may be a secret (--endpoint's password) */
 	*field = copy;
 	return 0;
 }
@@ -304,13 +306,13 @@ void opts_free(const struct opts_table *t, void *dst)
 		char **f = opts_field(dst, o);
 
 		if (o->kind == OPTS_STR) {
-			free(*f);
+			text_free_wiped(*f);
 			*f = NULL;
 		}
 		if (o->kind != OPTS_STRS)
 			continue;
 		for (size_t k = 0; k < *opts_count(dst, o); k++) {
-			free(f[k]);
+			text_free_wiped(f[k]);
 			f[k] = NULL;
 		}
 		*opts_count(dst, o) = 0;

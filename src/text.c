@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 size_t text_utf8_len(const unsigned char *s, size_t avail)
 {
@@ -158,4 +160,12 @@ void text_printf(char *dst, size_t size, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(dst, size, fmt, ap);
 	va_end(ap);
+}
+
+void text_free_wiped(char *s)
+{
+	if (!s)
+		return;
+	explicit_bzero(s, strlen(s));
+	free(s);
 }

@@ -45,4 +45,11 @@ void text_printable(char *dst, size_t size, const char *src, size_t len);
 void text_printf(char *dst, size_t size, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/*
+ * Overwrite a NUL-terminated string with zeros (explicit_bzero: never optimised away), then
+ * free it: for anything that may hold a secret (header values, URLs with a password), so
+ * freed heap memory keeps no copy. NULL is fine.
+ */
+void text_free_wiped(char *s);
+
 #endif
