@@ -915,6 +915,7 @@ int finder_helper__spawn(const char *user, void (*scrub)(void *ctx), void *ctx,
 	fflush(NULL); /* nothing buffered is written twice */
 	h->pid = fork();
 	if (h->pid == 0) {
+		free(h); /* the parent's: nothing here refers to it */
 		if (scrub)
 			scrub(ctx);
 		finder_helper_main(sv, user, parent);

@@ -412,8 +412,8 @@ static void nodes_on_who(struct nodes *n, const struct finder_reply *r)
 	if (r->err) {
 		n->st.untrusted++;
 		stats.node_untrusted++;
-		log_msg(n->told_untrusted ? LOG_LVL_DEBUG : LOG_LVL_INFO,
-			"spans of process %u go without node identity: %s", r->pid, r->why);
+		log_msg(n->told_untrusted ? LOG_LVL_DEBUG : LOG_LVL_INFO, "node identity: %s",
+			r->why);
 		n->told_untrusted = true;
 		return;
 	}
