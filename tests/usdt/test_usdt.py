@@ -14,6 +14,7 @@ import re
 import shutil
 import sys
 import time
+import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
 from harness import (CAPTURE, NODE_B, TRACE, FakeRpc, Proc, attrs, check, cln_json,  # noqa: E402
@@ -613,6 +614,15 @@ def discover_container(tmp):
     ident = {(r.get("cln.node.id"), r.get("cln.alias")) for r, _ in spans_of(got, ld_pid)}
     check("the node's spans carry its identity, from the socket in its root",
           ident == {(NODE_B, "CONTAINED")}, ident)
+    db = [sp for _, sp in spans_of(got, ld_pid) if sp["name"].startswith("db_")]
+    check("its db_* spans carry db.system.name sqlite (no --wallet: lightningd's default)",
+          db and all(("db.system.name", "sqlite") in span_fields(sp)["attributes"] for sp in db),
+          len(db))
+    inst = {r.get("service.instance.id") for r, _ in spans_of(got, ld_pid)}
+    want = str(uuid.uuid5(uuid.UUID("4d63009a-8d0f-11ee-aad7-4c796ed8e320"),
+                          "%s/%s/%d" % (NODE_B, os.path.basename(ld), ld_pid)))
+    check("its spans carry service.instance.id, the UUIDv5 of node/executable/pid",
+          inst == {want}, (inst, want))
     fired, events = read_log(os.path.join(tmp, "fired.log"))
     check("the real capture has 585 spans, the node fired %d" % len(fired), len(fired) == 585)
     n = compare(fired, spans_of(got, ld_pid), pid=ld_pid, exe=ld, events=events)
