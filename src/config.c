@@ -729,6 +729,10 @@ static const struct opts_option config_options[] = {
 	 .set = config_set_kv, .arg = "K=V", .tag = CONFIG_KV_ATTRS, .unit = "resource attributes",
 	 .help = "add a resource attribute; repeatable, replaces a same-named one from the "
 		 "variable, which holds k=v,k2=v2 percent-encoded"},
+	{.name = "raw-tags", .kind = OPTS_FLAG, FIELD(raw_tags),
+	 .help = "keep CLN's tag names (method, id, query: Zipkin-compatible) instead of the "
+		 "semantic conventions' (rpc.method, jsonrpc.request.id, db.query.text); span "
+		 "kinds are set either way"},
 
 	SECTION("Operation"),
 	{.name = "verbose", .short_name = 'v', .kind = OPTS_COUNT, FIELD(verbosity), .step = 1,

@@ -96,6 +96,7 @@ struct config {
 	char *service_name;
 	struct config_kv resource_attrs[CONFIG_MAX_LIST];
 	size_t n_resource_attrs;
+	bool raw_tags; /* --raw-tags: CLN's tag names, not the semantic conventions' */
 
 	/* operation */
 	int verbosity; /* 0 default, >0 -v, <0 -q */

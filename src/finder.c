@@ -415,7 +415,7 @@ static int finder_opt(const char *arg, const char *next, const char *name, const
 }
 
 struct finder_cmd {
-	const char *dir, *network, *rpc;
+	const char *dir, *network, *rpc, *wallet;
 };
 
 static void finder_parse_cmd(const char *cmdline, size_t len, struct finder_cmd *c)
@@ -442,6 +442,8 @@ static void finder_parse_cmd(const char *cmdline, size_t len, struct finder_cmd 
 			c->network = *val ? val : c->network;
 		else if ((took = finder_opt(a, next, "rpc-file", &val)))
 			c->rpc = *val ? val : c->rpc;
+		else if ((took = finder_opt(a, next, "wallet", &val)))
+			c->wallet = val;
 		for (size_t i = 0; !took && i < sizeof(flags) / sizeof(flags[0]); i++)
 			if (!strcmp(a, flags[i][0]))
 				c->network = flags[i][1];
@@ -494,6 +496,17 @@ size_t finder_rpc_paths(const char *cmdline, size_t len, const char *home, char 
 	return finder_add_path(out, n, max, "%s", c.rpc);
 }
 
+const char *finder_wallet(const char *cmdline, size_t len)
+{
+	struct finder_cmd c = {0};
+
+	finder_parse_cmd(cmdline, len, &c);
+	if (c.wallet &&
+	    (!strncmp(c.wallet, "postgres://", 11) || !strncmp(c.wallet, "postgresql://", 13)))
+		return "postgresql";
+	return "sqlite";
+}
+
 /* ---- CONNECT ----------------------------------------------------------------------------- */
 
 /* HOME from an environ block, copied into @home ("" when absent). */
@@ -536,6 +549,7 @@ static int finder_candidates(uint32_t pid, char (*paths)[PATH_MAX], size_t *n,
 		return (int)len;
 	}
 	*n = finder_rpc_paths(buf, (size_t)len, home, paths, FINDER_PATHS);
+	snprintf(out->wallet, sizeof(out->wallet), "%s", finder_wallet(buf, (size_t)len));
 	free(buf);
 	return 0;
 }
@@ -1005,6 +1019,7 @@ int finder_helper_recv(struct finder_helper *h, struct finder_reply *reply, int 
 	if ((size_t)n != sizeof(*reply) || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) ||
 	    !finder_terminated(reply->container_id, sizeof(reply->container_id)) ||
 	    !finder_terminated(reply->shown, sizeof(reply->shown)) ||
+	    !finder_terminated(reply->wallet, sizeof(reply->wallet)) ||
 	    !finder_terminated(reply->why, sizeof(reply->why)) || reply->err > 0 ||
 	    (*fd >= 0 && (reply->op != FINDER_CONNECT || reply->err))) {
 		if (*fd >= 0)

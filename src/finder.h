@@ -28,9 +28,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define FINDER_ID_SIZE	  65 /* container.id: 64 hex digits + NUL */
-#define FINDER_SHOWN_SIZE 256
-#define FINDER_WHY_SIZE	  512
+#define FINDER_ID_SIZE	   65 /* container.id: 64 hex digits + NUL */
+#define FINDER_SHOWN_SIZE  256
+#define FINDER_WHY_SIZE	   512
+#define FINDER_WALLET_SIZE 16
 
 enum finder_op { FINDER_WHO = 1, FINDER_CONNECT = 2 };
 
@@ -55,9 +56,11 @@ struct finder_reply {
 	/* CONNECT */
 	bool connecting; /* the passed socket's connect() is still in progress (EINPROGRESS):
 			    wait for EPOLLOUT */
-	char shown[FINDER_SHOWN_SIZE]; /* the socket as the node sees it: "<path> (lightningd
+	char shown[FINDER_SHOWN_SIZE];	 /* the socket as the node sees it: "<path> (lightningd
 					  pid N)" */
-	char why[FINDER_WHY_SIZE];     /* NUL-terminated; "" when err is 0 */
+	char wallet[FINDER_WALLET_SIZE]; /* its wallet database, "sqlite" or "postgresql"
+					    (finder_wallet), "" when not read */
+	char why[FINDER_WHY_SIZE];	 /* NUL-terminated; "" when err is 0 */
 };
 
 /*
@@ -100,6 +103,14 @@ bool finder_container_id(const char *text, size_t len, char out[FINDER_ID_SIZE])
  */
 size_t finder_rpc_paths(const char *cmdline, size_t len, const char *home, char (*out)[PATH_MAX],
 			size_t max);
+
+/*
+ * The database lightningd keeps its wallet in (db.system.name), from its command line as
+ * above: a last --wallet=DSN (or --wallet DSN) starting with "postgres://" or
+ * "postgresql://" is "postgresql"; any other, or none, is "sqlite" (lightningd's default,
+ * sqlite3://). A --wallet set in lightningd's config file instead is not seen.
+ */
+const char *finder_wallet(const char *cmdline, size_t len);
 
 /* The helper process. */
 struct finder_helper;

@@ -255,6 +255,7 @@ static void app_resource(struct app *app)
 	if (gethostname(app->host, sizeof(app->host) - 1) == 0)
 		app->res.host_name = app->host;
 	app->res.service_name = app->cfg.service_name;
+	app->res.raw_tags = app->cfg.raw_tags;
 	for (size_t i = 0; i < app->cfg.n_resource_attrs; i++)
 		app->attrs[i] = (struct otlp_kv){app->cfg.resource_attrs[i].key,
 						 app->cfg.resource_attrs[i].value};

@@ -73,7 +73,7 @@ static void ni_rebuild(struct node_info *ni)
 {
 	const struct otlp_kv node[NI_N_ATTRS] = {
 		{"service.version", ni->ident.version},
-		{"service.instance.id", ni->ident.id},
+		{"cln.node.id", ni->ident.id},
 		{"cln.alias", ni->ident.alias},
 		{"cln.network", ni->ident.network},
 	};
@@ -187,7 +187,7 @@ static void ni_on_answer(void *ctx, const struct getinfo_ident *ident)
 		log_debug("lightningd at %s answered getinfo: same node as before", ni->path);
 		return;
 	}
-	log_info("node %s (alias \"%s\", %s, %s) from %s: spans carry it as service.instance.id, "
+	log_info("node %s (alias \"%s\", %s, %s) from %s: spans carry it as cln.node.id, "
 		 "cln.alias, cln.network and service.version",
 		 ident->id, ident->alias, ident->network[0] ? ident->network : "network unknown",
 		 ident->version[0] ? ident->version : "version unknown", ni->path);
@@ -301,11 +301,10 @@ static void ni_tick(struct loop *loop, void *ctx)
 		text_printf(ni->last_error, sizeof(ni->last_error),
 			    "no lightningd JSON-RPC socket found (%s)", where);
 		if (!ni->told_missing)
-			log_info(
-				"no lightningd JSON-RPC socket found (%s): spans go without the "
-				"node's identity (service.instance.id, cln.alias) until one appears; "
-				"--rpc-file PATH names it (lightningd's lightning-rpc)",
-				where);
+			log_info("no lightningd JSON-RPC socket found (%s): spans go without the "
+				 "node's identity (cln.node.id, cln.alias) until one appears; "
+				 "--rpc-file PATH names it (lightningd's lightning-rpc)",
+				 where);
 		ni->told_missing = true;
 		goto rearm;
 	}

@@ -4,7 +4,8 @@
  * --rpc-file, or found under the user's ~/.lightning (trace files: they name no live
  * process), with getinfo, and add the answer to the resource of every span:
  *   service.version      result.version  ("v24.11")
- *   service.instance.id  result.id       (the node id)
+ *   cln.node.id          result.id       (the node id; the encoder derives each
+ *                                         process's service.instance.id from it)
  *   cln.alias            result.alias
  *   cln.network          result.network
  * Live sources without --rpc-file give each node its own identity instead (nodes.h).

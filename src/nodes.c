@@ -47,6 +47,7 @@ struct nodes_node {
 	uint32_t pid; /* lightningd */
 	uint64_t start;
 	char container_id[FINDER_ID_SIZE];
+	char wallet[FINDER_WALLET_SIZE]; /* "sqlite", "postgresql"; "" until CONNECT said */
 	struct getinfo_ident ident;
 	bool have_ident;
 	struct otlp_kv attrs[NODES_N_ATTRS];
@@ -110,7 +111,7 @@ static void nodes_close_pidfd(struct nodes *n, int *fd)
 static void nodes_rebuild(struct nodes_node *nd)
 {
 	const struct otlp_kv kv[NODES_N_ATTRS] = {
-		{"service.version", nd->ident.version}, {"service.instance.id", nd->ident.id},
+		{"service.version", nd->ident.version}, {"cln.node.id", nd->ident.id},
 		{"cln.alias", nd->ident.alias},		{"cln.network", nd->ident.network},
 		{"container.id", nd->container_id},
 	};
@@ -318,6 +319,9 @@ static void nodes_on_connect(struct nodes *n, const struct finder_reply *r, int 
 		return;
 	}
 	nd->connecting = false;
+	/* its command line was read even when its socket was not reached */
+	if (r->wallet[0])
+		snprintf(nd->wallet, sizeof(nd->wallet), "%s", r->wallet);
 	if (r->err || fd < 0) {
 		if (fd >= 0)
 			close(fd);
@@ -577,6 +581,16 @@ static size_t nodes_proc_attrs(void *ctx, uint32_t pid, const struct otlp_kv **a
 	return n->nodes[pr->node].n_attrs;
 }
 
+static const char *nodes_db_system(void *ctx, uint32_t pid)
+{
+	struct nodes *n = ctx;
+	struct nodes_proc *pr = nodes_proc_find(n, pid);
+
+	if (!pr || pr->node < 0 || !n->nodes[pr->node].wallet[0])
+		return NULL;
+	return n->nodes[pr->node].wallet;
+}
+
 void nodes_saw(struct nodes *n, uint32_t pid)
 {
 	struct nodes_proc *pr;
@@ -700,6 +714,7 @@ struct nodes *nodes__new(struct loop *loop, struct finder_helper *helper,
 	}
 	loop_timer_arm(n->timer, NODES_TICK_MS);
 	res->proc_attrs = nodes_proc_attrs;
+	res->db_system = nodes_db_system;
 	res->proc_ctx = n;
 	return n;
 }
@@ -710,6 +725,7 @@ void nodes__free(struct nodes *n)
 		return;
 	if (n->res && n->res->proc_ctx == n) {
 		n->res->proc_attrs = NULL;
+		n->res->db_system = NULL;
 		n->res->proc_ctx = NULL;
 	}
 	for (size_t i = 0; i < n->n_procs; i++)

@@ -5,9 +5,12 @@
  * the lightningd that started it: subdaemons and C plugins are its children), asks that
  * lightningd's own lightning-rpc for getinfo, and gives the spans of all its processes
  * that node's resource attributes:
- *   service.version, service.instance.id (the node id), cln.alias, cln.network   (getinfo)
+ *   service.version, cln.node.id (the node id), cln.alias, cln.network          (getinfo)
  *   container.id                                                (when it runs in one)
- * An attribute set by configuration (OTEL_RESOURCE_ATTRIBUTES) wins over the node's.
+ * (the encoder derives each process's service.instance.id from cln.node.id, otlp.c), and
+ * the db.system.name of its db_* spans: the wallet its command line names (finder_wallet),
+ * through res->db_system. An attribute set by configuration (OTEL_RESOURCE_ATTRIBUTES) wins
+ * over the node's.
  *
  * What needs privileges (reading another user's /proc/PID/{exe,root,cwd,environ},
  * connecting to a 0600 lightning-rpc) is done by the finder helper (finder.h), forked at
@@ -54,7 +57,8 @@ struct nodes_stats {
 /*
  * Takes @helper (NULL: the finder runs in this process, with its privileges: --check, or
  * a run that stays root). The attributes @res holds stay first and win; spans' node
- * attributes come through res->proc_attrs from now on (until nodes__free).
+ * attributes come through res->proc_attrs and res->db_system from now on (until
+ * nodes__free).
  */
 struct nodes *nodes__new(struct loop *loop, struct finder_helper *helper,
 			 struct otlp_resource_cfg *res);

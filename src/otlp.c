@@ -19,7 +19,9 @@
 #include "google/rpc/status.pb-c.h"
 #include "opentelemetry/proto/collector/trace/v1/trace_service.pb-c.h"
 
+#include "semconv.h"
 #include "text.h"
+#include "uuid5.h"
 
 #ifndef CLN_OTLP_VERSION
 #define CLN_OTLP_VERSION "0"
@@ -56,14 +58,16 @@ void otlp_buf_release(struct otlp_buf *buf)
 
 /* ---- the mapping ---------------------------------------------------------------------- */
 
-#define OTLP_KIND_UNSPECIFIED 0
-
 struct otlp_map {
 	int kind;
 	int status_code;
 	const struct span_str *status_msg; /* NULL: none */
 	uint32_t keep;			   /* bit i: tag i is an attribute */
-	uint32_t n_attrs;		   /* kept tags + cln.truncated + cln.trace_id_derived */
+	uint32_t n_attrs; /* kept tags + added ones + cln.truncated + cln.trace_id_derived */
+	const char *names[SPAN_MAX_TAGS]; /* tag i's attribute name; NULL: its own key */
+	const char *rpc_system;		  /* rpc.system.name, or NULL */
+	const char *db_system;		  /* db.system.name, or NULL */
+	char method[SEMCONV_METHOD_MAX];  /* rpc.method derived from the request id; "": none */
 };
 
 static bool otlp_str_is(const struct span_str *s, const char *lit)
@@ -128,12 +132,62 @@ void otlp_status_of(const struct span *s, struct otlp_status *st)
 		st->message = NULL; /* only an error status carries a message */
 }
 
-static void otlp_map_span(const struct span *s, struct otlp_map *m)
+static bool otlp_has_key(const struct span *s, const char *key)
+{
+	for (uint32_t i = 0; i < s->n_tags; i++)
+		if (otlp_str_is(&s->tags[i].key, key))
+			return true;
+	return false;
+}
+
+/*
+ * The semantic conventions (semconv.h): the kind the span's name gives, its tags' names and
+ * the attributes added. A rename or an added attribute whose name a tag of the span already
+ * has is not made: no key twice. --raw-tags: the kind only.
+ */
+static void otlp_map_semconv(const struct otlp_resource_cfg *cfg, const struct span *s,
+			     struct otlp_map *m)
+{
+	enum semconv_class cls = semconv_class_of(s->name.ptr, s->name.len);
+	const struct span_tag *id = NULL;
+	bool has_method = otlp_has_key(s, SEMCONV_ATTR_RPC_METH);
+	const char *method;
+	size_t mlen;
+
+	m->kind = (int)semconv_kind_of(cls);
+	if (cfg->raw_tags)
+		return;
+	for (uint32_t i = 0; i < s->n_tags; i++) {
+		const struct span_tag *t = &s->tags[i];
+		const char *name = semconv_rename(cls, t->key.ptr, t->key.len);
+
+		if (!name || otlp_has_key(s, name))
+			continue;
+		m->names[i] = name;
+		if (!strcmp(name, SEMCONV_ATTR_RPC_METH))
+			has_method = true;
+		if (cls == SEMCONV_RPC_CLIENT && otlp_str_is(&t->key, "id"))
+			id = t;
+	}
+	if (semconv_is_rpc(cls) && !otlp_has_key(s, SEMCONV_ATTR_RPC_SYS))
+		m->rpc_system = SEMCONV_RPC_SYSTEM;
+	if (id && !has_method &&
+	    semconv_method_from_id(id->value.ptr, id->value.len, &method, &mlen)) {
+		memcpy(m->method, method, mlen);
+		m->method[mlen] = '\0';
+	}
+	if (cls == SEMCONV_DB && cfg->db_system && !otlp_has_key(s, SEMCONV_ATTR_DB_SYS))
+		m->db_system = cfg->db_system(cfg->proc_ctx, s->pid);
+}
+
+static void otlp_map_span(const struct otlp_resource_cfg *cfg, const struct span *s,
+			  struct otlp_map *m)
 {
 	struct otlp_status st;
 	int kind;
 
 	memset(m, 0, sizeof(*m));
+	otlp_map_semconv(cfg, s, m);
 	otlp_status_of(s, &st);
 	m->status_code = st.code;
 	m->status_msg = st.message;
@@ -142,14 +196,22 @@ static void otlp_map_span(const struct span *s, struct otlp_map *m)
 
 		if (st.consumed & (1u << i))
 			continue;
+		/* CLN's own span.kind, when it sends one, wins over the name's. */
 		if (otlp_str_is(&t->key, "span.kind") && (kind = otlp_kind_of(&t->value)) > 0) {
 			m->kind = kind;
 			continue;
 		}
 		m->keep |= 1u << i;
 	}
-	m->n_attrs = (uint32_t)__builtin_popcount(m->keep) + (s->truncated ? 1 : 0) +
+	m->n_attrs = (uint32_t)__builtin_popcount(m->keep) + (m->rpc_system ? 1 : 0) +
+		     (m->method[0] ? 1 : 0) + (m->db_system ? 1 : 0) + (s->truncated ? 1 : 0) +
 		     (s->trace_id_derived ? 1 : 0);
+}
+
+/* The attribute name of tag @t of @s. */
+static const char *otlp_tag_name(const struct span *s, const struct otlp_map *m, uint32_t t)
+{
+	return m->names[t] ? m->names[t] : s->tags[t].key.ptr;
 }
 
 /* ---- resources ------------------------------------------------------------------------ */
@@ -158,7 +220,8 @@ struct otlp_group {
 	const char *service; /* NUL-terminated */
 	uint32_t pid;
 	const char *exe_path;
-	int64_t uid; /* -1: unknown */
+	int64_t uid;		   /* -1: unknown */
+	char uuid[UUID5_STR_SIZE]; /* its service.instance.id, while a request is encoded */
 	size_t n_spans;
 	size_t first; /* index into the order array */
 };
@@ -264,28 +327,99 @@ struct otlp_rattr {
 	int64_t num;
 };
 
-/* Our six, up to 32 configured ones, the node's identity (5), and room to spare. */
+/* Our six, up to 32 configured ones, the node's identity (5), service.instance.id, spare. */
 #define OTLP_MAX_RATTRS (6 + 32 + 26)
 
-static size_t otlp_resource_attrs(const struct otlp_resource_cfg *cfg, const struct otlp_group *g,
-				  struct otlp_rattr *out)
+/*
+ * cln-otlp's namespace for service.instance.id is the one the semantic conventions give
+ * for UUIDv5 instance ids (https://opentelemetry.io/docs/specs/semconv/registry/attributes/
+ * service/ : "SHOULD use the following UUID as the namespace"):
+ * 4d63009a-8d0f-11ee-aad7-4c796ed8e320.
+ */
+static const uint8_t otlp_instance_ns[16] = {0x4d, 0x63, 0x00, 0x9a, 0x8d, 0x0f, 0x11, 0xee,
+					     0xaa, 0xd7, 0x4c, 0x79, 0x6e, 0xd8, 0xe3, 0x20};
+
+static const char *otlp_rattr_str(const struct otlp_rattr *out, size_t n, const char *key)
 {
-	size_t n = 0;
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(out[i].key, key))
+			return out[i].str;
+	return NULL;
+}
+
+static bool otlp_rattr_has(const struct otlp_rattr *out, size_t n, const char *key)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(out[i].key, key))
+			return true;
+	return false;
+}
+
+/*
+ * service.instance.id: one running process of a node is one instance. UUIDv5 of
+ * "<cln.node.id>/<process.executable.name>/<process.pid>" (executable "" when unknown): the
+ * same for every span of that process, another one for each of its subdaemons and plugins,
+ * and a new one when it is restarted (a new pid). Nothing but the UUID leaves the machine
+ * (the node id is sent anyway as cln.node.id). Only for a process of a known node; a
+ * configured service.instance.id wins.
+ */
+static size_t otlp_instance_id(const struct otlp_group *g, struct otlp_rattr *out, size_t n,
+			       char uuid[UUID5_STR_SIZE])
+{
+	const char *node = otlp_rattr_str(out, n, "cln.node.id");
+	char name[512];
+	int len;
+
+	if (!node || !*node || !g->pid || n >= OTLP_MAX_RATTRS ||
+	    otlp_rattr_has(out, n, "service.instance.id"))
+		return n;
+	len = snprintf(name, sizeof(name), "%s/%s/%u", node,
+		       g->exe_path ? otlp_basename(g->exe_path) : "", g->pid);
+	if (len < 0 || (size_t)len >= sizeof(name))
+		return n;
+	uuid5_str(otlp_instance_ns, name, (size_t)len, uuid);
+	out[n++] = (struct otlp_rattr){"service.instance.id", uuid, 0};
+	return n;
+}
+
+/*
+ * The resource of a group, each key once. Which value wins is the SDK's resource merge
+ * (https://opentelemetry.io/docs/specs/otel/resource/sdk/ , "Merge": the updating
+ * resource's value wins), what is configured updating what cln-otlp finds out:
+ *   - service.name: OTEL_SERVICE_NAME (--service-name), else service.name of
+ *     OTEL_RESOURCE_ATTRIBUTES (config.c lifts it out), else the span's serviceName;
+ *   - OTEL_RESOURCE_ATTRIBUTES and --resource-attr (and --rpc-file's node identity, which
+ *     node_info puts after them without replacing any) win over what is detected: the
+ *     process (process.pid, process.executable.*, process.user.id), host.name, the node's
+ *     identity (nodes.h) and the derived service.instance.id. A configured value is a
+ *     string, as the variable gives it (process.pid=1 is "1").
+ * Order: service.name, the detected ones not configured, the configured ones, the node's
+ * ones not configured, service.instance.id. @uuid holds the latter's text.
+ */
+static size_t otlp_resource_attrs(const struct otlp_resource_cfg *cfg, const struct otlp_group *g,
+				  struct otlp_rattr *out, char uuid[UUID5_STR_SIZE])
+{
+	struct otlp_rattr found[6];
+	size_t n = 0, nf = 0;
 
 	out[n++] = (struct otlp_rattr){"service.name", g->service, 0};
 	if (g->pid)
-		out[n++] = (struct otlp_rattr){"process.pid", NULL, g->pid};
+		found[nf++] = (struct otlp_rattr){"process.pid", NULL, g->pid};
 	if (g->exe_path) {
-		out[n++] = (struct otlp_rattr){"process.executable.name",
-					       otlp_basename(g->exe_path), 0};
-		out[n++] = (struct otlp_rattr){"process.executable.path", g->exe_path, 0};
+		found[nf++] = (struct otlp_rattr){"process.executable.name",
+						  otlp_basename(g->exe_path), 0};
+		found[nf++] = (struct otlp_rattr){"process.executable.path", g->exe_path, 0};
 	}
 	if (g->uid >= 0)
-		out[n++] = (struct otlp_rattr){"process.user.id", NULL, g->uid};
+		found[nf++] = (struct otlp_rattr){"process.user.id", NULL, g->uid};
 	if (cfg->host_name && *cfg->host_name)
-		out[n++] = (struct otlp_rattr){"host.name", cfg->host_name, 0};
+		found[nf++] = (struct otlp_rattr){"host.name", cfg->host_name, 0};
+	for (size_t i = 0; i < nf; i++)
+		if (!otlp_cfg_has(cfg, found[i].key))
+			out[n++] = found[i];
 	for (size_t i = 0; i < cfg->n_attrs && n < OTLP_MAX_RATTRS; i++) {
-		if (!strcmp(cfg->attrs[i].key, "service.name"))
+		if (!strcmp(cfg->attrs[i].key, "service.name") ||
+		    otlp_rattr_has(out, n, cfg->attrs[i].key))
 			continue;
 		out[n++] = (struct otlp_rattr){cfg->attrs[i].key, cfg->attrs[i].value, 0};
 	}
@@ -294,10 +428,10 @@ static size_t otlp_resource_attrs(const struct otlp_resource_cfg *cfg, const str
 		size_t np = cfg->proc_attrs(cfg->proc_ctx, g->pid, &pa);
 
 		for (size_t i = 0; i < np && n < OTLP_MAX_RATTRS; i++)
-			if (!otlp_cfg_has(cfg, pa[i].key))
+			if (!otlp_rattr_has(out, n, pa[i].key))
 				out[n++] = (struct otlp_rattr){pa[i].key, pa[i].value, 0};
 	}
-	return n;
+	return otlp_instance_id(g, out, n, uuid);
 }
 
 static const char *otlp_event_name(enum span_event_kind kind)
@@ -448,7 +582,14 @@ static void otlp_pb_span_fill(struct otlp_pb_fill *f, const struct span *s,
 	ps->end_time_unix_nano = (s->timestamp_us + s->duration_us) * 1000;
 	for (uint32_t t = 0; t < s->n_tags; t++)
 		if (mp->keep & (1u << t))
-			otlp_pb_kv_str(mem, &f->kv_at, s->tags[t].key.ptr, s->tags[t].value.ptr);
+			otlp_pb_kv_str(mem, &f->kv_at, otlp_tag_name(s, mp, t),
+				       s->tags[t].value.ptr);
+	if (mp->rpc_system)
+		otlp_pb_kv_str(mem, &f->kv_at, SEMCONV_ATTR_RPC_SYS, mp->rpc_system);
+	if (mp->method[0])
+		otlp_pb_kv_str(mem, &f->kv_at, SEMCONV_ATTR_RPC_METH, mp->method);
+	if (mp->db_system)
+		otlp_pb_kv_str(mem, &f->kv_at, SEMCONV_ATTR_DB_SYS, mp->db_system);
 	if (s->truncated)
 		otlp_pb_kv_true(mem, &f->kv_at, "cln.truncated");
 	if (s->trace_id_derived)
@@ -481,9 +622,9 @@ static void otlp_pb_group_fill(struct otlp_pb_fill *f, const struct otlp_resourc
 			       struct span *const *spans, const struct otlp_map *maps)
 {
 	struct otlp_pb_mem *mem = f->mem;
-	const struct otlp_group *gr = &plan->groups[g];
+	struct otlp_group *gr = &plan->groups[g];
 	struct otlp_rattr rattrs[OTLP_MAX_RATTRS];
-	size_t nr = otlp_resource_attrs(cfg, gr, rattrs), first_kv = f->kv_at;
+	size_t nr = otlp_resource_attrs(cfg, gr, rattrs, gr->uuid), first_kv = f->kv_at;
 	otlp_pb_resource *res = &mem->res[g];
 	otlp_pb_rs *rs = &mem->rs[g];
 	otlp_pb_ss *ss = &mem->ss[g];
@@ -544,7 +685,7 @@ int otlp_encode_pb(const struct otlp_resource_cfg *cfg, struct span *const *span
 	if (err)
 		goto cleanup;
 	for (size_t i = 0; i < n; i++) {
-		otlp_map_span(spans[i], &f.mem->maps[i]);
+		otlp_map_span(cfg, spans[i], &f.mem->maps[i]);
 		n_kv += f.mem->maps[i].n_attrs;
 		n_events += spans[i]->n_events;
 	}
@@ -677,6 +818,17 @@ static void oj_kv_str(struct otlp_json *j, const char *key, size_t klen, const c
 	oj_lit(j, "}}");
 }
 
+/* An attribute the mapping adds (NULL @val: none). */
+static void oj_added(struct otlp_json *j, const char *key, const char *val, bool *first)
+{
+	if (!val)
+		return;
+	if (!*first)
+		oj_lit(j, ",");
+	*first = false;
+	oj_kv_str(j, key, strlen(key), val, strlen(val));
+}
+
 static void oj_span(struct otlp_json *j, const struct span *s, const struct otlp_map *m)
 {
 	bool first = true;
@@ -704,9 +856,16 @@ static void oj_span(struct otlp_json *j, const struct span *s, const struct otlp
 		if (!first)
 			oj_lit(j, ",");
 		first = false;
-		oj_kv_str(j, s->tags[t].key.ptr, s->tags[t].key.len, s->tags[t].value.ptr,
-			  s->tags[t].value.len);
+		if (m->names[t])
+			oj_kv_str(j, m->names[t], strlen(m->names[t]), s->tags[t].value.ptr,
+				  s->tags[t].value.len);
+		else
+			oj_kv_str(j, s->tags[t].key.ptr, s->tags[t].key.len, s->tags[t].value.ptr,
+				  s->tags[t].value.len);
 	}
+	oj_added(j, SEMCONV_ATTR_RPC_SYS, m->rpc_system, &first);
+	oj_added(j, SEMCONV_ATTR_RPC_METH, m->method[0] ? m->method : NULL, &first);
+	oj_added(j, SEMCONV_ATTR_DB_SYS, m->db_system, &first);
 	if (s->truncated) {
 		oj_lit(j, first ? "{\"key\":\"cln.truncated\",\"value\":{\"boolValue\":true}}"
 				: ",{\"key\":\"cln.truncated\",\"value\":{\"boolValue\":true}}");
@@ -757,8 +916,8 @@ int otlp_encode_json(const struct otlp_resource_cfg *cfg, struct span *const *sp
 		return err;
 	oj_lit(&j, "{\"resourceSpans\":[");
 	for (size_t g = 0; g < plan.n_groups; g++) {
-		const struct otlp_group *gr = &plan.groups[g];
-		size_t nr = otlp_resource_attrs(cfg, gr, rattrs);
+		struct otlp_group *gr = &plan.groups[g];
+		size_t nr = otlp_resource_attrs(cfg, gr, rattrs, gr->uuid);
 
 		oj_lit(&j,
 		       g ? ",{\"resource\":{\"attributes\":[" : "{\"resource\":{\"attributes\":[");
@@ -784,7 +943,7 @@ int otlp_encode_json(const struct otlp_resource_cfg *cfg, struct span *const *sp
 
 			if (k)
 				oj_lit(&j, ",");
-			otlp_map_span(spans[idx], &m);
+			otlp_map_span(cfg, spans[idx], &m);
 			oj_span(&j, spans[idx], &m);
 		}
 		oj_lit(&j, "]}]}");

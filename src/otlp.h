@@ -7,8 +7,12 @@
  *   - tag error="true" -> status ERROR, attribute removed; error="false" -> status UNSET,
  *     attribute kept (CLN plugins tag every RPC error:"false");
  *   - otel.status_code / otel.status_description tags -> status; span.kind tag -> kind;
- *   - suspend/resume -> span events "cln.suspend" / "cln.resume".
- * One ResourceSpans per (service.name, process); one ScopeSpans "cln-otlp" in each.
+ *   - suspend/resume -> span events "cln.suspend" / "cln.resume";
+ *   - the span's kind from its name, CLN's tags under the semantic conventions' names
+ *     (semconv.h; --raw-tags keeps CLN's names).
+ * One ResourceSpans per (service.name, process); one ScopeSpans "cln-otlp" in each. Each
+ * resource key appears once (otlp_resource_attrs says which value wins), and a process of
+ * a known node (cln.node.id) gets a service.instance.id of its own, a UUIDv5.
  * The other way, it decodes what a collector answers: ExportTraceServiceResponse (partial
  * success), google.rpc.Status and the google.rpc.RetryInfo among its details. Only this
  * module includes protobuf-c.
@@ -16,6 +20,7 @@
 #ifndef CLN_OTLP_OTLP_H
 #define CLN_OTLP_OTLP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -41,7 +46,13 @@ struct otlp_resource_cfg {
 	 * NULL: none.
 	 */
 	size_t (*proc_attrs)(void *ctx, uint32_t pid, const struct otlp_kv **attrs);
-	void *proc_ctx;
+	/*
+	 * The wallet database of the node process @pid belongs to, "sqlite" or "postgresql"
+	 * (db.system.name of its db_* spans), or NULL when not known. NULL: never known.
+	 */
+	const char *(*db_system)(void *ctx, uint32_t pid);
+	void *proc_ctx; /* of both */
+	bool raw_tags;	/* --raw-tags: CLN's tag names, nothing added (kinds still set) */
 };
 
 /* The most one encoded request may take (gRPC frames a message length in 32 bits). */

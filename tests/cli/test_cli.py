@@ -59,7 +59,7 @@ IDS = {json.loads(p)[0]["id"] for p in SENT}
 
 def expected_spans(path):
     """span_id -> the OTLP fields the rules give, computed from the raw CLN JSON."""
-    return {s["id"]: dict(expected_otlp(s), kind=0, service=s["localEndpoint"]["serviceName"],
+    return {s["id"]: dict(expected_otlp(s), service=s["localEndpoint"]["serviceName"],
                           pid=int(path.rsplit(".", 1)[1])) for s in cln_spans(path)}
 
 
@@ -406,8 +406,9 @@ def truncated(tmp):
     check("cut child keeps its parent id", c1["parentSpanId"] == "00000000000000a1")
     a = attrs(c1["attributes"])
     check("cut child marked cln.truncated", a.get("cln.truncated") is True, a)
-    check("the text before the cut is kept", a["query"].startswith(
-        "INSERT INTO t VALUES (1, 'x'),") and len(a["query"]) > 1800, len(a["query"]))
+    check("the text before the cut is kept", a["db.query.text"].startswith(
+        "INSERT INTO t VALUES (1, 'x'),") and len(a["db.query.text"]) > 1800,
+        len(a["db.query.text"]))
     e1 = spans["00000000000000e1"]
     check("cut root takes the traceId its child told", e1["traceId"] == T2, e1)
     check("grandchild and parent adopted in turn", spans["00000000000000f3"]["traceId"] ==
@@ -482,8 +483,9 @@ def cut_lone(tmp):
         a = attrs(sp.get("attributes", []))
         check("marked derived and truncated",
               a.get("cln.trace_id_derived") is True and a.get("cln.truncated") is True, a)
-        check("the long id kept up to the cut", a.get("id", "").startswith("cli:pay#") and
-              len(a.get("id", "")) > 1800, len(a.get("id", "")))
+        rid = a.get("jsonrpc.request.id", "")
+        check("the long id kept up to the cut", rid.startswith("cli:pay#") and
+              len(rid) > 1800, len(rid))
     check("the whole span is not marked", "cln.trace_id_derived" not in
           attrs(spans.get("00000000000000b1", {}).get("attributes", [])))
     check("counted", "trace_id_derived=10" in r.stderr.split(), r.stderr)
@@ -503,8 +505,8 @@ def large(tmp):
     check("file: exit 0", r.returncode == 0, (r.returncode, r.stderr))
     sp = spans.get("00000000000000f1", {})
     check("file: the 10 KB span exported whole",
-          attrs(sp.get("attributes", [])).get("query") == value and sp.get("traceId") == T1,
-          len(attrs(sp.get("attributes", [])).get("query", "")))
+          attrs(sp.get("attributes", [])).get("db.query.text") == value and
+          sp.get("traceId") == T1, len(attrs(sp.get("attributes", [])).get("db.query.text", "")))
     check("file: not marked cut", "cln.truncated" not in attrs(sp.get("attributes", [])))
 
     sock = os.path.join(tmp, "trace.sock")
@@ -517,7 +519,7 @@ def large(tmp):
         d.stopped(what="exit 0 after SIGTERM")
     got = {sp["spanId"]: sp for _, sp in d.spans()}
     check("socket: the 10 KB span exported whole",
-          attrs(got["00000000000000f1"]["attributes"]).get("query") == value)
+          attrs(got["00000000000000f1"]["attributes"]).get("db.query.text") == value)
 
 
 main([NAME])

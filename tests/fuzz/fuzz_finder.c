@@ -13,6 +13,7 @@
  *                            at most two, none empty, each NUL-terminated and shorter than
  *                            PATH_MAX, no duplicates, absolute ones first and at most one of
  *                            each kind, all ending in the same rpc-file name; deterministic
+ *                            (and finder_wallet on the same line: sqlite or postgresql)
  */
 #include <limits.h>
 #include <stdint.h>
@@ -63,6 +64,7 @@ static const char *last_name(const char *path)
 static void check_rpc_paths(const uint8_t *data, size_t size)
 {
 	char(*out)[PATH_MAX], (*again)[PATH_MAX], *home, *cmd;
+	const char *wallet;
 	size_t max, home_len, n, n2, abs = 0;
 
 	if (size < 3)
@@ -93,6 +95,9 @@ static void check_rpc_paths(const uint8_t *data, size_t size)
 			FUZZ_CHECK(strcmp(out[i], out[k]), "\"%s\" twice", out[i]);
 	}
 	FUZZ_CHECK(abs <= 1, "%zu absolute paths", abs);
+	wallet = finder_wallet(cmd, size - 3 - home_len);
+	FUZZ_CHECK(!strcmp(wallet, "sqlite") || !strcmp(wallet, "postgresql"), "wallet %s",
+		   wallet);
 out:
 	free(out);
 	free(again);

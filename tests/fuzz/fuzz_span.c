@@ -21,6 +21,7 @@
 #include "exe_paths.h"
 #include "fuzz_util.h"
 #include "otlp.h"
+#include "semconv.h"
 #include "span.h"
 
 typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest pb_request;
@@ -102,7 +103,23 @@ static bool special_tag(const struct span_str *k)
 	return false;
 }
 
-static const pb_span *check_pb(const struct span *s, const pb_request *req)
+/* The name the mapping gives @tag (semconv.h): CLN's own unless renamed, and not renamed onto
+ * a name another tag of the span has. */
+static const char *tag_name(const struct span *s, const struct span_tag *tag, bool raw)
+{
+	const char *to = raw ? NULL
+			     : semconv_rename(semconv_class_of(s->name.ptr, s->name.len),
+					      tag->key.ptr, tag->key.len);
+
+	if (!to)
+		return tag->key.ptr;
+	for (uint32_t i = 0; i < s->n_tags; i++)
+		if (!strcmp(s->tags[i].key.ptr, to))
+			return tag->key.ptr;
+	return to;
+}
+
+static const pb_span *check_pb(const struct span *s, const pb_request *req, bool raw)
 {
 	const pb_span *ps;
 	const pb_kv *kv;
@@ -132,15 +149,16 @@ static const pb_span *check_pb(const struct span *s, const pb_request *req)
 			   "event time");
 	FUZZ_CHECK(ps->status && ps->status->code <= 2, "status");
 	FUZZ_CHECK(ps->kind <= 5, "kind %d", ps->kind);
-	/* Every tag without a special meaning is an attribute, in order, unchanged. */
+	/* Every tag without a special meaning is an attribute, in order, its value unchanged. */
 	for (uint32_t t = 0; t < s->n_tags; t++) {
 		const struct span_tag *tag = &s->tags[t];
+		const char *name = tag_name(s, tag, raw);
 
 		if (special_tag(&tag->key))
 			continue;
-		while (kept < ps->n_attributes && strcmp(ps->attributes[kept]->key, tag->key.ptr))
+		while (kept < ps->n_attributes && strcmp(ps->attributes[kept]->key, name))
 			kept++;
-		FUZZ_CHECK(kept < ps->n_attributes, "tag %u (%s) lost", t, tag->key.ptr);
+		FUZZ_CHECK(kept < ps->n_attributes, "tag %u (%s as %s) lost", t, tag->key.ptr, name);
 		kv = ps->attributes[kept++];
 		FUZZ_CHECK(
 			kv->value &&
@@ -270,6 +288,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_span(span, size);
 		check_same(span, again);
 		span->pid = 1234;
+		res.raw_tags = size & 1;
 		for (unsigned e = 0; e < n_events; e++)
 			span_add_event(span, e & 1 ? SPAN_EVENT_RESUME : SPAN_EVENT_SUSPEND, e + 1);
 		FUZZ_CHECK(span->n_events + span->dropped_events == n_events, "events lost");
@@ -277,7 +296,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		req = opentelemetry__proto__collector__trace__v1__export_trace_service_request__unpack(
 			NULL, buf.bytes.len, buf.bytes.data);
 		FUZZ_CHECK(req != NULL, "our protobuf does not decode");
-		ps = check_pb(span, req);
+		ps = check_pb(span, req, res.raw_tags);
 		FUZZ_CHECK(otlp_encode_json(&res, &span, 1, &buf) == 0, "JSON encode failed");
 		check_json(span, ps, &buf);
 		opentelemetry__proto__collector__trace__v1__export_trace_service_request__free_unpacked(

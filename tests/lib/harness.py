@@ -243,20 +243,59 @@ def cln_spans(path):
     return [json.loads(p)[0] for p in span_payloads(path)]
 
 
-def expected_otlp(cln):
-    """What a CLN span becomes (README, "Mapping to OTLP"), as span_fields() reads it back."""
+def cln_kind(name):
+    """The span kind CLN's span name gives (README, "Mapping to OTLP"): the rules as stated."""
+    if name == "lightningd/jsonrpc":
+        return 2  # SERVER
+    if name == "jsonrpc" or name.startswith("plugin/") or name.startswith("db_"):
+        return 3  # CLIENT
+    return 1  # INTERNAL
+
+
+def expected_attributes(name, tags, db_system=None, raw=False):
+    """CLN's tags as OTLP attributes: the semantic conventions' names, what they add."""
+    rpc = name in ("lightningd/jsonrpc", "jsonrpc") or name.startswith("plugin/")
+    renames = {}
+    if rpc:
+        renames["method"] = "rpc.method"
+    if name == "jsonrpc":
+        renames["id"] = "jsonrpc.request.id"
+    if name.startswith("db_"):
+        renames["query"] = "db.query.text"
+    out = []
+    for k, v in tags:
+        to = renames.get(k)
+        out.append((to if to and not raw and to not in dict(tags) else k, v))
+    if raw:
+        return out
+    keys = {k for k, _ in out}
+    if rpc and "rpc.system.name" not in keys:
+        out.append(("rpc.system.name", "jsonrpc"))
+    m = re.fullmatch(r"[^/:#\s]+:([^/:#\s]+)#[0-9]+", dict(tags).get("id", "").rsplit("/", 1)[-1])
+    if name == "jsonrpc" and "rpc.method" not in keys and m and "id" in renames:
+        out.append(("rpc.method", m.group(1)))
+    if name.startswith("db_") and db_system and "db.system.name" not in keys:
+        out.append(("db.system.name", db_system))
+    return out
+
+
+def expected_otlp(cln, db_system=None, raw=False):
+    """What a CLN span becomes (README, "Mapping to OTLP"), as span_fields() reads it back.
+    db_system: the node's wallet (db.system.name of db_* spans), None when not known."""
     parent = cln.get("parentId", "")
+    tags = [(k, v) for k, v in cln["tags"].items() if (k, v) != ("error", "true")]
     return {"traceId": cln["traceId"].lower().rjust(32, "0"),
             "parentSpanId": "" if parent == cln["id"] else parent, "name": cln["name"],
+            "kind": cln_kind(cln["name"]),
             "start": cln["timestamp"] * 1000, "end": (cln["timestamp"] + cln["duration"]) * 1000,
-            "attributes": [(k, v) for k, v in cln["tags"].items() if (k, v) != ("error", "true")],
+            "attributes": expected_attributes(cln["name"], tags, db_system, raw),
             "code": 2 if cln["tags"].get("error") == "true" else 0}
 
 
 def span_fields(sp):
-    """Ids, name, times, attributes (in order) and status code of an OTLP/JSON span."""
+    """Ids, name, kind, times, attributes (in order) and status code of an OTLP/JSON span."""
     return {"traceId": sp["traceId"], "parentSpanId": sp.get("parentSpanId", ""),
-            "name": sp["name"], "start": int(sp["startTimeUnixNano"]),
+            "name": sp["name"], "kind": sp.get("kind", 0), "start": int(sp["startTimeUnixNano"]),
             "end": int(sp["endTimeUnixNano"]), "code": sp.get("status", {}).get("code", 0),
             "attributes": [(a["key"], value_of(a["value"])) for a in sp.get("attributes", [])]}
 

@@ -226,8 +226,7 @@ static void test_resource(void)
 	CHECK_MSG(!strcmp(res.attrs[0].key, "deployment.environment"), "configured ones first");
 	CHECK_MSG(attr(&res, "service.version") && !strcmp(attr(&res, "service.version"), "mine"),
 		  "a configured attribute wins");
-	CHECK_MSG(attr(&res, "service.instance.id") &&
-			  !strncmp(attr(&res, "service.instance.id"), "02a1a1", 6),
+	CHECK_MSG(attr(&res, "cln.node.id") && !strncmp(attr(&res, "cln.node.id"), "02a1a1", 6),
 		  "node id");
 	CHECK_MSG(attr(&res, "cln.alias") && !strcmp(attr(&res, "cln.alias"), "br{ace\"s}"),
 		  "alias");

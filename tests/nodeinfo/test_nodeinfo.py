@@ -3,7 +3,8 @@
 real binary and a fake lightning-rpc (FakeRpc below). No root needed except for "usdt" and
 "privs".
 
-  basic      every span carries service.version, service.instance.id, cln.alias, cln.network;
+  basic      every span carries service.version, cln.node.id, cln.alias, cln.network (and
+             service.instance.id, derived from cln.node.id);
              the request is the documented getinfo; the answer arrives in pieces
   slow       an answer within the start-up wait: still on every span; one slower than the
              wait: the first spans go without, later ones carry it, start-up stays bounded
@@ -25,11 +26,13 @@ usage: test_nodeinfo.py CLN_OTLP CASE [EMITTER]
 import json
 import math
 import os
+import re
 import shutil
 import signal
 import socket
 import sys
 import time
+import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
 from harness import (CAPTURE, NODE_A, NODE_B, FakeRpc, Proc, check, cln_json,  # noqa
@@ -38,7 +41,8 @@ from harness import (CAPTURE, NODE_A, NODE_B, FakeRpc, Proc, check, cln_json,  #
 
 cln_otlp, NAME = sys.argv[1:3]
 emitter = sys.argv[3] if len(sys.argv) > 3 else None
-KEYS = ("service.version", "service.instance.id", "cln.alias", "cln.network")
+KEYS = ("service.version", "cln.node.id", "cln.alias", "cln.network")
+UUID5 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 WANT = {json.loads(p)[0]["id"] for p in span_payloads(CAPTURE)}
 
 
@@ -69,9 +73,20 @@ def append(d, ids, tag):
             f.write(f"span_emit {sid} {cln_json(sid, tag, ts=1795660400000000 + i, dur=5)}\n")
 
 
+def instance_id(res):
+    """service.instance.id as cln-otlp derives it (README): UUIDv5 of node/executable/pid."""
+    name = "%s/%s/%s" % (res.get("cln.node.id"), res.get("process.executable.name", ""),
+                         res.get("process.pid"))
+    return str(uuid.uuid5(uuid.UUID("4d63009a-8d0f-11ee-aad7-4c796ed8e320"), name))
+
+
 def has_node(res, node_id, alias="FAKENODE", network="regtest", version="v24.11"):
-    return (res.get("service.instance.id"), res.get("cln.alias"), res.get("cln.network"),
-            res.get("service.version")) == (node_id, alias, network, version)
+    """The node's identity, and the process's instance id derived from it."""
+    return (res.get("cln.node.id"), res.get("cln.alias"), res.get("cln.network"),
+            res.get("service.version")) == (node_id, alias, network, version) and \
+        (res.get("service.instance.id") == instance_id(res) and
+         UUID5.fullmatch(res["service.instance.id"]) is not None
+         if res.get("process.pid") else "service.instance.id" not in res)
 
 
 def stopped(d, what="exit 0 after SIGTERM", sig=signal.SIGTERM):
@@ -123,7 +138,8 @@ def slow(tmp):
         wait_spans(d, later, "later spans printed")
         got, _ = stopped(d, "exit 0")
     check("early spans without the identity", WANT <= set(got) and
-          all("service.instance.id" not in got[s] for s in WANT))
+          all("cln.node.id" not in got[s] and "service.instance.id" not in got[s]
+              for s in WANT))
     check("later spans with it", later <= set(got) and all(has_node(got[s], NODE_A)
                                                           for s in later))
 

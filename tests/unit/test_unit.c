@@ -8,7 +8,8 @@
  *   test_unit SUITE                       a code-driven suite
  *
  * Data-driven: span (tests/data/span: payload -> struct span or reject reason), otlp
- * (tests/data/otlp: spans -> OTLP/JSON and protobuf), config (tests/data/config: argv and
+ * (tests/data/otlp: spans -> OTLP/JSON and protobuf; a case may set service_name,
+ * resource_attrs, node_attrs and db_system (a node for every pid), raw_tags), config (tests/data/config: argv and
  * environment -> struct config or error message), orphans (tests/data/orphans: what the
  * cut-span table does, step by step). Code-driven: queue, suspend, suspend_bound, pipeline,
  * pipeline_orphans, pipeline_adopt_wide, pipeline_derive_family, orphans_cache.
@@ -424,11 +425,67 @@ static void compare_json(const char *what, cJSON *got, cJSON *expect)
 	free(es);
 }
 
+/* A node's attributes and wallet for every pid, as nodes.c gives them ("node_attrs", "db_system"). */
+struct otlp_case_node {
+	struct otlp_kv kvs[8];
+	size_t n;
+	const char *db_system;
+};
+
+static size_t otlp_case_proc_attrs(void *ctx, uint32_t pid, const struct otlp_kv **attrs)
+{
+	struct otlp_case_node *node = ctx;
+
+	(void)pid;
+	*attrs = node->kvs;
+	return node->n;
+}
+
+static const char *otlp_case_db_system(void *ctx, uint32_t pid)
+{
+	(void)pid;
+	return ((struct otlp_case_node *)ctx)->db_system;
+}
+
+/* "resource_attrs" into @res, "node_attrs" and "db_system" into @node (and @res's callbacks). */
+static void otlp_case_resource(cJSON *c, struct otlp_resource_cfg *res, struct otlp_kv *kvs,
+			       struct otlp_case_node *node)
+{
+	const cJSON *rattrs = cJSON_GetObjectItem(c, "resource_attrs"), *ra;
+	const cJSON *nattrs = cJSON_GetObjectItem(c, "node_attrs");
+	const cJSON *db = cJSON_GetObjectItem(c, "db_system");
+
+	cJSON_ArrayForEach(ra, rattrs)
+	{
+		if (res->n_attrs == 8)
+			data_error("more than 8 resource_attrs");
+		kvs[res->n_attrs].key = cJSON_GetArrayItem(ra, 0)->valuestring;
+		kvs[res->n_attrs].value = cJSON_GetArrayItem(ra, 1)->valuestring;
+		res->n_attrs++;
+	}
+	cJSON_ArrayForEach(ra, nattrs)
+	{
+		if (node->n == 8)
+			data_error("more than 8 node_attrs");
+		node->kvs[node->n].key = cJSON_GetArrayItem(ra, 0)->valuestring;
+		node->kvs[node->n].value = cJSON_GetArrayItem(ra, 1)->valuestring;
+		node->n++;
+	}
+	if (cJSON_IsString(db))
+		node->db_system = db->valuestring;
+	if (nattrs)
+		res->proc_attrs = otlp_case_proc_attrs;
+	if (db)
+		res->db_system = otlp_case_db_system;
+	res->proc_ctx = node;
+	res->raw_tags = cJSON_IsTrue(cJSON_GetObjectItem(c, "raw_tags"));
+}
+
 static void otlp_case(cJSON *c)
 {
 	const cJSON *inputs = cJSON_GetObjectItem(c, "inputs"), *in;
 	const cJSON *svc = cJSON_GetObjectItem(c, "service_name");
-	const cJSON *rattrs = cJSON_GetObjectItem(c, "resource_attrs"), *ra;
+	struct otlp_case_node node = {.n = 0};
 	cJSON *expect = cJSON_Duplicate(cJSON_GetObjectItem(c, "expect"), true);
 	struct otlp_kv kvs[8];
 	struct otlp_resource_cfg res = {.host_name = "testhost", .attrs = kvs};
@@ -440,14 +497,7 @@ static void otlp_case(cJSON *c)
 	fix_version(expect);
 	if (cJSON_IsString(svc))
 		res.service_name = svc->valuestring;
-	cJSON_ArrayForEach(ra, rattrs)
-	{
-		if (res.n_attrs == 8)
-			data_error("more than 8 resource_attrs");
-		kvs[res.n_attrs].key = cJSON_GetArrayItem(ra, 0)->valuestring;
-		kvs[res.n_attrs].value = cJSON_GetArrayItem(ra, 1)->valuestring;
-		res.n_attrs++;
-	}
+	otlp_case_resource(c, &res, kvs, &node);
 	cJSON_ArrayForEach(in, inputs)
 	{
 		const char *p = cJSON_GetObjectItem(in, "payload")->valuestring;

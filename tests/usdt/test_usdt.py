@@ -14,6 +14,7 @@ import re
 import shutil
 import sys
 import time
+import uuid
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
 from harness import (CAPTURE, NODE_B, TRACE, FakeRpc, Proc, attrs, check, cln_json,  # noqa: E402
@@ -60,6 +61,13 @@ def read_log(path):
     return spans, events
 
 
+def wallet_of(sp):
+    """db.system.name is there once the emitter's node was reached (it has no --wallet:
+    sqlite, lightningd's default), not before: the one value it may have."""
+    return "sqlite" if any(a["key"] == "db.system.name" for a in sp.get("attributes", [])) \
+        else None
+
+
 def compare(fired, got, pid=None, exe=None, events=None):
     """Every fired span arrived once, with the same content; nothing else arrived."""
     by_id = {}
@@ -74,7 +82,7 @@ def compare(fired, got, pid=None, exe=None, events=None):
         what = "span %s (%s)" % (sid, cln["name"])
         check(what + " arrived", sid in by_id)
         res, sp = by_id[sid]
-        got_, want = span_fields(sp), expected_otlp(cln)
+        got_, want = span_fields(sp), expected_otlp(cln, db_system=wallet_of(sp))
         check(what + ": ids, name, times, attributes, status", got_ == want,
               "got  %r\n  want %r" % (got_, want))
         if pid is not None:
@@ -194,7 +202,7 @@ def burst(tmp):
         for res, sp in got:
             cln = json.loads(by_id.get(sp["spanId"], "[{}]"))[0]
             check("%s ring: span %s was fired, arrived intact" % (ring, sp["spanId"]),
-                  cln and span_fields(sp) == expected_otlp(cln))
+                  cln and span_fields(sp) == expected_otlp(cln, db_system=wallet_of(sp)))
         check("%s ring: %d delivered + %d counted lost == %d fired"
               % (ring, len(got), lost, len(fired)), len(got) + lost == len(fired))
         check("%s ring: a loss is warned about" % ring,
@@ -476,7 +484,7 @@ def truncated(tmp):
     check("the cut span has its parent's traceId", c["traceId"] == TRACE, c["traceId"])
     check("and its parent id", c["parentSpanId"] == "00000000000000a1")
     check("marked cln.truncated", a.get("cln.truncated") is True, a)
-    q = a["query"]
+    q = a["db.query.text"]  # a db_* span: CLN's query under its semantic-convention name
     check("the value is what preceded the cut, byte for byte",
           len(q) > 1800 and value.startswith(q), len(q))
     check("2048 bytes reached the parser (the probe's whole buffer)",
@@ -603,9 +611,18 @@ def discover_container(tmp):
     node.stopped(sig=None, what="the node exited 0")
     rpc.__exit__()
     got = [(r, sp) for r, sp in stopped(tr) if r.get("process.executable.path") == ld]
-    ident = {(r.get("service.instance.id"), r.get("cln.alias")) for r, _ in spans_of(got, ld_pid)}
+    ident = {(r.get("cln.node.id"), r.get("cln.alias")) for r, _ in spans_of(got, ld_pid)}
     check("the node's spans carry its identity, from the socket in its root",
           ident == {(NODE_B, "CONTAINED")}, ident)
+    db = [sp for _, sp in spans_of(got, ld_pid) if sp["name"].startswith("db_")]
+    check("its db_* spans carry db.system.name sqlite (no --wallet: lightningd's default)",
+          db and all(("db.system.name", "sqlite") in span_fields(sp)["attributes"] for sp in db),
+          len(db))
+    inst = {r.get("service.instance.id") for r, _ in spans_of(got, ld_pid)}
+    want = str(uuid.uuid5(uuid.UUID("4d63009a-8d0f-11ee-aad7-4c796ed8e320"),
+                          "%s/%s/%d" % (NODE_B, os.path.basename(ld), ld_pid)))
+    check("its spans carry service.instance.id, the UUIDv5 of node/executable/pid",
+          inst == {want}, (inst, want))
     fired, events = read_log(os.path.join(tmp, "fired.log"))
     check("the real capture has 585 spans, the node fired %d" % len(fired), len(fired) == 585)
     n = compare(fired, spans_of(got, ld_pid), pid=ld_pid, exe=ld, events=events)
