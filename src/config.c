@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,8 @@
 #define CONFIG_SUN_PATH_MAX    107	  /* sizeof(sockaddr_un.sun_path) - 1 */
 
 _Static_assert(CONFIG_MAX_LIST == OPTS_MAX_LIST, "a list holds what opts lets through");
+_Static_assert(CONFIG_MAX_WARNINGS == OPTS_MAX_WARN && CONFIG_WARNING_LEN == OPTS_WARN_LEN,
+	       "the warnings are copied whole");
 
 /* The two lists of NAME=VALUE, each given by flags and by a variable, merged at the end. */
 enum config_kv_list { CONFIG_KV_HEADERS, CONFIG_KV_ATTRS, CONFIG_KV__MAX };
@@ -571,6 +574,7 @@ static const struct opts_choice config_exporters[] = {
 	{"otlp", CONFIG_EXPORTER_OTLP},
 	{"stdout", CONFIG_EXPORTER_STDOUT},
 	{"console", CONFIG_EXPORTER_CONSOLE},
+	{"none", CONFIG_EXPORTER_NONE},
 	{NULL, 0},
 };
 
@@ -638,19 +642,22 @@ static const struct opts_option config_options[] = {
 
 	SECTION("Export"),
 	{.name = "exporter", .kind = OPTS_ENUM, .arg = "NAME", FIELD(exporter),
+	 .env = "OTEL_TRACES_EXPORTER", .env_lenient = true, .env_list = true, .icase = true,
 	 .choices = config_exporters, .unit = "an exporter", .def = "otlp",
 	 .help = "otlp; stdout: OTLP/JSON lines; console: traces as indented trees, for a "
-		 "terminal"},
+		 "terminal; none: capture and count, send nothing. The variable may hold a "
+		 "list: the first known name is used"},
 	{.name = "endpoint", .kind = OPTS_STR, .arg = "URL", FIELD(endpoint), .unit = "a URL",
 	 .secret = OPTS_SECRET_USERINFO, .env = "OTEL_EXPORTER_OTLP_ENDPOINT",
 	 .traces_env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-	 .help = "collector base URL: /v1/traces is appended for http/*, grpc uses it as is; "
+	 .help = "collector base URL: /v1/traces is appended for http/*; grpc takes "
+		 "scheme://host:port or host:port (TLS unless --insecure), any path ignored; "
 		 "default http://localhost:4318, or http://localhost:4317 for grpc. The full "
 		 "URL can instead be given in OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"},
 	{.name = "protocol", .kind = OPTS_ENUM, .arg = "PROTO", FIELD(protocol),
 	 .env = "OTEL_EXPORTER_OTLP_PROTOCOL",
 	 .traces_env = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-	 .choices = config_protocols, .icase = true, .unit = "a protocol",
+	 .choices = config_protocols, .icase = true, .env_lenient = true, .unit = "a protocol",
 	 .def = "http/protobuf", .help = "http/protobuf, http/json or grpc"},
 	{.name = "header", .kind = OPTS_CUSTOM, .arg = "NAME=VALUE", .set = config_set_kv,
 	 .env = "OTEL_EXPORTER_OTLP_HEADERS",
@@ -669,12 +676,13 @@ static const struct opts_option config_options[] = {
 	{.name = "compression", .kind = OPTS_ENUM, .arg = "ALG", FIELD(gzip),
 	 .env = "OTEL_EXPORTER_OTLP_COMPRESSION",
 	 .traces_env = "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
-	 .choices = config_compressions, .icase = true, .unit = "a compression",
+	 .choices = config_compressions, .icase = true, .env_lenient = true,
+	 .unit = "a compression",
 	 .def = "none", .help = "gzip or none"},
-	{.name = "timeout", MS(1), FIELD(timeout_ms),
+	{.name = "timeout", MS(0), FIELD(timeout_ms),
 	 .env = "OTEL_EXPORTER_OTLP_TIMEOUT",
 	 .traces_env = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
-	 .def = "10000", .help = "per request"},
+	 .def = "10000", .help = "per request, 0 = no limit (--export-timeout still bounds it)"},
 	{.name = "ca-cert", .kind = OPTS_STR, .arg = "FILE", FIELD(ca_cert), .unit = "a file path",
 	 .env = "OTEL_EXPORTER_OTLP_CERTIFICATE",
 	 .traces_env = "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
@@ -692,7 +700,13 @@ static const struct opts_option config_options[] = {
 	{.name = "insecure", .kind = OPTS_FLAG, FIELD(insecure),
 	 .env = "OTEL_EXPORTER_OTLP_INSECURE",
 	 .traces_env = "OTEL_EXPORTER_OTLP_TRACES_INSECURE",
-	 .def = "false", .help = "skip TLS verification; the variable says true or false"},
+	 .def = "false",
+	 .help = "plaintext (h2c) for a grpc endpoint given as host:port, without a scheme; "
+		 "https:// always verifies, http:// is always plaintext. The variable says "
+		 "true or false (1/0, yes/no)"},
+	{.name = "tls-skip-verify", .kind = OPTS_FLAG, FIELD(tls_skip_verify),
+	 .help = "do NOT verify the collector's TLS certificate (anyone on the path can read "
+		 "and alter the spans; a warning says so at start); for tests only"},
 	{.name = "max-inflight", .kind = OPTS_UINT, .arg = "N", FIELD(max_inflight),
 	 .min = 1, .max = 64, .unit = "concurrent requests", .def = "4",
 	 .help = "concurrent export requests, 1 to 64"},
@@ -774,14 +788,20 @@ static const struct opts_table config_table = {
 
 /* ---- final rules ----------------------------------------------------------------------- */
 
-/* "http://" or "https://" (any case), something after it, no spaces or control bytes. */
-static bool config_url_ok(const char *url)
+/*
+ * "http://" or "https://" (any case), something after it, no spaces or control bytes. gRPC
+ * also takes host:port without a scheme (the protocol/exporter.md spec: "SHOULD accept any
+ * form allowed by the underlying gRPC client", which is host:port).
+ */
+static bool config_url_ok(const char *url, bool grpc)
 {
 	size_t skip = !strncasecmp(url, "http://", 7)	 ? 7
 		      : !strncasecmp(url, "https://", 8) ? 8
 							 : 0;
 
-	if (!skip || !url[skip] || url[skip] == '/')
+	if (!skip && (!grpc || strstr(url, "://") || !strchr(url, ':')))
+		return false;
+	if (!url[skip] || url[skip] == '/')
 		return false;
 	for (const unsigned char *c = (const unsigned char *)url; *c; c++)
 		if (*c <= 0x20 || *c == 0x7f)
@@ -789,8 +809,36 @@ static bool config_url_ok(const char *url)
 	return true;
 }
 
+/* The path of @url ("scheme://authority/path?query") ends in /v1/traces (or /v1/traces/). */
+static bool config_path_has_signal(const char *url)
+{
+	const char *auth = strstr(url, "://"), *path;
+	size_t n;
+
+	if (!auth)
+		return false;
+	path = auth + 3 + strcspn(auth + 3, "/?#");
+	n = strcspn(path, "?#");
+	while (n > 1 && path[n - 1] == '/')
+		n--;
+	return n >= 10 && !strncmp(path + n - 10, "/v1/traces", 10);
+}
+
+static void config_warn(struct config_pending *p, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void config_warn(struct config_pending *p, const char *fmt, ...)
+{
+	char line[CONFIG_WARNING_LEN];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	opts_warn(&p->st, "%s", line);
+}
+
 /* The endpoint: a flag (a base URL), else the TRACES variable (as is), else the base one. */
-static int config_finish_endpoint(struct config *cfg, const struct config_pending *p, char *err,
+static int config_finish_endpoint(struct config *cfg, struct config_pending *p, char *err,
 				  size_t err_size)
 {
 	const struct opts_option *o = opts_find(&config_table, "endpoint");
@@ -810,12 +858,52 @@ static int config_finish_endpoint(struct config *cfg, const struct config_pendin
 		return cfg->endpoint ? 0 : opts_oom(err, err_size);
 	}
 	/* The URL may carry credentials (user:password@): never quote it back. */
-	if (!config_url_ok(cfg->endpoint))
+	if (!config_url_ok(cfg->endpoint, grpc))
 		return opts_fail(err, err_size,
 				 "%s: expects a URL starting with http:// or https:// followed "
-				 "by a host, without spaces (e.g. %s)",
-				 who, grpc ? CONFIG_DEF_ENDPOINT_GRPC : CONFIG_DEF_ENDPOINT_HTTP);
+				 "by a host, without spaces (e.g. %s%s)",
+				 who, grpc ? CONFIG_DEF_ENDPOINT_GRPC : CONFIG_DEF_ENDPOINT_HTTP,
+				 grpc ? ", or host:port" : "");
+	/* protocol/exporter.md: the signal path is appended to a base URL's, whatever it is. */
+	if (cfg->endpoint_append && config_path_has_signal(cfg->endpoint))
+		config_warn(p,
+			    "%s: its path already ends in /v1/traces, and the signal path is "
+			    "appended to a base URL (giving .../v1/traces/v1/traces): drop the "
+			    "suffix, or give the full URL in OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+			    who);
 	return 0;
+}
+
+/*
+ * The variables that are no option of their own (sdk-environment-variables.md, "General
+ * SDK Configuration"): OTEL_SDK_DISABLED and OTEL_LOG_LEVEL. Bad values are warned about and
+ * ignored, as for every variable.
+ */
+static void config_env_general(struct config *cfg, struct config_pending *p,
+			       config_getenv_fn getenv_fn)
+{
+	static const char *const levels[] = {"error", "warn", "info", "debug"};
+	const char *v = getenv_fn ? getenv_fn("OTEL_SDK_DISABLED") : NULL;
+
+	if (v && *v && opts_parse_bool(v, &cfg->sdk_disabled) < 0)
+		config_warn(p,
+			    "OTEL_SDK_DISABLED: \"%.*s\" is not true or false (nor 1/0, yes/no): "
+			    "ignored, cln-otlp runs",
+			    OPTS_SHOWN_MAX, v);
+	v = getenv_fn ? getenv_fn("OTEL_LOG_LEVEL") : NULL;
+	if (!v || !*v)
+		return;
+	for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+		if (!strcasecmp(v, levels[i])) {
+			cfg->log_level =
+				(int)i; /* enum log_level's order: error, warn, info, debug */
+			return;
+		}
+	}
+	config_warn(p,
+		    "OTEL_LOG_LEVEL: \"%.*s\" is not error, warn, info or debug: ignored; "
+		    "using info",
+		    OPTS_SHOWN_MAX, v);
 }
 
 /* Flag entries over the variable's (same key replaced), into @out. */
@@ -898,6 +986,7 @@ void config_init(struct config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	opts_defaults(&config_table, cfg);
 	cfg->socket_mode = CONFIG_DEF_SOCKET_MODE;
+	cfg->log_level = CONFIG_LOG_UNSET;
 }
 
 void config_free(struct config *cfg)
@@ -930,7 +1019,12 @@ int config_load(struct config *cfg, int argc, char **argv, config_getenv_fn gete
 		goto cleanup;
 	ret = opts_load_env(&config_table, cfg, p, getenv_fn, &p->st, err, err_size);
 	if (!ret)
+		config_env_general(cfg, p, getenv_fn);
+	if (!ret)
 		ret = config_finish(cfg, p, err, err_size);
+	memcpy(cfg->warnings, p->st.warn, sizeof(cfg->warnings));
+	cfg->n_warnings = p->st.n_warn;
+	cfg->warnings_lost = p->st.warn_lost;
 cleanup:
 	for (int s = 0; s < CONFIG_KV__MAX; s++) {
 		config_kv_free(p->kv_flag[s].item, &p->kv_flag[s].n);
@@ -957,8 +1051,10 @@ static const char config_usage_head[] =
 	"CAP_BPF, CAP_PERFMON and, for uprobes on current kernels, CAP_SYS_ADMIN).\n"
 	"\n"
 	"Precedence: defaults < OTEL_EXPORTER_OTLP_X < OTEL_EXPORTER_OTLP_TRACES_X\n"
-	"< options. Empty variables count as unset. BYTES accept a K, M or G suffix\n"
-	"(powers of 1024). MS are milliseconds.\n";
+	"< options. Empty variables count as unset; a variable's unknown value is\n"
+	"warned about and ignored. BYTES accept a K, M or G suffix (powers of 1024).\n"
+	"MS are milliseconds. Also read: OTEL_SDK_DISABLED=true (exit at once, doing\n"
+	"nothing) and OTEL_LOG_LEVEL (error, warn, info or debug; -v and -q win).\n";
 
 static const char config_usage_examples[] =
 	"\n"
@@ -977,7 +1073,8 @@ static const char config_usage_examples[] =
 	"    OTEL_EXPORTER_OTLP_PROTOCOL=grpc\n"
 	"    OTEL_EXPORTER_OTLP_ENDPOINT=https://api.honeycomb.io:443\n"
 	"    OTEL_EXPORTER_OTLP_HEADERS=x-honeycomb-team=YOUR_API_KEY\n"
-	"    OTEL_SERVICE_NAME=my-node\n";
+	"    OTEL_SERVICE_NAME=my-node\n"
+	"    OTEL_RESOURCE_ATTRIBUTES=deployment.environment.name=mainnet\n";
 
 void config_usage(FILE *out)
 {

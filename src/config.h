@@ -9,6 +9,9 @@
  * come from that table.
  *
  * Precedence: defaults < OTEL_EXPORTER_OTLP_X < OTEL_EXPORTER_OTLP_TRACES_X < flags.
+ * Following the OpenTelemetry environment specification, a variable's unknown enum value or
+ * bad boolean is a warning (cfg->warnings), not an error: the default (or the base variable
+ * under a bad TRACES_ one) is used; flags stay strict.
  * Headers: the variable's < --header-file's < --header's (a same-named one is replaced).
  * Empty variables count as unset. Errors name the flag or variable at fault.
  *
@@ -22,12 +25,16 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define CONFIG_MAX_LIST 32 /* files, binaries, pids, headers, resource attributes */
+#define CONFIG_MAX_LIST	    32 /* files, binaries, pids, headers, resource attributes */
+#define CONFIG_MAX_WARNINGS 16 /* warnings kept from one load; more are counted */
+#define CONFIG_WARNING_LEN  256
+#define CONFIG_LOG_UNSET    -1 /* log_level: OTEL_LOG_LEVEL not given */
 
 enum config_exporter {
 	CONFIG_EXPORTER_OTLP = 0,
 	CONFIG_EXPORTER_STDOUT,
 	CONFIG_EXPORTER_CONSOLE,
+	CONFIG_EXPORTER_NONE, /* capture and count, send nothing (OTEL_TRACES_EXPORTER=none) */
 };
 
 enum config_protocol {
@@ -68,7 +75,8 @@ struct config {
 	/*
 	 * The collector's URL as given (flag, variable or default). With endpoint_append, a base
 	 * URL: the exporter appends the signal path (v1/traces) to its path; otherwise the URL
-	 * requests go to (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, and every gRPC endpoint).
+	 * requests go to (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT). gRPC takes scheme://host:port or
+	 * host:port, its path ignored (the Export method has its own).
 	 */
 	char *endpoint;
 	bool endpoint_append;
@@ -80,7 +88,12 @@ struct config {
 	char *ca_cert;
 	char *client_cert;
 	char *client_key;
-	bool insecure; /* plain http / skip TLS verification (OTEL_EXPORTER_OTLP_INSECURE) */
+	/*
+	 * OTEL_EXPORTER_OTLP_INSECURE, --insecure: a gRPC endpoint without a scheme (host:port)
+	 * is plaintext (h2c) rather than TLS. Nothing else: https:// always verifies.
+	 */
+	bool insecure;
+	bool tls_skip_verify; /* --tls-skip-verify: https without certificate checks */
 	unsigned max_inflight;
 	uint64_t retry_max_elapsed_ms;
 
@@ -99,7 +112,9 @@ struct config {
 	bool raw_tags; /* --raw-tags: CLN's tag names, not the semantic conventions' */
 
 	/* operation */
-	int verbosity; /* 0 default, >0 -v, <0 -q */
+	int verbosity;	   /* 0 default, >0 -v, <0 -q */
+	int log_level;	   /* OTEL_LOG_LEVEL as an enum log_level, or CONFIG_LOG_UNSET; -v/-q win */
+	bool sdk_disabled; /* OTEL_SDK_DISABLED=true: the caller exits at once, doing nothing */
 	uint64_t stats_interval_s;
 	char *metrics_listen;
 	char *user;
@@ -109,6 +124,15 @@ struct config {
 	bool check; /* --check: run the preflight checks (check.h) and exit */
 	bool help;
 	bool version;
+
+	/*
+	 * What the environment got wrong but the run survives (an unknown enum value, a bad
+	 * boolean: the spec says warn and go on), and advice about likely mistakes: the caller
+	 * logs them once logging is set up. None holds a secret.
+	 */
+	char warnings[CONFIG_MAX_WARNINGS][CONFIG_WARNING_LEN];
+	size_t n_warnings;
+	size_t warnings_lost; /* past CONFIG_MAX_WARNINGS, counted only */
 };
 
 typedef const char *(*config_getenv_fn)(const char *name);

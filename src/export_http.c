@@ -81,7 +81,8 @@ struct export_http {
 	bool tls;
 	bool have_ca;
 	bool have_client_cert;
-	bool no_reuse; /* one connection per request (see check_curl) */
+	bool no_reuse;	     /* one connection per request (see check_curl) */
+	bool signal_doubled; /* the URL's path holds /v1/traces/v1/traces (a base URL mistake) */
 	char *url;
 	char *display; /* scheme://host:port, for messages (no credentials, no query) */
 	struct export_curl *curl;
@@ -324,6 +325,28 @@ static bool transport_reason(const struct export_http *ex, CURLcode rc, const ch
 				 "(OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE, _CLIENT_KEY)";
 		return false;
 	}
+	/*
+	 * OTLP/HTTP to a gRPC port: the HTTP/2 server's binary frames read as an HTTP/0.9
+	 * answer. Retrying cannot help.
+	 */
+	if (!ex->grpc && strstr(errbuf, "HTTP/0.9")) {
+		*fix = "this looks like a gRPC endpoint (port 4317?): use --protocol grpc or the "
+		       "HTTP port 4318";
+		return false;
+	}
+	/*
+	 * gRPC in cleartext to an HTTP/1.1-only port: the server cannot read the HTTP/2
+	 * preface and hangs up, or answers in HTTP/1. A collector going down looks the same
+	 * (so it is retried), hence a question.
+	 */
+	if (ex->grpc && !ex->tls &&
+	    (rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING ||
+	     rc == CURLE_HTTP2 || strstr(errbuf, "HTTP/0.9") || strstr(errbuf, "HTTP/1."))) {
+		text_printf(why + strlen(why), why_size - strlen(why),
+			    " (is this an OTLP/HTTP port, 4318? then use --protocol http/protobuf "
+			    "or the gRPC port 4317)");
+		return curl_code_retryable(rc);
+	}
 	if (curl_code_retryable(rc))
 		return true;
 	if (rc == CURLE_PEER_FAILED_VERIFICATION) {
@@ -362,9 +385,17 @@ static void transport_failed(struct http_slot *slot, CURLcode rc)
 	slot_finish(slot, EXPORT_FAIL_REJECTED);
 }
 
-/* The collector answered: act on export_wire's verdict. */
-static void slot_answered(struct http_slot *slot, const struct export_wire_verdict *v)
+#define DOUBLED_FIX                                                                              \
+	"the URL's path holds /v1/traces/v1/traces: the endpoint given as a base URL "           \
+	"(--endpoint, OTEL_EXPORTER_OTLP_ENDPOINT) already ended in /v1/traces, and the signal " \
+	"path is appended to it: drop that suffix, or give the full URL in "                     \
+	"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+
+/* The collector answered: act on export_wire's verdict (@status: the HTTP one). */
+static void slot_answered(struct http_slot *slot, const struct export_wire_verdict *v, long status)
 {
+	char why[2 * ERR_MSG_CAP];
+
 	switch (v->outcome) {
 	case EXPORT_WIRE_SUCCESS:
 		count_partial(slot, v);
@@ -379,6 +410,11 @@ static void slot_answered(struct http_slot *slot, const struct export_wire_verdi
 		slot_retry_or_expire(slot, v->hint_ms);
 		break;
 	default:
+		if (status == 404 && slot->ex->signal_doubled) {
+			text_printf(why, sizeof(why), "%s; %s", v->message, DOUBLED_FIX);
+			slot_refused(slot, why);
+			break;
+		}
 		slot_refused(slot, v->message);
 		break;
 	}
@@ -408,7 +444,7 @@ static void slot_completed(struct http_slot *slot, CURLcode rc)
 		  status, (unsigned long long)(us / 1000), slot->retry.attempts);
 	export_wire_verdict(&slot->answer, ex->grpc, status, version == CURL_HTTP_VERSION_2_0,
 			    slot->batch->n, (int64_t)(clock_real_ns() / 1000000000), &v);
-	slot_answered(slot, &v);
+	slot_answered(slot, &v, status);
 }
 
 static void headers_gc(struct export_http *ex);
@@ -831,12 +867,44 @@ static int url_display(CURLU *u, const char *scheme, const char *host, char **di
 	return *display ? 0 : -ENOMEM;
 }
 
-int export_http_url(const char *endpoint, bool grpc, bool append, struct export_http_url *out,
-		    char *err, size_t err_size)
+/*
+ * gRPC: a scheme-less host:port is TLS unless @insecure (protocol/exporter.md, Insecure:
+ * "whether to enable client transport security for the exporter's gRPC connection", which
+ * "only applies to OTLP/gRPC when an endpoint is provided without the http or https scheme").
+ * Returns @endpoint itself, or an allocated copy with the scheme (*@copy).
+ */
+static const char *url_with_scheme(const char *endpoint, bool grpc, bool insecure, char **copy)
+{
+	size_t n = strlen(endpoint) + sizeof("https://");
+
+	*copy = NULL;
+	if (!grpc || strstr(endpoint, "://"))
+		return endpoint;
+	*copy = malloc(n);
+	if (*copy)
+		snprintf(*copy, n, "%s://%s", insecure ? "http" : "https", endpoint);
+	return *copy;
+}
+
+/* gRPC: the path of the endpoint has no meaning; the Export method's replaces it. */
+static int url_grpc_path(CURLU *u, bool *ignored)
+{
+	char *path = NULL;
+
+	if (curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK)
+		return -EINVAL;
+	*ignored = path[strspn(path, "/")] != '\0';
+	curl_free(path);
+	return curl_url_set(u, CURLUPART_PATH, GRPC_PATH, 0) == CURLUE_OK ? 0 : -EINVAL;
+}
+
+int export_http_url(const char *endpoint, bool grpc, bool append, bool insecure,
+		    struct export_http_url *out, char *err, size_t err_size)
 {
 	CURLU *u = NULL;
-	char *scheme = NULL, *host = NULL, *url = NULL;
+	char *scheme = NULL, *host = NULL, *url = NULL, *copy = NULL;
 	char shown[ERR_MSG_CAP]; /* the endpoint as it may be quoted: no password, no query */
+	const char *full;
 	int rc = 0;
 
 	memset(out, 0, sizeof(*out));
@@ -846,18 +914,19 @@ int export_http_url(const char *endpoint, bool grpc, bool append, struct export_
 		return -EINVAL;
 	}
 	export_wire_redact_url(endpoint, strlen(endpoint), shown, sizeof(shown));
+	full = url_with_scheme(endpoint, grpc, insecure, &copy);
 	u = curl_url();
-	if (!u) {
+	if (!u || !full) {
 		rc = -ENOMEM;
 		goto cleanup;
 	}
-	if (curl_url_set(u, CURLUPART_URL, endpoint, 0) != CURLUE_OK ||
+	if (curl_url_set(u, CURLUPART_URL, full, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
 		snprintf(err, err_size,
 			 "endpoint \"%s\" is not a URL: write it as http://host:port or "
-			 "https://host:port",
-			 shown);
+			 "https://host:port%s",
+			 shown, grpc ? " (or host:port for grpc)" : "");
 		rc = -EINVAL;
 		goto cleanup;
 	}
@@ -871,13 +940,15 @@ int export_http_url(const char *endpoint, bool grpc, bool append, struct export_
 	out->tls = strcasecmp(scheme, "https") == 0;
 	rc = url_display(u, scheme, host, &out->display);
 	if (rc == 0 && grpc)
-		rc = url_append_path(u, GRPC_PATH, true); /* any path is a prefix */
+		rc = url_grpc_path(u, &out->path_ignored);
 	else if (rc == 0 && append)
 		rc = url_append_path(u, "/" TRACES_PATH, false);
 	if (rc == 0 && curl_url_get(u, CURLUPART_URL, &url, 0) != CURLUE_OK)
 		rc = -ENOMEM;
 	if (rc == 0 && !(out->url = strdup(url)))
 		rc = -ENOMEM;
+	if (rc == 0 && !grpc)
+		out->signal_doubled = strstr(url, "/" TRACES_PATH "/" TRACES_PATH) != NULL;
 cleanup:
 	if (rc == -ENOMEM)
 		snprintf(err, err_size, "out of memory");
@@ -885,6 +956,9 @@ cleanup:
 		snprintf(err, err_size, "endpoint \"%s\" is not usable", shown);
 	if (rc < 0)
 		export_http_url_release(out);
+	if (copy)
+		explicit_bzero(copy, strlen(copy));
+	free(copy);
 	curl_free(url);
 	curl_free(host);
 	curl_free(scheme);
@@ -949,8 +1023,9 @@ static int setup_easy(struct export_http *ex, const struct config *cfg, struct h
 		SET(CURLOPT_ACCEPT_ENCODING, ""); /* curl inflates compressed answers */
 	}
 	if (ex->tls) {
-		SET(CURLOPT_SSL_VERIFYPEER, cfg->insecure ? 0L : 1L);
-		SET(CURLOPT_SSL_VERIFYHOST, cfg->insecure ? 0L : 2L);
+		/* Only --tls-skip-verify turns checks off: --insecure never does. */
+		SET(CURLOPT_SSL_VERIFYPEER, cfg->tls_skip_verify ? 0L : 1L);
+		SET(CURLOPT_SSL_VERIFYHOST, cfg->tls_skip_verify ? 0L : 2L);
 		if (cfg->ca_cert)
 			SET(CURLOPT_CAINFO, cfg->ca_cert);
 		if (cfg->client_cert)
@@ -999,6 +1074,12 @@ static int check_tls(struct export_http *ex, const struct config *cfg, char *err
 {
 	int rc;
 
+	if (cfg->insecure && (!ex->grpc || strstr(cfg->endpoint, "://")))
+		log_info("export: --insecure (OTEL_EXPORTER_OTLP_INSECURE) only applies to a grpc "
+			 "endpoint given as host:port; %s is used as its scheme says%s",
+			 ex->display,
+			 ex->tls ? " (certificates verified; --tls-skip-verify turns that off)"
+				 : "");
 	if (!ex->tls) {
 		if (cfg->ca_cert || cfg->client_cert || cfg->client_key)
 			log_warn("export: endpoint %s is plain http: the CA and client "
@@ -1022,9 +1103,10 @@ static int check_tls(struct export_http *ex, const struct config *cfg, char *err
 			 "too (OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE)");
 		return -EINVAL;
 	}
-	if (cfg->insecure)
-		log_warn("export: TLS certificate verification is OFF (--insecure): "
-			 "anyone on the path to %s can read and alter the spans",
+	if (cfg->tls_skip_verify)
+		log_warn("export: WARNING: TLS certificate verification is OFF "
+			 "(--tls-skip-verify): anyone on the path to %s can read and alter the "
+			 "spans, and the header values (API keys) sent with them",
 			 ex->display);
 	return 0;
 }
@@ -1097,12 +1179,18 @@ static int eh_prepare(struct export_http *ex, const struct config *cfg, char *er
 		return -EIO;
 	}
 	ex->curl_ready = true;
-	rc = export_http_url(cfg->endpoint, ex->grpc, cfg->endpoint_append, &where, err, err_size);
+	rc = export_http_url(cfg->endpoint, ex->grpc, cfg->endpoint_append, cfg->insecure, &where,
+			     err, err_size);
 	if (rc < 0)
 		return rc;
 	ex->url = where.url; /* taken */
 	ex->display = where.display;
 	ex->tls = where.tls;
+	ex->signal_doubled = where.signal_doubled;
+	if (where.path_ignored)
+		log_warn("export: the path of the gRPC endpoint %s is ignored: gRPC requests go "
+			 "to %s on the host and port",
+			 ex->display, GRPC_PATH);
 	rc = check_curl(ex, err, err_size);
 	if (rc == 0)
 		rc = check_tls(ex, cfg, err, err_size);
@@ -1151,6 +1239,8 @@ static const char *check_answer_fix(const struct export_http *ex, long status, i
 	if (status == 401 || status == 403 || grpc_status == 16 || grpc_status == 7)
 		return "check the credentials sent with --header / --header-file "
 		       "(OTEL_EXPORTER_OTLP_HEADERS)";
+	if (status == 404 && ex->signal_doubled)
+		return DOUBLED_FIX;
 	if (status == 404 || status == 405 || grpc_status == 12)
 		return ex->grpc ? "check --endpoint: it must be the collector's OTLP/gRPC port"
 				: "check --endpoint: OTLP/HTTP wants the collector's base URL "

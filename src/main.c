@@ -22,6 +22,7 @@
 #include "exe_paths.h"
 #include "export_console.h"
 #include "export_http.h"
+#include "export_none.h"
 #include "export_stdout.h"
 #include "log.h"
 #include "loop.h"
@@ -232,6 +233,10 @@ static struct exporter *app_exporter(struct app *app, char *err, size_t err_size
 		return export_stdout__new(&app->res, stdout);
 	case CONFIG_EXPORTER_OTLP:
 		return export_http__new(app->loop, &app->cfg, &app->res, err, err_size);
+	case CONFIG_EXPORTER_NONE:
+		log_info("exporter none: spans are captured and counted (as exported), nothing "
+			 "is sent");
+		return export_none__new();
 	case CONFIG_EXPORTER_CONSOLE: {
 		/* How long a tree waits for a parent that may never come (export_console.h). */
 		const char *t = getenv("CLN_OTLP_CONSOLE_TIMEOUT_MS");
@@ -544,6 +549,24 @@ static int app_exit_status(const struct app *app)
 	return status;
 }
 
+/*
+ * -v/-q win over OTEL_LOG_LEVEL, which wins over the default (info). Then what the
+ * environment got wrong but the run survives, now that it can be said.
+ */
+static void app_log_level(const struct config *cfg)
+{
+	enum log_level level =
+		cfg->log_level == CONFIG_LOG_UNSET ? LOG_LVL_INFO : (enum log_level)cfg->log_level;
+
+	if (cfg->verbosity)
+		level = cfg->verbosity > 0 ? LOG_LVL_DEBUG : LOG_LVL_WARN;
+	log_set_level(level);
+	for (size_t i = 0; i < cfg->n_warnings; i++)
+		log_warn("%s", cfg->warnings[i]);
+	if (cfg->warnings_lost)
+		log_warn("and %zu more warnings about the configuration", cfg->warnings_lost);
+}
+
 int main(int argc, char **argv)
 {
 	struct app app = {.sigfd = -1};
@@ -585,12 +608,22 @@ int main(int argc, char **argv)
 		app_free(&app);
 		return 0;
 	}
-	log_set_level(app.cfg.verbosity > 0   ? LOG_LVL_DEBUG
-		      : app.cfg.verbosity < 0 ? LOG_LVL_WARN
-					      : LOG_LVL_INFO);
+	app_log_level(&app.cfg);
+	/*
+	 * OTEL_SDK_DISABLED=true (sdk-environment-variables.md: "Disable the SDK for all
+	 * signals"): cln-otlp is nothing but an exporter, so a disabled one has nothing to do.
+	 * It neither captures (eBPF probes cost lightningd something) nor runs: it exits 0 at
+	 * once, so a service manager does not restart it, saying why. --check says so too.
+	 */
+	if (app.cfg.sdk_disabled) {
+		log_info("OTEL_SDK_DISABLED is true: telemetry is disabled, nothing to capture or "
+			 "export; exiting");
+		app_free(&app);
+		return 0;
+	}
 	if (app.cfg.check) {
 		/* The preflight: what a start would do, checked and printed; nothing runs. */
-		if (!app.cfg.verbosity)
+		if (!app.cfg.verbosity && app.cfg.log_level == CONFIG_LOG_UNSET)
 			log_set_level(LOG_LVL_WARN); /* the lines on stdout say it all */
 		status = check_run(&app.cfg, stdout);
 		app_free(&app);

@@ -16,7 +16,21 @@
 #include <string.h>
 #include <strings.h>
 
-#define OPTS_KIB 1024ULL
+#define OPTS_KIB     1024ULL
+#define OPTS_IGNORED 1 /* opts_set: a variable's bad value, warned about and ignored */
+
+void opts_warn(struct opts_state *st, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (st->n_warn == OPTS_MAX_WARN) {
+		st->warn_lost++;
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(st->warn[st->n_warn++], OPTS_WARN_LEN, fmt, ap);
+	va_end(ap);
+}
 
 int opts_fail(char *err, size_t err_size, const char *fmt, ...)
 {
@@ -127,26 +141,41 @@ static int opts_get_u64(const struct opts_option *o, const char *who, const char
 	return 0;
 }
 
-static int opts_get_choice(const struct opts_option *o, const char *who, const char *s, int *out,
-			   char *err, size_t err_size)
+/* "a, b or c": the names of @o's choices. */
+static void opts_choice_list(const struct opts_option *o, char *list, size_t size)
 {
-	const struct opts_choice *c = o->choices;
-	char list[128];
+	const struct opts_choice *c;
 	size_t at = 0;
 
-	for (; c->name; c++) {
-		if (o->icase ? !strcasecmp(s, c->name) : !strcmp(s, c->name)) {
-			*out = c->value;
-			return 0;
-		}
-	}
 	list[0] = '\0';
-	for (c = o->choices; c->name && at < sizeof(list); c++) /* "a, b or c" */
-		at += (size_t)snprintf(list + at, sizeof(list) - at, "%s%s",
+	for (c = o->choices; c->name && at < size; c++)
+		at += (size_t)snprintf(list + at, size - at, "%s%s",
 				       c == o->choices ? ""
 				       : c[1].name     ? ", "
 						       : " or ",
 				       c->name);
+}
+
+static bool opts_find_choice(const struct opts_option *o, const char *s, size_t len, int *out)
+{
+	for (const struct opts_choice *c = o->choices; c->name; c++) {
+		if (strlen(c->name) == len &&
+		    (o->icase ? !strncasecmp(s, c->name, len) : !strncmp(s, c->name, len))) {
+			*out = c->value;
+			return true;
+		}
+	}
+	return false;
+}
+
+static int opts_get_choice(const struct opts_option *o, const char *who, const char *s, int *out,
+			   char *err, size_t err_size)
+{
+	char list[128];
+
+	if (opts_find_choice(o, s, strlen(s), out))
+		return 0;
+	opts_choice_list(o, list, sizeof(list));
 	return opts_fail(err, err_size, "%s: \"%.*s\" is not %s (%s)", who, OPTS_SHOWN_MAX, s,
 			 o->unit, list);
 }
@@ -212,14 +241,71 @@ static int opts_add(void *dst, const struct opts_option *o, const char *who, con
 	return 0;
 }
 
-static int opts_set_bool(void *dst, const struct opts_option *o, const char *who, const char *v,
-			 bool env, char *err, size_t err_size)
+int opts_parse_bool(const char *v, bool *out)
 {
-	if (env && strcasecmp(v, "true") && strcasecmp(v, "false"))
-		return opts_fail(err, err_size, "%s: \"%.*s\" is not true or false", who,
-				 OPTS_SHOWN_MAX, v);
-	opts_store(dst, o, !env || !strcasecmp(v, "true"));
+	static const char *const yes[] = {"true", "1", "yes"}, *const no[] = {"false", "0", "no"};
+
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (!strcasecmp(v, yes[i]) || !strcasecmp(v, no[i])) {
+			*out = !strcasecmp(v, yes[i]);
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* A flag sets true; its variable says true or false (OPTS_IGNORED: neither, warned). */
+static int opts_set_bool(void *dst, const struct opts_option *o, const char *who, const char *v,
+			 bool env, struct opts_state *st)
+{
+	bool b = true;
+
+	if (env && opts_parse_bool(v, &b) < 0) {
+		opts_warn(st, "%s: \"%.*s\" is not true or false (nor 1/0, yes/no): ignored", who,
+			  OPTS_SHOWN_MAX, v);
+		return OPTS_IGNORED;
+	}
+	opts_store(dst, o, b);
 	return 0;
+}
+
+/*
+ * An enum's variable, leniently: unknown names are warned about and ignored (OPTS_IGNORED);
+ * with .env_list, the first known name of a comma list is taken and the others warned about.
+ */
+static int opts_set_enum_env(void *dst, const struct opts_option *o, const char *who, const char *v,
+			     struct opts_state *st)
+{
+	char list[128];
+	const char *p = v, *end;
+	bool found = false;
+	int choice = 0;
+
+	opts_choice_list(o, list, sizeof(list));
+	for (; *p; p = *end ? end + 1 : end) {
+		const char *b = p, *e;
+
+		end = o->env_list ? strchrnul(p, ',') : p + strlen(p);
+		e = end;
+		while (b < e && (*b == ' ' || *b == '\t'))
+			b++;
+		while (e > b && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		if (b == e)
+			continue;
+		if (!found && opts_find_choice(o, b, (size_t)(e - b), &choice)) {
+			found = true;
+			opts_store(dst, o, (uint64_t)choice);
+			continue;
+		}
+		opts_warn(
+			st, "%s: \"%.*s\" %s (%s): ignored", who,
+			(int)((size_t)(e - b) > OPTS_SHOWN_MAX ? OPTS_SHOWN_MAX : (size_t)(e - b)),
+			b,
+			found ? "comes after the one used: only one is supported" : "is not known",
+			list);
+	}
+	return found ? 0 : OPTS_IGNORED;
 }
 
 static void opts_count_step(void *dst, const struct opts_option *o)
@@ -240,7 +326,7 @@ static int opts_set(void *dst, void *ctx, const struct opts_option *o, const cha
 
 	switch (o->kind) {
 	case OPTS_FLAG:
-		return opts_set_bool(dst, o, who, v, env, err, err_size);
+		return opts_set_bool(dst, o, who, v, env, st);
 	case OPTS_COUNT:
 		opts_count_step(dst, o);
 		return 0;
@@ -262,6 +348,8 @@ static int opts_set(void *dst, void *ctx, const struct opts_option *o, const cha
 			opts_store(dst, o, num);
 		return ret;
 	case OPTS_ENUM:
+		if (env && o->env_lenient)
+			return opts_set_enum_env(dst, o, who, v, st);
 		ret = opts_get_choice(o, who, v, &choice, err, err_size);
 		if (!ret)
 			opts_store(dst, o, (uint64_t)choice);
@@ -371,17 +459,75 @@ static void opts_elem_name(const char *elem, int optopt_c, char *buf, size_t siz
 	}
 }
 
+/* Edit distance (insertions, deletions, substitutions) of two short names, capped at 9. */
+static size_t opts_distance(const char *a, size_t la, const char *b)
+{
+	size_t lb = strlen(b), row[OPTS_SHOWN_MAX + 1], diag, up;
+
+	if (la > OPTS_SHOWN_MAX || lb > OPTS_SHOWN_MAX)
+		return 9;
+	for (size_t j = 0; j <= lb; j++)
+		row[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		diag = row[0];
+		row[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			up = row[j];
+			row[j] = diag + (a[i - 1] != b[j - 1]);
+			if (up + 1 < row[j])
+				row[j] = up + 1;
+			if (row[j - 1] + 1 < row[j])
+				row[j] = row[j - 1] + 1;
+			diag = up;
+		}
+	}
+	return row[lb] > 9 ? 9 : row[lb];
+}
+
+/*
+ * The option a mistyped long name @name (@len bytes, without "--") most likely meant: the
+ * only one it is a prefix of, else the only nearest within an edit distance of 2. NULL: none
+ * is close enough (or two are equally close).
+ */
+static const struct opts_option *opts_suggest(const struct opts_table *t, const char *name,
+					      size_t len)
+{
+	const struct opts_option *best = NULL, *prefix = NULL;
+	size_t best_d = 3, n_prefix = 0, d;
+	bool tie = false;
+
+	for (size_t i = 0; i < t->n; i++) {
+		const struct opts_option *o = &t->rows[i];
+
+		if (o->kind == OPTS_SECTION)
+			continue;
+		if (len && !strncmp(o->name, name, len) && ++n_prefix)
+			prefix = o;
+		d = opts_distance(name, len, o->name);
+		if (d < best_d) {
+			best = o, best_d = d, tie = false;
+		} else if (d == best_d && best) {
+			tie = true;
+		}
+	}
+	if (n_prefix == 1)
+		return prefix;
+	return tie ? NULL : best;
+}
+
 /* getopt's complaint about @elem, as a message that says what to do. */
 static int opts_argv_error(const struct opts_table *t, int opt, const char *elem, char *err,
 			   size_t err_size)
 {
-	const struct opts_option *o = NULL;
+	const struct opts_option *o = NULL, *near = NULL;
 	char name[OPTS_SHOWN_MAX + 8], want[OPTS_SHOWN_MAX + 8];
+	bool is_long = elem && !strncmp(elem, "--", 2);
 
 	opts_elem_name(elem, optopt, name, sizeof(name));
-	if (elem && !strncmp(elem, "--", 2) && strchr(elem, '=')) {
+	if (is_long) {
 		snprintf(want, sizeof(want), "%.*s", (int)strcspn(elem + 2, "="), elem + 2);
-		o = opts_find(t, want);
+		if (strchr(elem, '='))
+			o = opts_find(t, want);
 	}
 	if (opt == ':')
 		return opts_fail(err, err_size,
@@ -391,6 +537,13 @@ static int opts_argv_error(const struct opts_table *t, int opt, const char *elem
 		return opts_fail(err, err_size,
 				 "option %s takes no value (run %s --help for the options)", name,
 				 t->prog);
+	if (is_long && !o)
+		near = opts_suggest(t, want, strlen(want));
+	if (near)
+		return opts_fail(err, err_size,
+				 "unknown option %s; did you mean --%s? (run %s --help for the "
+				 "options)",
+				 name, near->name, t->prog);
 	return opts_fail(err, err_size,
 			 "unknown or ambiguous option %s (run %s --help for the options)", name,
 			 t->prog);
@@ -511,26 +664,51 @@ static const char *opts_env_get(opts_getenv_fn fn, const char *name)
 	return v && *v ? v : NULL;
 }
 
+/* What a variable's ignored value leaves in place, for its warning. */
+static void opts_env_fallback(const struct opts_option *o, const char *base_v,
+			      struct opts_state *st)
+{
+	size_t n = st->n_warn;
+	char *w = n ? st->warn[n - 1] : NULL;
+
+	if (!w || st->warn_lost)
+		return;
+	if (base_v)
+		snprintf(w + strlen(w), OPTS_WARN_LEN - strlen(w), "; %s applies", o->env);
+	else
+		snprintf(w + strlen(w), OPTS_WARN_LEN - strlen(w), "; using %s",
+			 o->def ? o->def : "the default");
+}
+
 int opts_load_env(const struct opts_table *t, void *dst, void *ctx, opts_getenv_fn getenv_fn,
 		  struct opts_state *st, char *err, size_t err_size)
 {
 	for (size_t i = 0; i < t->n; i++) {
 		const struct opts_option *o = &t->rows[i];
-		const char *who = o->traces_env, *v;
+		const char *who = o->traces_env, *v, *base;
 		int ret;
 
 		if (!o->env || (st->seen[i] && o->kind != OPTS_CUSTOM))
 			continue;
 		v = opts_env_get(getenv_fn, who);
+		base = opts_env_get(getenv_fn, o->env);
 		st->traces[i] = v != NULL;
-		if (!v) {
-			who = o->env;
-			v = opts_env_get(getenv_fn, who);
+		if (v) {
+			/* A TRACES_ value ignored as unknown leaves the base variable's. */
+			ret = opts_set(dst, ctx, o, who, v, true, st, err, err_size);
+			if (ret < 0)
+				return ret;
+			if (ret != OPTS_IGNORED)
+				continue;
+			opts_env_fallback(o, base, st);
+			st->traces[i] = false;
 		}
-		if (!v)
+		if (!base)
 			continue;
-		ret = opts_set(dst, ctx, o, who, v, true, st, err, err_size);
-		if (ret)
+		ret = opts_set(dst, ctx, o, o->env, base, true, st, err, err_size);
+		if (ret == OPTS_IGNORED)
+			opts_env_fallback(o, NULL, st);
+		else if (ret)
 			return ret;
 	}
 	return 0;

@@ -20,6 +20,8 @@
 #define OPTS_MAX       64 /* rows in a table */
 #define OPTS_MAX_LIST  32 /* entries of a repeatable option */
 #define OPTS_SHOWN_MAX 64 /* characters of a bad value quoted back */
+#define OPTS_MAX_WARN  16 /* warnings kept from one load; more are counted */
+#define OPTS_WARN_LEN  256
 
 enum opts_kind {
 	OPTS_SECTION, /* a heading of --help (.help), not an option */
@@ -63,9 +65,16 @@ struct opts_option {
 	size_t count_off; /* STRS, UINTS: the size_t counting the entries */
 	const struct opts_choice *choices; /* ENUM, up to a NULL name */
 	bool icase;			   /* ENUM: names of any case; CUSTOM: the caller's */
-	int step;			   /* COUNT */
-	int tag;			   /* the caller's, for .set */
-	enum opts_secret secret;	   /* what opts_wipe_argv() overwrites */
+	/*
+	 * ENUM: an unknown value of its variable is warned about and ignored (the default, or
+	 * the base variable under a bad TRACES_ one, is used), as the OpenTelemetry environment
+	 * specification says enums MUST be; the flag stays strict.
+	 */
+	bool env_lenient;
+	bool env_list; /* ENUM variable: a comma list, the first known name used, others warned */
+	int step;      /* COUNT */
+	int tag;       /* the caller's, for .set */
+	enum opts_secret secret; /* what opts_wipe_argv() overwrites */
 	/* A rule on a value after its type's (@v: the number, if one). 0 or -EINVAL. */
 	int (*check)(const char *who, const char *arg, uint64_t v, char *err, size_t err_size);
 	/* CUSTOM: takes the value of the flag or the variable @who (@env). 0 or -errno. */
@@ -87,6 +96,10 @@ struct opts_state {
 	bool traces[OPTS_MAX]; /* row i's value came from its TRACES_ variable */
 	bool help;
 	bool version;
+	/* What the variables got wrong but the run survives: said once logging is set up. */
+	char warn[OPTS_MAX_WARN][OPTS_WARN_LEN];
+	size_t n_warn;
+	size_t warn_lost; /* warnings past OPTS_MAX_WARN, counted only */
 };
 
 typedef const char *(*opts_getenv_fn)(const char *name);
@@ -128,6 +141,14 @@ static inline size_t opts_index(const struct opts_table *t, const struct opts_op
 
 /* --help: @head, the rows (sections and options, wrapped), then @tail. */
 void opts_usage(const struct opts_table *t, const char *head, const char *tail, FILE *out);
+
+/* Add a warning to @st (kept up to OPTS_MAX_WARN, the rest counted in st->warn_lost). */
+void opts_warn(struct opts_state *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/*
+ * A boolean variable's value: true, 1 or yes are true, false, 0 or no false (any case).
+ * Returns 0, or -EINVAL for anything else (*out untouched).
+ */
+int opts_parse_bool(const char *v, bool *out);
 
 /* Format a message into @err (may be NULL) and return -EINVAL. */
 int opts_fail(char *err, size_t err_size, const char *fmt, ...)

@@ -44,6 +44,14 @@ done
 for o in $readme_opts; do
 	check "--help knows README's $o" grep -q -- "$o" "$tmp/help"
 done
+# Examples name the current semantic convention, not the deprecated deployment.environment.
+root=$(dirname "$readme")
+check "--help example uses deployment.environment.name" grep -q 'deployment\.environment\.name=' "$tmp/help"
+for f in "$readme" "$root/docker/compose.yaml" "$root/packaging/cln-otlp.default" "$tmp/help"; do
+	check "$f exists" test -s "$f"
+	check "no deprecated deployment.environment in $f" \
+		sh -c "! grep -qE 'deployment\.environment([^.a-z_]|\$)' \"\$1\"" _ "$f"
+done
 "$bin" --version >"$tmp/ver" 2>&1
 check "--version" grep -Eq '^cln-otlp [0-9]+\.[0-9]+\.[0-9]+' "$tmp/ver"
 

@@ -327,9 +327,8 @@ cases("grpc_status", case, [(n, dict(proto="grpc", **kw)) for n, kw in (
                                                 says=["retrying in 2.0 s"], gap=(2.0, math.inf))),
     ("resource_exhausted_without_retry_info", dict(script="grpc=8", rc=None, statuses=[8],
                                                    spans=None, says=["RESOURCE_EXHAUSTED"])),
-    # A wrong base path gives UNIMPLEMENTED: reported, not retried.
-    ("unimplemented_path", dict(path="/prefix", rc=None, spans=None, says=["UNIMPLEMENTED"],
-                                requests=1)))])
+    # gRPC: a path in the endpoint means nothing: ignored, with a warning, every span sent.
+    ("path_ignored", dict(path="/prefix", says=["is ignored"])))])
 
 CA = ("--ca-cert", "{certs}/ca.crt")
 CLIENT = ("--client-cert", "{certs}/client.crt", "--client-key", "{certs}/client.key")
@@ -337,7 +336,15 @@ cases("tls", case, [(n, dict(tls=True, host="localhost", **kw)) for n, kw in (
     ("https_with_ca", dict(args=CA)),
     # Verification is on by default: the system store does not know the test CA.
     ("no_ca_refused", dict(args=(), rc=None, spans=None, says=["not trusted"], requests=0)),
-    ("insecure_skips_verification", dict(args=["--insecure"], says=["verification is OFF"])),
+    # --tls-skip-verify, only it, turns verification off, and says so loudly.
+    ("tls_skip_verify_skips_verification", dict(args=["--tls-skip-verify"],
+                                                says=["verification is OFF"])),
+    # OTEL_EXPORTER_OTLP_INSECURE (and --insecure) is about scheme-less gRPC: https verifies.
+    ("insecure_env_still_verifies", dict(env={"OTEL_EXPORTER_OTLP_INSECURE": "true"}, rc=None,
+                                         spans=None, says=["not trusted"], requests=0)),
+    ("insecure_flag_still_verifies grpc", dict(proto="grpc", args=["--insecure"], rc=None,
+                                               spans=None, says=["not trusted"],
+                                               requests=0)),
     ("mtls_without_client_cert_fails", dict(mtls=True, args=CA + ("--retry-max-elapsed", "3000"),
                                             rc=None, spans=False, within=GIVES_UP)),
     ("mtls_wrong_client_cert_fails", dict(mtls=True, rc=None, spans=False, args=CA + (
@@ -475,6 +482,165 @@ def endpoint_password_not_logged(tmp):
     check("a port out of range: exit 2", rc == 2, rc)
     check("the endpoint quoted, redacted", "http://user:***@127.0.0.1:99999" in err, err)
     check("no password on stderr", "s3cret" not in err, err)
+
+
+# ---- OpenTelemetry conformance: endpoints, variables, messages for common mistakes ----------
+
+
+def grpc_paths_only(tmp, reqs):
+    check("every request to the Export method", reqs and all(q["path"] == GRPC_PATH
+                                                              for q in reqs), reqs)
+
+
+@test("conform")
+def grpc_host_port_insecure_is_plaintext(tmp):
+    """A gRPC endpoint as host:port (no scheme) with OTEL_EXPORTER_OTLP_INSECURE=true (and the
+    1/yes spellings): plaintext h2c; the path of a TRACES endpoint is ignored."""
+    for value in ("true", "1", "YES"):
+        with Collector(tmp, http=False, grpc=True) as mc:
+            rc, err, _ = export("127.0.0.1:%d" % mc.grpc_port, "grpc",
+                                env={"OTEL_EXPORTER_OTLP_INSECURE": value})
+            check("INSECURE=%s: exit 0" % value, rc == 0, err)
+            check_all_spans(mc.records())
+            grpc_paths_only(tmp, mc.requests())
+    with Collector(tmp, http=False, grpc=True) as mc:
+        env = {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "127.0.0.1:%d/v1/traces" % mc.grpc_port,
+               "OTEL_EXPORTER_OTLP_TRACES_INSECURE": "true",
+               "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}
+        p = run([CLN_OTLP, "--exporter", "otlp"] + [a for f in FILES for a in ("--file", f)],
+                env=clean_env(**env), timeout=120)
+        check("TRACES endpoint with a path: exit 0", p.returncode == 0, p.stderr)
+        check("the path is said to be ignored", "is ignored" in p.stderr, p.stderr)
+        check_all_spans(mc.records())
+        grpc_paths_only(tmp, mc.requests())
+
+
+@test("conform")
+def grpc_host_port_default_is_tls(tmp):
+    """host:port without INSECURE: TLS, verified (with the test CA: every span)."""
+    d = certs(tmp)
+    daemon_reads(tmp, d)
+    with Collector(tmp, http=False, grpc=True, tls=d) as mc:
+        rc, err, _ = export("localhost:%d" % mc.grpc_port, "grpc", ["--ca-cert", d + "/ca.crt"])
+        check("exit 0", rc == 0, err)
+        check_all_spans(mc.records())
+    with Collector(tmp, http=False, grpc=True, tls=d) as mc:
+        rc, err, _ = export("localhost:%d" % mc.grpc_port, "grpc", ["--retry-max-elapsed", "0"])
+        check("without the CA: refused as untrusted", rc != 0 and "not trusted" in err, err)
+
+
+@test("conform")
+def http_query_kept(tmp):
+    """A query in a base endpoint stays the query, after /v1/traces."""
+    with Collector(tmp) as mc:
+        rc, err, _ = export("http://127.0.0.1:%d?a=b" % mc.http_port)
+        check("exit 0", rc == 0, err)
+        reqs = mc.requests()
+        check("path /v1/traces?a=b", reqs and all(q["path"] == "/v1/traces?a=b" for q in reqs),
+              reqs)
+
+
+@test("conform")
+def env_enum_unknown_warned(tmp):
+    """Unknown enum values in variables: warned (variable, value, what is used), not fatal."""
+    with Collector(tmp) as mc:
+        args = [a for a in argv(mc.url()) if a not in ("--protocol", "http/protobuf")]
+        p = run(args, env=clean_env(OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="bogus",
+                                    OTEL_EXPORTER_OTLP_COMPRESSION="zstd"), timeout=120)
+        check("exit 0", p.returncode == 0, p.stderr)
+        for text in ('OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: "bogus" is not known',
+                     "using http/protobuf", 'OTEL_EXPORTER_OTLP_COMPRESSION: "zstd"',
+                     "using none"):
+            check("warns %r" % text, text in p.stderr, p.stderr)
+        check("every request sent as http/protobuf, uncompressed",
+              all(q["content_type"] == "application/x-protobuf" and
+                  q["content_encoding"] == "identity" for q in mc.requests()), mc.requests())
+
+
+@test("conform")
+def traces_exporter_none_and_sdk_disabled(tmp):
+    """OTEL_TRACES_EXPORTER=none: captured and counted, nothing sent; OTEL_SDK_DISABLED=true:
+    exits 0 at once, saying why; an unknown exporter falls back to otlp."""
+    with Collector(tmp) as mc:
+        p = run(argv(mc.url())[:1] + [a for f in FILES for a in ("--file", f)],
+                env=clean_env(OTEL_TRACES_EXPORTER="zipkin, none"), timeout=120)
+        check("none: exit 0", p.returncode == 0, p.stderr)
+        check("none: zipkin warned", '"zipkin" is not known' in p.stderr, p.stderr)
+        check("none: counted", "exported=%d" % len(EXPECTED) in p.stderr, p.stderr)
+        check("none: nothing sent", mc.requests() == [], mc.requests())
+        p = run(argv(mc.url()), env=clean_env(OTEL_SDK_DISABLED="true"), timeout=120)
+        check("disabled: exit 0", p.returncode == 0, p.stderr)
+        check("disabled: says why", "OTEL_SDK_DISABLED" in p.stderr, p.stderr)
+        check("disabled: no capture", "received=" not in p.stderr, p.stderr)
+        check("disabled: nothing sent", mc.requests() == [], mc.requests())
+        p = run([CLN_OTLP, "--endpoint", mc.url()] + [a for f in FILES for a in ("--file", f)],
+                env=clean_env(OTEL_TRACES_EXPORTER="bogus"), timeout=120)
+        check("unknown exporter: otlp used", p.returncode == 0 and mc.records(), p.stderr)
+
+
+@test("conform")
+def log_level_from_environment(tmp):
+    """OTEL_LOG_LEVEL=warn silences info lines; -v wins over it."""
+    f = FILES[0]
+    p = run([CLN_OTLP, "--file", f, "--exporter", "none"],
+            env=clean_env(OTEL_LOG_LEVEL="warn"), timeout=60)
+    check("warn: exit 0", p.returncode == 0, p.stderr)
+    check("warn: no info line", "info:" not in p.stderr, p.stderr)
+    p = run([CLN_OTLP, "--file", f, "--exporter", "none"],
+            env=clean_env(OTEL_LOG_LEVEL="error"), timeout=60)
+    check("error: no warning or info line", "info:" not in p.stderr, p.stderr)
+    p = run([CLN_OTLP, "--file", f, "--exporter", "none", "-v"],
+            env=clean_env(OTEL_LOG_LEVEL="error"), timeout=60)
+    check("-v wins: info lines", "info: done:" in p.stderr, p.stderr)
+    p = run([CLN_OTLP, "--file", f, "--exporter", "none"],
+            env=clean_env(OTEL_LOG_LEVEL="verbose"), timeout=60)
+    check("unknown level warned", 'OTEL_LOG_LEVEL: "verbose"' in p.stderr, p.stderr)
+
+
+@test("conform")
+def wrong_port_messages(tmp):
+    """OTLP/HTTP to a gRPC port, gRPC to an HTTP/1.1 port: the message says what to change."""
+    with Collector(tmp, http=True, grpc=True) as mc:
+        rc, err, _ = export("http://127.0.0.1:%d" % mc.grpc_port, "http/protobuf",
+                            ["--retry-max-elapsed", "0"])
+        check("http to grpc: fails", rc != 0, rc)
+        check("http to grpc: says so", "this looks like a gRPC endpoint (port 4317?): use "
+              "--protocol grpc or the HTTP port 4318" in err, err)
+        rc, err, _ = export("http://127.0.0.1:%d" % mc.http_port, "grpc",
+                            ["--retry-max-elapsed", "0"])
+        check("grpc to http: fails", rc != 0, rc)
+        check("grpc to http: says so", "is this an OTLP/HTTP port, 4318? then use --protocol "
+              "http/protobuf" in err, err)
+
+
+@test("conform")
+def base_url_with_signal_path(tmp):
+    """A base endpoint already ending in /v1/traces: warned at start; the 404 says why."""
+    with Collector(tmp, args=("--http-path", "/v1/traces")) as mc:
+        rc, err, _ = export(mc.url("/v1/traces"))
+        check("fails", rc != 0, rc)
+        check("warned at start", "--endpoint: its path already ends in /v1/traces" in err, err)
+        check("the 404 says why", "HTTP 404" in err and "/v1/traces/v1/traces: the endpoint "
+              "given as a base URL" in err, err)
+
+
+@test("conform")
+def mistyped_option(tmp):
+    """A mistyped option: the nearest one suggested; unknown values list the valid ones."""
+    for typed, meant in (("--endpoit", "--endpoint"), ("--protcol=grpc", "--protocol"),
+                         ("--tls-skip-verfy", "--tls-skip-verify")):
+        p = run([CLN_OTLP, typed, "x"], env=clean_env(), timeout=30)
+        check("%s: exit 2" % typed, p.returncode == 2, p.returncode)
+        check("%s: did you mean %s?" % (typed, meant),
+              "did you mean %s?" % meant in p.stderr, p.stderr)
+    p = run([CLN_OTLP, "--zzzzzz"], env=clean_env(), timeout=30)
+    check("nothing close: no suggestion", "did you mean" not in p.stderr, p.stderr)
+    p = run([CLN_OTLP, "--exporter", "zipkin"], env=clean_env(), timeout=30)
+    check("--exporter zipkin: exit 2, lists them", p.returncode == 2 and
+          "(otlp, stdout, console or none)" in p.stderr, p.stderr)
+    p = run([CLN_OTLP, "--protocol", "bogus"], env=clean_env(), timeout=30)
+    check("--protocol bogus: exit 2, lists them", p.returncode == 2 and
+          "(http/protobuf, http/json or grpc)" in p.stderr, p.stderr)
 
 
 main([a for a in sys.argv[1:] if not a.startswith("-")])

@@ -10,7 +10,9 @@
  *       whether its count was impossible, the message the exporter logs);
  *   test_export_wire url tests/data/export_url/cases.json
  *       export_http_url(): the request URL, its display form, TLS, or the error (which must
- *       not contain "error_lacks", a password say); "redact": export_wire_redact_url().
+ *       not contain "error_lacks", a password say), "path_ignored" (gRPC) and "signal_doubled";
+ *       the case may say "protocol": "grpc", "append": false, "insecure": true; "redact":
+ *       export_wire_redact_url().
  */
 #include <errno.h>
 #include <stdio.h>
@@ -267,7 +269,8 @@ static void run_url(cJSON *c)
 	}
 	rc = export_http_url(cases_str(c, "endpoint", ""),
 			     !strcmp(cases_str(c, "protocol", "http"), "grpc"),
-			     cases_bool(c, "append", true), &u, err, sizeof(err));
+			     cases_bool(c, "append", true), cases_bool(c, "insecure", false), &u, err,
+			     sizeof(err));
 	if (want_err) {
 		CHECK_EQ(rc, -EINVAL);
 		CHECK_MSG(strstr(err, want_err), "error \"%s\" does not say \"%s\"", err, want_err);
@@ -277,6 +280,8 @@ static void run_url(cJSON *c)
 		CHECK_STR(u.url, cases_str(expect, "url", ""));
 		CHECK_STR(u.display, cases_str(expect, "display", ""));
 		CHECK_EQ(u.tls, cases_bool(expect, "tls", false));
+		CHECK_EQ(u.path_ignored, cases_bool(expect, "path_ignored", false));
+		CHECK_EQ(u.signal_doubled, cases_bool(expect, "signal_doubled", false));
 	}
 	export_http_url_release(&u);
 }

@@ -215,7 +215,8 @@ static bool tchar(unsigned char c)
 	       (c && strchr("!#$%&'*+-.^_`|~", c));
 }
 
-static bool url_ok(const char *url)
+/* An http(s) URL; for gRPC also host:port (no scheme, a colon). */
+static bool url_ok(const char *url, bool grpc)
 {
 	size_t skip;
 
@@ -223,6 +224,8 @@ static bool url_ok(const char *url)
 		skip = 7;
 	else if (!strncasecmp(url, "https://", 8))
 		skip = 8;
+	else if (grpc && !strstr(url, "://") && strchr(url, ':'))
+		skip = 0;
 	else
 		return false;
 	if (!url[skip] || url[skip] == '/')
@@ -256,9 +259,14 @@ static void check_valid(const struct config *c)
 	FUZZ_CHECK(c->ringbuf_size >= 4096 && c->ringbuf_size <= (1ULL << 30) &&
 			   !(c->ringbuf_size & (c->ringbuf_size - 1)),
 		   "ring buffer size %llu", (unsigned long long)c->ringbuf_size);
-	FUZZ_CHECK(c->exporter <= CONFIG_EXPORTER_CONSOLE && c->protocol <= CONFIG_PROTO_GRPC,
+	FUZZ_CHECK(c->exporter <= CONFIG_EXPORTER_NONE && c->protocol <= CONFIG_PROTO_GRPC,
 		   "enum out of range");
-	FUZZ_CHECK(c->endpoint && url_ok(c->endpoint), "endpoint is not an http(s) URL");
+	FUZZ_CHECK(c->endpoint && url_ok(c->endpoint, c->protocol == CONFIG_PROTO_GRPC),
+		   "endpoint is not an http(s) URL (or host:port for grpc)");
+	FUZZ_CHECK(c->n_warnings <= CONFIG_MAX_WARNINGS, "warnings past the table");
+	for (size_t i = 0; i < c->n_warnings; i++)
+		FUZZ_CHECK(memchr(c->warnings[i], 0, CONFIG_WARNING_LEN), "warning not terminated");
+	FUZZ_CHECK(c->log_level >= CONFIG_LOG_UNSET && c->log_level <= 3, "log level");
 	for (size_t i = 0; i < c->n_headers; i++) {
 		const struct config_kv *h = &c->headers[i];
 
@@ -285,7 +293,7 @@ static void check_valid(const struct config *c)
 				   a->key);
 	}
 	FUZZ_CHECK(!c->service_name || cstr_utf8(c->service_name), "service name not UTF-8");
-	FUZZ_CHECK(c->timeout_ms >= 1 && c->timeout_ms <= 0x7fffffff, "timeout");
+	FUZZ_CHECK(c->timeout_ms <= 0x7fffffff, "timeout (0: no limit)");
 	FUZZ_CHECK(c->max_inflight >= 1 && c->max_inflight <= 64, "max_inflight");
 	FUZZ_CHECK(c->retry_max_elapsed_ms <= 0x7fffffff, "retry budget");
 	FUZZ_CHECK(c->max_queue_spans >= 1 && c->max_queue_spans <= 16u * 1024 * 1024,

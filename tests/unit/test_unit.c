@@ -1019,7 +1019,7 @@ static cJSON *str_or_null(const char *s)
 /* Every field of struct config, under the names the cases use. */
 static cJSON *config_to_json(const struct config *c)
 {
-	static const char *const exporters[] = {"otlp", "stdout", "console"};
+	static const char *const exporters[] = {"otlp", "stdout", "console", "none"};
 	static const char *const protocols[] = {"http/protobuf", "http/json", "grpc"};
 	cJSON *o = cJSON_CreateObject(), *a;
 	size_t i;
@@ -1059,6 +1059,7 @@ static cJSON *config_to_json(const struct config *c)
 	cJSON_AddItemToObject(o, "client_cert", str_or_null(c->client_cert));
 	cJSON_AddItemToObject(o, "client_key", str_or_null(c->client_key));
 	cJSON_AddBoolToObject(o, "insecure", c->insecure);
+	cJSON_AddBoolToObject(o, "tls_skip_verify", c->tls_skip_verify);
 	cJSON_AddNumberToObject(o, "max_inflight", c->max_inflight);
 	cJSON_AddNumberToObject(o, "retry_max_elapsed_ms", (double)c->retry_max_elapsed_ms);
 
@@ -1076,6 +1077,12 @@ static cJSON *config_to_json(const struct config *c)
 	cJSON_AddNumberToObject(o, "n_resource", (double)c->n_resource_attrs);
 
 	cJSON_AddNumberToObject(o, "verbosity", c->verbosity);
+	cJSON_AddNumberToObject(o, "log_level", c->log_level);
+	cJSON_AddBoolToObject(o, "sdk_disabled", c->sdk_disabled);
+	a = cJSON_AddArrayToObject(o, "warnings");
+	for (i = 0; i < c->n_warnings; i++)
+		cJSON_AddItemToArray(a, cJSON_CreateString(c->warnings[i]));
+	cJSON_AddNumberToObject(o, "warnings_lost", (double)c->warnings_lost);
 	cJSON_AddNumberToObject(o, "stats_interval_s", (double)c->stats_interval_s);
 	cJSON_AddItemToObject(o, "metrics_listen", str_or_null(c->metrics_listen));
 	cJSON_AddItemToObject(o, "header_file", str_or_null(c->header_file));
