@@ -886,10 +886,11 @@ static void config_env_general(struct config *cfg, struct config_pending *p,
 	const char *v = getenv_fn ? getenv_fn("OTEL_SDK_DISABLED") : NULL;
 
 	if (v && *v && opts_parse_bool(v, &cfg->sdk_disabled) < 0)
-		config_warn(p,
-			    "OTEL_SDK_DISABLED: \"%.*s\" is not true or false (nor 1/0, yes/no): "
-			    "ignored, cln-otlp runs",
-			    OPTS_SHOWN_MAX, v);
+		config_warn(
+			p,
+			"OTEL_SDK_DISABLED: \"%.*s\" is neither true nor false (the only values "
+			"the OpenTelemetry specification allows): ignored, cln-otlp runs",
+			OPTS_SHOWN_MAX, v);
 	v = getenv_fn ? getenv_fn("OTEL_LOG_LEVEL") : NULL;
 	if (!v || !*v)
 		return;

@@ -243,13 +243,14 @@ static int opts_add(void *dst, const struct opts_option *o, const char *who, con
 
 int opts_parse_bool(const char *v, bool *out)
 {
-	static const char *const yes[] = {"true", "1", "yes"}, *const no[] = {"false", "0", "no"};
-
-	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
-		if (!strcasecmp(v, yes[i]) || !strcasecmp(v, no[i])) {
-			*out = !strcasecmp(v, yes[i]);
-			return 0;
-		}
+	/*
+	 * The specification's Boolean: true only for "true" in any case, and an SDK "MUST NOT
+	 * extend this definition" (1 and yes are not true); "false" is false. Anything else is
+	 * refused here: the caller warns, and the value does not count (false by default).
+	 */
+	if (!strcasecmp(v, "true") || !strcasecmp(v, "false")) {
+		*out = !strcasecmp(v, "true");
+		return 0;
 	}
 	return -EINVAL;
 }
@@ -261,8 +262,10 @@ static int opts_set_bool(void *dst, const struct opts_option *o, const char *who
 	bool b = true;
 
 	if (env && opts_parse_bool(v, &b) < 0) {
-		opts_warn(st, "%s: \"%.*s\" is not true or false (nor 1/0, yes/no): ignored", who,
-			  OPTS_SHOWN_MAX, v);
+		opts_warn(st,
+			  "%s: \"%.*s\" is neither true nor false (the only values the "
+			  "OpenTelemetry specification allows): ignored",
+			  who, OPTS_SHOWN_MAX, v);
 		return OPTS_IGNORED;
 	}
 	opts_store(dst, o, b);
