@@ -494,9 +494,10 @@ def grpc_paths_only(tmp, reqs):
 
 @test("conform")
 def grpc_host_port_insecure_is_plaintext(tmp):
-    """A gRPC endpoint as host:port (no scheme) with OTEL_EXPORTER_OTLP_INSECURE=true (and the
-    1/yes spellings): plaintext h2c; the path of a TRACES endpoint is ignored."""
-    for value in ("true", "1", "YES"):
+    """A gRPC endpoint as host:port (no scheme) with OTEL_EXPORTER_OTLP_INSECURE=true (any
+    case: the specification's only true value): plaintext h2c; the path of a TRACES endpoint
+    is ignored."""
+    for value in ("true", "TRUE"):
         with Collector(tmp, http=False, grpc=True) as mc:
             rc, err, _ = export("127.0.0.1:%d" % mc.grpc_port, "grpc",
                                 env={"OTEL_EXPORTER_OTLP_INSECURE": value})
