@@ -7,6 +7,8 @@ an independent reading of the same files gives.
     test_spanmetrics.py TEST --cln-otlp PATH
 
 capture: every file of the real capture (tests/data/cln-v26-startup);
+capture_volume: the same with spans dropped and traces sampled out (skipped, exit 77, by a
+         binary without --drop-span and --sample): the metrics count them all the same;
 fold:    300 distinct methods and 70 distinct names (the bounds: 256 and 64);
 escape:  label values with a quote, a backslash and a newline, and the error rule.
 /metrics is read by prometheus_client's parser (Debian python3-prometheus-client).
@@ -18,8 +20,8 @@ import re
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
-from harness import (CAPTURE_DIR, Proc, check, cln_json, free_port, main, options,  # noqa
-                     span_payloads, test, wait_for)
+from harness import (CAPTURE_DIR, Proc, Skip, check, cln_json, free_port, main,  # noqa
+                     options, run, span_payloads, test, wait_for)
 
 (NAME,), A = options("cln-otlp")
 LE = ("0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1",
@@ -92,11 +94,11 @@ def parse(text):
     return samples, types
 
 
-def run_files(tmp, paths, n_spans):
+def run_files(tmp, paths, n_spans, *args):
     """cln-otlp following @paths until it has read @n_spans spans: the parsed /metrics."""
     port = free_port()
     argv = [A.cln_otlp, "--exporter", "none", "--follow", "--stats-interval", "0",
-            "--metrics-listen", "127.0.0.1:%d" % port]
+            "--metrics-listen", "127.0.0.1:%d" % port, *args]
     for p in paths:
         argv += ["--file", p]
     with Proc(argv, tmp, "cln-otlp") as d:
@@ -174,12 +176,16 @@ def esc(v):
     return json.dumps(v)[1:-1]
 
 
+def capture_paths():
+    return sorted(os.path.join(CAPTURE_DIR, f) for f in os.listdir(CAPTURE_DIR)
+                  if f.startswith("lightningd-trace."))
+
+
 @test("capture")
 def capture(tmp):
     """Every file of the real capture: the histogram of each (span_name, rpc_method), its
     buckets and its error count equal the spans of the files counted here."""
-    paths = sorted(os.path.join(CAPTURE_DIR, f) for f in os.listdir(CAPTURE_DIR)
-                   if f.startswith("lightningd-trace."))
+    paths = capture_paths()
     check("several capture files", len(paths) >= 2, paths)
     want = oracle(paths)
     n = sum(len(w["durs"]) for w in want.values())
@@ -190,6 +196,22 @@ def capture(tmp):
     _, samples = run_files(tmp, paths, n)
     check_against(samples, want)
     check("nothing folded", folded(samples, "span_name") == 0 == folded(samples, "rpc_method"))
+
+
+@test("capture_volume")
+def capture_volume(tmp):
+    """The real capture with database spans dropped and 9 traces in 10 sampled out: the
+    histograms still count every span (they are computed before those decisions)."""
+    help_text = run([A.cln_otlp, "--help"]).stdout
+    if "--drop-span" not in help_text or "--sample" not in help_text:
+        raise Skip("this cln-otlp has no --drop-span and --sample")
+    paths = capture_paths()
+    want = oracle(paths)
+    n = sum(len(w["durs"]) for w in want.values())
+    text, samples = run_files(tmp, paths, n, "--drop-span", "db_*", "--sample", "0.1")
+    exported = samples[("cln_otlp_spans_exported_total", frozenset())]
+    check("the rules kept fewer spans than arrived", exported < n - 400, exported)
+    check_against(samples, want)
 
 
 @test("fold")
