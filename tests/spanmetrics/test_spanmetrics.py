@@ -21,7 +21,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
 from harness import (CAPTURE_DIR, Proc, Skip, check, cln_json, free_port, main,  # noqa
-                     options, run, span_payloads, test, wait_for)
+                     options, run, span_payloads, test)
 
 (NAME,), A = options("cln-otlp")
 LE = ("0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1",
