@@ -27,9 +27,15 @@
 #include "clock.h"
 #include "log.h"
 #include "span.h"
+#include "spanmetrics.h"
 #include "stats.h"
 
-#define METRICS_BODY_MAX     32768 /* the text is ~7 KB */
+/*
+ * The text: ~7 KB of counters, plus ~2.3 KB per span metrics series (a node has tens to a
+ * few hundred; at their bounds, with the longest label values, ~14 MB): rendered into each
+ * answer at its size, refused (500) past this cap.
+ */
+#define METRICS_BODY_MAX     (32u << 20)
 #define METRICS_CONN_MAX     16
 #define METRICS_HEAD_MAX     4096
 #define METRICS_IO_MS	     10000
@@ -60,7 +66,6 @@ struct metrics {
 	uint64_t start_time_ns;
 	struct log_ratelimit rl;
 	struct metrics_conn conns[METRICS_CONN_MAX];
-	char body[METRICS_BODY_MAX];
 };
 
 /* ---- the exposition text ---- */
@@ -139,6 +144,14 @@ static void metrics_part(struct metrics_out *o, enum stats_part part)
 	}
 }
 
+/* The span metrics (spanmetrics.h): histograms and errors by span name and RPC method. */
+static void metrics_span_metrics(struct metrics_out *o)
+{
+	size_t room = o->len < o->size ? o->size - o->len : 0;
+
+	o->len += spanmetrics_render(&span_metrics, room ? o->buf + o->len : NULL, room);
+}
+
 size_t metrics_render(char *buf, size_t size, uint64_t start_time_ns)
 {
 	struct metrics_out o = {.buf = buf, .size = size};
@@ -188,6 +201,7 @@ size_t metrics_render(char *buf, size_t size, uint64_t start_time_ns)
 	metrics_u64(&o, "queue_spans", "gauge", "Spans queued or in flight.", stats.queue_spans);
 	metrics_u64(&o, "queue_bytes", "gauge", "Payload bytes of the spans queued or in flight.",
 		    stats.queue_bytes);
+	metrics_span_metrics(&o);
 	return o.len;
 }
 
@@ -269,7 +283,10 @@ static void metrics_conn_close(struct metrics_conn *c)
 	c->writing = false;
 }
 
-/* Queue an answer; the body is left out for HEAD. Returns 0 or -ENOMEM. */
+/*
+ * Queue an answer; the body is left out for HEAD. A NULL @body is the metrics text, @len
+ * bytes long, rendered in place. Returns 0 or -ENOMEM.
+ */
 static int metrics_answer(struct metrics_conn *c, unsigned status, const char *reason,
 			  const char *type, const char *allow, const char *body, size_t len,
 			  bool with_body)
@@ -284,12 +301,14 @@ static int metrics_answer(struct metrics_conn *c, unsigned status, const char *r
 	if (n < 0 || (size_t)n >= sizeof(head))
 		return -EINVAL;
 	c->out_len = (size_t)n + (with_body ? len : 0);
-	c->out = malloc(c->out_len);
+	c->out = malloc(c->out_len + 1); /* + the NUL metrics_render() ends with */
 	if (!c->out)
 		return -ENOMEM;
 	memcpy(c->out, head, (size_t)n);
-	if (with_body)
+	if (with_body && body)
 		memcpy(c->out + n, body, len);
+	else if (with_body)
+		metrics_render(c->out + n, len + 1, c->m->start_time_ns);
 	c->out_off = 0;
 	return 0;
 }
@@ -309,14 +328,14 @@ static int metrics_respond(struct metrics_conn *c, const struct metrics_request 
 	if (req->method == METRICS_OTHER)
 		return metrics_answer(c, 405, "Method Not Allowed", plain, "GET, HEAD", not_allowed,
 				      sizeof(not_allowed) - 1, true);
-	len = metrics_render(m->body, sizeof(m->body), m->start_time_ns);
-	if (len >= sizeof(m->body)) {
-		log_limited(&m->rl, LOG_LVL_WARN, "metrics: text of %zu bytes over the %d cap", len,
+	len = metrics_render(NULL, 0, m->start_time_ns); /* its size: rendered in the answer */
+	if (len >= METRICS_BODY_MAX) {
+		log_limited(&m->rl, LOG_LVL_WARN, "metrics: text of %zu bytes over the %u cap", len,
 			    METRICS_BODY_MAX);
 		return metrics_answer(c, 500, "Internal Server Error", plain, NULL, too_big,
 				      sizeof(too_big) - 1, req->method != METRICS_HEAD);
 	}
-	return metrics_answer(c, 200, "OK", METRICS_CONTENT_TYPE, NULL, m->body, len,
+	return metrics_answer(c, 200, "OK", METRICS_CONTENT_TYPE, NULL, NULL, len,
 			      req->method != METRICS_HEAD);
 }
 

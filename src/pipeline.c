@@ -8,6 +8,7 @@
 #include "exe_paths.h"
 #include "log.h"
 #include "orphans.h"
+#include "spanmetrics.h"
 #include "suspend.h"
 
 struct pipeline {
@@ -317,6 +318,7 @@ enum span_reject pipeline_ingest(struct pipeline *p, const struct pipeline_origi
 	suspend_table_take(p->suspend, span);
 	stats.events += span->n_events;
 	stats.events_dropped += span->dropped_events;
+	spanmetrics_observe(&span_metrics, span); /* every span, before any is dropped */
 	if (!span->has_trace_id && !(span = pipeline_orphan(p, span)))
 		return SPAN_OK;
 	pipeline_release(p, span);

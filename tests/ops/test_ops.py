@@ -45,9 +45,9 @@ FAMILIES.update(dict.fromkeys(["cln_otlp_%s_total" % n for n in (
     "batches_failed", "metrics_connections_closed", "exe_path_lost", "follow_truncated",
     "follow_lost_bytes", "spans_trace_id_derived", "span_tags_duplicate",
     "span_events_dropped", "partial_bad_count", "spans_unconfirmed", "socket_refused",
-    "files_refused", "nodes_identified", "node_untrusted", "node_table_full")],
-    "counter"),
-    cln_otlp_export_latency_seconds="summary")
+    "files_refused", "nodes_identified", "node_untrusted", "node_table_full", "span_errors",
+    "span_metrics_folded")], "counter"),
+    cln_otlp_export_latency_seconds="summary", cln_otlp_span_duration_seconds="histogram")
 REJECT_REASONS = ("too_long", "empty", "invalid_json", "missing_field", "bad_id", "bad_parent_id",
                   "bad_trace_id", "bad_time", "bad_field", "too_many_tags", "nomem")
 DROP_REASONS = ("queue_full", "retry_expired", "not_retryable", "shutdown", "encode",
@@ -106,7 +106,7 @@ def strict_lines(text):
         elif line.startswith("# TYPE "):
             _, _, name, ftype = line.split(" ")
             check("TYPE %s after its HELP" % name, name == family)
-            check("type %s known" % ftype, ftype in ("counter", "gauge", "summary"))
+            check("type %s known" % ftype, ftype in ("counter", "gauge", "summary", "histogram"))
             check("counter %s ends in _total" % name, ftype != "counter" or name.endswith("_total"))
         else:
             check("no other comment: %r" % line, not line.startswith("#"))
@@ -115,7 +115,9 @@ def strict_lines(text):
             float(value)
             base = key.split("{")[0]
             check("sample %s in its family %s" % (line, family), base == family or (
-                ftype == "summary" and base in (family + "_sum", family + "_count")))
+                ftype == "summary" and base in (family + "_sum", family + "_count")) or (
+                ftype == "histogram" and base in (family + "_bucket", family + "_sum",
+                                                  family + "_count")))
             check("prefixed: %s" % line, base.startswith("cln_otlp_"))
             check("series once: %s" % key, key not in series)
             series.add(key)
@@ -230,7 +232,17 @@ def metrics(tmp):
           sample(samples, "cln_otlp_export_latency_seconds_count") == batches)
     start = sample(samples, "cln_otlp_start_time_seconds")
     check("start time in [%r, %r]" % (t0 - 1, t1), t0 - 1 <= start <= t1, start)
-    check("%d series" % (len(want) + 5), len(samples) == len(want) + 5, len(samples))
+    span_metrics = ("cln_otlp_span_duration_seconds", "cln_otlp_span_errors_total",
+                    "cln_otlp_span_metrics_folded_total")
+    plain = [k for k in samples if not k[0].startswith(span_metrics)]
+    check("%d series" % (len(want) + 5), len(plain) == len(want) + 5, len(plain))
+    # The span metrics (tests/spanmetrics checks their values): every span counted once.
+    check("the span histograms count the %d spans" % N_REAL,
+          sum(v for (n, _), v in samples.items()
+              if n == "cln_otlp_span_duration_seconds_count") == N_REAL)
+    for label in ("span_name", "rpc_method"):
+        check("nothing folded by %s" % label,
+              sample(samples, "cln_otlp_span_metrics_folded_total", label=label) == 0)
 
     for path in ("/", "/metricsx", "/metrics/", "/favicon.ico"):
         status, _, body = http_get(port, path)

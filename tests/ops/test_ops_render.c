@@ -2,7 +2,8 @@
 /*
  * The Prometheus text (metrics_render) and the one-line summary (stats_format_line) from
  * known counters: exact values, and the structure Prometheus expects (every sample after
- * its family's HELP and TYPE, counters named *_total, no series twice).
+ * its family's HELP and TYPE, counters named *_total, a histogram's samples its _bucket,
+ * _sum and _count, no series twice).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -121,7 +122,7 @@ static int check_structure(const char *text)
 			CHECK_MSG(help_pending && !strcmp(name, family),
 				  "TYPE %s right after its HELP", name);
 			CHECK_MSG(!strcmp(type, "counter") || !strcmp(type, "gauge") ||
-					  !strcmp(type, "summary"),
+					  !strcmp(type, "summary") || !strcmp(type, "histogram"),
 				  "type %s", type);
 			if (!strcmp(type, "counter")) {
 				size_t l = strlen(name);
@@ -146,7 +147,11 @@ static int check_structure(const char *text)
 					  (*suffix == ' ' || *suffix == '{' ||
 					   (!strcmp(type, "summary") &&
 					    (!strncmp(suffix, "_sum ", 5) ||
-					     !strncmp(suffix, "_count ", 7)))),
+					     !strncmp(suffix, "_count ", 7))) ||
+					   (!strcmp(type, "histogram") &&
+					    (!strncmp(suffix, "_bucket{", 8) ||
+					     !strncmp(suffix, "_sum{", 5) ||
+					     !strncmp(suffix, "_count{", 7)))),
 				  "sample %s belongs to %s", line, family);
 			CHECK_MSG(sp && (strtod(sp + 1, &end), *end == '\0' && end != sp + 1),
 				  "numeric value: %s", line);
@@ -180,8 +185,11 @@ static void test_render_values(void)
 	CHECK_MSG(len == strlen(buf), "length %zu == strlen %zu", len, strlen(buf));
 	CHECK_MSG(len < 16384, "text %zu bytes, well under the 32 KiB cap", len);
 	samples = check_structure(buf);
-	/* 3 sources + 11 reasons + drop reasons + 2 closes + 2 summary + 30 single samples */
-	CHECK_MSG(samples == 3 + (SPAN_REJECT__MAX - 1) + STATS_DROP__MAX + 2 + 2 + 30,
+	/*
+	 * 3 sources + 11 reasons + drop reasons + 2 closes + 2 summary + 30 single samples + 2
+	 * span metrics folded (no span seen: no histogram or error series)
+	 */
+	CHECK_MSG(samples == 3 + (SPAN_REJECT__MAX - 1) + STATS_DROP__MAX + 2 + 2 + 30 + 2,
 		  "samples: %d", samples);
 
 	const char *want[] = {
@@ -230,6 +238,10 @@ static void test_render_values(void)
 		"cln_otlp_node_table_full_total 35",
 		"# TYPE cln_otlp_queue_spans gauge",
 		"# TYPE cln_otlp_spans_exported_total counter",
+		"# TYPE cln_otlp_span_duration_seconds histogram",
+		"# TYPE cln_otlp_span_errors_total counter",
+		"cln_otlp_span_metrics_folded_total{label=\"span_name\"} 0",
+		"cln_otlp_span_metrics_folded_total{label=\"rpc_method\"} 0",
 	};
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
 		CHECK_MSG(count_lines(buf, want[i]) == 1, "line \"%s\" once in:\n%s", want[i], buf);
