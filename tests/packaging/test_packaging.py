@@ -570,7 +570,7 @@ def compose(tmp):
         check("docker-compose config -q%s" % (" --profile " + profile if profile else ""),
               q.returncode == 0 and r.returncode == 0, q.stderr + r.stderr)
     svc = services(r)
-    want = {"otel-collector", "tempo", "grafana", "cln-otlp", "demo"}
+    want = {"otel-collector", "tempo", "prometheus", "grafana", "cln-otlp", "demo"}
     check("services %s" % ", ".join(sorted(want)), want <= set(svc), sorted(svc))
     c = svc.get("cln-otlp", {})
     check("cln-otlp: privileged", c.get("privileged") is True)
@@ -657,9 +657,9 @@ def configs(tmp):
     check("collector: OTLP HTTP on 0.0.0.0:4318", get(proto, "http").get("endpoint") ==
           "0.0.0.0:4318", proto)
     exps = col.get("exporters") or {}
-    tempo_exp = [k for k, v in exps.items() if k.split("/")[0] == "otlp" and
+    tempo_exp = [k for k, v in exps.items() if k.split("/")[0] == "otlp_grpc" and
                  (v or {}).get("endpoint") == "tempo:4317"]
-    check("collector: an otlp exporter to tempo:4317", len(tempo_exp) == 1, exps)
+    check("collector: an otlp_grpc exporter to tempo:4317", len(tempo_exp) == 1, exps)
     check("collector: ... with tls.insecure (plain gRPC inside the network)",
           get(exps, tempo_exp[0], "tls").get("insecure") is True)
     check("collector: a debug exporter", "debug" in exps)
@@ -683,7 +683,7 @@ def configs(tmp):
           str(get(st, "local").get("path", "")).startswith("/var/tempo/") and
           str(get(st, "wal").get("path", "")).startswith("/var/tempo/"))
 
-    ds = yaml.safe_load(read(DOCKER, "grafana/datasources/tempo.yaml"))
+    ds = yaml.safe_load(read(DOCKER, "grafana/provisioning/datasources/datasources.yaml"))
     check("grafana: provisioning apiVersion 1", ds.get("apiVersion") == 1)
     defaults = [s for s in ds.get("datasources") or [] if s.get("isDefault") is True]
     check("grafana: exactly one default data source", len(defaults) == 1, ds)
