@@ -6,6 +6,8 @@ checked against what this test computes from the capture itself.
                  other span is there once, its parent the nearest kept ancestor (computed
                  here); the counters say the same
   drop_db_short  --drop-span 'db_*<1ms': only those shorter than 1 ms
+  drop_inner     spans with kept children dropped (wallet_new, db_setup, lightningd/jsonrpc):
+                 the children move up to the nearest kept ancestor
   sample_whole   --sample 0.5, twice: the kept traces are those the TraceIdRatioBased rule
                  picks (computed here), each whole, the same in both runs; counters match
   tail_keeps     the capture with some spans marked error="true": --sample 0 --keep-errors
@@ -79,11 +81,12 @@ def expected_parents(cln, dropped):
     return out
 
 
-def check_drop(tmp, rule, drops):
+def check_drop(tmp, rules, drops):
     cln = capture()
+    rule = " ".join(rules)
     dropped = {s["id"] for s in cln if drops(s) and "parentId" in s}
     check("the rule %s drops something and keeps something" % rule, 0 < len(dropped) < len(cln))
-    spans, c = daemon(tmp, FILES, "--drop-span", rule)
+    spans, c = daemon(tmp, FILES, *[a for r in rules for a in ("--drop-span", r)])
     got = by_id(spans)
     check("%s: exactly the other spans exported" % rule,
           set(got) == {s["id"] for s in cln} - dropped,
@@ -100,20 +103,31 @@ def check_drop(tmp, rule, drops):
           c.get("exported") == len(cln) - len(dropped) and c.get("kept_sampled") == len(traces)
           and c.get("received") == len(cln) and c.get("dropped") == 0 and "cut_short" not in c,
           c)
-    return dropped
+    moved = [i for i, p in want.items() if p != next(s for s in cln if s["id"] == i).get("parentId")]
+    return dropped, moved
 
 
 @test("drop_db")
 def t_drop_db(tmp):
-    dropped = check_drop(tmp, "db_*", lambda s: fnmatch.fnmatchcase(s["name"], "db_*"))
-    check("496 db spans dropped (the issue's count)", len(dropped) == 496)
+    dropped, _ = check_drop(tmp, ["db_*"], lambda s: fnmatch.fnmatchcase(s["name"], "db_*"))
+    check("496 db spans dropped (the 3 db roots stay)", len(dropped) == 496)
 
 
 @test("drop_db_short")
 def t_drop_db_short(tmp):
-    dropped = check_drop(tmp, "db_*<1ms",
-                         lambda s: fnmatch.fnmatchcase(s["name"], "db_*") and s["duration"] < 1000)
+    dropped, _ = check_drop(tmp, ["db_*<1ms"], lambda s: fnmatch.fnmatchcase(s["name"], "db_*")
+                            and s["duration"] < 1000)
     check("some db spans last 1 ms or more, and stay", len(dropped) < 496)
+
+
+@test("drop_inner")
+def t_drop_inner(tmp):
+    """Spans with kept children: those children move up to the nearest kept ancestor."""
+    names = ("wallet_new", "db_setup", "lightningd/jsonrpc")
+    _, moved = check_drop(tmp, ["wallet_new", "db_set?p", "lightningd/*<1s"],
+                          lambda s: s["name"] in names and s["duration"] < 1000000)
+    check("spans were re-parented (through two dropped generations too)", len(moved) > 300,
+          len(moved))
 
 
 def ratio_sampled(trace, ratio):
