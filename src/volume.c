@@ -100,7 +100,8 @@ bool volume_ratio_sampled(const uint8_t trace_id[16], uint64_t threshold)
 
 bool volume_cfg_active(const struct volume_cfg *cfg)
 {
-	return cfg->ratio < 1.0 || cfg->keep_errors || cfg->keep_slow || cfg->n_rules;
+	return (cfg->sample && cfg->ratio < 1.0) || cfg->keep_errors || cfg->keep_slow ||
+	       cfg->n_rules;
 }
 
 /* ---- a bounded LRU map: 24-byte key -> u64 ------------------------------------------------ */
@@ -341,7 +342,7 @@ struct volume *volume__new(const struct volume_cfg *cfg, volume_out_fn out, void
 	v->cfg.rules = NULL;
 	v->out = out;
 	v->ctx = ctx;
-	v->threshold = volume_ratio_threshold(cfg->ratio);
+	v->threshold = volume_ratio_threshold(cfg->sample ? cfg->ratio : 1.0);
 	v->hold = cfg->keep_errors || cfg->keep_slow || cfg->n_rules;
 	if (!v->cfg.hold_spans)
 		v->cfg.hold_spans = 1;

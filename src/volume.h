@@ -86,7 +86,8 @@ enum volume_keep {
 };
 
 struct volume_cfg {
-	double ratio; /* 1: every trace */
+	bool sample;  /* the ratio applies (a zeroed cfg keeps every trace) */
+	double ratio; /* of traces kept, 0 to 1 */
 	bool keep_errors;
 	bool keep_slow;
 	uint64_t keep_slower_ns;

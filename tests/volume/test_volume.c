@@ -182,6 +182,7 @@ static void steps_case(cJSON *c)
 	const cJSON *cfgj = cases_get(c, "cfg"), *step, *r;
 	const char *rules[VOLUME_MAX_RULES];
 	struct volume_cfg cfg = {
+		.sample = cases_has(cfgj, "ratio"),
 		.ratio = cases_has(cfgj, "ratio") ? cJSON_GetNumberValue(cases_get(cfgj, "ratio"))
 						  : 1.0,
 		.keep_errors = cases_bool(cfgj, "keep_errors", false),
