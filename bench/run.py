@@ -10,8 +10,11 @@ markdown table (figures, not pass/fail). Needs root (eBPF) and a build (scripts/
      capture is replayed at 10k/s, 100k/s and the emitter's maximum rate.
   3. Bridge CPU time per span and peak RSS, end to end to the mock collector with gzip.
   4. Parse + map + encode spans/s on one core (bench-encode).
+  5. Volume control on the real capture (all files): spans and OTLP/JSON bytes exported with
+     no rule, with --drop-span 'db_*<1ms', and with --sample 0.1 --keep-errors
+     --keep-slower-than 100ms, and the CPU each run costs (--volume: this part alone, no root).
 
-usage: bench/run.py [--build DIR] [--runs N] [--quick]
+usage: bench/run.py [--build DIR] [--runs N] [--quick] [--volume]
 """
 import argparse
 import json
@@ -30,8 +33,9 @@ ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTe
 ap.add_argument("--build", default=os.path.join(ROOT, "build"))
 ap.add_argument("--runs", type=int, default=5, help="runs per figure; the median is shown")
 ap.add_argument("--quick", action="store_true", help="fewer spans and runs (a smoke test)")
+ap.add_argument("--volume", action="store_true", help="only the volume figures (no root needed)")
 args = ap.parse_args()
-if os.geteuid() != 0:
+if os.geteuid() != 0 and not args.volume:
     sys.exit("bench: needs root (eBPF); run scripts/test.sh first to build")
 if args.quick:
     args.runs = min(args.runs, 3)
@@ -44,7 +48,7 @@ proto_py = os.path.join(B, "tests", "collector", "py")
 collector = os.path.join(ROOT, "tests", "collector", "mock_collector.py")
 data = os.path.join(ROOT, "tests", "data", "cln-v26-startup")
 capture = os.path.join(data, "lightningd-trace.32274")
-for p in (cln_otlp, emitter_src, bench_encode, proto_py):
+for p in (cln_otlp,) if args.volume else (cln_otlp, emitter_src, bench_encode, proto_py):
     if not os.path.exists(p):
         sys.exit(f"bench: {p} missing: run scripts/test.sh (or cmake --build {B}) first")
 bpftrace = shutil.which("bpftrace")
@@ -138,7 +142,7 @@ class Tracer:
 
 
 def probe_cost():
-    log("1/4 cost per probe hit")
+    log("1/5 cost per probe hit")
     setups = [("no tracer", None), ("cln-otlp", "cln-otlp")]
     if bpftrace:
         setups.append(("bpftrace one-liner (strlen 200)", "bpftrace"))
@@ -205,7 +209,7 @@ def intact_bpftrace(out_path, fired):
 
 
 def intact():
-    log("2/4 spans delivered intact")
+    log("2/5 spans delivered intact")
     spans_file = sum(1 for l in open(capture) if l.startswith("span_emit"))
     target = 20000 if args.quick else 100000
     repeat = -(-target // spans_file)
@@ -236,7 +240,7 @@ def intact():
 
 
 def end_to_end():
-    log("3/4 bridge CPU and RSS, end to end with gzip")
+    log("3/5 bridge CPU and RSS, end to end with gzip")
     n_target = 50000 if args.quick else 200000
     spans_file = sum(1 for l in open(capture) if l.startswith("span_emit"))
     repeat = -(-n_target // spans_file)
@@ -281,7 +285,7 @@ def end_to_end():
 
 
 def encode():
-    log("4/4 parse + map + encode")
+    log("4/5 parse + map + encode")
     r = subprocess.run([bench_encode, "--rounds", str(max(args.runs, 5))] +
                        [os.path.join(data, f) for f in sorted(os.listdir(data))],
                        capture_output=True, text=True, check=True)
@@ -297,11 +301,55 @@ def machine():
             f"{args.runs} runs per figure (medians)")
 
 
+VOLUME_RULES = (("no rule", []), ("--drop-span 'db_*<1ms'", ["--drop-span", "db_*<1ms"]),
+                ("--sample 0.1 --keep-errors --keep-slower-than 100ms",
+                 ["--sample", "0.1", "--keep-errors", "--keep-slower-than", "100ms"]))
+
+
+def volume():
+    """Spans and bytes exported, and CPU per run, with each set of volume rules."""
+    import resource
+    log("5/5 volume control")
+    files = [a for f in sorted(os.listdir(data)) for a in ("--file", os.path.join(data, f))]
+    rows = []
+    for label, rule in VOLUME_RULES:
+        cpu = []
+        for _ in range(args.runs):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            r = subprocess.run([cln_otlp, "--exporter", "stdout", "--batch-delay", "10",
+                                "--stats-interval", "0", "-q"] + files + rule,
+                               capture_output=True, check=True)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu.append((after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
+                       * 1000)
+        spans = sum(len(ss["spans"]) for line in r.stdout.splitlines() if line.strip()
+                    for rs in json.loads(line)["resourceSpans"] for ss in rs["scopeSpans"])
+        rows.append((label, spans, len(r.stdout), statistics.median(cpu)))
+    return rows
+
+
+def print_volume(rows):
+    base = rows[0]
+    print("\n**Volume control** on the real capture (20 files, one run each; bytes: the "
+          "OTLP/JSON the stdout exporter writes; CPU: user + system of a whole run, start-up "
+          "included):\n")
+    print("| rules | spans exported | bytes | of no rule | CPU ms per run |")
+    print("|---|---:|---:|---:|---:|")
+    for label, spans, size, cpu in rows:
+        print(f"| {label} | {spans} | {size:,} | {100 * size / base[2]:.0f} % | {cpu:.1f} |")
+
+
+if args.volume:
+    print_volume(volume())
+    shutil.rmtree(tmp, ignore_errors=True)
+    sys.exit(0)
+
 try:
     cost = probe_cost()
     share = intact()
     cpu, rss, tput, n_e2e = end_to_end()
     enc = encode()
+    vol = volume()
 finally:
     pass
 base = cost["no tracer"]
@@ -327,4 +375,5 @@ print(f"\n**End to end** to the mock collector (http/protobuf, gzip), {n_e2e:,} 
       f"peak RSS **{rss:.0f} MiB**, delivered {tput:,.0f} spans/s.\n")
 print("**Parse + map + encode** on one core (bench-encode, real payloads):\n")
 print(enc[enc.index("|"):] if "|" in enc else enc)
+print_volume(vol)
 shutil.rmtree(tmp, ignore_errors=True)

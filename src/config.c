@@ -27,6 +27,7 @@
 
 #include "opts.h"
 #include "text.h"
+#include "volume.h"
 
 #define CONFIG_PROG "cln-otlp"
 
@@ -103,6 +104,33 @@ static int config_check_utf8(const char *who, const char *arg, uint64_t v, char 
 {
 	if (!text_utf8_valid(arg))
 		return opts_fail(err, err_size, "%s: the name is not valid UTF-8", who);
+	return 0;
+}
+
+/* --sample: a ratio from 0 to 1. */
+static int config_check_ratio(const char *who, const char *arg, uint64_t v, char *err,
+			      size_t err_size)
+{
+	double r;
+
+	if (volume_parse_ratio(arg, &r) < 0)
+		return opts_fail(err, err_size,
+				 "%s: \"%.*s\" is not a ratio from 0 to 1 (e.g. 0.1 keeps one "
+				 "trace in ten)",
+				 who, OPTS_SHOWN_MAX, arg);
+	return 0;
+}
+
+static int config_check_duration(const char *who, const char *arg, uint64_t v, char *err,
+				 size_t err_size)
+{
+	uint64_t ns;
+
+	if (volume_parse_duration(arg, &ns) < 0)
+		return opts_fail(err, err_size,
+				 "%s: \"%.*s\" is not a duration: digits and a unit, ns, us, ms or "
+				 "s (e.g. 100ms)",
+				 who, OPTS_SHOWN_MAX, arg);
 	return 0;
 }
 
@@ -734,6 +762,35 @@ static const struct opts_option config_options[] = {
 	{.name = "shutdown-timeout", MS(0), FIELD(shutdown_timeout_ms), .def = "5000",
 	 .help = "on exit, time to flush what is queued"},
 
+	SECTION("Volume"),
+	{.name = "drop-span", .kind = OPTS_STRS, .arg = "GLOB[<DUR]", LIST(drop_spans, n_drop_spans),
+	 .unit = "a span name pattern, with an optional <DURATION",
+	 .help = "drop the spans whose name matches the shell pattern GLOB (e.g. 'db_*'); with "
+		 "<DURATION (e.g. 'db_*<1ms'), only those shorter than that (units ns, us, ms, s); "
+		 "a kept span whose parent was dropped takes its nearest kept ancestor as parent; "
+		 "a trace's root is never dropped; repeatable"},
+	{.name = "sample", .kind = OPTS_STR, .arg = "RATIO", FIELD(sample_arg),
+	 .unit = "a ratio from 0 to 1", .check = config_check_ratio,
+	 .help = "keep this ratio of traces, whole, chosen by traceId as OpenTelemetry's "
+		 "TraceIdRatioBased sampler does (the same traces in every process); without it, "
+		 "OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG (default: every trace)"},
+	{.name = "keep-errors", .kind = OPTS_FLAG, FIELD(keep_errors),
+	 .help = "also keep every trace with a span whose status is ERROR, whatever the ratio"},
+	{.name = "keep-slower-than", .kind = OPTS_STR, .arg = "DURATION", FIELD(keep_slower_arg),
+	 .unit = "a duration", .check = config_check_duration,
+	 .help = "also keep every trace with a span that lasted at least DURATION (e.g. 100ms), "
+		 "whatever the ratio"},
+	{.name = "hold-time", MS(1), FIELD(hold_ms), .def = "30000",
+	 .help = "with --drop-span or a keep, a trace is held until its root span arrives, and "
+		 "decided on what arrived after this long"},
+	{.name = "hold-size", .kind = OPTS_UINT, .arg = "N", FIELD(hold_spans), .min = 1,
+	 .max = CONFIG_QUEUE_SPANS_MAX, .unit = "spans", .def = "16384",
+	 .help = "spans held waiting for their trace's decision; when full, the oldest trace "
+		 "is decided on what arrived"},
+	{.name = "hold-bytes", .kind = OPTS_SIZE, .arg = "BYTES", FIELD(hold_bytes),
+	 .min = 64 * CONFIG_KIB, .max = 16 * CONFIG_GIB, .unit = "bytes", .def = "16M",
+	 .help = "memory of the spans held, from 64K to 16G; when reached, as --hold-size"},
+
 	SECTION("Resource"),
 	{.name = "service-name", .env = "OTEL_SERVICE_NAME", .kind = OPTS_STR, .arg = "NAME",
 	 FIELD(service_name), .unit = "a service name", .check = config_check_utf8,
@@ -907,6 +964,68 @@ static void config_env_general(struct config *cfg, struct config_pending *p,
 		    OPTS_SHOWN_MAX, v);
 }
 
+/*
+ * The sampler (sdk-environment-variables.md, "General SDK Configuration"), unless --sample
+ * said: OTEL_TRACES_SAMPLER always_on, always_off, traceidratio and their parentbased_
+ * forms, which are the same here (a span's parent decision is its trace's, and a trace is
+ * decided once); OTEL_TRACES_SAMPLER_ARG the ratio of traceidratio (default 1). Unknown or
+ * unsupported samplers and bad ratios are warned about and ignored, as the specification
+ * says: every trace is kept.
+ */
+static void config_env_sampler(struct config *cfg, struct config_pending *p,
+			       config_getenv_fn getenv_fn)
+{
+	const char *v = getenv_fn ? getenv_fn("OTEL_TRACES_SAMPLER") : NULL;
+	const char *arg = getenv_fn ? getenv_fn("OTEL_TRACES_SAMPLER_ARG") : NULL;
+	const char *name;
+
+	if (cfg->sample_arg) {
+		volume_parse_ratio(cfg->sample_arg, &cfg->sample_ratio);
+		return;
+	}
+	if (!v || !*v)
+		return;
+	name = strncasecmp(v, "parentbased_", 12) ? v : v + 12;
+	if (!strcasecmp(name, "always_on"))
+		return;
+	if (!strcasecmp(name, "always_off")) {
+		cfg->sample_ratio = 0;
+		return;
+	}
+	if (strcasecmp(name, "traceidratio")) {
+		config_warn(p,
+			    "OTEL_TRACES_SAMPLER: \"%.*s\" is not a sampler cln-otlp has "
+			    "(always_on, always_off, traceidratio, parentbased_*): ignored; every "
+			    "trace is kept",
+			    OPTS_SHOWN_MAX, v);
+		return;
+	}
+	if (arg && *arg && volume_parse_ratio(arg, &cfg->sample_ratio) < 0)
+		config_warn(p,
+			    "OTEL_TRACES_SAMPLER_ARG: \"%.*s\" is not a ratio from 0 to 1: "
+			    "ignored; using 1 (every trace)",
+			    OPTS_SHOWN_MAX, arg);
+}
+
+/* The --drop-span rules and --keep-slower-than, parsed (opts checks no list entry). */
+static int config_finish_volume(struct config *cfg, char *err, size_t err_size)
+{
+	struct volume_rule rule;
+
+	for (size_t i = 0; i < cfg->n_drop_spans; i++)
+		if (volume_rule_parse(cfg->drop_spans[i], &rule) < 0)
+			return opts_fail(
+				err, err_size,
+				"--drop-span: \"%.*s\" is not GLOB or GLOB<DURATION (a "
+				"non-empty pattern of at most %d bytes; a duration is digits "
+				"and a unit, ns, us, ms or s: e.g. 'db_*<1ms')",
+				OPTS_SHOWN_MAX, cfg->drop_spans[i], VOLUME_GLOB_MAX - 1);
+	cfg->keep_slow = cfg->keep_slower_arg != NULL;
+	if (cfg->keep_slow)
+		volume_parse_duration(cfg->keep_slower_arg, &cfg->keep_slower_ns);
+	return 0;
+}
+
 /* Flag entries over the variable's (same key replaced), into @out. */
 static int config_kv_merge(struct config_pending *p, enum config_kv_list slot, const char *who,
 			   const char *what, bool icase, struct config_kv *out, size_t *n,
@@ -958,6 +1077,8 @@ static int config_finish(struct config *cfg, struct config_pending *p, char *err
 		text_free_wiped(kv.key);
 		text_free_wiped(kv.value);
 	}
+	if (!ret)
+		ret = config_finish_volume(cfg, err, err_size);
 	if (ret)
 		return ret;
 	if (cfg->batch_size > cfg->max_queue_spans)
@@ -988,6 +1109,7 @@ void config_init(struct config *cfg)
 	opts_defaults(&config_table, cfg);
 	cfg->socket_mode = CONFIG_DEF_SOCKET_MODE;
 	cfg->log_level = CONFIG_LOG_UNSET;
+	cfg->sample_ratio = 1.0;
 }
 
 void config_free(struct config *cfg)
@@ -1021,6 +1143,8 @@ int config_load(struct config *cfg, int argc, char **argv, config_getenv_fn gete
 	ret = opts_load_env(&config_table, cfg, p, getenv_fn, &p->st, err, err_size);
 	if (!ret)
 		config_env_general(cfg, p, getenv_fn);
+	if (!ret)
+		config_env_sampler(cfg, p, getenv_fn);
 	if (!ret)
 		ret = config_finish(cfg, p, err, err_size);
 	memcpy(cfg->warnings, p->st.warn, sizeof(cfg->warnings));

@@ -105,6 +105,19 @@ struct config {
 	uint64_t export_timeout_ms; /* OTEL_BSP_EXPORT_TIMEOUT */
 	uint64_t shutdown_timeout_ms;
 
+	/* volume (volume.h) */
+	char *drop_spans[CONFIG_MAX_LIST]; /* --drop-span GLOB or GLOB<DURATION, as given */
+	size_t n_drop_spans;
+	char *sample_arg;	 /* --sample as given; NULL: OTEL_TRACES_SAMPLER decides */
+	double sample_ratio;	 /* of traces kept by the sampler, 0 to 1 (config_load sets it) */
+	bool keep_errors;	 /* --keep-errors */
+	char *keep_slower_arg;	 /* --keep-slower-than as given */
+	bool keep_slow;		 /* --keep-slower-than given: keep_slower_ns applies */
+	uint64_t keep_slower_ns; /* (config_load sets it) */
+	uint64_t hold_ms;	 /* a held trace is decided this long after its first span */
+	size_t hold_spans;	 /* spans held waiting for their trace's decision, at most */
+	size_t hold_bytes;	 /* their memory, at most */
+
 	/* resource */
 	char *service_name;
 	struct config_kv resource_attrs[CONFIG_MAX_LIST];

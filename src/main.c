@@ -367,6 +367,16 @@ static int app_start_core(struct app *app, char *err, size_t err_size)
 		.schedule_delay_ms = app->cfg.schedule_delay_ms,
 		.suspend_ttl_ms = app->cfg.suspend_ttl_ms,
 		.suspend_max = SUSPEND_DEFAULT_MAX,
+		.volume = {.sample = app->cfg.sample_ratio < 1.0,
+			   .ratio = app->cfg.sample_ratio,
+			   .keep_errors = app->cfg.keep_errors,
+			   .keep_slow = app->cfg.keep_slow,
+			   .keep_slower_ns = app->cfg.keep_slower_ns,
+			   .rules = (const char *const *)app->cfg.drop_spans,
+			   .n_rules = app->cfg.n_drop_spans,
+			   .hold_ms = app->cfg.hold_ms,
+			   .hold_spans = app->cfg.hold_spans,
+			   .hold_bytes = app->cfg.hold_bytes},
 	};
 	struct exporter *ex;
 

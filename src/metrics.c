@@ -133,6 +133,37 @@ static void metrics_version(struct metrics_out *o)
 	metrics_put(o, "\"} 1\n");
 }
 
+/* A label value: \\, " and newline escaped as the format asks. */
+static void metrics_escaped(struct metrics_out *o, const char *v)
+{
+	for (const char *p = v; *p; p++) {
+		if (*p == '\\' || *p == '"')
+			metrics_put(o, "\\%c", *p);
+		else if (*p == '\n')
+			metrics_put(o, "\\n");
+		else
+			metrics_put(o, "%c", *p);
+	}
+}
+
+/* Volume control (volume.h): traces kept by reason, spans dropped by each --drop-span rule. */
+static void metrics_volume(struct metrics_out *o)
+{
+	metrics_head(o, "traces_kept_total", "counter",
+		     "Traces kept by the volume rules, by reason: sampled (the ratio sampler), "
+		     "error (--keep-errors), slow (--keep-slower-than); the first that applies.");
+	for (int i = 0; i < STATS_KEEP__MAX; i++)
+		metrics_labelled(o, "traces_kept_total", "reason",
+				 stats_keep_str((enum stats_keep)i), stats.traces_kept[i]);
+	metrics_head(o, "spans_dropped_by_rule_total", "counter",
+		     "Spans of kept traces dropped by a --drop-span rule, by rule as given.");
+	for (size_t i = 0; i < stats.n_rules && i < STATS_MAX_RULES; i++) {
+		metrics_put(o, "cln_otlp_spans_dropped_by_rule_total{rule=\"");
+		metrics_escaped(o, stats.rule_names[i]);
+		metrics_put(o, "\"} %llu\n", (unsigned long long)stats.rule_dropped[i]);
+	}
+}
+
 /* The plain counters of @part (stats_counters). */
 static void metrics_part(struct metrics_out *o, enum stats_part part)
 {
@@ -180,6 +211,7 @@ size_t metrics_render(char *buf, size_t size, uint64_t start_time_ns)
 	for (int i = 0; i < STATS_DROP__MAX; i++)
 		metrics_labelled(&o, "spans_dropped_total", "reason",
 				 stats_drop_str((enum stats_drop)i), stats.dropped[i]);
+	metrics_volume(&o);
 	metrics_part(&o, STATS_PART_EXPORT);
 
 	metrics_head(&o, "export_latency_seconds", "summary",

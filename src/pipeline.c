@@ -21,6 +21,8 @@ struct pipeline {
 	struct span **expired; /* PIPELINE_ORPHANS_MAX: the held spans given up at once */
 	struct loop_timer *batch_timer;
 	struct loop_timer *expire_timer;
+	struct volume *volume;		 /* NULL: no volume rule, spans go straight to the queue */
+	struct loop_timer *volume_timer; /* the oldest held trace is due */
 	bool flushing;
 	bool aborting; /* no new batches while the exporter gives back the old ones */
 	bool pumping;  /* pipeline_pump() is on the stack: a re-entry only asks for a rerun */
@@ -38,6 +40,7 @@ struct pipeline {
 
 static void pipeline_pump(struct pipeline *p);
 static void pipeline_release(struct pipeline *p, struct span *span);
+static void pipeline_queue(void *ctx, struct span *span);
 
 static void pipeline_batch_timer(struct loop *loop, void *ctx)
 {
@@ -81,6 +84,23 @@ static void pipeline_expire_timer(struct loop *loop, void *ctx)
 	suspend_table_expire(p->suspend, clock_mono_ms());
 	pipeline_expire_orphans(p, clock_mono_ms());
 	loop_timer_arm(p->expire_timer, p->cfg.suspend_ttl_ms / 4 + 1);
+}
+
+/* Arm the timer for the oldest trace the volume rules hold, if any and not yet armed. */
+static void pipeline_volume_arm(struct pipeline *p)
+{
+	uint64_t due = volume_next_due_ms(p->volume), now = clock_mono_ms();
+
+	if (due && !loop_timer_armed(p->volume_timer))
+		loop_timer_arm(p->volume_timer, due > now ? due - now : 1);
+}
+
+static void pipeline_volume_timer(struct loop *loop, void *ctx)
+{
+	struct pipeline *p = ctx;
+
+	volume_expire(p->volume, clock_mono_ms());
+	pipeline_volume_arm(p);
 }
 
 static void pipeline_check_idle(struct pipeline *p)
@@ -146,8 +166,13 @@ struct pipeline *pipeline__new(struct loop *loop, const struct pipeline_cfg *cfg
 	p->expired = calloc(PIPELINE_ORPHANS_MAX, sizeof(*p->expired));
 	p->batch_timer = loop_timer__new(loop, pipeline_batch_timer, p);
 	p->expire_timer = loop_timer__new(loop, pipeline_expire_timer, p);
+	if (volume_cfg_active(&cfg->volume)) {
+		p->volume = volume__new(&cfg->volume, pipeline_queue, p);
+		p->volume_timer = loop_timer__new(loop, pipeline_volume_timer, p);
+	}
 	if (!p->queue || !p->suspend || !p->orphans || !p->expired || !p->batch_timer ||
-	    !p->expire_timer) {
+	    !p->expire_timer ||
+	    (volume_cfg_active(&cfg->volume) && (!p->volume || !p->volume_timer))) {
 		pipeline__free(p);
 		return NULL;
 	}
@@ -165,6 +190,8 @@ void pipeline__free(struct pipeline *p)
 	exporter__free(p->ex);
 	loop_timer__free(p->expire_timer);
 	loop_timer__free(p->batch_timer);
+	loop_timer__free(p->volume_timer);
+	volume__free(p->volume);
 	suspend_table__free(p->suspend);
 	orphans__free(p->orphans);
 	free(p->expired);
@@ -227,13 +254,11 @@ static void pipeline_pump(struct pipeline *p)
 	p->pumping = false;
 }
 
-/* Queue a span that has its traceId. */
-static void pipeline_enqueue(struct pipeline *p, struct span *span)
+/* Queue a span (volume_out_fn: the volume rules pass kept spans here). */
+static void pipeline_queue(void *ctx, struct span *span)
 {
-	if (span->truncated)
-		stats.truncated++;
-	if (span->trace_id_derived)
-		stats.trace_id_derived++;
+	struct pipeline *p = ctx;
+
 	queue_set_clock(p->queue, clock_mono_ms());
 	if (queue_push_take(p->queue, span) < 0) {
 		log_limited(&p->rl_full, LOG_LVL_WARN,
@@ -246,6 +271,21 @@ static void pipeline_enqueue(struct pipeline *p, struct span *span)
 		pipeline_pump(p);
 	else if (!loop_timer_armed(p->batch_timer))
 		loop_timer_arm(p->batch_timer, p->cfg.schedule_delay_ms);
+}
+
+/* A span that has its traceId: through the volume rules, if any, to the queue. */
+static void pipeline_enqueue(struct pipeline *p, struct span *span)
+{
+	if (span->truncated)
+		stats.truncated++;
+	if (span->trace_id_derived)
+		stats.trace_id_derived++;
+	if (!p->volume) {
+		pipeline_queue(p, span);
+		return;
+	}
+	volume_add(p->volume, span, clock_mono_ms());
+	pipeline_volume_arm(p);
 }
 
 /*
@@ -345,6 +385,9 @@ void pipeline_flush(struct pipeline *p)
 {
 	/* The sources are done: a parent not seen by now will not come. */
 	pipeline_expire_orphans(p, UINT64_MAX);
+	/* ... and a trace whose root has not come is decided on what did. */
+	if (p->volume)
+		volume_flush(p->volume);
 	p->flushing = true;
 	pipeline_pump(p);
 	pipeline_check_idle(p);
@@ -352,7 +395,8 @@ void pipeline_flush(struct pipeline *p)
 
 bool pipeline_idle(const struct pipeline *p)
 {
-	return !queue_waiting(p->queue) && !p->ex->ops->pending(p->ex);
+	return !queue_waiting(p->queue) && !p->ex->ops->pending(p->ex) &&
+	       !(p->volume && volume_held(p->volume));
 }
 
 void pipeline_abort(struct pipeline *p)
@@ -362,6 +406,8 @@ void pipeline_abort(struct pipeline *p)
 	p->idle_cb = NULL;
 	p->aborting = true;
 	p->ex->ops->abort(p->ex);
+	if (p->volume)
+		stats.dropped[STATS_DROP_SHUTDOWN] += volume_abort(p->volume);
 	while (queue_take_batch(p->queue, &batch) > 0) {
 		stats.dropped[STATS_DROP_SHUTDOWN] += batch.n;
 		queue_release_batch(p->queue, &batch);

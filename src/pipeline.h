@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * pipeline: what every source feeds. Parses a payload (span), attaches the suspend/resume
- * events seen for it, counts, queues (queue) and hands batches to the exporter when a
- * batch is full or its oldest span is older than the schedule delay.
+ * events seen for it, gives cut spans their traceId (orphans), passes spans through the
+ * volume rules (volume: sampling, keeps, drop rules; only when configured), counts, queues
+ * (queue) and hands batches to the exporter when a batch is full or its oldest span is
+ * older than the schedule delay.
  */
 #ifndef CLN_OTLP_PIPELINE_H
 #define CLN_OTLP_PIPELINE_H
@@ -16,6 +18,7 @@
 #include "queue.h"
 #include "span.h"
 #include "stats.h"
+#include "volume.h"
 
 struct pipeline;
 struct suspend_table;
@@ -25,6 +28,7 @@ struct pipeline_cfg {
 	uint64_t schedule_delay_ms; /* OTEL_BSP_SCHEDULE_DELAY */
 	uint64_t suspend_ttl_ms;    /* how long suspend/resume times wait for their span */
 	size_t suspend_max;	    /* spans with pending suspend/resume times, at most */
+	struct volume_cfg volume;   /* nothing active (volume_cfg_active): spans go straight on */
 };
 
 /* Takes ownership of @ex. */

@@ -22,6 +22,12 @@ static const char *const drop_names[STATS_DROP__MAX] = {
 	[STATS_DROP_OUTPUT] = "output",
 };
 
+static const char *const keep_names[STATS_KEEP__MAX] = {
+	[STATS_KEEP_SAMPLED] = "sampled",
+	[STATS_KEEP_ERROR] = "error",
+	[STATS_KEEP_SLOW] = "slow",
+};
+
 #define S(f) offsetof(struct stats, f)
 #define I    STATS_PART_INTAKE
 #define E    STATS_PART_EXPORT
@@ -77,6 +83,14 @@ const struct stats_counter stats_counters[] = {
 	{I, "events_dropped", true, "span_events_dropped_total",
 	 "Suspend/resume span events past the 128 a span keeps (droppedEventsCount).",
 	 S(events_dropped)},
+	{I, "sampled_out", true, "spans_sampled_out_total",
+	 "Spans of traces not kept: neither picked by the ratio sampler (--sample, "
+	 "OTEL_TRACES_SAMPLER) nor kept by --keep-errors or --keep-slower-than.",
+	 S(sampled_out)},
+	{I, "cut_short", true, "traces_cut_short_total",
+	 "Traces decided before their local root arrived: held past --hold-time, the oldest "
+	 "when --hold-size or --hold-bytes was reached, or still held when the run ended.",
+	 S(traces_cut_short)},
 	{I, "queued", false, "spans_queued_total",
 	 "Spans accepted into the export queue.", S(queued)},
 	{E, "exported", false, "spans_exported_total",
@@ -111,6 +125,20 @@ const char *stats_source_str(enum stats_source src)
 const char *stats_drop_str(enum stats_drop why)
 {
 	return (unsigned)why < STATS_DROP__MAX ? drop_names[why] : "?";
+}
+
+const char *stats_keep_str(enum stats_keep why)
+{
+	return (unsigned)why < STATS_KEEP__MAX ? keep_names[why] : "?";
+}
+
+uint64_t stats_rule_dropped_total(void)
+{
+	uint64_t n = 0;
+
+	for (size_t i = 0; i < stats.n_rules && i < STATS_MAX_RULES; i++)
+		n += stats.rule_dropped[i];
+	return n;
 }
 
 uint64_t stats_rejected_total(void)
@@ -195,6 +223,12 @@ void stats_format_line(char *buf, size_t size)
 			off = stats_put(buf, size, off, "rej_",
 					span_reject_str((enum span_reject)i), stats.rejected[i]);
 	off = stats_put_part(buf, size, off, STATS_PART_INTAKE);
+	for (int i = 0; i < STATS_KEEP__MAX; i++)
+		if (stats.traces_kept[i])
+			off = stats_put(buf, size, off, "kept_", keep_names[i],
+					stats.traces_kept[i]);
+	if (stats.n_rules)
+		off = stats_put(buf, size, off, "", "rule_dropped", stats_rule_dropped_total());
 	off = stats_put(buf, size, off, "", "dropped", stats_dropped_total());
 	for (int i = 0; i < STATS_DROP__MAX; i++)
 		if (stats.dropped[i])

@@ -32,6 +32,16 @@ enum stats_drop {
 	STATS_DROP__MAX,
 };
 
+/* Why a trace was kept by the volume rules (volume.h's enum volume_keep, in its order). */
+enum stats_keep {
+	STATS_KEEP_SAMPLED = 0, /* the ratio sampler picked it */
+	STATS_KEEP_ERROR,	/* --keep-errors: one of its spans has status ERROR */
+	STATS_KEEP_SLOW,	/* --keep-slower-than: one of its spans lasted at least that */
+	STATS_KEEP__MAX,
+};
+
+#define STATS_MAX_RULES 32 /* --drop-span rules counted (CONFIG_MAX_LIST) */
+
 struct stats {
 	uint64_t received[STATS_SRC__MAX];   /* payloads seen, accepted or not */
 	uint64_t rejected[SPAN_REJECT__MAX]; /* by reason */
@@ -69,6 +79,14 @@ struct stats {
 	uint64_t node_table_full;   /* processes or nodes past the node tables' bounds */
 	uint64_t nodes_identified;  /* lightningd processes that answered getinfo */
 	uint64_t files_refused;	    /* files of a --file pattern or directory not read: limit */
+
+	/* Volume control (volume.h). */
+	uint64_t sampled_out;			 /* spans of traces not kept (sampler and keeps) */
+	uint64_t traces_kept[STATS_KEEP__MAX];	 /* traces kept, by reason */
+	uint64_t traces_cut_short;		 /* decided before their local root arrived */
+	uint64_t rule_dropped[STATS_MAX_RULES];	 /* spans dropped by each --drop-span rule */
+	const char *rule_names[STATS_MAX_RULES]; /* the rules' text (owned by the volume) */
+	size_t n_rules;
 };
 
 extern struct stats stats;
@@ -100,10 +118,12 @@ static inline uint64_t stats_counter_value(const struct stats_counter *c)
 
 const char *stats_source_str(enum stats_source src);
 const char *stats_drop_str(enum stats_drop why);
+const char *stats_keep_str(enum stats_keep why);
 
 uint64_t stats_rejected_total(void);
 uint64_t stats_dropped_total(void);
 uint64_t stats_received_total(void);
+uint64_t stats_rule_dropped_total(void);
 
 /* One line: "received=… rejected=… … queued=… dropped=… exported=… …". */
 void stats_format_line(char *buf, size_t size);

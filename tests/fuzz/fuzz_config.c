@@ -30,6 +30,7 @@
 #include <strings.h>
 
 #include "config.h"
+#include "volume.h"
 #include "fuzz_util.h"
 
 #define MAX_ELEMS 64
@@ -307,6 +308,16 @@ static void check_valid(const struct config *c)
 		   "milliseconds out of range");
 	FUZZ_CHECK(!c->socket_path || (c->socket_path[0] && strlen(c->socket_path) <= 107),
 		   "socket path");
+	/* Volume: what config accepted, volume__new accepts too. */
+	FUZZ_CHECK(c->sample_ratio >= 0.0 && c->sample_ratio <= 1.0, "sample ratio");
+	FUZZ_CHECK(c->keep_slow == (c->keep_slower_arg != NULL), "keep_slow");
+	FUZZ_CHECK(c->hold_spans >= 1 && c->hold_ms >= 1 && c->hold_bytes >= 65536, "hold bounds");
+	for (size_t i = 0; i < c->n_drop_spans; i++) {
+		struct volume_rule r;
+
+		FUZZ_CHECK(volume_rule_parse(c->drop_spans[i], &r) == 0 && r.glob[0],
+			   "an accepted --drop-span parses");
+	}
 }
 
 /* Everything config_load decides, as text, to compare two loads. */

@@ -46,7 +46,8 @@ FAMILIES.update(dict.fromkeys(["cln_otlp_%s_total" % n for n in (
     "follow_lost_bytes", "spans_trace_id_derived", "span_tags_duplicate",
     "span_events_dropped", "partial_bad_count", "spans_unconfirmed", "socket_refused",
     "files_refused", "nodes_identified", "node_untrusted", "node_table_full", "span_errors",
-    "span_metrics_folded")], "counter"),
+    "span_metrics_folded", "spans_sampled_out", "traces_cut_short", "traces_kept",
+    "spans_dropped_by_rule")], "counter"),
     cln_otlp_export_latency_seconds="summary", cln_otlp_span_duration_seconds="histogram")
 REJECT_REASONS = ("too_long", "empty", "invalid_json", "missing_field", "bad_id", "bad_parent_id",
                   "bad_trace_id", "bad_time", "bad_field", "too_many_tags", "nomem")
@@ -215,8 +216,12 @@ def metrics(tmp):
         ("cln_otlp_follow_truncated_total", 0), ("cln_otlp_follow_lost_bytes_total", 0),
         ("cln_otlp_socket_refused_total", 0), ("cln_otlp_files_refused_total", 0),
         ("cln_otlp_nodes_identified_total", 0), ("cln_otlp_node_untrusted_total", 0),
-        ("cln_otlp_node_table_full_total", 0))})
+        ("cln_otlp_node_table_full_total", 0), ("cln_otlp_spans_sampled_out_total", 0),
+        ("cln_otlp_traces_cut_short_total", 0))})
     want[("cln_otlp_build_info", ("version", version))] = 1
+    # No volume option: no rule series, no trace kept by the volume rules.
+    want.update({("cln_otlp_traces_kept_total", ("reason", r)): 0
+                 for r in ("sampled", "error", "slow")})
     want.update({("cln_otlp_spans_rejected_total", ("reason", r)): 0 for r in REJECT_REASONS})
     want.update({("cln_otlp_spans_dropped_total", ("reason", r)): 0 for r in DROP_REASONS})
     want.update({("cln_otlp_metrics_connections_closed_total", ("reason", r)): 0

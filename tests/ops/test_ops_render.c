@@ -83,6 +83,16 @@ static void fill_stats(void)
 	stats.nodes_identified = 33;
 	stats.node_untrusted = 34;
 	stats.node_table_full = 35;
+	stats.sampled_out = 36;
+	stats.traces_cut_short = 37;
+	stats.traces_kept[STATS_KEEP_SAMPLED] = 38;
+	stats.traces_kept[STATS_KEEP_ERROR] = 39;
+	stats.traces_kept[STATS_KEEP_SLOW] = 40;
+	stats.rule_names[0] = "db_*<1ms";
+	stats.rule_names[1] = "a\"b\\c";
+	stats.rule_dropped[0] = 41;
+	stats.rule_dropped[1] = 42;
+	stats.n_rules = 2;
 }
 
 /*
@@ -186,10 +196,12 @@ static void test_render_values(void)
 	CHECK_MSG(len < 16384, "text %zu bytes, well under the 32 KiB cap", len);
 	samples = check_structure(buf);
 	/*
-	 * 3 sources + 11 reasons + drop reasons + 2 closes + 2 summary + 30 single samples + 2
-	 * span metrics folded (no span seen: no histogram or error series)
+	 * 3 sources + 11 reasons + drop reasons + 2 closes + 2 summary + 32 single samples +
+	 * keep reasons + 2 rules + 2 span metrics folded (no span seen: no histogram or error
+	 * series)
 	 */
-	CHECK_MSG(samples == 3 + (SPAN_REJECT__MAX - 1) + STATS_DROP__MAX + 2 + 2 + 30 + 2,
+	CHECK_MSG(samples == 3 + (SPAN_REJECT__MAX - 1) + STATS_DROP__MAX + 2 + 2 + 32 +
+				     STATS_KEEP__MAX + 2 + 2,
 		  "samples: %d", samples);
 
 	const char *want[] = {
@@ -236,6 +248,13 @@ static void test_render_values(void)
 		"cln_otlp_nodes_identified_total 33",
 		"cln_otlp_node_untrusted_total 34",
 		"cln_otlp_node_table_full_total 35",
+		"cln_otlp_spans_sampled_out_total 36",
+		"cln_otlp_traces_cut_short_total 37",
+		"cln_otlp_traces_kept_total{reason=\"sampled\"} 38",
+		"cln_otlp_traces_kept_total{reason=\"error\"} 39",
+		"cln_otlp_traces_kept_total{reason=\"slow\"} 40",
+		"cln_otlp_spans_dropped_by_rule_total{rule=\"db_*<1ms\"} 41",
+		"cln_otlp_spans_dropped_by_rule_total{rule=\"a\\\"b\\\\c\"} 42",
 		"# TYPE cln_otlp_queue_spans gauge",
 		"# TYPE cln_otlp_spans_exported_total counter",
 		"# TYPE cln_otlp_span_duration_seconds histogram",
@@ -305,6 +324,12 @@ static void test_line(void)
 		"follow_lost_bytes=25",
 		"socket_refused=31",
 		"files_refused=32",
+		"sampled_out=36",
+		"cut_short=37",
+		"kept_sampled=38",
+		"kept_error=39",
+		"kept_slow=40",
+		"rule_dropped=83",
 	};
 
 	fill_stats();
@@ -316,7 +341,9 @@ static void test_line(void)
 	stats_format_line(line, sizeof(line));
 	CHECK_MSG(!strstr(line, "rej_") && !strstr(line, "drop_") && !strstr(line, "truncated") &&
 			  !strstr(line, "exe_path_lost") && !strstr(line, "socket_refused") &&
-			  !strstr(line, "files_refused") && !strstr(line, "usdt="),
+			  !strstr(line, "files_refused") && !strstr(line, "usdt=") &&
+			  !strstr(line, "kept_") && !strstr(line, "sampled_out") &&
+			  !strstr(line, "cut_short") && !strstr(line, "rule_dropped"),
 		  "zero details left out: %s", line);
 	CHECK_MSG(has_token(line, "latency_avg_ms=0.0") && has_token(line, "batches=0") &&
 			  has_token(line, "exported=0"),

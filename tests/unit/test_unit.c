@@ -1070,6 +1070,17 @@ static cJSON *config_to_json(const struct config *c)
 	cJSON_AddNumberToObject(o, "export_timeout_ms", (double)c->export_timeout_ms);
 	cJSON_AddNumberToObject(o, "shutdown_timeout_ms", (double)c->shutdown_timeout_ms);
 
+	a = cJSON_AddArrayToObject(o, "drop_spans");
+	for (i = 0; i < c->n_drop_spans; i++)
+		cJSON_AddItemToArray(a, cJSON_CreateString(c->drop_spans[i]));
+	cJSON_AddNumberToObject(o, "sample_ratio", c->sample_ratio);
+	cJSON_AddBoolToObject(o, "keep_errors", c->keep_errors);
+	cJSON_AddBoolToObject(o, "keep_slow", c->keep_slow);
+	cJSON_AddNumberToObject(o, "keep_slower_ns", (double)c->keep_slower_ns);
+	cJSON_AddNumberToObject(o, "hold_ms", (double)c->hold_ms);
+	cJSON_AddNumberToObject(o, "hold_spans", (double)c->hold_spans);
+	cJSON_AddNumberToObject(o, "hold_bytes", (double)c->hold_bytes);
+
 	cJSON_AddItemToObject(o, "service_name", str_or_null(c->service_name));
 	a = cJSON_AddArrayToObject(o, "resource");
 	for (i = 0; i < c->n_resource_attrs; i++)
