@@ -39,19 +39,23 @@
 #define SOCKET_QLEN_PATH   "/proc/sys/net/unix/max_dgram_qlen"
 /*
  * Deferred draining. A reader asleep on the socket is woken by every datagram, and the
- * sender pays for that wake-up (a cross-CPU wake costs a node ~17 us per span, five times
+ * sender pays for that wake-up (a cross-CPU wake cost a node ~17 us per span, five times
  * the sendto). So once a wake-up has drained the socket, cln-otlp stops watching it and
- * drains again on a timer; it watches again only after SOCKET_IDLE_DRAINS drains in a row
- * found nothing. While it does not watch, datagrams wait in the queue: the sleep is bounded
- * so that they fit. A node sending nothing but spans does one sendto per 3.4 us (about
- * 300,000/s), so SOCKET_DEFER_MAX_US (1 ms) brings at most ~300 of the 512 datagrams the
- * queue holds; and when a drain finds more than SOCKET_DEFER_FILL datagrams per sleep the
- * next sleep shrinks to keep that share at the rate seen (down to SOCKET_DEFER_MIN_US).
+ * drains again on a timer; it watches again once drains have found it empty for
+ * SOCKET_IDLE_US. While it does not watch, datagrams wait, so each sleep is bounded for
+ * them to fit. The tighter bound is the sender's own: a datagram counts against its send
+ * buffer until read, and the default one (212,992 bytes) holds 167 of CLN's spans up to
+ * ~700 bytes (49 of 2 KB), fewer than the 512 the queue takes. A node sending nothing but
+ * spans does one sendto per 3.4 us, but a node's fastest measured stream (getinfo calls in a
+ * loop: 3 spans per 101 us of work) is ~30,000 spans/s: SOCKET_DEFER_MAX_US (1 ms) brings
+ * ~30, even when the rate jumps from nothing to that during one sleep. The first sleep
+ * after a wake-up is SOCKET_DEFER_MIN_US; each next one doubles, but never lasts longer
+ * than SOCKET_DEFER_FILL datagrams took to come at the rate the last drain saw.
  */
 #define SOCKET_DEFER_MAX_US 1000
 #define SOCKET_DEFER_MIN_US 50
-#define SOCKET_DEFER_FILL   (SOCKET_QLEN_TARGET / 4)
-#define SOCKET_IDLE_DRAINS  4
+#define SOCKET_DEFER_FILL   48
+#define SOCKET_IDLE_US	    4000
 
 struct socket_exe {
 	uint32_t pid;	 /* 0: free */
@@ -69,7 +73,8 @@ struct source_socket {
 	bool stopped;
 	int timer_fd;		      /* the deferred drain (timerfd, microseconds) */
 	bool deferred;		      /* not watching the socket: the timer drains it */
-	unsigned idle;		      /* drains in a row that found nothing */
+	uint64_t idle_us;	      /* time the drains in a row found nothing in */
+	uint64_t delay_us;	      /* the last sleep */
 	uint64_t last_drain;	      /* CLOCK_MONOTONIC ns of the last drain */
 	uid_t allow[CONFIG_MAX_LIST]; /* --socket-allow-uid; none: every sender */
 	size_t n_allow;
@@ -257,30 +262,30 @@ static void source_socket_defer(struct source_socket *src, bool watch, uint64_t 
 	src->deferred = !watch;
 }
 
-/*
- * After a drain that took @got datagrams: sleep SOCKET_DEFER_MAX_US, or less when the rate
- * seen since the last drain would put more than SOCKET_DEFER_FILL on the queue meanwhile;
- * watch again after SOCKET_IDLE_DRAINS empty drains.
- */
+/* After a drain that took @got datagrams: the next sleep (see SOCKET_DEFER_MAX_US), or watch. */
 static void source_socket_next(struct source_socket *src, size_t got)
 {
-	uint64_t now = source_socket_now(), us = SOCKET_DEFER_MAX_US;
+	uint64_t now = source_socket_now();
 	uint64_t since = (now - src->last_drain) / 1000;
+	uint64_t us = src->delay_us * 2;
 
 	src->last_drain = now;
 	if (src->stopped)
 		return;
-	if (!got && ++src->idle >= SOCKET_IDLE_DRAINS) {
-		src->idle = 0;
+	if (got) {
+		src->idle_us = 0;
+		if (since * SOCKET_DEFER_FILL / got < us)
+			us = since * SOCKET_DEFER_FILL / got;
+	} else if ((src->idle_us += since) >= SOCKET_IDLE_US) {
+		src->idle_us = 0;
 		source_socket_defer(src, true, 0);
 		return;
 	}
-	if (got)
-		src->idle = 0;
-	if (got > SOCKET_DEFER_FILL && since * SOCKET_DEFER_FILL / got < us)
-		us = since * SOCKET_DEFER_FILL / got;
+	if (us > SOCKET_DEFER_MAX_US)
+		us = SOCKET_DEFER_MAX_US;
 	if (us < SOCKET_DEFER_MIN_US)
 		us = SOCKET_DEFER_MIN_US;
+	src->delay_us = us;
 	source_socket_defer(src, false, us);
 }
 
@@ -293,10 +298,12 @@ static void source_socket_readable(struct loop *loop, int fd, uint32_t events, v
 	(void)events;
 	if (src->deferred)
 		return; /* EPOLLERR/EPOLLHUP while not watched: the timer drains */
-	/* Woken from idle: the rate since the last drain says nothing; sleep the most. */
+	/* Woken from idle: the rate to come is unknown; the shortest sleep first. */
 	source_socket_drain(src);
 	src->last_drain = source_socket_now();
-	source_socket_defer(src, false, SOCKET_DEFER_MAX_US);
+	src->idle_us = 0;
+	src->delay_us = SOCKET_DEFER_MIN_US;
+	source_socket_defer(src, false, SOCKET_DEFER_MIN_US);
 }
 
 static void source_socket_timer(struct loop *loop, int fd, uint32_t events, void *ctx)

@@ -15,8 +15,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/sdt.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -45,7 +48,9 @@ struct evs {
 };
 
 struct opts {
-	double rate; /* span_emit fires per second; 0: as fast as possible */
+	double rate;	     /* span_emit fires per second; 0: as fast as possible */
+	unsigned long burst; /* --burst: span_emit fired back to back per deadline */
+	unsigned long work;  /* --work: iterations of busy work before each burst */
 	unsigned long repeat;
 	unsigned long synthetic;
 	size_t size;
@@ -59,6 +64,18 @@ struct opts {
 	const char *pid_file;
 	unsigned long seed;	       /* --seed, 0 when not given */
 	unsigned long child_synthetic; /* --child-synthetic: spans of the forked child */
+	const char *socket_path;       /* --socket: each span_emit also sent there */
+};
+
+/*
+ * --socket: as lightningd with CLN_TRACE_SOCKET, each span_emit payload is also sent as one
+ * datagram, non-blocking; what the socket refuses is lost, counted here.
+ */
+struct emit_socket {
+	int fd;
+	struct sockaddr_un addr;
+	uint64_t sent, eagain, unreachable, other;
+	int first_errno;
 };
 
 static void usage(FILE *out)
@@ -66,6 +83,10 @@ static void usage(FILE *out)
 	fputs("usage: cln-emitter [options] [TRACE_FILE...]\n"
 	      "Fire lightningd:span_* USDT probes like Core Lightning does.\n"
 	      "  --rate N[/s]      span_emit fires per second (0: as fast as possible; default 0)\n"
+	      "  --burst N         with --rate: fire N span_emit back to back per deadline\n"
+	      "                    (default 1; 3 is a node answering getinfo calls)\n"
+	      "  --work N          before each burst, N iterations of busy work (~1 ns each): a\n"
+	      "                    node busy between spans, not asleep (cost benchmarks)\n"
 	      "  --repeat N        replay the input N times (default 1)\n"
 	      "  --unique-ids      give every repeat its own span ids (id XOR repeat number)\n"
 	      "  --synthetic N     fire N synthetic spans instead of (or after) trace files\n"
@@ -82,6 +103,9 @@ static void usage(FILE *out)
 	      "  --child-synthetic N  fork a child (a subdaemon's stand-in) that waits likewise\n"
 	      "                    and fires N synthetic spans with seed+1 (SIGUSR1 is passed on;\n"
 	      "                    --log and --pid-file get '.child' files); wait for it\n"
+	      "  --socket PATH     also send each span_emit payload as one datagram to the\n"
+	      "                    unix datagram socket PATH, non-blocking (CLN_TRACE_SOCKET);\n"
+	      "                    refused datagrams are counted in the summary\n"
 	      "  --quiet           no summary on stderr\n"
 	      "lightningd's options are accepted and ignored, so a copy named lightningd runs\n"
 	      "with a node's command line: --lightning-dir D, --network N, --rpc-file F (or\n"
@@ -439,6 +463,63 @@ static void remap_json(char *json, uint64_t x)
 	}
 }
 
+static int socket_open(struct emit_socket *so, const char *path)
+{
+	so->fd = -1;
+	if (strlen(path) >= sizeof(so->addr.sun_path)) {
+		fprintf(stderr, "cln-emitter: --socket %s: path too long\n", path);
+		return -1;
+	}
+	so->addr.sun_family = AF_UNIX;
+	strcpy(so->addr.sun_path, path);
+	so->fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (so->fd < 0) {
+		fprintf(stderr, "cln-emitter: --socket: %s\n", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* One span, as CLN sends it: the JSON without its NUL, never waiting. */
+static void socket_send(struct emit_socket *so, const char *json, size_t len)
+{
+	if (sendto(so->fd, json, len, MSG_DONTWAIT, (const struct sockaddr *)&so->addr,
+		   sizeof(so->addr)) >= 0) {
+		so->sent++;
+		return;
+	}
+	if (!so->first_errno)
+		so->first_errno = errno;
+	if (errno == EAGAIN || errno == EWOULDBLOCK)
+		so->eagain++;
+	else if (errno == ENOENT || errno == ECONNREFUSED)
+		so->unreachable++;
+	else
+		so->other++;
+}
+
+/* @n steps of a generator the compiler cannot drop: CPU spent as a node spends it. */
+static void busy_work(unsigned long n)
+{
+	static volatile uint64_t sink;
+	uint64_t x = sink;
+
+	for (unsigned long i = 0; i < n; i++) {
+		x = x * 6364136223846793005ull + 1442695040888963407ull;
+		__asm__ volatile("" : "+r"(x));
+	}
+	sink = x;
+}
+
+static uint64_t cpu_ns(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) * 1000000000ull +
+	       ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000ull;
+}
+
 static int parse_ulong(const char *flag, const char *s, unsigned long *out)
 {
 	char *end;
@@ -454,13 +535,14 @@ static int parse_ulong(const char *flag, const char *s, unsigned long *out)
 
 int main(int argc, char **argv)
 {
-	struct opts o = {.repeat = 1, .size = 280};
+	struct opts o = {.repeat = 1, .size = 280, .burst = 1};
+	struct emit_socket so = {.fd = -1};
 	struct evs e = {0};
 	FILE *log = NULL;
 	char *scratch = NULL;
 	const char **files;
 	size_t n_files = 0;
-	uint64_t t0, t1, fired = 0, emits = 0;
+	uint64_t t0, t1, c0, c1, fired = 0, emits = 0;
 	int ret = 1;
 	int i;
 
@@ -506,7 +588,8 @@ int main(int argc, char **argv)
 		if (strcmp(a, "--rate") && strcmp(a, "--repeat") && strcmp(a, "--synthetic") &&
 		    strcmp(a, "--size") && strcmp(a, "--seed") && strcmp(a, "--log") &&
 		    strcmp(a, "--wait-file") && strcmp(a, "--pid-file") &&
-		    strcmp(a, "--child-synthetic") && strcmp(a, "--linger-file")) {
+		    strcmp(a, "--child-synthetic") && strcmp(a, "--linger-file") &&
+		    strcmp(a, "--socket") && strcmp(a, "--burst") && strcmp(a, "--work")) {
 			fprintf(stderr, "cln-emitter: unknown option %s (see --help)\n", a);
 			goto usage_err;
 		}
@@ -525,6 +608,12 @@ int main(int argc, char **argv)
 					val);
 				goto usage_err;
 			}
+		} else if (!strcmp(a, "--work")) {
+			if (parse_ulong(a, val, &o.work))
+				goto usage_err;
+		} else if (!strcmp(a, "--burst")) {
+			if (parse_ulong(a, val, &o.burst) || !o.burst)
+				goto usage_err;
 		} else if (!strcmp(a, "--repeat")) {
 			if (parse_ulong(a, val, &o.repeat))
 				goto usage_err;
@@ -558,6 +647,8 @@ int main(int argc, char **argv)
 			o.linger_file = val;
 		} else if (!strcmp(a, "--pid-file")) {
 			o.pid_file = val;
+		} else if (!strcmp(a, "--socket")) {
+			o.socket_path = val;
 		} else {
 			fprintf(stderr, "cln-emitter: unknown option %s (see --help)\n", a);
 			goto usage_err;
@@ -588,6 +679,8 @@ int main(int argc, char **argv)
 
 		sigaction(SIGUSR1, &sa, NULL);
 	}
+	if (o.socket_path && socket_open(&so, o.socket_path))
+		goto cleanup;
 	if (o.pid_file && write_pid_file(o.pid_file, "", getpid()))
 		goto cleanup;
 	if (o.child_synthetic && fork_child(&o, &e, &log))
@@ -604,6 +697,7 @@ int main(int argc, char **argv)
 			usleep(1000);
 	}
 
+	c0 = cpu_ns();
 	t0 = now_ns();
 	for (unsigned long r = 0; r < o.repeat; r++) {
 		uint64_t x = o.unique_ids ? (uint64_t)r * 0x9e3779b97f4a7c15ull : 0;
@@ -635,8 +729,11 @@ int main(int argc, char **argv)
 			case EV_EMIT: {
 				char *json = ev->json;
 
+				if (o.work && emits % o.burst == 0)
+					busy_work(o.work);
 				if (o.rate > 0) {
-					uint64_t due = t0 + (uint64_t)(emits / o.rate * 1e9);
+					uint64_t first = emits - emits % o.burst;
+					uint64_t due = t0 + (uint64_t)(first / o.rate * 1e9);
 
 					if (due > now_ns())
 						sleep_until(due);
@@ -651,6 +748,8 @@ int main(int argc, char **argv)
 				json = scratch;
 				snprintf(idhex, sizeof(idhex), "%016" PRIx64, id);
 				DTRACE_PROBE2(lightningd, span_emit, idhex, json);
+				if (so.fd >= 0)
+					socket_send(&so, json, ev->len);
 				if (log)
 					fprintf(log, "%s %s\n", idhex, json);
 				emits++;
@@ -661,6 +760,7 @@ int main(int argc, char **argv)
 		}
 	}
 	t1 = now_ns();
+	c1 = cpu_ns();
 	if (log && fclose(log)) {
 		log = NULL;
 		fprintf(stderr, "cln-emitter: %s: %s\n", o.log_path, strerror(errno));
@@ -681,6 +781,15 @@ int main(int argc, char **argv)
 			"%.1f ns/probe, %.0f span_emit/s (asked: %s%.0f)\n",
 			fired, emits, s, fired ? (t1 - t0) / (double)fired : 0.0,
 			s > 0 ? emits / s : 0.0, o.rate > 0 ? "" : "unpaced ", o.rate);
+		fprintf(stderr, "cln-emitter: cpu %.1f ns/span_emit (user + system, firing loop)\n",
+			emits ? (c1 - c0) / (double)emits : 0.0);
+		if (so.fd >= 0)
+			fprintf(stderr,
+				"cln-emitter: socket %s: sent %" PRIu64 ", eagain %" PRIu64
+				", unreachable %" PRIu64 ", other %" PRIu64 "%s%s\n",
+				o.socket_path, so.sent, so.eagain, so.unreachable, so.other,
+				so.first_errno ? ", first error: " : "",
+				so.first_errno ? strerror(so.first_errno) : "");
 	}
 	ret = 0;
 	goto cleanup;
@@ -704,6 +813,8 @@ cleanup:
 	}
 	if (log)
 		fclose(log);
+	if (so.fd >= 0)
+		close(so.fd);
 	for (size_t k = 0; k < e.n; k++)
 		free(e.v[k].json);
 	free(e.v);
