@@ -13,8 +13,14 @@ markdown table (figures, not pass/fail). Needs root (eBPF) and a build (scripts/
   5. Volume control on the real capture (all files): spans and OTLP/JSON bytes exported with
      no rule, with --drop-span 'db_*<1ms', and with --sample 0.1 --keep-errors
      --keep-slower-than 100ms, and the CPU each run costs (--volume: this part alone, no root).
+  6. The node's cost per span of each capture path: the emitter plays a node answering
+     calls (3 spans per ~35 us of work, --burst 3 --work) and prints its own CPU time
+     per span, with no tracer, eBPF capture (cln-otlp --lightningd), its --socket mode into
+     cln-otlp --socket, and --socket with nobody listening (the bare sendto); rounds
+     interleaved, medians; beside main's cln-otlp when --main BIN is given (--node-cost: this
+     part alone).
 
-usage: bench/run.py [--build DIR] [--runs N] [--quick] [--volume]
+usage: bench/run.py [--build DIR] [--runs N] [--quick] [--volume] [--node-cost] [--main BIN]
 """
 import argparse
 import json
@@ -34,6 +40,8 @@ ap.add_argument("--build", default=os.path.join(ROOT, "build"))
 ap.add_argument("--runs", type=int, default=5, help="runs per figure; the median is shown")
 ap.add_argument("--quick", action="store_true", help="fewer spans and runs (a smoke test)")
 ap.add_argument("--volume", action="store_true", help="only the volume figures (no root needed)")
+ap.add_argument("--node-cost", action="store_true", help="only the node's cost per span by path")
+ap.add_argument("--main", help="cln-otlp built from main, compared in the node cost figures")
 args = ap.parse_args()
 if os.geteuid() != 0 and not args.volume:
     sys.exit("bench: needs root (eBPF); run scripts/test.sh first to build")
@@ -107,22 +115,28 @@ def wait_text(path, text, proc, timeout=60):
 class Tracer:
     """cln-otlp or bpftrace attached to the emitter, writing to a file."""
 
-    def __init__(self, kind, out_path, extra=()):
+    def __init__(self, kind, out_path, extra=(), binary=None):
         self.err_path = out_path + ".err"
         self.out = open(out_path, "w")
         self.err = open(self.err_path, "w")
         if kind == "cln-otlp":
-            argv = [cln_otlp, "--lightningd", emitter, "--no-plugins", "--exporter", "stdout",
-                    "--batch-delay", "200", "--stats-interval", "0", *extra]
+            argv = [binary or cln_otlp, "--lightningd", emitter, "--no-plugins", "--exporter",
+                    "stdout", "--batch-delay", "200", "--stats-interval", "0", *extra]
             ready = "attached"
+            env = None
+        elif kind == "socket":
+            argv = [binary or cln_otlp, "--socket", extra[0], "--exporter", "stdout",
+                    "--batch-delay", "200", "--stats-interval", "0"]
+            ready = "listening on"
             env = None
         else:
             argv = [bpftrace, "-e", ONE_LINER]
             ready = "Attaching"
             env = dict(os.environ, BPFTRACE_STRLEN="200")
         self.proc = subprocess.Popen(argv, stdout=self.out, stderr=self.err, env=env)
-        wait_text(self.err_path if kind == "cln-otlp" else out_path, ready, self.proc)
-        time.sleep(0.3 if kind == "cln-otlp" else 1.0)
+        wait_text(self.err_path if kind in ("cln-otlp", "socket") else out_path, ready,
+                  self.proc)
+        time.sleep(1.0 if kind == "bpftrace" else 0.3)
 
     def stop(self):
         time.sleep(0.5)
@@ -339,6 +353,67 @@ def print_volume(rows):
         print(f"| {label} | {spans} | {size:,} | {100 * size / base[2]:.0f} % | {cpu:.1f} |")
 
 
+def voluntary(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return int([ln.split()[1] for ln in f if ln.startswith("voluntary_ctxt_switches")][0])
+
+
+def node_cost():
+    """The emitter's own CPU per span (ns), and the reader's wake-ups per span, by path."""
+    log("6/6 the node's cost per span, by capture path")
+    n = 3000 if args.quick else 9000
+    sock = os.path.join(tmp, "trace.sock")
+    nowhere = os.path.join(tmp, "nobody-listens.sock")
+    setups = [("no tracer", None, None), ("eBPF capture", "cln-otlp", cln_otlp),
+              ("socket into cln-otlp --socket", "socket", cln_otlp),
+              ("socket, nobody listening (bare sendto)", "bare", None)]
+    if args.main:
+        setups[2:2] = [("eBPF capture (main)", "cln-otlp", args.main),
+                       ("socket into --socket (main)", "socket", args.main)]
+    cpu = {name: [] for name, _, _ in setups}
+    wakes = {name: [] for name, _, _ in setups}
+    lost = {name: 0 for name, _, _ in setups}
+    for r in range(args.runs):  # rounds interleaved: drift of the machine hits every path
+        for name, kind, binary in setups:
+            tr = Tracer(kind, os.path.join(tmp, "node.out"), (sock,) if kind == "socket" else (),
+                        binary) if kind in ("cln-otlp", "socket") else None
+            argv = [emitter, "--synthetic", str(n), "--emit-only", "--burst", "3", "--work",
+                    "30000", "--seed", str(r)]
+            if kind in ("socket", "bare"):
+                argv += ["--socket", sock if kind == "socket" else nowhere]
+            w0 = voluntary(tr.proc.pid) if tr else 0
+            p = subprocess.run(argv, capture_output=True, text=True, check=True)
+            if tr:
+                wakes[name].append((voluntary(tr.proc.pid) - w0) / n)
+                tr.stop()
+            cpu[name].append(float(re.search(r"cpu ([\d.]+) ns/span_emit", p.stderr).group(1)))
+            m = re.search(r"eagain (\d+)", p.stderr)
+            lost[name] += int(m.group(1)) if m else 0
+    return [(name, statistics.median(cpu[name]),
+             statistics.median(wakes[name]) if wakes[name] else None, lost[name])
+            for name, _, _ in setups]
+
+
+def print_node_cost(rows):
+    base = rows[0][1]
+    bare = next(c for name, c, _, _ in rows if "bare" in name) - base
+    print("\n**The node's cost per span** by capture path: the emitter plays a node answering "
+          "calls (3 spans per ~35 us of work), its own CPU time (user + system) per "
+          "span; wake-ups: the reader's voluntary context switches per span:\n")
+    print("| path | ns per span | added | of the bare sendto | reader wake-ups per span "
+          "| refused (EAGAIN) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, c, w, lost in rows:
+        ratio = f"{(c - base) / bare:.2f}x" if bare > 0 and name != "no tracer" else ""
+        print(f"| {name} | {c:.0f} | {c - base:+.0f} | {ratio} | "
+              f"{'' if w is None else f'{w:.3f}'} | {lost} |")
+
+
+if args.node_cost:
+    print_node_cost(node_cost())
+    shutil.rmtree(tmp, ignore_errors=True)
+    sys.exit(0)
+
 if args.volume:
     print_volume(volume())
     shutil.rmtree(tmp, ignore_errors=True)
@@ -350,6 +425,7 @@ try:
     cpu, rss, tput, n_e2e = end_to_end()
     enc = encode()
     vol = volume()
+    nodec = node_cost()
 finally:
     pass
 base = cost["no tracer"]
@@ -376,4 +452,5 @@ print(f"\n**End to end** to the mock collector (http/protobuf, gzip), {n_e2e:,} 
 print("**Parse + map + encode** on one core (bench-encode, real payloads):\n")
 print(enc[enc.index("|"):] if "|" in enc else enc)
 print_volume(vol)
+print_node_cost(nodec)
 shutil.rmtree(tmp, ignore_errors=True)
