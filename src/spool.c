@@ -213,6 +213,8 @@ uint64_t spool_bytes(const struct spool *s)
 	return s ? s->bytes : 0;
 }
 
+static void make_room(struct spool *s, uint64_t size);
+
 /* ---- opening --------------------------------------------------------------------------- */
 
 /* The spans a file says it holds (0 when its header does not check out). */
@@ -270,6 +272,7 @@ static int spool_adopt(struct spool *s, char *err, size_t err_size)
 		return rc;
 	}
 	qsort(s->files, s->n, sizeof(*s->files), file_cmp);
+	make_room(s, 0); /* --spool-size may be smaller than last time */
 	if (s->n)
 		log_info("spool: %zu batches (%" PRIu64 " bytes) left in %s by a previous run: "
 			 "sent once the collector answers",
