@@ -22,6 +22,8 @@
 #include "spool.h"
 #include "stats.h"
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
 static void fuzz_parse(const uint8_t *d, size_t n)
 {
 	struct spool_hdr h;
