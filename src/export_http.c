@@ -146,7 +146,7 @@ static uint64_t next_rnd(struct export_http *ex)
 /* The spans of the slot's batch, or of its spool file. */
 static size_t slot_spans(const struct http_slot *slot)
 {
-	return slot->batch ? slot_spans(slot) : slot->replay_spans;
+	return slot->batch ? slot->batch->n : slot->replay_spans;
 }
 
 /* ---- per-request callbacks ------------------------------------------------------------- */

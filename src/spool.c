@@ -271,7 +271,8 @@ static int spool_adopt(struct spool *s, char *err, size_t err_size)
 		snprintf(err, err_size, "spool %s: out of memory", s->dir);
 		return rc;
 	}
-	qsort(s->files, s->n, sizeof(*s->files), file_cmp);
+	if (s->n)
+		qsort(s->files, s->n, sizeof(*s->files), file_cmp);
 	make_room(s, 0); /* --spool-size may be smaller than last time */
 	if (s->n)
 		log_info("spool: %zu batches (%" PRIu64 " bytes) left in %s by a previous run: "
