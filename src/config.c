@@ -1095,8 +1095,6 @@ static int config_finish(struct config *cfg, struct config_pending *p, char *err
 		return opts_fail(err, err_size,
 				 "--spool keeps what an OTLP collector did not take: it needs "
 				 "--exporter otlp");
-	if (cfg->spool_dir && !cfg->spool_dir[0])
-		return opts_fail(err, err_size, "--spool: give a directory");
 	if (cfg->batch_size > cfg->max_queue_spans)
 		return opts_fail(
 			err, err_size,
