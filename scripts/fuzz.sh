@@ -5,7 +5,7 @@
 #   scripts/fuzz.sh --time 3600           an hour per target
 #   scripts/fuzz.sh --runs 20000          a fixed number of runs per target (what CI does)
 #   scripts/fuzz.sh --only config,retry   some targets only (span trace_file config response retry
-#                                         metrics_request finder)
+#                                         metrics_request finder spool)
 #   scripts/fuzz.sh --jobs 1              targets run side by side, N at a time (default 2)
 #   scripts/fuzz.sh --build DIR           build tree (default build-fuzz)
 # Builds with clang, ASan and UBSan. Corpora grow in DIR/corpus/<target>, crashes land in
@@ -28,12 +28,12 @@ while [ $# -gt 0 ]; do
 	*) echo "fuzz.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
 	esac
 done
-targets=(span trace_file config response retry metrics_request finder)
+targets=(span trace_file config response retry metrics_request finder spool)
 [ -n "$only" ] && read -r -a targets <<<"$only"
 # Longest input worth trying: a span payload is at most 2048 bytes; a trace file gets a few
 # lines (plus the over-long line the target makes itself); the rest are short.
 declare -A max_len=([span]=4096 [trace_file]=8192 [config]=2048 [response]=2048 [retry]=512
-	[metrics_request]=4096 [finder]=4096)
+	[metrics_request]=4096 [finder]=4096 [spool]=4096)
 for t in "${targets[@]}"; do
 	[ -f "tests/fuzz/fuzz_$t.c" ] || { echo "fuzz.sh: no target $t" >&2; exit 2; }
 done

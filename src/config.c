@@ -740,6 +740,16 @@ static const struct opts_option config_options[] = {
 	 .help = "concurrent export requests, 1 to 64"},
 	{.name = "retry-max-elapsed", MS(0), FIELD(retry_max_elapsed_ms), .def = "300000",
 	 .help = "give a batch up after retrying it this long"},
+	{.name = "spool", .kind = OPTS_STR, .arg = "DIR", FIELD(spool_dir),
+	 .unit = "a directory",
+	 .help = "keep what cannot be delivered (retries spent, shutdown timeout, queue full) "
+		 "in DIR, and send it, oldest first, once the collector answers, also after a "
+		 "restart; each batch is fsynced before it counts as kept. DIR is created 0700 "
+		 "and must belong to the user cln-otlp runs as (otlp exporter only)"},
+	{.name = "spool-size", .kind = OPTS_SIZE, .arg = "BYTES", FIELD(spool_bytes),
+	 .min = 64 * CONFIG_KIB, .max = 1024 * CONFIG_GIB, .unit = "bytes", .def = "256M",
+	 .help = "most bytes --spool holds, from 64K to 1T; when full, the oldest batches go "
+		 "first (counted as spool_evicted)"},
 
 	SECTION("Batching"),
 	{.name = "queue-size", .env = "OTEL_BSP_MAX_QUEUE_SIZE", .kind = OPTS_UINT,
@@ -1081,6 +1091,10 @@ static int config_finish(struct config *cfg, struct config_pending *p, char *err
 		ret = config_finish_volume(cfg, err, err_size);
 	if (ret)
 		return ret;
+	if (cfg->spool_dir && cfg->exporter != CONFIG_EXPORTER_OTLP)
+		return opts_fail(err, err_size,
+				 "--spool keeps what an OTLP collector did not take: it needs "
+				 "--exporter otlp");
 	if (cfg->batch_size > cfg->max_queue_spans)
 		return opts_fail(
 			err, err_size,

@@ -96,6 +96,8 @@ struct config {
 	bool tls_skip_verify; /* --tls-skip-verify: https without certificate checks */
 	unsigned max_inflight;
 	uint64_t retry_max_elapsed_ms;
+	char *spool_dir;      /* --spool: undelivered batches kept here (spool.h); NULL: none */
+	uint64_t spool_bytes; /* --spool-size */
 
 	/* batching */
 	size_t max_queue_spans;

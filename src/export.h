@@ -5,6 +5,8 @@
  * exactly once per batch, with the final outcome (retries happen inside the exporter).
  * The batch (struct and spans) stays the pipeline's to free: the exporter never frees it,
  * and must not touch it after done(). done() may be called from inside submit().
+ * done(ctx, NULL, EXPORT_OK) says only that room freed up (a request of the exporter's own,
+ * a spool replay, finished): nothing to account.
  */
 #ifndef CLN_OTLP_EXPORT_H
 #define CLN_OTLP_EXPORT_H
@@ -21,6 +23,7 @@ enum export_result {
 	EXPORT_FAIL_ENCODE,   /* could not be encoded (out of memory) */
 	EXPORT_FAIL_IO,	      /* local output failed (stdout closed...) */
 	EXPORT_HELD,	      /* copied and kept: the exporter counts each span once written */
+	EXPORT_SPOOLED,	      /* undelivered, written to the spool (counted there) */
 };
 
 struct exporter;
@@ -46,6 +49,14 @@ struct exporter_ops {
 	 * 0, or a negative errno with @err saying why (the headers in use stay).
 	 */
 	int (*reload)(struct exporter *ex, const struct config *cfg, char *err, size_t err_size);
+	/*
+	 * Optional: keep @batch, not sent, for later (the queue is full, or shutdown gave up on
+	 * it): 0 when kept (counted by the exporter; done() is not called), or a negative errno
+	 * (the batch stays the caller's, to drop and count as it would have).
+	 */
+	int (*spill)(struct exporter *ex, struct queue_batch *batch);
+	/* Optional: shutdown began: start nothing more of the exporter's own (replays). */
+	void (*quiesce)(struct exporter *ex);
 };
 
 /* Embedded as the first member of every exporter. */

@@ -11,6 +11,14 @@
  *
  * Header values are secrets: they go to curl and nowhere else (never logged, curl's
  * verbose mode never turned on).
+ *
+ * With --spool, a batch given up (retry budget spent, shutdown timeout) is written to the
+ * spool (spool.h) as the bytes it was sent as, and so is what the pipeline spills (spill op:
+ * the queue full, or still queued at the shutdown timeout). Spooled batches are sent again,
+ * oldest first, one at a time, taking turns with live batches for a free slot, once the
+ * collector answers: a live success, or a replay that works as a probe (at start, then
+ * with a backoff while the collector stays down). A replay is not retried in its slot: on a
+ * retryable failure its file stays and the probe waits.
  */
 #include "export_http.h"
 
@@ -30,6 +38,7 @@
 #include "export_wire.h"
 #include "log.h"
 #include "retry.h"
+#include "spool.h"
 #include "stats.h"
 #include "text.h"
 
@@ -38,6 +47,8 @@
 #endif
 
 #define EXPORT_HTTP_MAX_INFLIGHT 64
+#define PROBE_FIRST_MS		 1000 /* a replay failed: try again this much later, doubling */
+#define PROBE_MAX_MS		 5000 /* up to this (the retry policy's cap) */
 #define ERR_MSG_CAP		 256
 #define GRPC_PATH		 "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 #define TRACES_PATH		 "v1/traces" /* the OTLP/HTTP signal path */
@@ -69,6 +80,14 @@ struct http_slot {
 	const struct curl_slist *headers; /* the header list the easy handle was given */
 	char errbuf[CURL_ERROR_SIZE];
 	char last_error[2 * ERR_MSG_CAP]; /* why the last attempt failed, for the give-up message */
+
+	/* A replay of a spool file (batch is NULL): its body is in body. */
+	bool replay;
+	bool replay_dup; /* the file was in flight when an earlier run gave it up */
+	uint64_t replay_id;
+	size_t replay_spans;
+	size_t replay_rejected; /* refused in a partial success */
+	bool was_sending;	/* given up by abort() while its request was out */
 };
 
 struct export_http {
@@ -99,11 +118,19 @@ struct export_http {
 	bool closing;
 	bool curl_ready;
 	uint64_t rnd;
+	struct spool *spool;	  /* --spool, or NULL */
+	uint32_t spool_format;	  /* SPOOL_F_* of the bodies this run sends */
+	struct loop_timer *probe; /* replay again after a failed one (or at start) */
+	uint64_t probe_ms;	  /* the next wait after a failed replay */
+	bool outage;		  /* a retryable failure and no success since */
+	bool quiesced;		  /* shutdown: no more replays */
+	unsigned n_replay;	  /* replays in flight (at most 1) */
 	struct log_ratelimit rl_transport, rl_refused, rl_partial, rl_expired, rl_internal;
 	struct log_ratelimit rl_bad_count, rl_unconfirmed;
 };
 
 static const struct exporter_ops export_http_ops;
+static const struct exporter_ops export_http_spool_ops;
 
 /* ---- small helpers --------------------------------------------------------------------- */
 
@@ -114,6 +141,12 @@ static uint64_t next_rnd(struct export_http *ex)
 	ex->rnd ^= ex->rnd << 25;
 	ex->rnd ^= ex->rnd >> 27;
 	return ex->rnd * 2685821657736338717ULL;
+}
+
+/* The spans of the slot's batch, or of its spool file. */
+static size_t slot_spans(const struct http_slot *slot)
+{
+	return slot->batch ? slot->batch->n : slot->replay_spans;
 }
 
 /* ---- per-request callbacks ------------------------------------------------------------- */
@@ -162,20 +195,91 @@ static void slots_wake(struct export_http *ex)
 	}
 }
 
+/* The slot is free again. */
+static void slot_release(struct http_slot *slot)
+{
+	struct export_http *ex = slot->ex;
+
+	if (slot->replay)
+		ex->n_replay--;
+	slot->batch = NULL;
+	slot->replay = false;
+	slot->was_sending = false;
+	slot->state = SLOT_FREE;
+	slot->deferred = 0;
+	ex->n_active--;
+}
+
+/*
+ * A live batch given up (@res) that the spool can keep: written as it was sent. Returns
+ * EXPORT_SPOOLED, or @res when it was not kept (no spool, not encoded, the write failed).
+ */
+static enum export_result slot_spool(struct http_slot *slot, enum export_result res)
+{
+	struct export_http *ex = slot->ex;
+	uint32_t flags = ex->spool_format | (slot->was_sending ? SPOOL_F_SENT : 0);
+	size_t n = slot->batch->n;
+
+	if (!ex->spool || slot->deferred ||
+	    (res != EXPORT_FAIL_EXPIRED && res != EXPORT_FAIL_SHUTDOWN))
+		return res;
+	if (spool_put(ex->spool, slot->req, slot->req_len, (uint32_t)n, flags) < 0) {
+		stats.spool_failed += n;
+		return res;
+	}
+	log_debug("export: a batch of %zu spans spooled", n);
+	return EXPORT_SPOOLED;
+}
+
+static void replay_pump(struct export_http *ex, bool probe);
+
+/* A replay ended: its file goes when it was delivered or refused for good, else stays. */
+static void replay_finish(struct http_slot *slot, enum export_result res)
+{
+	struct export_http *ex = slot->ex;
+	size_t n = slot->replay_spans;
+
+	if (res == EXPORT_OK) {
+		stats.replayed_spans += n - (slot->replay_rejected < n ? slot->replay_rejected : n);
+		stats.replayed_batches++;
+		if (slot->replay_dup)
+			stats.spool_duplicates += n;
+		spool_remove(ex->spool, slot->replay_id);
+	} else if (res == EXPORT_FAIL_REJECTED) {
+		stats.failed_batches++;
+		stats.dropped[STATS_DROP_NOT_RETRYABLE] += n;
+		spool_remove(ex->spool, slot->replay_id);
+	} else if (slot->was_sending) {
+		spool_mark_sent(ex->spool, slot->replay_id);
+	}
+	slot_release(slot);
+	/* Live batches first to the slot a replay leaves, then the next replay. */
+	if (ex->base.done && !ex->aborting)
+		ex->base.done(ex->base.done_ctx, NULL, EXPORT_OK);
+	replay_pump(ex, false);
+}
+
 static void slot_finish(struct http_slot *slot, enum export_result res)
 {
 	struct export_http *ex = slot->ex;
 	struct queue_batch *batch = slot->batch;
 
 	slot->backoff = false;
-	if (res == EXPORT_OK)
+	if (res == EXPORT_OK) {
+		ex->outage = false;
+		ex->probe_ms = 0;
 		slots_wake(ex);
+	}
+	if (slot->replay) {
+		replay_finish(slot, res);
+		return;
+	}
+	res = slot_spool(slot, res);
 	if (res == EXPORT_FAIL_REJECTED || res == EXPORT_FAIL_EXPIRED)
 		stats.failed_batches++;
-	slot->batch = NULL;
-	slot->state = SLOT_FREE;
-	slot->deferred = 0;
-	ex->n_active--;
+	slot_release(slot);
+	/* A replay first to the slot a live batch leaves: they take turns. */
+	replay_pump(ex, false);
 	if (ex->base.done)
 		ex->base.done(ex->base.done_ctx, batch, res);
 }
@@ -190,18 +294,24 @@ static void slot_defer(struct http_slot *slot, enum export_result res)
 }
 
 static int slot_send(struct http_slot *slot);
+static void replay_failed(struct http_slot *slot);
 
 static void slot_retry_or_expire(struct http_slot *slot, int64_t hint_ms)
 {
 	struct export_http *ex = slot->ex;
 	uint64_t now = clock_mono_ms(), wait;
 
+	ex->outage = true;
+	if (slot->replay) {
+		replay_failed(slot);
+		return;
+	}
 	if (retry_next(&ex->policy, &slot->retry, now, hint_ms, next_rnd(ex), &wait)) {
 		stats.retries++;
 		log_limited(&ex->rl_transport, LOG_LVL_WARN,
 			    "export to %s failed: %s; retrying in %.1f s", ex->display,
 			    slot->last_error, (double)wait / 1000.0);
-		log_debug("export: batch of %zu spans, attempt %u in %llu ms", slot->batch->n,
+		log_debug("export: batch of %zu spans, attempt %u in %llu ms", slot_spans(slot),
 			  slot->retry.attempts, (unsigned long long)wait);
 		slot->state = SLOT_WAITING;
 		/* on our own backoff unless the server asked for longer */
@@ -215,7 +325,7 @@ static void slot_retry_or_expire(struct http_slot *slot, int64_t hint_ms)
 	log_limited(
 		&ex->rl_expired, LOG_LVL_ERROR,
 		"export to %s: giving up on a batch of %zu spans after %u attempts in %.1f s: %s",
-		ex->display, slot->batch->n, slot->retry.attempts,
+		ex->display, slot_spans(slot), slot->retry.attempts,
 		(double)(now - slot->retry.first_ms) / 1000.0, slot->last_error);
 	slot_finish(slot, EXPORT_FAIL_EXPIRED);
 }
@@ -226,7 +336,7 @@ static void slot_refused(struct http_slot *slot, const char *what)
 
 	log_limited(&ex->rl_refused, LOG_LVL_ERROR,
 		    "export to %s: collector refused a batch of %zu spans: %s (not retried)",
-		    ex->display, slot->batch->n, what);
+		    ex->display, slot_spans(slot), what);
 	slot_finish(slot, EXPORT_FAIL_REJECTED);
 }
 
@@ -244,7 +354,7 @@ static void count_partial(struct http_slot *slot, const struct export_wire_verdi
 		log_limited(&ex->rl_bad_count, LOG_LVL_WARN,
 			    "export to %s: the collector claims it rejected %lld spans of a batch "
 			    "of %zu; counted as %lld",
-			    ex->display, (long long)v->claimed, slot->batch->n,
+			    ex->display, (long long)v->claimed, slot_spans(slot),
 			    (long long)v->rejected);
 	}
 	if (v->rejected <= 0) {
@@ -254,10 +364,12 @@ static void count_partial(struct http_slot *slot, const struct export_wire_verdi
 		return;
 	}
 	stats.partial_rejected += (uint64_t)v->rejected;
-	slot->batch->rejected = (size_t)v->rejected;
+	if (slot->batch)
+		slot->batch->rejected = (size_t)v->rejected;
+	slot->replay_rejected = (size_t)v->rejected;
 	log_limited(&ex->rl_partial, LOG_LVL_WARN,
 		    "export to %s: collector rejected %lld of %zu spans%s%s", ex->display,
-		    (long long)v->rejected, slot->batch->n, msg[0] ? ": " : "", msg);
+		    (long long)v->rejected, slot_spans(slot), msg[0] ? ": " : "", msg);
 }
 
 /*
@@ -268,11 +380,13 @@ static void count_unconfirmed(struct http_slot *slot, const char *what)
 {
 	struct export_http *ex = slot->ex;
 
-	stats.unconfirmed += slot->batch->n;
-	slot->batch->rejected = slot->batch->n; /* none of them counts as exported */
+	stats.unconfirmed += slot_spans(slot);
+	if (slot->batch)
+		slot->batch->rejected = slot->batch->n; /* none of them counts as exported */
+	slot->replay_rejected = slot_spans(slot);
 	log_limited(&ex->rl_unconfirmed, LOG_LVL_WARN,
 		    "export to %s: %s; a batch of %zu spans counted as unconfirmed, not exported",
-		    ex->display, what, slot->batch->n);
+		    ex->display, what, slot_spans(slot));
 }
 
 static bool curl_code_retryable(CURLcode rc)
@@ -381,7 +495,7 @@ static void transport_failed(struct http_slot *slot, CURLcode rc)
 		    fix);
 	log_limited(&ex->rl_refused, LOG_LVL_ERROR,
 		    "export to %s failed: %s (not retried; %zu spans dropped)", ex->display,
-		    slot->last_error, slot->batch->n);
+		    slot->last_error, slot_spans(slot));
 	slot_finish(slot, EXPORT_FAIL_REJECTED);
 }
 
@@ -429,7 +543,7 @@ static void slot_completed(struct http_slot *slot, CURLcode rc)
 
 	slot->state = SLOT_WAITING;
 	if (rc != CURLE_OK) {
-		log_debug("export: batch of %zu spans: %s after %llu ms", slot->batch->n,
+		log_debug("export: batch of %zu spans: %s after %llu ms", slot_spans(slot),
 			  curl_easy_strerror(rc), (unsigned long long)(us / 1000));
 		transport_failed(slot, rc);
 		return;
@@ -440,10 +554,10 @@ static void slot_completed(struct http_slot *slot, CURLcode rc)
 	stats.export_latency_us_sum += us;
 	if (us > stats.export_latency_us_max)
 		stats.export_latency_us_max = us;
-	log_debug("export: batch of %zu spans: HTTP %ld in %llu ms (attempt %u)", slot->batch->n,
+	log_debug("export: batch of %zu spans: HTTP %ld in %llu ms (attempt %u)", slot_spans(slot),
 		  status, (unsigned long long)(us / 1000), slot->retry.attempts);
 	export_wire_verdict(&slot->answer, ex->grpc, status, version == CURL_HTTP_VERSION_2_0,
-			    slot->batch->n, (int64_t)(clock_real_ns() / 1000000000), &v);
+			    slot_spans(slot), (int64_t)(clock_real_ns() / 1000000000), &v);
 	slot_answered(slot, &v, status);
 }
 
@@ -549,6 +663,125 @@ static int eh_submit(struct exporter *base, struct queue_batch *batch)
 	return 0;
 }
 
+/* ---- the spool ------------------------------------------------------------------------- */
+
+/* A free slot, or NULL. */
+static struct http_slot *slot_free(struct export_http *ex)
+{
+	for (unsigned i = 0; i < ex->max_inflight; i++)
+		if (ex->slots[i].state == SLOT_FREE)
+			return &ex->slots[i];
+	return NULL;
+}
+
+/* The oldest spool file this run can send into @slot's body: 0, or -ENOENT when none. */
+static int replay_load(struct export_http *ex, struct http_slot *slot, struct spool_hdr *h)
+{
+	int rc;
+
+	while ((rc = spool_read_oldest(ex->spool, &slot->body, &slot->replay_id, h)) == 0) {
+		if ((h->flags & SPOOL_F_FORMAT) == ex->spool_format)
+			return 0;
+		spool_reject(ex->spool, slot->replay_id,
+			     "written for another --protocol or --compression");
+	}
+	if (rc != -ENOENT)
+		log_limited(&ex->rl_internal, LOG_LVL_ERROR, "export: cannot read the spool: %s",
+			    strerror(-rc));
+	return rc;
+}
+
+/*
+ * Send the oldest spool file if the collector is believed up (or as a probe), a slot is
+ * free, no other replay is out, and shutdown has not begun.
+ */
+static void replay_pump(struct export_http *ex, bool probe)
+{
+	struct http_slot *slot;
+	struct spool_hdr h;
+
+	if (!ex->spool || ex->quiesced || ex->aborting || ex->closing || ex->n_replay ||
+	    (ex->outage && !probe) || !spool_files(ex->spool) || !(slot = slot_free(ex)))
+		return;
+	if (replay_load(ex, slot, &h) < 0) {
+		if (spool_files(ex->spool))
+			replay_failed(NULL);
+		return;
+	}
+	ex->n_active++;
+	ex->n_replay++;
+	slot->replay = true;
+	slot->replay_dup = h.flags & SPOOL_F_SENT;
+	slot->replay_spans = h.n_spans;
+	slot->replay_rejected = 0;
+	slot->deferred = 0;
+	slot->req = slot->body.data;
+	slot->req_len = slot->body.len;
+	retry_state_start(&slot->retry, clock_mono_ms());
+	log_debug("export: replaying a spooled batch of %u spans", h.n_spans);
+	if (slot_send(slot) < 0) {
+		slot->state = SLOT_WAITING;
+		slot_retry_or_expire(slot, -1);
+	}
+}
+
+/* A replay (@slot, or none: the spool could not be read) failed: try again later. */
+static void replay_failed(struct http_slot *slot)
+{
+	struct export_http *ex = slot ? slot->ex : NULL;
+
+	if (slot) {
+		log_limited(&ex->rl_transport, LOG_LVL_WARN,
+			    "export to %s failed: %s; %zu spooled batches wait", ex->display,
+			    slot->last_error, spool_files(ex->spool));
+		slot_release(slot);
+	}
+	ex->probe_ms = ex->probe_ms ? ex->probe_ms * 2 : PROBE_FIRST_MS;
+	if (ex->probe_ms > PROBE_MAX_MS)
+		ex->probe_ms = PROBE_MAX_MS;
+	if (!ex->quiesced)
+		loop_timer_arm(ex->probe, ex->probe_ms);
+}
+
+static void on_probe(struct loop *loop, void *ctx)
+{
+	replay_pump(ctx, true);
+}
+
+/* The pipeline's spill op: encode @batch and keep it in the spool, unsent. */
+static int eh_spill(struct exporter *base, struct queue_batch *batch)
+{
+	struct export_http *ex = (struct export_http *)base;
+	struct http_slot tmp;
+	int rc;
+
+	if (!ex->spool)
+		return -ENOTSUP;
+	/* the encoder and framing buffers of a slot of its own, freed at once */
+	memset(&tmp, 0, sizeof(tmp));
+	otlp_buf_init(&tmp.enc);
+	buf_init(&tmp.body, OTLP_BUF_MAX);
+	tmp.batch = batch;
+	rc = slot_encode(ex, &tmp);
+	if (rc == 0)
+		rc = spool_put(ex->spool, tmp.req, tmp.req_len, (uint32_t)batch->n,
+			       ex->spool_format);
+	if (rc < 0)
+		stats.spool_failed += batch->n;
+	otlp_buf_release(&tmp.enc);
+	buf_free(&tmp.body);
+	return rc;
+}
+
+static void eh_quiesce(struct exporter *base)
+{
+	struct export_http *ex = (struct export_http *)base;
+
+	ex->quiesced = true;
+	if (ex->probe)
+		loop_timer_disarm(ex->probe);
+}
+
 static bool eh_busy(const struct exporter *base)
 {
 	const struct export_http *ex = (const struct export_http *)base;
@@ -566,11 +799,14 @@ static void eh_abort(struct exporter *base)
 	struct export_http *ex = (struct export_http *)base;
 
 	ex->aborting = true;
+	if (ex->probe)
+		loop_timer_disarm(ex->probe);
 	for (unsigned i = 0; i < ex->max_inflight; i++) {
 		struct http_slot *slot = &ex->slots[i];
 
 		if (slot->state == SLOT_FREE)
 			continue;
+		slot->was_sending = slot->state == SLOT_SENDING;
 		if (slot->state == SLOT_SENDING)
 			export_curl_remove(ex->curl, slot->easy);
 		loop_timer_disarm(slot->timer);
@@ -600,6 +836,11 @@ static void eh_free(struct exporter *base)
 			export_wire_answer_release(&slot->answer);
 		}
 	}
+	if (spool_files(ex->spool))
+		log_info("spool: %zu batches (%llu bytes) wait in the spool for the next run",
+			 spool_files(ex->spool), (unsigned long long)spool_bytes(ex->spool));
+	spool__free(ex->spool);
+	loop_timer__free(ex->probe);
 	export_curl__free(ex->curl);
 	curl_slist_free_all(ex->headers);
 	for (size_t i = 0; i < ex->n_retired; i++)
@@ -622,6 +863,18 @@ static const struct exporter_ops export_http_ops = {
 	.abort = eh_abort,
 	.free = eh_free,
 	.reload = eh_reload,
+};
+
+/* With --spool: the same, and what the pipeline cannot hold goes to the spool. */
+static const struct exporter_ops export_http_spool_ops = {
+	.submit = eh_submit,
+	.busy = eh_busy,
+	.pending = eh_pending,
+	.abort = eh_abort,
+	.free = eh_free,
+	.reload = eh_reload,
+	.spill = eh_spill,
+	.quiesce = eh_quiesce,
 };
 
 /* ---- construction ---------------------------------------------------------------------- */
@@ -1139,6 +1392,36 @@ static int setup_slots(struct export_http *ex, const struct config *cfg, char *e
 	return 0;
 }
 
+/* --spool: open it (before the privilege drop), and replay what it holds from the start. */
+static int setup_spool(struct export_http *ex, const struct config *cfg, char *err, size_t err_size)
+{
+	struct spool_cfg sc = {.dir = cfg->spool_dir, .max_bytes = cfg->spool_bytes};
+
+	ex->spool = spool__open(&sc, err, err_size);
+	if (!ex->spool)
+		return -EINVAL;
+	ex->probe = loop_timer__new(ex->loop, on_probe, ex);
+	if (!ex->probe) {
+		snprintf(err, err_size, "out of memory");
+		return -ENOMEM;
+	}
+	ex->spool_format = (ex->gzip ? SPOOL_F_GZIP : 0) | (ex->grpc ? SPOOL_F_GRPC : 0) |
+			   (ex->proto == CONFIG_PROTO_HTTP_JSON ? SPOOL_F_JSON : 0);
+	ex->base.ops = &export_http_spool_ops;
+	if (spool_files(ex->spool))
+		loop_timer_arm(ex->probe, 0);
+	return 0;
+}
+
+int export_http_spool_check(struct exporter *base, char *err, size_t err_size)
+{
+	struct export_http *ex = (struct export_http *)base;
+
+	if (base->ops != &export_http_spool_ops)
+		return 0;
+	return spool_check_access(ex->spool, err, err_size);
+}
+
 /* The exporter's settings from @cfg, before anything that can fail. */
 static struct export_http *eh_alloc(struct loop *loop, const struct config *cfg,
 				    const struct otlp_resource_cfg *res)
@@ -1219,6 +1502,8 @@ struct exporter *export_http__new(struct loop *loop, const struct config *cfg,
 	rc = eh_prepare(ex, cfg, err, err_size);
 	if (rc == 0)
 		rc = setup_slots(ex, cfg, err, err_size);
+	if (rc == 0 && cfg->spool_dir)
+		rc = setup_spool(ex, cfg, err, err_size);
 	if (rc < 0)
 		goto cleanup;
 	log_debug("export: %s to %s, %u request(s) at a time, %s", ex->base.name, ex->display,

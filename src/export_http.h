@@ -24,6 +24,13 @@ struct exporter *export_http__new(struct loop *loop, const struct config *cfg,
 				  const struct otlp_resource_cfg *res, char *err, size_t err_size);
 
 /*
+ * After the privilege drop: with --spool, can the process, as it now is, write the spool
+ * directory (spool_check_access)? 0 when it can or there is no spool, else a negative
+ * errno with a message in @err saying what to do. @ex must be an export_http__new() one.
+ */
+int export_http_spool_check(struct exporter *ex, char *err, size_t err_size);
+
+/*
  * --check: send one empty ExportTraceServiceRequest to the collector as the exporter would
  * (URL, protocol, headers, TLS, timeout) and wait for the answer. Returns 0 when it was
  * accepted with a valid OTLP answer, else a negative errno; either way @msg says what

@@ -472,6 +472,10 @@ static int app_start(struct app *app)
 	po.discover = source_usdt_discovering(app->usdt);
 	if (privs_drop(&po, err, sizeof(err)) < 0)
 		goto fail;
+	/* The spool's files are written and removed as the user we are now. */
+	if (app->cfg.exporter == CONFIG_EXPORTER_OTLP &&
+	    export_http_spool_check(app->ex, err, sizeof(err)) < 0)
+		goto fail;
 	/*
 	 * libcurl opens these at each https connection, as the user we are now: fail now, not
 	 * then (export_http checked them as the user we were).

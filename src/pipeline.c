@@ -116,8 +116,14 @@ static void pipeline_check_idle(struct pipeline *p)
 static void pipeline_done(void *ctx, struct queue_batch *batch, enum export_result res)
 {
 	struct pipeline *p = ctx;
-	size_t n = batch->n;
+	size_t n;
 
+	if (!batch) { /* room freed up: the exporter's own request finished */
+		pipeline_pump(p);
+		pipeline_check_idle(p);
+		return;
+	}
+	n = batch->n;
 	switch (res) {
 	case EXPORT_OK:
 		stats.exported += n - (batch->rejected < n ? batch->rejected : n);
@@ -138,6 +144,7 @@ static void pipeline_done(void *ctx, struct queue_batch *batch, enum export_resu
 		stats.dropped[STATS_DROP_OUTPUT] += n;
 		break;
 	case EXPORT_HELD:
+	case EXPORT_SPOOLED:
 		break; /* the exporter counts them, once each, as it writes them */
 	}
 	queue_release_batch(p->queue, batch);
@@ -254,12 +261,27 @@ static void pipeline_pump(struct pipeline *p)
 	p->pumping = false;
 }
 
+/*
+ * The exporter keeps batches for later (a spool): the oldest waiting spans go there as one
+ * batch, rather than new ones being dropped. @why counts them when that fails too.
+ */
+static void pipeline_spill(struct pipeline *p, struct queue_batch *batch, enum stats_drop why)
+{
+	if (p->ex->ops->spill(p->ex, batch) < 0)
+		stats.dropped[why] += batch->n;
+	queue_release_batch(p->queue, batch);
+}
+
 /* Queue a span (volume_out_fn: the volume rules pass kept spans here). */
 static void pipeline_queue(void *ctx, struct span *span)
 {
 	struct pipeline *p = ctx;
+	struct queue_batch batch;
 
 	queue_set_clock(p->queue, clock_mono_ms());
+	if (p->ex->ops->spill && queue_nearly_full(p->queue) &&
+	    queue_take_batch(p->queue, &batch) > 0)
+		pipeline_spill(p, &batch, STATS_DROP_QUEUE_FULL);
 	if (queue_push_take(p->queue, span) < 0) {
 		log_limited(&p->rl_full, LOG_LVL_WARN,
 			    "queue full (%zu spans held): dropping spans; raise --queue-size or "
@@ -389,6 +411,8 @@ void pipeline_flush(struct pipeline *p)
 	if (p->volume)
 		volume_flush(p->volume);
 	p->flushing = true;
+	if (p->ex->ops->quiesce)
+		p->ex->ops->quiesce(p->ex);
 	pipeline_pump(p);
 	pipeline_check_idle(p);
 }
@@ -409,6 +433,10 @@ void pipeline_abort(struct pipeline *p)
 	if (p->volume)
 		stats.dropped[STATS_DROP_SHUTDOWN] += volume_abort(p->volume);
 	while (queue_take_batch(p->queue, &batch) > 0) {
+		if (p->ex->ops->spill) {
+			pipeline_spill(p, &batch, STATS_DROP_SHUTDOWN);
+			continue;
+		}
 		stats.dropped[STATS_DROP_SHUTDOWN] += batch.n;
 		queue_release_batch(p->queue, &batch);
 	}

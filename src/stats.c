@@ -109,6 +109,31 @@ const struct stats_counter stats_counters[] = {
 	 "Export requests retried.", S(retries)},
 	{E, "failed_batches", false, "batches_failed_total",
 	 "Batches given up (not retryable, or out of retries).", S(failed_batches)},
+	{E, "spooled", true, "spans_spooled_total",
+	 "Spans written to the --spool directory: not delivered in time (retry budget, "
+	 "shutdown timeout, queue full), sent again once the collector answers.",
+	 S(spooled_spans)},
+	{E, "spooled_batches", true, "spool_batches_written_total",
+	 "Batches (files) written to the spool.", S(spooled_batches)},
+	{E, "spooled_bytes", true, "spool_bytes_written_total",
+	 "Bytes written to the spool, file headers included.", S(spooled_bytes)},
+	{E, "replayed", true, "spans_replayed_total",
+	 "Spooled spans the collector accepted (in this run or after a restart).",
+	 S(replayed_spans)},
+	{E, "replayed_batches", true, "spool_batches_replayed_total",
+	 "Spooled batches delivered.", S(replayed_batches)},
+	{E, "spool_corrupt", true, "spool_corrupt_total",
+	 "Spool files skipped and removed: torn, corrupt (checksum), of another version, or "
+	 "written for another protocol or compression.", S(spool_corrupt)},
+	{E, "spool_evicted", true, "spool_evicted_total",
+	 "Spans of the oldest spool files removed to make room (--spool-size reached).",
+	 S(spool_evicted)},
+	{E, "spool_duplicates", true, "spool_duplicates_total",
+	 "Spooled spans sent again that were in flight when a run gave them up: the collector "
+	 "may have them twice.", S(spool_duplicates)},
+	{E, "spool_failed", true, "spool_failed_total",
+	 "Spans that could not be written to the spool (disk full, I/O error): dropped.",
+	 S(spool_failed)},
 };
 /* clang-format on */
 const size_t stats_n_counters = sizeof(stats_counters) / sizeof(stats_counters[0]);

@@ -70,6 +70,17 @@ struct stats {
 	uint64_t queue_spans;	   /* gauge: spans queued or in flight */
 	uint64_t queue_bytes;	   /* gauge: their payload bytes */
 
+	/* The spool (spool.h). */
+	uint64_t spooled_spans;	   /* spans written to the spool */
+	uint64_t spooled_batches;  /* files written */
+	uint64_t spooled_bytes;	   /* their bytes, headers included */
+	uint64_t replayed_spans;   /* spooled spans the collector accepted */
+	uint64_t replayed_batches; /* spooled batches delivered */
+	uint64_t spool_corrupt;	   /* files skipped and removed: torn, corrupt, unusable */
+	uint64_t spool_evicted;	   /* spans of the oldest files removed when the spool was full */
+	uint64_t spool_duplicates; /* spans sent again that were in flight when a run ended */
+	uint64_t spool_failed;	   /* spans that could not be written (counted dropped too) */
+
 	/* Sources. */
 	uint64_t exe_path_lost;	    /* new processes whose executable path found no room */
 	uint64_t socket_refused;    /* datagrams from a sender not in --socket-allow-uid */

@@ -4,7 +4,7 @@
 
     make_seeds.py TARGET OUTDIR [TESTS_DIR]
 
-TARGET: span, trace_file, config, response, retry, metrics_request, finder. TESTS_DIR defaults to
+TARGET: span, trace_file, config, response, retry, metrics_request, finder, spool. TESTS_DIR defaults to
 tests/ next to this file. Each seed is one file named by its SHA-1. The input layout of each
 target is described at the top of its tests/fuzz/fuzz_<target>.c.
 """
@@ -244,9 +244,28 @@ def gen_finder(tests, put):
         put(b"\x01\x04" + bytes([len(home)]) + home.encode() + cmd)
 
 
+def spool_file(payload, n_spans=1, flags=0, version=1):
+    import struct
+    import zlib
+    head = b"CLNSPOOL" + struct.pack("<IIIIQI", version, flags, n_spans, 0, len(payload),
+                                     zlib.crc32(payload))
+    return head + struct.pack("<I", zlib.crc32(head)) + payload
+
+
+def gen_spool(tests, put):
+    """Spool files (src/spool.h), good and broken, for the parser (0) and the directory (1)."""
+    good = [spool_file(b""), spool_file(b"\n\x04spans", 3, 1), spool_file(b"x" * 300, 7, 9)]
+    bad = [good[1][:20], good[1][:-2], good[1] + b"\0", spool_file(b"abc", version=2),
+           bytes([good[1][0] ^ 1]) + good[1][1:]]
+    for f in good + bad:
+        put(b"\x00" + f)
+        put(b"\x01" + f)
+
+
 GENERATORS = {"span": gen_span, "trace_file": gen_trace_file, "config": gen_config,
               "response": gen_response, "retry": gen_retry,
-              "metrics_request": gen_metrics_request, "finder": gen_finder}
+              "metrics_request": gen_metrics_request, "finder": gen_finder,
+              "spool": gen_spool}
 
 if __name__ == "__main__":
     main()

@@ -47,7 +47,9 @@ FAMILIES.update(dict.fromkeys(["cln_otlp_%s_total" % n for n in (
     "span_events_dropped", "partial_bad_count", "spans_unconfirmed", "socket_refused",
     "files_refused", "nodes_identified", "node_untrusted", "node_table_full", "span_errors",
     "span_metrics_folded", "spans_sampled_out", "traces_cut_short", "traces_kept",
-    "spans_dropped_by_rule")], "counter"),
+    "spans_dropped_by_rule", "spans_spooled", "spool_batches_written", "spool_bytes_written",
+    "spans_replayed", "spool_batches_replayed", "spool_corrupt", "spool_evicted",
+    "spool_duplicates", "spool_failed")], "counter"),
     cln_otlp_export_latency_seconds="summary", cln_otlp_span_duration_seconds="histogram")
 REJECT_REASONS = ("too_long", "empty", "invalid_json", "missing_field", "bad_id", "bad_parent_id",
                   "bad_trace_id", "bad_time", "bad_field", "too_many_tags", "nomem")
@@ -218,6 +220,11 @@ def metrics(tmp):
         ("cln_otlp_nodes_identified_total", 0), ("cln_otlp_node_untrusted_total", 0),
         ("cln_otlp_node_table_full_total", 0), ("cln_otlp_spans_sampled_out_total", 0),
         ("cln_otlp_traces_cut_short_total", 0))})
+    # No --spool: its counters are there, at 0.
+    want.update({("cln_otlp_%s_total" % n, ()): 0 for n in (
+        "spans_spooled", "spool_batches_written", "spool_bytes_written", "spans_replayed",
+        "spool_batches_replayed", "spool_corrupt", "spool_evicted", "spool_duplicates",
+        "spool_failed")})
     want[("cln_otlp_build_info", ("version", version))] = 1
     # No volume option: no rule series, no trace kept by the volume rules.
     want.update({("cln_otlp_traces_kept_total", ("reason", r)): 0

@@ -196,11 +196,11 @@ static void test_render_values(void)
 	CHECK_MSG(len < 16384, "text %zu bytes, well under the 32 KiB cap", len);
 	samples = check_structure(buf);
 	/*
-	 * 3 sources + 11 reasons + drop reasons + 2 closes + 2 summary + 32 single samples +
+	 * 3 sources + 11 reasons + drop reasons + 2 closes + 2 summary + 41 single samples +
 	 * keep reasons + 2 rules + 2 span metrics folded (no span seen: no histogram or error
 	 * series)
 	 */
-	CHECK_MSG(samples == 3 + (SPAN_REJECT__MAX - 1) + STATS_DROP__MAX + 2 + 2 + 32 +
+	CHECK_MSG(samples == 3 + (SPAN_REJECT__MAX - 1) + STATS_DROP__MAX + 2 + 2 + 41 +
 				     STATS_KEEP__MAX + 2 + 2,
 		  "samples: %d", samples);
 

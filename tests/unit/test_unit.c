@@ -1062,6 +1062,8 @@ static cJSON *config_to_json(const struct config *c)
 	cJSON_AddBoolToObject(o, "tls_skip_verify", c->tls_skip_verify);
 	cJSON_AddNumberToObject(o, "max_inflight", c->max_inflight);
 	cJSON_AddNumberToObject(o, "retry_max_elapsed_ms", (double)c->retry_max_elapsed_ms);
+	cJSON_AddItemToObject(o, "spool_dir", str_or_null(c->spool_dir));
+	cJSON_AddNumberToObject(o, "spool_bytes", (double)c->spool_bytes);
 
 	cJSON_AddNumberToObject(o, "max_queue_spans", (double)c->max_queue_spans);
 	cJSON_AddNumberToObject(o, "max_queue_bytes", (double)c->max_queue_bytes);
