@@ -20,7 +20,14 @@ markdown table (figures, not pass/fail). Needs root (eBPF) and a build (scripts/
      interleaved, medians; beside main's cln-otlp when --main BIN is given (--node-cost: this
      part alone).
 
-usage: bench/run.py [--build DIR] [--runs N] [--quick] [--volume] [--node-cost] [--main BIN]
+  7. Footprint (--footprint: this part alone): RSS and PSS (/proc/PID/smaps_rollup) at rest
+     and at 1,000 spans/s, CPU (utime + stime over a fixed window) idle and at 1,000
+     spans/s, attached with eBPF and exporting to the mock collector, with the defaults, with
+     --ringbuf-size 16M, and with the binary of --old-build (today's main), side by side;
+     and the memory one queued span costs while the collector is down.
+
+usage: bench/run.py [--build DIR] [--old-build DIR] [--runs N] [--quick] [--volume]
+                    [--node-cost] [--main BIN] [--footprint]
 """
 import argparse
 import json
@@ -42,6 +49,8 @@ ap.add_argument("--quick", action="store_true", help="fewer spans and runs (a sm
 ap.add_argument("--volume", action="store_true", help="only the volume figures (no root needed)")
 ap.add_argument("--node-cost", action="store_true", help="only the node's cost per span by path")
 ap.add_argument("--main", help="cln-otlp built from main, compared in the node cost figures")
+ap.add_argument("--footprint", action="store_true", help="only the footprint figures")
+ap.add_argument("--old-build", help="a build of the code to compare with (footprint)")
 args = ap.parse_args()
 if os.geteuid() != 0 and not args.volume:
     sys.exit("bench: needs root (eBPF); run scripts/test.sh first to build")
@@ -156,7 +165,7 @@ class Tracer:
 
 
 def probe_cost():
-    log("1/5 cost per probe hit")
+    log("1/7 cost per probe hit")
     setups = [("no tracer", None), ("cln-otlp", "cln-otlp")]
     if bpftrace:
         setups.append(("bpftrace one-liner (strlen 200)", "bpftrace"))
@@ -223,7 +232,7 @@ def intact_bpftrace(out_path, fired):
 
 
 def intact():
-    log("2/5 spans delivered intact")
+    log("2/7 spans delivered intact")
     spans_file = sum(1 for l in open(capture) if l.startswith("span_emit"))
     target = 20000 if args.quick else 100000
     repeat = -(-target // spans_file)
@@ -254,7 +263,7 @@ def intact():
 
 
 def end_to_end():
-    log("3/5 bridge CPU and RSS, end to end with gzip")
+    log("3/7 bridge CPU and RSS, end to end with gzip")
     n_target = 50000 if args.quick else 200000
     spans_file = sum(1 for l in open(capture) if l.startswith("span_emit"))
     repeat = -(-n_target // spans_file)
@@ -299,7 +308,7 @@ def end_to_end():
 
 
 def encode():
-    log("4/5 parse + map + encode")
+    log("4/7 parse + map + encode")
     r = subprocess.run([bench_encode, "--rounds", str(max(args.runs, 5))] +
                        [os.path.join(data, f) for f in sorted(os.listdir(data))],
                        capture_output=True, text=True, check=True)
@@ -323,7 +332,7 @@ VOLUME_RULES = (("no rule", []), ("--drop-span 'db_*<1ms'", ["--drop-span", "db_
 def volume():
     """Spans and bytes exported, and CPU per run, with each set of volume rules."""
     import resource
-    log("5/5 volume control")
+    log("5/7 volume control")
     files = [a for f in sorted(os.listdir(data)) for a in ("--file", os.path.join(data, f))]
     rows = []
     for label, rule in VOLUME_RULES:
@@ -340,6 +349,101 @@ def volume():
                     for rs in json.loads(line)["resourceSpans"] for ss in rs["scopeSpans"])
         rows.append((label, spans, len(r.stdout), statistics.median(cpu)))
     return rows
+
+
+def proc_mem(pid):
+    """(VmRSS, PSS) in MiB."""
+    rss = next(int(l.split()[1]) for l in open(f"/proc/{pid}/status") if l.startswith("VmRSS"))
+    pss = next(int(l.split()[1]) for l in open(f"/proc/{pid}/smaps_rollup")
+               if l.startswith("Pss:"))
+    return rss / 1024, pss / 1024
+
+
+def proc_cpu(pid):
+    st = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def footprint_run(binary, extra, window):
+    """One bridge attached to the emitter, exporting to the mock collector: memory and CPU
+    at rest, then with the emitter at 1,000 spans/s. Returns a dict of figures."""
+    wd = tempfile.mkdtemp(dir=tmp)
+    pf = os.path.join(wd, "ports.json")
+    coll = subprocess.Popen(["/usr/bin/python3", collector, "--proto-py", proto_py, "--http",
+                             "0", "--port-file", pf], stderr=subprocess.DEVNULL)
+    while not os.path.exists(pf):
+        time.sleep(0.05)
+    port = json.load(open(pf))["http"]
+    err = os.path.join(wd, "bridge.err")
+    bridge = subprocess.Popen([binary, "--lightningd", emitter, "--no-plugins", "--endpoint",
+                               f"http://127.0.0.1:{port}", *extra], stderr=open(err, "w"))
+    wait_text(err, "attached", bridge)
+    time.sleep(2)  # start-up done: what stays is the footprint at rest
+    f = {}
+    c0 = proc_cpu(bridge.pid)
+    time.sleep(window)
+    f["cpu_idle"] = 100 * (proc_cpu(bridge.pid) - c0) / window
+    f["rss_rest"], f["pss_rest"] = proc_mem(bridge.pid)
+    n = int(1000 * (window + 3))
+    em = subprocess.Popen([emitter, "--synthetic", str(n), "--size", "280", "--rate", "1000/s",
+                           "--emit-only"], stderr=subprocess.DEVNULL)
+    time.sleep(2)  # the rate settled
+    c0 = proc_cpu(bridge.pid)
+    time.sleep(window)
+    f["cpu_1k"] = 100 * (proc_cpu(bridge.pid) - c0) / window
+    f["rss_1k"], f["pss_1k"] = proc_mem(bridge.pid)
+    em.wait()
+    bridge.send_signal(signal.SIGTERM)
+    bridge.wait()
+    coll.send_signal(signal.SIGTERM)
+    coll.wait()
+    return f
+
+
+def queued_bytes(binary):
+    """Memory per queued span with the collector down: RSS growth over 30,000 spans."""
+    err = os.path.join(tmp, "queued.err")
+    bridge = subprocess.Popen([binary, "--lightningd", emitter, "--no-plugins", "--endpoint",
+                               "http://127.0.0.1:9", "--stats-interval", "0"],
+                              stderr=open(err, "w"))
+    wait_text(err, "attached", bridge)
+    time.sleep(1)
+    r0, _ = proc_mem(bridge.pid)
+    emit(["--synthetic", "30000", "--size", "280", "--rate", "20000/s", "--emit-only"])
+    time.sleep(1)
+    r1, _ = proc_mem(bridge.pid)
+    bridge.send_signal(signal.SIGTERM)
+    bridge.wait()
+    return (r1 - r0) * 1024 * 1024 / 30000
+
+
+def footprint():
+    log("7/7 footprint: RSS, PSS and CPU at rest and at 1,000 spans/s")
+    window = 5 if args.quick else 10
+    setups = [("defaults", cln_otlp, []), ("--ringbuf-size 16M", cln_otlp,
+                                           ["--ringbuf-size", "16M"])]
+    if args.old_build:
+        setups.append(("today's main", os.path.join(args.old_build, "cln-otlp"), []))
+    rows = []
+    for label, binary, extra in setups:
+        runs = [footprint_run(binary, extra, window) for _ in range(args.runs)]
+        rows.append((label, {k: statistics.median(r[k] for r in runs) for k in runs[0]}))
+    return rows, queued_bytes(cln_otlp)
+
+
+def print_footprint(res):
+    rows, per_span = res
+    print("\n**Footprint**, attached with eBPF, exporting to the mock collector (http/protobuf); "
+          "CPU: share of one core (utime + stime over the window), medians:\n")
+    print("| build / options | RSS at rest | PSS at rest | RSS at 1k/s | PSS at 1k/s | "
+          "CPU idle | CPU at 1k/s |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for label, f in rows:
+        print(f"| {label} | {f['rss_rest']:.1f} MiB | {f['pss_rest']:.1f} MiB | "
+              f"{f['rss_1k']:.1f} MiB | {f['pss_1k']:.1f} MiB | {f['cpu_idle']:.2f} % | "
+              f"{f['cpu_1k']:.2f} % |")
+    print(f"\nMemory per queued span (collector down, 30,000 spans of 280 bytes): "
+          f"**{per_span:.0f} bytes**.")
 
 
 def print_volume(rows):
@@ -360,7 +464,7 @@ def voluntary(pid):
 
 def node_cost():
     """The emitter's own CPU per span (ns), and the reader's wake-ups per span, by path."""
-    log("6/6 the node's cost per span, by capture path")
+    log("6/7 the node's cost per span, by capture path")
     n = 3000 if args.quick else 9000
     sock = os.path.join(tmp, "trace.sock")
     nowhere = os.path.join(tmp, "nobody-listens.sock")
@@ -414,6 +518,11 @@ if args.node_cost:
     shutil.rmtree(tmp, ignore_errors=True)
     sys.exit(0)
 
+if args.footprint:
+    print_footprint(footprint())
+    shutil.rmtree(tmp, ignore_errors=True)
+    sys.exit(0)
+
 if args.volume:
     print_volume(volume())
     shutil.rmtree(tmp, ignore_errors=True)
@@ -426,6 +535,7 @@ try:
     enc = encode()
     vol = volume()
     nodec = node_cost()
+    foot = footprint()
 finally:
     pass
 base = cost["no tracer"]
@@ -453,4 +563,5 @@ print("**Parse + map + encode** on one core (bench-encode, real payloads):\n")
 print(enc[enc.index("|"):] if "|" in enc else enc)
 print_volume(vol)
 print_node_cost(nodec)
+print_footprint(foot)
 shutil.rmtree(tmp, ignore_errors=True)

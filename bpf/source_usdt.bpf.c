@@ -7,12 +7,16 @@
  *
  * The JSON is read into a per-CPU scratch buffer (the BPF stack is 512 bytes) and copied
  * into the ring with its real length, so a ring holds as many spans as their bytes allow.
- * Records are submitted without waking the reader; a wake-up is forced only when the ring
- * fills past wakeup_bytes, and the reader also polls on a short timer.
+ * Wake-ups follow the work, not a clock: a record wakes the reader only when the reader had
+ * read everything before it (the kernel's own test, flags 0: the record is at the consumer
+ * position), or when it takes the ring past wakeup_bytes (forced). The reader leaves what a
+ * first wake-up announced in the ring for a few milliseconds, so the records that follow
+ * wake nobody; an idle node causes no wake-up at all.
  * Every failure is counted in a per-CPU counter, never silently lost.
  *
  * Discovery (no source option): one more program, on the sched_process_exec raw tracepoint,
- * writes a header-only exec record for every exec on the host and forces a wake-up, so user
+ * writes a header-only exec record for every exec on the host into a ring of its own (execs)
+ * and forces a wake-up, so user
  * space looks at the new process's binary at once (and attaches before it gets far). Only
  * loaded in that mode.
  */
@@ -35,8 +39,14 @@ const volatile __u64 wakeup_bytes = 1 << 20;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 16 << 20); /* resized before load */
+	__uint(max_entries, 2 << 20); /* resized before load */
 } rb SEC(".maps");
+
+/* Discovery's exec records: read at once, never held back like the spans' ring. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 << 10);
+} execs SEC(".maps");
 
 /* tgids to capture when filter_pids is set. */
 struct {
@@ -84,16 +94,17 @@ static __always_inline bool wanted(__u32 tgid)
 }
 
 /*
- * Wake the reader only for the record that takes the ring past wakeup_bytes. A reader that
- * is awake consumes until the ring is empty, so it needs no more; waking it for every record
- * while it catches up would cost each probe hit a cross-CPU wake-up.
+ * Force a wake-up only for the record that takes the ring past wakeup_bytes; otherwise let
+ * the kernel decide (flags 0): it wakes the reader only when this record is the first one
+ * the reader has not read, i.e. the ring was empty for it. A reader that is awake consumes
+ * until the ring is empty, so it needs no more; waking it for every record while it catches
+ * up would cost each probe hit a cross-CPU wake-up.
  */
 static __always_inline __u64 rb_flags(__u64 size)
 {
 	__u64 avail = bpf_ringbuf_query(&rb, BPF_RB_AVAIL_DATA);
 
-	return avail < wakeup_bytes && avail + size >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
-								    : BPF_RB_NO_WAKEUP;
+	return avail < wakeup_bytes && avail + size >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : 0;
 }
 
 static __always_inline void fill_hdr(struct usdt_record_hdr *h, __u32 kind, __u64 pid_tgid,
@@ -147,13 +158,13 @@ static __always_inline int emit_reserved(const void *json, __u64 pid_tgid, __u64
 	fill_hdr(&rec->hdr, USDT_RECORD_EMIT, pid_tgid, cookie);
 	n = read_emit(rec, json);
 	if (n < 0) {
-		bpf_ringbuf_discard(rec, BPF_RB_NO_WAKEUP);
+		bpf_ringbuf_discard(rec, 0); /* wakes the reader if it waits on this one */
 		return 0;
 	}
 	/* Rare path: the reserved record already counts in the ring's data. */
 	bpf_ringbuf_submit(rec, bpf_ringbuf_query(&rb, BPF_RB_AVAIL_DATA) >= wakeup_bytes
 					? BPF_RB_FORCE_WAKEUP
-					: BPF_RB_NO_WAKEUP);
+					: 0);
 	return 0;
 }
 
@@ -237,7 +248,7 @@ int cln_exec(void *ctx)
 	struct usdt_record_hdr h;
 
 	fill_hdr(&h, USDT_RECORD_EXEC, bpf_get_current_pid_tgid(), 0);
-	if (bpf_ringbuf_output(&rb, &h, sizeof(h), BPF_RB_FORCE_WAKEUP))
+	if (bpf_ringbuf_output(&execs, &h, sizeof(h), BPF_RB_FORCE_WAKEUP))
 		count(USDT_RECORD_CNT_RB_LOST);
 	return 0;
 }

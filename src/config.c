@@ -666,7 +666,7 @@ static const struct opts_option config_options[] = {
 		 "(default: every process running the binaries)"},
 	{.name = "ringbuf-size", .kind = OPTS_SIZE, .arg = "BYTES", FIELD(ringbuf_size),
 	 .min = 4 * CONFIG_KIB, .max = CONFIG_GIB, .unit = "bytes", .check = config_check_pow2,
-	 .def = "16M", .help = "eBPF ring buffer, a power of two from 4K to 1G"},
+	 .def = "2M", .help = "eBPF ring buffer, a power of two from 4K to 1G"},
 
 	SECTION("Export"),
 	{.name = "exporter", .kind = OPTS_ENUM, .arg = "NAME", FIELD(exporter),

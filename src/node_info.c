@@ -19,7 +19,7 @@
 #include "log.h"
 #include "text.h"
 
-#define NI_POLL_MS	  2000 /* how often the socket file is checked */
+#define NI_POLL_MS	  2000 /* how often the socket file is looked for while unconnected */
 #define NI_BACKOFF_MS	  2000 /* first wait after a failure, doubled up to... */
 #define NI_BACKOFF_MAX_MS 60000
 #define NI_N_ATTRS	  4
@@ -130,6 +130,23 @@ static bool ni_locate(struct node_info *ni, char *path, struct stat *st, char *w
 
 /* ---- asking ------------------------------------------------------------------------ */
 
+/*
+ * Arm the tick only while it has something to do: a getinfo deadline, or (unconnected)
+ * looking for the socket and retrying. Connected and answered, nothing polls: lightningd
+ * closing the connection (it stops or restarts) is what tells us to look again.
+ */
+static void ni_schedule(struct node_info *ni)
+{
+	uint64_t now = clock_mono_ms(), deadline;
+
+	if (!ni->conv)
+		loop_timer_arm(ni->timer, NI_POLL_MS);
+	else if (getinfo_waiting(ni->conv, &deadline))
+		loop_timer_arm(ni->timer, deadline > now ? deadline - now : 0);
+	else
+		loop_timer_disarm(ni->timer);
+}
+
 static void ni_close(struct node_info *ni)
 {
 	getinfo__free(ni->conv);
@@ -185,6 +202,7 @@ static void ni_on_answer(void *ctx, const struct getinfo_ident *ident)
 	ni->told_refused = false;
 	if (ni->have_ident && !memcmp(&ni->ident, ident, sizeof(*ident))) {
 		log_debug("lightningd at %s answered getinfo: same node as before", ni->path);
+		ni_schedule(ni);
 		return;
 	}
 	log_info("node %s (alias \"%s\", %s, %s) from %s: spans carry it as cln.node.id, "
@@ -194,6 +212,7 @@ static void ni_on_answer(void *ctx, const struct getinfo_ident *ident)
 	ni->ident = *ident;
 	ni->have_ident = true;
 	ni_rebuild(ni);
+	ni_schedule(ni);
 }
 
 static void ni_on_failed(void *ctx, int err, const char *why)
@@ -224,6 +243,7 @@ static void ni_on_closed(void *ctx, int err)
 	else if (ni->close_backoff_ms < NI_BACKOFF_MAX_MS)
 		ni->close_backoff_ms *= 2;
 	ni->retry_at_ms = now + ni->close_backoff_ms;
+	ni_schedule(ni);
 }
 
 static const struct getinfo_ops ni_ops = {
@@ -323,7 +343,7 @@ static void ni_tick(struct loop *loop, void *ctx)
 	if (now >= ni->retry_at_ms)
 		ni_start(ni);
 rearm:
-	loop_timer_arm(ni->timer, NI_POLL_MS);
+	ni_schedule(ni);
 }
 
 /* ---- life cycle -------------------------------------------------------------------- */

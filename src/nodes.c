@@ -14,7 +14,7 @@
 #include "log.h"
 #include "stats.h"
 
-#define NODES_TICK_MS	     1000
+#define NODES_TICK_MS	     1000 /* a busy finder helper is asked again this much later */
 #define NODES_BACKOFF_MS     2000 /* first wait before asking a node again, doubled up to... */
 #define NODES_BACKOFF_MAX_MS 60000
 #define NODES_N_ATTRS	     5
@@ -77,9 +77,11 @@ struct nodes {
 	struct nodes_node nodes[NODES_MAX_NODES];
 	struct nodes_stats st;
 	bool told_untrusted, told_full;
+	uint64_t tick_at_ms; /* when the armed tick fires */
 };
 
 static void nodes_send(struct nodes *n, uint32_t op, uint32_t pid, uint64_t start);
+static void nodes_schedule(struct nodes *n);
 
 /* ---- pidfds ------------------------------------------------------------------------ */
 
@@ -162,6 +164,7 @@ static void nodes_node_failed(struct nodes_node *nd, const char *why)
 		"lightningd pid %u: no node identity yet (%s); asking again in %.1f s", nd->pid,
 		why, (double)wait / 1000);
 	nd->told = true;
+	nodes_schedule(nd->owner);
 }
 
 static void nodes_on_answer(void *ctx, const struct getinfo_ident *ident)
@@ -207,6 +210,7 @@ static void nodes_on_closed(void *ctx, int err)
 	nodes_close_conv(nd);
 	nd->backoff_ms = NODES_BACKOFF_MS;
 	nodes_retry_later(nd);
+	nodes_schedule(nd->owner);
 }
 
 static const struct getinfo_ops nodes_gi_ops = {
@@ -227,6 +231,7 @@ static void nodes_node_exited(struct loop *loop, int fd, uint32_t events, void *
 	nd->exited = true;
 	nd->exited_ms = clock_mono_ms();
 	log_debug("lightningd pid %u exited", nd->pid);
+	nodes_schedule(nd->owner);
 }
 
 static struct nodes_node *nodes_node_find(struct nodes *n, uint32_t pid, uint64_t start)
@@ -336,6 +341,7 @@ static void nodes_on_connect(struct nodes *n, const struct finder_reply *r, int 
 	nd->conv = getinfo__new(n->loop, fd, r->connecting, ++nd->queries, &nodes_gi_ops, nd);
 	if (!nd->conv)
 		nodes_node_failed(nd, "cannot watch the connection: out of memory");
+	nodes_schedule(n); /* its getinfo has a deadline */
 }
 
 /* ---- processes ----------------------------------------------------------------------- */
@@ -350,6 +356,7 @@ static void nodes_proc_exited(struct loop *loop, int fd, uint32_t events, void *
 	nodes_close_pidfd(pr->owner, &pr->pidfd);
 	pr->exited = true;
 	pr->at_ms = clock_mono_ms();
+	nodes_schedule(pr->owner);
 }
 
 static struct nodes_proc *nodes_proc_find(struct nodes *n, uint32_t pid)
@@ -451,6 +458,7 @@ static void nodes_on_reply(struct nodes *n, const struct finder_reply *r, int fd
 		nodes_on_connect(n, r, fd);
 	else if (fd >= 0)
 		close(fd);
+	nodes_schedule(n); /* a process or node known now may need the tick */
 }
 
 static void nodes_send(struct nodes *n, uint32_t op, uint32_t pid, uint64_t start)
@@ -484,6 +492,7 @@ static void nodes_send(struct nodes *n, uint32_t op, uint32_t pid, uint64_t star
 
 		if (ret == -EAGAIN && pr) {
 			pr->state = NP_QUEUED;
+			nodes_schedule(n);
 			return;
 		}
 	}
@@ -515,6 +524,58 @@ static void nodes_on_helper(struct loop *loop, int fd, uint32_t events, void *ct
 }
 
 /* ---- the tick -------------------------------------------------------------------------- */
+
+/* When @nd next needs the tick, in ms from @now; UINT64_MAX: never (it waits for an event). */
+static uint64_t nodes_node_due(const struct nodes *n, const struct nodes_node *nd, uint64_t now)
+{
+	uint64_t deadline;
+
+	if (nd->exited) /* freed NODES_KEEP_MS after; while a process still uses it, later */
+		return now - nd->exited_ms < NODES_KEEP_MS ? nd->exited_ms + NODES_KEEP_MS - now
+							   : NODES_KEEP_MS / 10;
+	if (nd->conv)
+		return getinfo_waiting(nd->conv, &deadline)
+			       ? (deadline > now ? deadline - now : 0)
+			       : UINT64_MAX; /* answered: its connection says when it closes */
+	if (nd->connecting || n->helper_gone)
+		return UINT64_MAX; /* the finder's answer comes on its socket */
+	return nd->retry_at_ms > now ? nd->retry_at_ms - now : 0;
+}
+
+/*
+ * Arm the tick for the earliest thing due (a retry, a getinfo deadline, an entry to
+ * forget), or not at all: an idle daemon has no timer running.
+ */
+static void nodes_schedule(struct nodes *n)
+{
+	uint64_t now = clock_mono_ms(), due = UINT64_MAX;
+
+	for (size_t i = 0; i < n->n_procs; i++) {
+		const struct nodes_proc *pr = &n->procs[i];
+		uint64_t d = UINT64_MAX;
+
+		if (pr->state == NP_QUEUED)
+			d = NODES_TICK_MS;
+		else if (pr->state == NP_KNOWN && pr->exited)
+			d = now - pr->at_ms < NODES_KEEP_MS ? pr->at_ms + NODES_KEEP_MS - now : 0;
+		if (d < due)
+			due = d;
+	}
+	for (size_t i = 0; i < NODES_MAX_NODES; i++) {
+		uint64_t d = n->nodes[i].used ? nodes_node_due(n, &n->nodes[i], now) : UINT64_MAX;
+
+		if (d < due)
+			due = d;
+	}
+	if (due == UINT64_MAX) {
+		loop_timer_disarm(n->timer);
+		return;
+	}
+	if (!loop_timer_armed(n->timer) || now + due < n->tick_at_ms) {
+		n->tick_at_ms = now + due;
+		loop_timer_arm(n->timer, due);
+	}
+}
 
 static void nodes_tick_node(struct nodes *n, struct nodes_node *nd, uint64_t now)
 {
@@ -565,7 +626,7 @@ static void nodes_tick(struct loop *loop, void *ctx)
 	for (size_t i = 0; i < NODES_MAX_NODES; i++)
 		if (n->nodes[i].used)
 			nodes_tick_node(n, &n->nodes[i], now);
-	loop_timer_arm(n->timer, NODES_TICK_MS);
+	nodes_schedule(n);
 }
 
 /* ---- the interface --------------------------------------------------------------------- */
@@ -712,7 +773,6 @@ struct nodes *nodes__new(struct loop *loop, struct finder_helper *helper,
 		nodes__free(n);
 		return NULL;
 	}
-	loop_timer_arm(n->timer, NODES_TICK_MS);
 	res->proc_attrs = nodes_proc_attrs;
 	res->db_system = nodes_db_system;
 	res->proc_ctx = n;

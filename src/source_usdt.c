@@ -6,15 +6,24 @@
  * binary is the USDT cookie, so every record says which binary it came from. A --pid process
  * in a container is attached the same way, its files opened through its own root
  * (/proc/PID/root: see targets.h); its records carry its pid as the host sees it, which the
- * --pid filter matches. Records arrive in one ring buffer, consumed from the loop: on the
- * ring's epoll fd (the kernel wakes us only past a fill threshold) and on a short timer. A
- * slower timer has targets look at the binaries again (upgraded, renamed, new plugins); it
- * calls back here to attach and detach.
+ * --pid filter matches. Records arrive in one ring buffer, read from the loop, and nothing
+ * polls it: the kernel wakes us when a record lands in a ring we had emptied, and we leave
+ * that record and the ones that follow in the ring for USDT_LATENCY_MS (they wake nobody
+ * meanwhile), then read them all at once; a ring filling past wakeup_bytes
+ * wakes us at once (1/8 of it). So an idle node costs no wake-up and a busy one one per
+ * USDT_LATENCY_MS, and no span waits in the ring longer than that. Reading copies the
+ * records out of the ring into a stage of mmap'd chunks (a memcpy: far faster than any
+ * emitter), which the loop then parses USDT_BUDGET records a turn: the ring only has to
+ * absorb the reader's wake-up delay, not the parsing, so a small one loses nothing to a
+ * burst; the stage is bounded (by --queue-bytes: past it the ring holds the rest, and what
+ * the ring cannot hold is counted lost) and returns its memory once read. A slower timer
+ * has targets look at the binaries again (upgraded, renamed, new plugins); it calls back
+ * here to attach and detach.
  *
  * Discovery (no --lightningd, --pid, --file or --socket): a tracepoint program on
  * sched:sched_process_exec sends an exec record for every process that starts, with a forced
- * wake-up; targets_discover looks at its binary and attaches to it when it carries the
- * probe. One /proc scan at start covers the processes already running (the exec program is
+ * wake-up, in a small ring of its own read at once; targets_discover looks at its binary
+ * and attaches to it when it carries the probe. One /proc scan at start covers the processes already running (the exec program is
  * attached before it, so none slips between the two).
  */
 #include "source_usdt.h"
@@ -66,6 +75,8 @@ void source_usdt__free(struct source_usdt *src)
 #else /* CLN_OTLP_HAVE_BPF */
 
 #include <dirent.h>
+#include <stddef.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -77,11 +88,15 @@ void source_usdt__free(struct source_usdt *src)
 #include "targets.h"
 #include "usdt_record.h"
 
-#define USDT_POLL_MS	     25	  /* consume at least this often: nothing sits in the ring */
-#define USDT_BUDGET	     4096 /* records per turn of the loop, so nothing else starves */
-#define USDT_DRAIN_ROUNDS    512  /* 2M records: more than a 1 GiB ring can hold */
-#define USDT_WATCH_MS	     2000 /* look for replaced binaries and new plugins */
-#define USDT_RINGBUF_DEFAULT (16u << 20)
+#define USDT_LATENCY_MS	     50	  /* a woken reader reads this much later: spans wait no longer */
+#define USDT_BUDGET	     4096 /* records parsed per turn of the loop, so nothing else starves */
+#define USDT_DRAIN_ROUNDS    16384	  /* 64M records: more than a 1 GiB ring can hold */
+#define USDT_SLICE	     64		  /* records parsed between two looks at the ring */
+#define USDT_WATCH_MS	     2000	  /* look for replaced binaries and new plugins */
+#define USDT_RINGBUF_DEFAULT (2u << 20)	  /* see README: what each size absorbs */
+#define USDT_STAGE_CHUNK     (256u << 10) /* the stage's unit, mmap'd: returned when read */
+#define USDT_STAGE_CAP	     (USDT_STAGE_CHUNK - offsetof(struct usdt_chunk, data))
+#define USDT_STAGE_ALIGN(n)  (((n) + 7) & ~(size_t)7)
 #define USDT_UPROBE_PMU	     "/sys/bus/event_source/devices/uprobe/type"
 
 enum usdt_probe {
@@ -98,6 +113,14 @@ static const char *const usdt_probe_names[USDT__MAX] = {
 	[USDT_START] = "span_start", [USDT_END] = "span_end",
 };
 
+/* Records read out of the ring, not parsed yet: each a uint64_t size, then the record. */
+struct usdt_chunk {
+	struct usdt_chunk *next;
+	size_t len; /* bytes written */
+	size_t off; /* bytes handed on */
+	unsigned char data[];
+};
+
 /* The probes attached to one file: the handle targets keeps for us. */
 struct usdt_links {
 	struct bpf_link *l[USDT__MAX];
@@ -109,6 +132,14 @@ struct source_usdt {
 	struct source_usdt_bpf *skel;
 	struct ring_buffer *rb;
 	int rb_epfd;
+	const uint64_t *rb_pos; /* read-only: [0] the consumer, [page / 8] the producer position */
+	size_t page;
+	uint64_t wakeup_bytes;
+	bool held;			 /* woken: poll_timer reads the ring in USDT_LATENCY_MS */
+	struct usdt_chunk *stage, *tail; /* read, to be parsed, oldest first */
+	size_t stage_bytes, stage_max;	 /* stage_max: --queue-bytes, what the queue could take */
+	struct ring_buffer *exec_rb;	 /* discovery: the exec records */
+	int exec_epfd;
 	struct loop_timer *poll_timer;
 	struct loop_timer *watch_timer;
 	bool want[USDT__MAX];	/* probes to attach */
@@ -129,8 +160,7 @@ struct source_usdt {
 	void (*on_no_reattach)(void *ctx);
 	void *on_no_reattach_ctx;
 
-	unsigned budget; /* records left in this turn */
-	bool stopped;	 /* drained: reads nothing more */
+	bool stopped; /* drained: reads nothing more */
 	uint64_t spans, events, bad;
 	struct log_ratelimit rl_lost, rl_read, rl_cut, rl_bad;
 };
@@ -332,13 +362,49 @@ static void usdt_scan_proc(struct source_usdt *src)
 		  targets_count(src->targets), before);
 }
 
-/* Discovery: attach the exec program, then look at what runs already. */
+/* libbpf's callback for the exec ring. */
+static int usdt_on_exec(void *ctx, void *data, size_t size)
+{
+	const struct usdt_record_hdr *h = data;
+
+	if (size >= sizeof(*h) && h->kind == USDT_RECORD_EXEC)
+		usdt_discover(ctx, h->pid, h->ktime_ns);
+	return 0;
+}
+
+/* A process started: look at it now (level-triggered: read until the ring is empty). */
+static void usdt_exec_ready(struct loop *loop, int fd, uint32_t events, void *ctx)
+{
+	struct source_usdt *src = ctx;
+	int n = ring_buffer__consume(src->exec_rb);
+
+	if (n < 0)
+		log_limited(&src->rl_bad, LOG_LVL_WARN, "reading the exec ring buffer failed: %s",
+			    strerror(-n));
+}
+
+/* Discovery: read the exec ring, attach the exec program, then look at what runs already. */
 static int usdt_start_discovery(struct source_usdt *src, char *err, size_t err_size)
 {
 	int ret;
 
 	if (!src->discover)
 		return 0;
+	src->exec_rb =
+		ring_buffer__new(bpf_map__fd(src->skel->maps.execs), usdt_on_exec, src, NULL);
+	if (!src->exec_rb) {
+		ret = -errno;
+		snprintf(err, err_size, "setting up the exec ring buffer reader failed: %s",
+			 strerror(-ret));
+		return ret ? ret : -EINVAL;
+	}
+	ret = loop_add(src->loop, ring_buffer__epoll_fd(src->exec_rb), EPOLLIN, usdt_exec_ready,
+		       src);
+	if (ret) {
+		snprintf(err, err_size, "watching the exec ring buffer failed: %s", strerror(-ret));
+		return ret;
+	}
+	src->exec_epfd = ring_buffer__epoll_fd(src->exec_rb);
 	src->exec_link = bpf_program__attach(src->skel->progs.cln_exec);
 	if (!src->exec_link) {
 		ret = -errno;
@@ -354,19 +420,17 @@ static int usdt_start_discovery(struct source_usdt *src, char *err, size_t err_s
 
 /* ---- the ring buffer ---- */
 
-static int usdt_on_record(void *ctx, void *data, size_t size)
+/* Hand one record on (from the stage, in the order the ring had them). */
+static void usdt_ingest(struct source_usdt *src, const void *data, size_t size)
 {
-	struct source_usdt *src = ctx;
 	const struct usdt_record_hdr *h = data;
 	struct pipeline_origin origin = {.source = STATS_SRC_USDT};
 
-	if (src->budget == 0)
-		return -EAGAIN; /* not reached: the previous record stopped the round */
 	if (size < sizeof(*h)) {
 		src->bad++;
 		log_limited(&src->rl_bad, LOG_LVL_WARN, "short ring buffer record (%zu bytes)",
 			    size);
-		return 0;
+		return;
 	}
 	switch (h->kind) {
 	case USDT_RECORD_EMIT:
@@ -375,10 +439,9 @@ static int usdt_on_record(void *ctx, void *data, size_t size)
 			log_limited(&src->rl_bad, LOG_LVL_WARN,
 				    "ring buffer record claims %u bytes of JSON in %zu",
 				    h->json_len, size);
-			return 0;
+			return;
 		}
 		src->spans++;
-		origin.source = STATS_SRC_USDT;
 		origin.pid = h->pid;
 		origin.exe_path = targets_exe_path(src->targets, h->binary);
 		pipeline_ingest(src->p, &origin, (const char *)(h + 1), h->json_len);
@@ -394,17 +457,108 @@ static int usdt_on_record(void *ctx, void *data, size_t size)
 	case USDT_RECORD_START:
 	case USDT_RECORD_END:
 		break; /* the span itself arrives with span_emit */
-	case USDT_RECORD_EXEC:
-		usdt_discover(src, h->pid, h->ktime_ns);
-		break;
 	default:
 		src->bad++;
 		log_limited(&src->rl_bad, LOG_LVL_WARN, "unknown ring buffer record kind %u",
 			    h->kind);
 		break;
 	}
-	/* Past the budget, stop this round (this record counts as consumed). */
-	return --src->budget == 0 ? -EAGAIN : 0;
+}
+
+/* ---- the stage: records out of the ring, waiting for their turn ---- */
+
+static struct usdt_chunk *usdt_chunk_new(void)
+{
+	void *p = mmap(NULL, USDT_STAGE_CHUNK, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		       -1, 0);
+
+	return p == MAP_FAILED ? NULL : p; /* zeroed: next, len and off are 0 */
+}
+
+static void usdt_chunk_free(struct usdt_chunk *c)
+{
+	munmap(c, USDT_STAGE_CHUNK);
+}
+
+/* Copy a record to the stage's tail. Returns 0, or -ENOMEM. */
+static int usdt_stage_put(struct source_usdt *src, const void *data, size_t size)
+{
+	size_t need = USDT_STAGE_ALIGN(sizeof(uint64_t) + size);
+	struct usdt_chunk *c = src->tail;
+	uint64_t n = size;
+
+	if (need > USDT_STAGE_CAP)
+		return -ENOMEM; /* cannot happen: a record is at most ~2 KiB */
+	if (!c || c->len + need > USDT_STAGE_CAP) {
+		c = usdt_chunk_new();
+		if (!c)
+			return -ENOMEM;
+		if (src->tail)
+			src->tail->next = c;
+		else
+			src->stage = c;
+		src->tail = c;
+		src->stage_bytes += USDT_STAGE_CHUNK;
+	}
+	memcpy(c->data + c->len, &n, sizeof(n));
+	memcpy(c->data + c->len + sizeof(n), data, size);
+	c->len += need;
+	return 0;
+}
+
+/*
+ * Hand on at most @max staged records. A chunk read to its end is returned to the
+ * system, but the last one, which is kept (emptied) for the next records. Returns true when
+ * records are left.
+ */
+static bool usdt_stage_take(struct source_usdt *src, unsigned max)
+{
+	struct usdt_chunk *c;
+	unsigned n = 0;
+
+	while ((c = src->stage) && n < max) {
+		uint64_t size;
+
+		if (c->off == c->len) {
+			if (!c->next) {
+				c->off = c->len = 0;
+				break;
+			}
+			src->stage = c->next;
+			src->stage_bytes -= USDT_STAGE_CHUNK;
+			usdt_chunk_free(c);
+			continue;
+		}
+		memcpy(&size, c->data + c->off, sizeof(size));
+		usdt_ingest(src, c->data + c->off + sizeof(size), size);
+		c->off += USDT_STAGE_ALIGN(sizeof(size) + size);
+		n++;
+	}
+	c = src->stage;
+	return c && (c->off < c->len || c->next);
+}
+
+static void usdt_stage_free(struct source_usdt *src)
+{
+	while (src->stage) {
+		struct usdt_chunk *c = src->stage;
+
+		src->stage = c->next;
+		usdt_chunk_free(c);
+	}
+	src->tail = NULL;
+	src->stage_bytes = 0;
+}
+
+/* libbpf's callback: a record out of the ring, into the stage. */
+static int usdt_on_record(void *ctx, void *data, size_t size)
+{
+	struct source_usdt *src = ctx;
+
+	if (usdt_stage_put(src, data, size))
+		usdt_ingest(src, data, size); /* out of memory: at once, rather than lost */
+	/* Stage full: stop (this record counts as consumed); the rest waits in the ring. */
+	return src->stage_bytes >= src->stage_max ? -EAGAIN : 0;
 }
 
 /* Fold the kernel's per-CPU counters into stats and warn when they grow. */
@@ -443,34 +597,71 @@ static void usdt_read_counters(struct source_usdt *src)
 			    (unsigned long long)d[USDT_RECORD_CNT_CUT], USDT_RECORD_JSON_MAX);
 }
 
-/* One round of at most USDT_BUDGET records. Returns true when more are waiting. */
-static bool usdt_consume(struct source_usdt *src)
+/*
+ * Read the ring into the stage and hand on at most USDT_BUDGET records, reading the ring
+ * again every USDT_SLICE records (no system call: the ring is mapped), so that parsing
+ * never keeps the ring waiting more than a few hundred microseconds. Returns true when more
+ * are waiting (in the stage, or in the ring behind a full stage).
+ */
+static bool usdt_pump(struct source_usdt *src)
 {
-	int n;
+	bool more = false;
+	int n = 0;
 
-	src->budget = USDT_BUDGET;
-	n = ring_buffer__consume(src->rb);
-	if (n < 0 && n != -EAGAIN)
-		log_limited(&src->rl_bad, LOG_LVL_WARN, "reading the ring buffer failed: %s",
-			    strerror(-n));
+	for (unsigned done = 0; done < USDT_BUDGET; done += USDT_SLICE) {
+		n = ring_buffer__consume(src->rb);
+		if (n < 0 && n != -EAGAIN)
+			log_limited(&src->rl_bad, LOG_LVL_WARN,
+				    "reading the ring buffer failed: %s", strerror(-n));
+		more = usdt_stage_take(src, USDT_SLICE);
+		if (!more && n != -EAGAIN)
+			break;
+	}
 	usdt_read_counters(src);
-	return n == -EAGAIN;
+	return more || n == -EAGAIN;
 }
 
+/* Bytes in the ring not read yet; UINT64_MAX when unknown (then every wake-up reads). */
+static uint64_t usdt_ring_avail(const struct source_usdt *src)
+{
+	if (!src->rb_pos)
+		return UINT64_MAX;
+	return __atomic_load_n(&src->rb_pos[src->page / sizeof(uint64_t)], __ATOMIC_ACQUIRE) -
+	       __atomic_load_n(&src->rb_pos[0], __ATOMIC_ACQUIRE);
+}
+
+/* Read now; continue at the next turn (after the other work) while records are left. */
+static void usdt_service(struct source_usdt *src)
+{
+	src->held = false;
+	if (usdt_pump(src))
+		loop_timer_arm(src->poll_timer, 0);
+	else
+		loop_timer_disarm(src->poll_timer);
+}
+
+/*
+ * The ring woke us (edge-triggered: once per wake-up). Either a record landed in an empty
+ * ring: leave it there USDT_LATENCY_MS, so the records that follow wake nobody; or the ring
+ * filled past wakeup_bytes: read now.
+ */
 static void usdt_rb_ready(struct loop *loop, int fd, uint32_t events, void *ctx)
 {
 	struct source_usdt *src = ctx;
 
-	/* More than a round's worth: continue at the next turn, after the other work. */
-	if (usdt_consume(src))
-		loop_timer_arm(src->poll_timer, 0);
+	if (usdt_ring_avail(src) >= src->wakeup_bytes) {
+		usdt_service(src);
+		return;
+	}
+	if (loop_timer_armed(src->poll_timer))
+		return; /* held already, or a turn to continue is due */
+	src->held = true;
+	loop_timer_arm(src->poll_timer, USDT_LATENCY_MS);
 }
 
 static void usdt_poll_cb(struct loop *loop, void *ctx)
 {
-	struct source_usdt *src = ctx;
-
-	loop_timer_arm(src->poll_timer, usdt_consume(src) ? 0 : USDT_POLL_MS);
+	usdt_service(ctx);
 }
 
 void source_usdt_drain(struct source_usdt *src)
@@ -480,9 +671,9 @@ void source_usdt_drain(struct source_usdt *src)
 	/* Detach first: every record fired before this point is read, none after. */
 	bpf_link__destroy(src->exec_link);
 	src->exec_link = NULL;
-	src->discover = false; /* exec records still in the ring attach nothing now */
+	src->discover = false; /* exec records still in their ring attach nothing now */
 	targets_detach_all(src->targets);
-	for (int round = 0; round < USDT_DRAIN_ROUNDS && usdt_consume(src); round++)
+	for (int round = 0; round < USDT_DRAIN_ROUNDS && usdt_pump(src); round++)
 		;
 	loop_timer_disarm(src->poll_timer);
 	loop_timer_disarm(src->watch_timer);
@@ -584,7 +775,8 @@ static int usdt_load(struct source_usdt *src, const struct config *cfg, char *er
 		return ret ? ret : -EINVAL;
 	}
 	src->skel->rodata->filter_pids = cfg->n_pids > 0;
-	src->skel->rodata->wakeup_bytes = rb_size / 8;
+	src->wakeup_bytes = rb_size / 8;
+	src->skel->rodata->wakeup_bytes = src->wakeup_bytes;
 	ret = bpf_map__set_max_entries(src->skel->maps.rb, rb_size);
 	if (ret) {
 		snprintf(err, err_size, "sizing the ring buffer failed: %s", strerror(-ret));
@@ -641,6 +833,9 @@ static struct source_usdt *usdt_alloc(struct loop *loop, const struct config *cf
 	src->loop = loop;
 	src->p = p;
 	src->rb_epfd = -1;
+	src->exec_epfd = -1;
+	src->stage_max = cfg->max_queue_bytes ? cfg->max_queue_bytes : USDT_STAGE_CHUNK;
+	src->page = (size_t)sysconf(_SC_PAGESIZE);
 	src->want[USDT_EMIT] = src->want[USDT_SUSPEND] = src->want[USDT_RESUME] = true;
 	src->want[USDT_START] = src->want[USDT_END] = cfg->all_probes;
 	src->discover = !cfg->n_lightningd && !cfg->n_pids;
@@ -682,7 +877,29 @@ static int usdt_alloc_counters(struct source_usdt *src, char *err, size_t err_si
 	return 0;
 }
 
-/* Read the ring buffer from the loop (its epoll fd and the poll timer); watch the binaries. */
+/*
+ * The ring's consumer and producer positions, mapped read-only (two pages): how full the
+ * ring is when it wakes us. Without them (no mapping), every wake-up reads at once.
+ */
+static void usdt_map_positions(struct source_usdt *src)
+{
+	void *p = mmap(NULL, 2 * src->page, PROT_READ, MAP_SHARED, bpf_map__fd(src->skel->maps.rb),
+		       0);
+
+	if (p == MAP_FAILED) {
+		log_debug("mapping the ring buffer's positions failed (%s): reading at every "
+			  "wake-up",
+			  strerror(errno));
+		return;
+	}
+	src->rb_pos = p;
+}
+
+/*
+ * Read the ring buffer from the loop: its epoll fd, edge-triggered (one event per wake-up:
+ * records left in the ring on purpose must not wake us again), and the poll timer, armed
+ * only while records wait. Watch the binaries.
+ */
 static int usdt_start_reading(struct source_usdt *src, char *err, size_t err_size)
 {
 	int ret;
@@ -694,8 +911,9 @@ static int usdt_start_reading(struct source_usdt *src, char *err, size_t err_siz
 			 strerror(ret));
 		return ret ? -ret : -EINVAL;
 	}
+	usdt_map_positions(src);
 	src->rb_epfd = ring_buffer__epoll_fd(src->rb);
-	ret = loop_add(src->loop, src->rb_epfd, EPOLLIN, usdt_rb_ready, src);
+	ret = loop_add(src->loop, src->rb_epfd, EPOLLIN | EPOLLET, usdt_rb_ready, src);
 	if (ret) {
 		src->rb_epfd = -1;
 		snprintf(err, err_size, "watching the ring buffer failed: %s", strerror(-ret));
@@ -704,7 +922,7 @@ static int usdt_start_reading(struct source_usdt *src, char *err, size_t err_siz
 	src->poll_timer = loop_timer__new(src->loop, usdt_poll_cb, src);
 	src->watch_timer = loop_timer__new(src->loop, usdt_watch_cb, src);
 	if (!src->poll_timer || !src->watch_timer ||
-	    loop_timer_arm(src->poll_timer, USDT_POLL_MS) ||
+	    loop_timer_arm(src->poll_timer, 0) || /* what came before we watched */
 	    loop_timer_arm(src->watch_timer, USDT_WATCH_MS)) {
 		ret = errno;
 		snprintf(err, err_size, "creating timers failed: %s", strerror(ret));
@@ -814,6 +1032,9 @@ void source_usdt__free(struct source_usdt *src)
 		close(src->pidfds[i]);
 	}
 	bpf_link__destroy(src->exec_link);
+	if (src->exec_epfd >= 0)
+		loop_del(src->loop, src->exec_epfd);
+	ring_buffer__free(src->exec_rb);
 	if (src->rb) {
 		const struct targets_discovery *d = targets_discovery_stats(src->targets);
 
@@ -843,6 +1064,9 @@ void source_usdt__free(struct source_usdt *src)
 				  (unsigned long long)src->spans, (unsigned long long)src->events);
 	}
 	ring_buffer__free(src->rb);
+	usdt_stage_free(src);
+	if (src->rb_pos)
+		munmap((void *)src->rb_pos, 2 * src->page);
 	targets__free(src->targets);
 	source_usdt_bpf__destroy(src->skel);
 	free(src->percpu);

@@ -61,7 +61,7 @@ int main(int argc, char **argv)
 	int sfd = -1, ret = 1;
 
 	memset(&cfg, 0, sizeof(cfg));
-	cfg.ringbuf_size = 16u << 20;
+	cfg.ringbuf_size = 2u << 20;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 
