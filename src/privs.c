@@ -204,7 +204,7 @@ static bool privs_perfmon_uprobes(cap_t now)
 	if (fd >= 0)
 		close((int)fd);
 	ok = fd >= 0 || (errno != EACCES && errno != EPERM);
-	log_debug("privileges: a uprobe with CAP_PERFMON alone: %s",
+	log_debug("capability check: a uprobe with CAP_PERFMON alone: %s",
 		  fd >= 0 ? "allowed" : strerror(errno));
 cleanup:
 	cap_set_proc(now);
