@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/prctl.h>
 #include <sys/sdt.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -411,15 +412,23 @@ static int become_child(const struct opts *o, struct evs *e, FILE **log)
 static int fork_child(const struct opts *o, struct evs *e, FILE **log)
 {
 	sigset_t usr1, old;
-	pid_t pid;
+	pid_t pid, parent;
 
 	sigemptyset(&usr1);
 	sigaddset(&usr1, SIGUSR1);
 	sigprocmask(SIG_BLOCK, &usr1, &old);
 	fflush(NULL);
+	parent = getpid();
 	pid = fork();
-	if (pid == 0)
+	if (pid == 0) {
+		/*
+		 * A subdaemon dies with its lightningd: so does this one (fork clears the death
+		 * signal its parent may have had), or a test that stops early leaves it waiting.
+		 */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+			_exit(1);
 		return become_child(o, e, log);
+	}
 	if (pid < 0)
 		fprintf(stderr, "cln-emitter: fork: %s\n", strerror(errno));
 	child_pid = pid;
