@@ -420,7 +420,6 @@ static void check_nodes(struct check *c, struct loop *loop)
 {
 	struct otlp_resource_cfg res = {0};
 	struct check_wait w = {.deadline_ms = clock_mono_ms() + CHECK_NODE_WAIT_MS};
-	struct nodes_stats st;
 	struct dirent *de;
 	DIR *dir = opendir("/proc");
 
@@ -441,8 +440,7 @@ static void check_nodes(struct check *c, struct loop *loop)
 	loop_timer_arm(w.timer, 0);
 	loop_run(loop);
 	nodes_for_each(w.nodes, check_node_line, c);
-	nodes_get_stats(w.nodes, &st);
-	if (!st.nodes)
+	if (!nodes_seen(w.nodes))
 		check_line(c, '!',
 			   "node RPC: no lightningd with the lightningd:span_emit probe runs now: "
 			   "each node's identity is asked when it starts");

@@ -29,6 +29,7 @@
 #include "span.h"
 #include "spanmetrics.h"
 #include "stats.h"
+#include "text.h"
 
 /*
  * The text: ~7 KB of counters, plus ~2.3 KB per span metrics series (a node has tens to a
@@ -70,84 +71,41 @@ struct metrics {
 
 /* ---- the exposition text ---- */
 
-struct metrics_out {
-	char *buf;
-	size_t size;
-	size_t len; /* needed, may exceed size */
-};
-
-static void metrics_put(struct metrics_out *o, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void metrics_put(struct metrics_out *o, const char *fmt, ...)
+static void metrics_head(struct text_out *o, const char *name, const char *type, const char *help)
 {
-	size_t room = o->len < o->size ? o->size - o->len : 0;
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(room ? o->buf + o->len : NULL, room, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		o->len += (size_t)n;
+	text_out_printf(o, "# HELP cln_otlp_%s %s\n# TYPE cln_otlp_%s %s\n", name, help, name,
+			type);
 }
 
-static void metrics_head(struct metrics_out *o, const char *name, const char *type,
-			 const char *help)
-{
-	metrics_put(o, "# HELP cln_otlp_%s %s\n# TYPE cln_otlp_%s %s\n", name, help, name, type);
-}
-
-static void metrics_u64(struct metrics_out *o, const char *name, const char *type, const char *help,
+static void metrics_u64(struct text_out *o, const char *name, const char *type, const char *help,
 			uint64_t v)
 {
 	metrics_head(o, name, type, help);
-	metrics_put(o, "cln_otlp_%s %llu\n", name, (unsigned long long)v);
+	text_out_printf(o, "cln_otlp_%s %llu\n", name, (unsigned long long)v);
 }
 
-static void metrics_labelled(struct metrics_out *o, const char *name, const char *label,
+static void metrics_labelled(struct text_out *o, const char *name, const char *label,
 			     const char *value, uint64_t v)
 {
-	metrics_put(o, "cln_otlp_%s{%s=\"%s\"} %llu\n", name, label, value, (unsigned long long)v);
+	text_out_printf(o, "cln_otlp_%s{%s=\"%s\"} %llu\n", name, label, value,
+			(unsigned long long)v);
 }
 
 /* Microseconds as seconds, exactly (no floating point rounding). */
-static void metrics_seconds(struct metrics_out *o, const char *name, uint64_t us)
+static void metrics_seconds(struct text_out *o, const char *name, uint64_t us)
 {
-	metrics_put(o, "cln_otlp_%s %llu.%06llu\n", name, (unsigned long long)(us / 1000000),
-		    (unsigned long long)(us % 1000000));
+	text_out_printf(o, "cln_otlp_%s %llu.%06llu\n", name, (unsigned long long)(us / 1000000),
+			(unsigned long long)(us % 1000000));
 }
 
-/* A label value: escape \, " and newline as the format asks. */
-static void metrics_version(struct metrics_out *o)
+static void metrics_version(struct text_out *o)
 {
-	metrics_put(o, "cln_otlp_build_info{version=\"");
-	for (const char *p = CLN_OTLP_VERSION; *p; p++) {
-		if (*p == '\\' || *p == '"')
-			metrics_put(o, "\\%c", *p);
-		else if (*p == '\n')
-			metrics_put(o, "\\n");
-		else
-			metrics_put(o, "%c", *p);
-	}
-	metrics_put(o, "\"} 1\n");
+	text_out_printf(o, "cln_otlp_build_info{version=\"");
+	text_out_label(o, CLN_OTLP_VERSION, strlen(CLN_OTLP_VERSION));
+	text_out_printf(o, "\"} 1\n");
 }
 
-/* A label value: \\, " and newline escaped as the format asks. */
-static void metrics_escaped(struct metrics_out *o, const char *v)
-{
-	for (const char *p = v; *p; p++) {
-		if (*p == '\\' || *p == '"')
-			metrics_put(o, "\\%c", *p);
-		else if (*p == '\n')
-			metrics_put(o, "\\n");
-		else
-			metrics_put(o, "%c", *p);
-	}
-}
-
-/* Volume control (volume.h): traces kept by reason, spans dropped by each --drop-span rule. */
-static void metrics_volume(struct metrics_out *o)
+static void metrics_volume(struct text_out *o)
 {
 	metrics_head(o, "traces_kept_total", "counter",
 		     "Traces kept by the volume rules, by reason: sampled (the ratio sampler), "
@@ -158,14 +116,14 @@ static void metrics_volume(struct metrics_out *o)
 	metrics_head(o, "spans_dropped_by_rule_total", "counter",
 		     "Spans of kept traces dropped by a --drop-span rule, by rule as given.");
 	for (size_t i = 0; i < stats.n_rules && i < STATS_MAX_RULES; i++) {
-		metrics_put(o, "cln_otlp_spans_dropped_by_rule_total{rule=\"");
-		metrics_escaped(o, stats.rule_names[i]);
-		metrics_put(o, "\"} %llu\n", (unsigned long long)stats.rule_dropped[i]);
+		text_out_printf(o, "cln_otlp_spans_dropped_by_rule_total{rule=\"");
+		text_out_label(o, stats.rule_names[i], strlen(stats.rule_names[i]));
+		text_out_printf(o, "\"} %llu\n", (unsigned long long)stats.rule_dropped[i]);
 	}
 }
 
 /* The plain counters of @part (stats_counters). */
-static void metrics_part(struct metrics_out *o, enum stats_part part)
+static void metrics_part(struct text_out *o, enum stats_part part)
 {
 	for (size_t i = 0; i < stats_n_counters; i++) {
 		const struct stats_counter *c = &stats_counters[i];
@@ -176,7 +134,7 @@ static void metrics_part(struct metrics_out *o, enum stats_part part)
 }
 
 /* The span metrics (spanmetrics.h): histograms and errors by span name and RPC method. */
-static void metrics_span_metrics(struct metrics_out *o)
+static void metrics_span_metrics(struct text_out *o)
 {
 	size_t room = o->len < o->size ? o->size - o->len : 0;
 
@@ -185,7 +143,7 @@ static void metrics_span_metrics(struct metrics_out *o)
 
 size_t metrics_render(char *buf, size_t size, uint64_t start_time_ns)
 {
-	struct metrics_out o = {.buf = buf, .size = size};
+	struct text_out o = {.buf = buf, .size = size};
 
 	if (size)
 		buf[0] = '\0';
@@ -217,8 +175,8 @@ size_t metrics_render(char *buf, size_t size, uint64_t start_time_ns)
 	metrics_head(&o, "export_latency_seconds", "summary",
 		     "Time from sending an export request to its answer.");
 	metrics_seconds(&o, "export_latency_seconds_sum", stats.export_latency_us_sum);
-	metrics_put(&o, "cln_otlp_export_latency_seconds_count %llu\n",
-		    (unsigned long long)stats.batches_sent);
+	text_out_printf(&o, "cln_otlp_export_latency_seconds_count %llu\n",
+			(unsigned long long)stats.batches_sent);
 	metrics_head(&o, "export_latency_max_seconds", "gauge",
 		     "Longest time an export request took to be answered.");
 	metrics_seconds(&o, "export_latency_max_seconds", stats.export_latency_us_max);

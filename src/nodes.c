@@ -75,7 +75,7 @@ struct nodes {
 	size_t n_procs;	 /* high-water mark of procs[] in use */
 	size_t last_hit; /* procs[] index of the last lookup: spans come in runs */
 	struct nodes_node nodes[NODES_MAX_NODES];
-	struct nodes_stats st;
+	size_t n_seen; /* lightningd processes seen (--check) */
 	bool told_untrusted, told_full;
 	uint64_t tick_at_ms; /* when the armed tick fires */
 };
@@ -176,10 +176,8 @@ static void nodes_on_answer(void *ctx, const struct getinfo_ident *ident)
 	nd->backoff_ms = NODES_BACKOFF_MS;
 	if (nd->have_ident && !memcmp(&nd->ident, ident, sizeof(*ident)))
 		return;
-	if (!nd->have_ident) {
-		nd->owner->st.identified++;
+	if (!nd->have_ident)
 		stats.nodes_identified++;
-	}
 	log_info("node %s (alias \"%s\", %s, %s) answered at %s%s%s: the spans of lightningd pid "
 		 "%u and its processes carry it",
 		 ident->id, ident->alias, ident->network[0] ? ident->network : "network unknown",
@@ -277,7 +275,6 @@ static struct nodes_node *nodes_node_new(struct nodes *n, const struct finder_re
 	struct nodes_node *nd = nodes_node_slot(n);
 
 	if (!nd) {
-		n->st.full++;
 		stats.node_table_full++;
 		if (!n->told_full)
 			log_warn("more than %d lightningd processes run: the spans of lightningd "
@@ -299,7 +296,7 @@ static struct nodes_node *nodes_node_new(struct nodes *n, const struct finder_re
 		nd->exited_ms = nd->first_ms;
 	}
 	nodes_rebuild(nd);
-	n->st.nodes++;
+	n->n_seen++;
 	log_debug("lightningd pid %u%s%s: a node; asking its lightning-rpc who it is", nd->pid,
 		  nd->container_id[0] ? " in container " : "", nd->container_id);
 	return nd;
@@ -421,7 +418,6 @@ static void nodes_on_who(struct nodes *n, const struct finder_reply *r)
 	}
 	pr->start = r->start;
 	if (r->err) {
-		n->st.untrusted++;
 		stats.node_untrusted++;
 		log_msg(n->told_untrusted ? LOG_LVL_DEBUG : LOG_LVL_INFO, "node identity: %s",
 			r->why);
@@ -672,7 +668,6 @@ void nodes_saw(struct nodes *n, uint32_t pid)
 	} else {
 		pr = nodes_proc_slot(n);
 		if (!pr) {
-			n->st.full++;
 			stats.node_table_full++;
 			if (!n->told_full)
 				log_warn("more than %d processes send spans: the spans of process "
@@ -686,7 +681,6 @@ void nodes_saw(struct nodes *n, uint32_t pid)
 		pr->pidfd = -1;
 		pr->node = -1;
 		n->last_hit = (size_t)(pr - n->procs);
-		n->st.procs++;
 	}
 	pr->state = NP_ASKING;
 	pr->at_ms = clock_mono_ms();
@@ -715,9 +709,9 @@ bool nodes_hold(struct nodes *n, uint64_t now_ms, uint64_t *until_ms)
 	return until != 0;
 }
 
-void nodes_get_stats(const struct nodes *n, struct nodes_stats *out)
+size_t nodes_seen(const struct nodes *n)
 {
-	*out = n->st;
+	return n->n_seen;
 }
 
 void nodes_for_each(const struct nodes *n, void (*cb)(void *ctx, const struct nodes_view *v),

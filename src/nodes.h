@@ -46,14 +46,6 @@
 
 struct nodes;
 
-struct nodes_stats {
-	uint64_t procs;	     /* processes looked up */
-	uint64_t untrusted;  /* ...that run no probed lightningd (spans without identity) */
-	uint64_t nodes;	     /* lightningd processes seen */
-	uint64_t identified; /* ...that answered getinfo */
-	uint64_t full;	     /* processes or nodes past the tables' bounds */
-};
-
 /*
  * Takes @helper (NULL: the finder runs in this process, with its privileges: --check, or
  * a run that stays root). The attributes @res holds stay first and win; spans' node
@@ -74,7 +66,8 @@ void nodes_saw(struct nodes *n, uint32_t pid);
 bool nodes_hold(struct nodes *n, uint64_t now_ms, uint64_t *until_ms);
 /* Nothing is being asked (--check waits for this). */
 bool nodes_settled(const struct nodes *n);
-void nodes_get_stats(const struct nodes *n, struct nodes_stats *out);
+/* How many lightningd processes were seen (counters are in stats.h: nodes_identified...). */
+size_t nodes_seen(const struct nodes *n);
 
 /* For --check: call @cb for every node known, with its identity once answered. */
 struct nodes_view {

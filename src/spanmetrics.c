@@ -20,6 +20,7 @@
 
 #include "otlp.h"
 #include "semconv.h"
+#include "text.h"
 
 struct spanmetrics span_metrics;
 
@@ -238,62 +239,22 @@ void spanmetrics_observe(struct spanmetrics *sm, const struct span *s)
 
 /* ---- the exposition text ---- */
 
-struct sm_out {
-	char *buf;
-	size_t size;
-	size_t len; /* needed, may exceed size */
-};
-
-static void sm_put(struct sm_out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void sm_put(struct sm_out *o, const char *fmt, ...)
-{
-	size_t room = o->len < o->size ? o->size - o->len : 0;
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(room ? o->buf + o->len : NULL, room, fmt, ap);
-	va_end(ap);
-	if (n > 0)
-		o->len += (size_t)n;
-}
-
-/* A label value: \, " and newline escaped as the format asks; the rest as it is. */
-static void sm_put_value(struct sm_out *o, struct sm_str v)
-{
-	size_t from = 0;
-
-	for (size_t i = 0; i <= v.len; i++) {
-		const char *esc = NULL;
-
-		if (i < v.len)
-			esc = v.p[i] == '\\'   ? "\\\\"
-			      : v.p[i] == '"'  ? "\\\""
-			      : v.p[i] == '\n' ? "\\n"
-					       : NULL;
-		if (i < v.len && !esc)
-			continue;
-		sm_put(o, "%.*s%s", (int)(i - from), v.p + from, esc ? esc : "");
-		from = i + 1;
-	}
-}
-
-/* cln_otlp_<family>{span_name="…",rpc_method="…"<more>} */
-static void sm_put_series(struct sm_out *o, const struct spanmetrics *sm,
+static void sm_put_series(struct text_out *o, const struct spanmetrics *sm,
 			  const struct spanmetrics_series *se, const char *family, const char *le)
 {
-	sm_put(o, "cln_otlp_%s{span_name=\"", family);
-	sm_put_value(o, sm_name_of(sm, se->name));
-	sm_put(o, "\",rpc_method=\"");
-	sm_put_value(o, sm_method_of(sm, se->method));
+	struct sm_str name = sm_name_of(sm, se->name), method = sm_method_of(sm, se->method);
+
+	text_out_printf(o, "cln_otlp_%s{span_name=\"", family);
+	text_out_label(o, name.p, name.len);
+	text_out_printf(o, "\",rpc_method=\"");
+	text_out_label(o, method.p, method.len);
 	if (le)
-		sm_put(o, "\",le=\"%s\"} ", le);
+		text_out_printf(o, "\",le=\"%s\"} ", le);
 	else
-		sm_put(o, "\"} ");
+		text_out_printf(o, "\"} ");
 }
 
-static void sm_put_histogram(struct sm_out *o, const struct spanmetrics *sm,
+static void sm_put_histogram(struct text_out *o, const struct spanmetrics *sm,
 			     const struct spanmetrics_series *se)
 {
 	uint64_t cum = 0;
@@ -301,46 +262,49 @@ static void sm_put_histogram(struct sm_out *o, const struct spanmetrics *sm,
 	for (size_t b = 0; b < SPANMETRICS_BUCKETS; b++) {
 		cum += se->buckets[b];
 		sm_put_series(o, sm, se, "span_duration_seconds_bucket", spanmetrics_bounds_le[b]);
-		sm_put(o, "%llu\n", (unsigned long long)cum);
+		text_out_printf(o, "%llu\n", (unsigned long long)cum);
 	}
 	sm_put_series(o, sm, se, "span_duration_seconds_bucket", "+Inf");
-	sm_put(o, "%llu\n", (unsigned long long)se->count);
+	text_out_printf(o, "%llu\n", (unsigned long long)se->count);
 	sm_put_series(o, sm, se, "span_duration_seconds_sum", NULL);
-	sm_put(o, "%llu.%06llu\n", (unsigned long long)(se->sum_us / 1000000),
-	       (unsigned long long)(se->sum_us % 1000000));
+	text_out_printf(o, "%llu.%06llu\n", (unsigned long long)(se->sum_us / 1000000),
+			(unsigned long long)(se->sum_us % 1000000));
 	sm_put_series(o, sm, se, "span_duration_seconds_count", NULL);
-	sm_put(o, "%llu\n", (unsigned long long)se->count);
+	text_out_printf(o, "%llu\n", (unsigned long long)se->count);
 }
 
 size_t spanmetrics_render(const struct spanmetrics *sm, char *buf, size_t size)
 {
-	struct sm_out o = {.buf = buf, .size = size};
+	struct text_out o = {.buf = buf, .size = size};
 
 	if (size)
 		buf[0] = '\0';
-	sm_put(&o, "# HELP cln_otlp_span_duration_seconds Duration of the spans received, every "
-		   "one before any drop or sampling, by span name and RPC method (\"\": not an "
-		   "RPC or plugin call), in seconds.\n"
-		   "# TYPE cln_otlp_span_duration_seconds histogram\n");
+	text_out_printf(
+		&o, "# HELP cln_otlp_span_duration_seconds Duration of the spans received, every "
+		    "one before any drop or sampling, by span name and RPC method (\"\": not an "
+		    "RPC or plugin call), in seconds.\n"
+		    "# TYPE cln_otlp_span_duration_seconds histogram\n");
 	for (uint32_t i = 0; i < sm->n_series; i++)
 		sm_put_histogram(&o, sm, &sm->series[i]);
-	sm_put(&o, "# HELP cln_otlp_span_errors_total Spans received with status ERROR, every "
-		   "one before any drop or sampling, by span name and RPC method.\n"
-		   "# TYPE cln_otlp_span_errors_total counter\n");
+	text_out_printf(&o,
+			"# HELP cln_otlp_span_errors_total Spans received with status ERROR, every "
+			"one before any drop or sampling, by span name and RPC method.\n"
+			"# TYPE cln_otlp_span_errors_total counter\n");
 	for (uint32_t i = 0; i < sm->n_series; i++) {
 		sm_put_series(&o, sm, &sm->series[i], "span_errors_total", NULL);
-		sm_put(&o, "%llu\n", (unsigned long long)sm->series[i].errors);
+		text_out_printf(&o, "%llu\n", (unsigned long long)sm->series[i].errors);
 	}
-	sm_put(&o,
-	       "# HELP cln_otlp_span_metrics_folded_total Spans whose span_name or rpc_method "
-	       "label became \"other\": the label's distinct values were at their bound (%d "
-	       "names, %d methods, %d series with a method) or the value over %d bytes.\n"
-	       "# TYPE cln_otlp_span_metrics_folded_total counter\n",
-	       SPANMETRICS_NAMES_MAX, SPANMETRICS_METHODS_MAX, SPANMETRICS_SERIES_MAX,
-	       SPANMETRICS_VALUE_MAX);
-	sm_put(&o, "cln_otlp_span_metrics_folded_total{label=\"span_name\"} %llu\n",
-	       (unsigned long long)sm->folded[SPANMETRICS_LABEL_NAME]);
-	sm_put(&o, "cln_otlp_span_metrics_folded_total{label=\"rpc_method\"} %llu\n",
-	       (unsigned long long)sm->folded[SPANMETRICS_LABEL_METHOD]);
+	text_out_printf(
+		&o,
+		"# HELP cln_otlp_span_metrics_folded_total Spans whose span_name or rpc_method "
+		"label became \"other\": the label's distinct values were at their bound (%d "
+		"names, %d methods, %d series with a method) or the value over %d bytes.\n"
+		"# TYPE cln_otlp_span_metrics_folded_total counter\n",
+		SPANMETRICS_NAMES_MAX, SPANMETRICS_METHODS_MAX, SPANMETRICS_SERIES_MAX,
+		SPANMETRICS_VALUE_MAX);
+	text_out_printf(&o, "cln_otlp_span_metrics_folded_total{label=\"span_name\"} %llu\n",
+			(unsigned long long)sm->folded[SPANMETRICS_LABEL_NAME]);
+	text_out_printf(&o, "cln_otlp_span_metrics_folded_total{label=\"rpc_method\"} %llu\n",
+			(unsigned long long)sm->folded[SPANMETRICS_LABEL_METHOD]);
 	return o.len;
 }

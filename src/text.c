@@ -169,3 +169,35 @@ void text_free_wiped(char *s)
 	explicit_bzero(s, strlen(s));
 	free(s);
 }
+
+void text_out_printf(struct text_out *o, const char *fmt, ...)
+{
+	size_t room = o->len < o->size ? o->size - o->len : 0;
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(room ? o->buf + o->len : NULL, room, fmt, ap);
+	va_end(ap);
+	if (n > 0)
+		o->len += (size_t)n;
+}
+
+void text_out_label(struct text_out *o, const char *s, size_t len)
+{
+	size_t from = 0;
+
+	for (size_t i = 0; i <= len; i++) {
+		const char *esc = NULL;
+
+		if (i < len)
+			esc = s[i] == '\\'   ? "\\\\"
+			      : s[i] == '"'  ? "\\\""
+			      : s[i] == '\n' ? "\\n"
+					     : NULL;
+		if (i < len && !esc)
+			continue;
+		text_out_printf(o, "%.*s%s", (int)(i - from), s + from, esc ? esc : "");
+		from = i + 1;
+	}
+}

@@ -52,4 +52,20 @@ void text_printf(char *dst, size_t size, const char *fmt, ...)
  */
 void text_free_wiped(char *s);
 
+/*
+ * Text measured and written in one pass (the /metrics exposition): what fits goes into
+ * buf[0, size), len counts every byte asked for, so a caller sizes a buffer with a NULL
+ * one first.
+ */
+struct text_out {
+	char *buf;
+	size_t size;
+	size_t len; /* needed, may exceed size */
+};
+
+void text_out_printf(struct text_out *o, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* @len bytes of @s as a Prometheus label value: backslash, quote and newline escaped. */
+void text_out_label(struct text_out *o, const char *s, size_t len);
+
 #endif

@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "text.h"
+
 #define SHA1_BLOCK 64
 
 struct sha1 {
@@ -137,17 +139,6 @@ void uuid5_str(const uint8_t ns[16], const char *name, size_t len, char out[UUID
 	out[o] = '\0';
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int uuid5_parse(const char *text, uint8_t out[16])
 {
 	size_t at = 0;
@@ -162,8 +153,8 @@ int uuid5_parse(const char *text, uint8_t out[16])
 		}
 		if (!text[at] || !text[at + 1])
 			return -EINVAL;
-		hi = hexval(text[at]);
-		lo = hexval(text[at + 1]);
+		hi = text_hex_digit(text[at]);
+		lo = text_hex_digit(text[at + 1]);
 		if (hi < 0 || lo < 0)
 			return -EINVAL;
 		out[i] = (uint8_t)(hi << 4 | lo);
