@@ -550,14 +550,17 @@ static int app_exit_status(const struct app *app)
 			status = 1;
 	}
 	app_print_stats("done");
-	if (stats_dropped_total() || stats.partial_rejected || stats.unconfirmed) {
+	if (stats_dropped_total() || stats.partial_rejected || stats.unconfirmed ||
+	    stats.spool_evicted) {
 		log_error("%llu spans were not delivered (%llu dropped, %llu refused by the "
-			  "collector, %llu answered with something that is not an OTLP response)",
+			  "collector, %llu answered with something that is not an OTLP response, "
+			  "%llu evicted from a full spool)",
 			  (unsigned long long)(stats_dropped_total() + stats.partial_rejected +
-					       stats.unconfirmed),
+					       stats.unconfirmed + stats.spool_evicted),
 			  (unsigned long long)stats_dropped_total(),
 			  (unsigned long long)stats.partial_rejected,
-			  (unsigned long long)stats.unconfirmed);
+			  (unsigned long long)stats.unconfirmed,
+			  (unsigned long long)stats.spool_evicted);
 		status = 1;
 	}
 	return status;

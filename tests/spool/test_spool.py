@@ -171,13 +171,15 @@ def kill_then_restart(tmp):
 
 @test("full")
 def oldest_evicted(tmp):
-    """A 64 KiB spool for ~100 KiB of batches: the oldest go, counted, the bound holds, the
-    rest is delivered."""
+    """A 64 KiB spool for ~100 KiB of batches: the oldest go, counted, the run exits 1 saying
+    so, the bound holds, the rest is delivered."""
     spool = os.path.join(tmp, "spool")
     with spool_all(tmp, spool, "--spool-size", "64K") as d:
-        check("exit 0", d.stop() == 0, d.err())
+        check("exit 1: spans were lost to the bound", d.stop() == 1, d.err())
     c = counters(d.err())
     evicted = c.get("spool_evicted", 0)
+    check("the run says how many", "%d evicted from a full spool" % evicted in d.err(),
+          d.err()[-400:])
     check("some evicted", evicted > 0, c)
     check("the evictions said", "spool " in d.err() and "full" in d.err(), d.err())
     size = sum(os.path.getsize(f) for f in spool_files(spool))
