@@ -426,7 +426,8 @@ static void nodes_on_who(struct nodes *n, const struct finder_reply *r)
 	}
 	if (pr->pidfd < 0) {
 		pr->pidfd = nodes_pidfd(n, pr->pid, nodes_proc_exited, pr);
-		if (pr->pidfd < 0) {
+		/* No pidfd for a live process (out of descriptors): kept, its exit unseen. */
+		if (pr->pidfd < 0 && kill((pid_t)pr->pid, 0) < 0 && errno == ESRCH) {
 			pr->exited = true;
 			pr->at_ms = clock_mono_ms();
 		}
