@@ -37,6 +37,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "ringbuf.h"
 #include "span.h"
 #include "stats.h"
 
@@ -130,16 +131,14 @@ struct source_usdt {
 	struct loop *loop;
 	struct pipeline *p;
 	struct source_usdt_bpf *skel;
-	struct ring_buffer *rb;
-	int rb_epfd;
-	const uint64_t *rb_pos; /* read-only: [0] the consumer, [page / 8] the producer position */
-	size_t page;
+	struct ringbuf *rb;
+	int rb_fd; /* the ring's map fd while the loop watches it, else -1 */
 	uint64_t wakeup_bytes;
 	bool held;			 /* woken: poll_timer reads the ring in USDT_LATENCY_MS */
 	struct usdt_chunk *stage, *tail; /* read, to be parsed, oldest first */
 	size_t stage_bytes, stage_max;	 /* stage_max: --queue-bytes, what the queue could take */
-	struct ring_buffer *exec_rb;	 /* discovery: the exec records */
-	int exec_epfd;
+	struct ringbuf *exec_rb;	 /* discovery: the exec records */
+	int exec_fd;
 	struct loop_timer *poll_timer;
 	struct loop_timer *watch_timer;
 	bool want[USDT__MAX];	/* probes to attach */
@@ -363,7 +362,7 @@ static void usdt_scan_proc(struct source_usdt *src)
 }
 
 /* libbpf's callback for the exec ring. */
-static int usdt_on_exec(void *ctx, void *data, size_t size)
+static int usdt_on_exec(void *ctx, const void *data, size_t size)
 {
 	const struct usdt_record_hdr *h = data;
 
@@ -376,7 +375,7 @@ static int usdt_on_exec(void *ctx, void *data, size_t size)
 static void usdt_exec_ready(struct loop *loop, int fd, uint32_t events, void *ctx)
 {
 	struct source_usdt *src = ctx;
-	int n = ring_buffer__consume(src->exec_rb);
+	int n = ringbuf_consume(src->exec_rb, usdt_on_exec, src);
 
 	if (n < 0)
 		log_limited(&src->rl_bad, LOG_LVL_WARN, "reading the exec ring buffer failed: %s",
@@ -390,21 +389,20 @@ static int usdt_start_discovery(struct source_usdt *src, char *err, size_t err_s
 
 	if (!src->discover)
 		return 0;
-	src->exec_rb =
-		ring_buffer__new(bpf_map__fd(src->skel->maps.execs), usdt_on_exec, src, NULL);
+	src->exec_rb = ringbuf__new(bpf_map__fd(src->skel->maps.execs),
+				    bpf_map__max_entries(src->skel->maps.execs));
 	if (!src->exec_rb) {
 		ret = -errno;
 		snprintf(err, err_size, "setting up the exec ring buffer reader failed: %s",
 			 strerror(-ret));
 		return ret ? ret : -EINVAL;
 	}
-	ret = loop_add(src->loop, ring_buffer__epoll_fd(src->exec_rb), EPOLLIN, usdt_exec_ready,
-		       src);
+	ret = loop_add(src->loop, ringbuf_fd(src->exec_rb), EPOLLIN, usdt_exec_ready, src);
 	if (ret) {
 		snprintf(err, err_size, "watching the exec ring buffer failed: %s", strerror(-ret));
 		return ret;
 	}
-	src->exec_epfd = ring_buffer__epoll_fd(src->exec_rb);
+	src->exec_fd = ringbuf_fd(src->exec_rb);
 	src->exec_link = bpf_program__attach(src->skel->progs.cln_exec);
 	if (!src->exec_link) {
 		ret = -errno;
@@ -551,7 +549,7 @@ static void usdt_stage_free(struct source_usdt *src)
 }
 
 /* libbpf's callback: a record out of the ring, into the stage. */
-static int usdt_on_record(void *ctx, void *data, size_t size)
+static int usdt_on_record(void *ctx, const void *data, size_t size)
 {
 	struct source_usdt *src = ctx;
 
@@ -573,6 +571,8 @@ static void usdt_read_counters(struct source_usdt *src)
 	for (int c = 0; c < src->ncpus; c++)
 		for (int i = 0; i < USDT_RECORD_CNT__MAX; i++)
 			tot[i] += src->percpu[c].v[i];
+	/* Records the reader itself could not copy (out of memory) are lost as well. */
+	tot[USDT_RECORD_CNT_RB_LOST] += ringbuf_skipped(src->rb);
 	for (int i = 0; i < USDT_RECORD_CNT__MAX; i++) {
 		d[i] = tot[i] - src->cnt[i];
 		src->cnt[i] = tot[i];
@@ -609,7 +609,7 @@ static bool usdt_pump(struct source_usdt *src)
 	int n = 0;
 
 	for (unsigned done = 0; done < USDT_BUDGET; done += USDT_SLICE) {
-		n = ring_buffer__consume(src->rb);
+		n = ringbuf_consume(src->rb, usdt_on_record, src);
 		if (n < 0 && n != -EAGAIN)
 			log_limited(&src->rl_bad, LOG_LVL_WARN,
 				    "reading the ring buffer failed: %s", strerror(-n));
@@ -619,15 +619,6 @@ static bool usdt_pump(struct source_usdt *src)
 	}
 	usdt_read_counters(src);
 	return more || n == -EAGAIN;
-}
-
-/* Bytes in the ring not read yet; UINT64_MAX when unknown (then every wake-up reads). */
-static uint64_t usdt_ring_avail(const struct source_usdt *src)
-{
-	if (!src->rb_pos)
-		return UINT64_MAX;
-	return __atomic_load_n(&src->rb_pos[src->page / sizeof(uint64_t)], __ATOMIC_ACQUIRE) -
-	       __atomic_load_n(&src->rb_pos[0], __ATOMIC_ACQUIRE);
 }
 
 /* Read now; continue at the next turn (after the other work) while records are left. */
@@ -649,7 +640,7 @@ static void usdt_rb_ready(struct loop *loop, int fd, uint32_t events, void *ctx)
 {
 	struct source_usdt *src = ctx;
 
-	if (usdt_ring_avail(src) >= src->wakeup_bytes) {
+	if (ringbuf_avail(src->rb) >= src->wakeup_bytes) {
 		usdt_service(src);
 		return;
 	}
@@ -677,8 +668,8 @@ void source_usdt_drain(struct source_usdt *src)
 		;
 	loop_timer_disarm(src->poll_timer);
 	loop_timer_disarm(src->watch_timer);
-	loop_del(src->loop, src->rb_epfd);
-	src->rb_epfd = -1;
+	loop_del(src->loop, src->rb_fd);
+	src->rb_fd = -1;
 	src->stopped = true;
 	log_debug("eBPF capture stopped: %llu spans and %llu suspend/resume events read",
 		  (unsigned long long)src->spans, (unsigned long long)src->events);
@@ -832,10 +823,9 @@ static struct source_usdt *usdt_alloc(struct loop *loop, const struct config *cf
 		return NULL;
 	src->loop = loop;
 	src->p = p;
-	src->rb_epfd = -1;
-	src->exec_epfd = -1;
+	src->rb_fd = -1;
+	src->exec_fd = -1;
 	src->stage_max = cfg->max_queue_bytes ? cfg->max_queue_bytes : USDT_STAGE_CHUNK;
-	src->page = (size_t)sysconf(_SC_PAGESIZE);
 	src->want[USDT_EMIT] = src->want[USDT_SUSPEND] = src->want[USDT_RESUME] = true;
 	src->want[USDT_START] = src->want[USDT_END] = cfg->all_probes;
 	src->discover = !cfg->n_lightningd && !cfg->n_pids;
@@ -878,24 +868,6 @@ static int usdt_alloc_counters(struct source_usdt *src, char *err, size_t err_si
 }
 
 /*
- * The ring's consumer and producer positions, mapped read-only (two pages): how full the
- * ring is when it wakes us. Without them (no mapping), every wake-up reads at once.
- */
-static void usdt_map_positions(struct source_usdt *src)
-{
-	void *p = mmap(NULL, 2 * src->page, PROT_READ, MAP_SHARED, bpf_map__fd(src->skel->maps.rb),
-		       0);
-
-	if (p == MAP_FAILED) {
-		log_debug("mapping the ring buffer's positions failed (%s): reading at every "
-			  "wake-up",
-			  strerror(errno));
-		return;
-	}
-	src->rb_pos = p;
-}
-
-/*
  * Read the ring buffer from the loop: its epoll fd, edge-triggered (one event per wake-up:
  * records left in the ring on purpose must not wake us again), and the poll timer, armed
  * only while records wait. Watch the binaries.
@@ -904,21 +876,20 @@ static int usdt_start_reading(struct source_usdt *src, char *err, size_t err_siz
 {
 	int ret;
 
-	src->rb = ring_buffer__new(bpf_map__fd(src->skel->maps.rb), usdt_on_record, src, NULL);
+	src->rb = ringbuf__new(bpf_map__fd(src->skel->maps.rb),
+			       bpf_map__max_entries(src->skel->maps.rb));
 	if (!src->rb) {
 		ret = errno;
 		snprintf(err, err_size, "setting up the ring buffer reader failed: %s",
 			 strerror(ret));
 		return ret ? -ret : -EINVAL;
 	}
-	usdt_map_positions(src);
-	src->rb_epfd = ring_buffer__epoll_fd(src->rb);
-	ret = loop_add(src->loop, src->rb_epfd, EPOLLIN | EPOLLET, usdt_rb_ready, src);
+	ret = loop_add(src->loop, ringbuf_fd(src->rb), EPOLLIN | EPOLLET, usdt_rb_ready, src);
 	if (ret) {
-		src->rb_epfd = -1;
 		snprintf(err, err_size, "watching the ring buffer failed: %s", strerror(-ret));
 		return ret;
 	}
+	src->rb_fd = ringbuf_fd(src->rb);
 	src->poll_timer = loop_timer__new(src->loop, usdt_poll_cb, src);
 	src->watch_timer = loop_timer__new(src->loop, usdt_watch_cb, src);
 	if (!src->poll_timer || !src->watch_timer ||
@@ -1032,9 +1003,9 @@ void source_usdt__free(struct source_usdt *src)
 		close(src->pidfds[i]);
 	}
 	bpf_link__destroy(src->exec_link);
-	if (src->exec_epfd >= 0)
-		loop_del(src->loop, src->exec_epfd);
-	ring_buffer__free(src->exec_rb);
+	if (src->exec_fd >= 0)
+		loop_del(src->loop, src->exec_fd);
+	ringbuf__free(src->exec_rb);
 	if (src->rb) {
 		const struct targets_discovery *d = targets_discovery_stats(src->targets);
 
@@ -1049,8 +1020,8 @@ void source_usdt__free(struct source_usdt *src)
 	}
 	loop_timer__free(src->watch_timer);
 	loop_timer__free(src->poll_timer);
-	if (src->rb_epfd >= 0)
-		loop_del(src->loop, src->rb_epfd);
+	if (src->rb_fd >= 0)
+		loop_del(src->loop, src->rb_fd);
 	if (src->rb) {
 		usdt_read_counters(src);
 		if (src->cnt[USDT_RECORD_CNT_RB_LOST] || src->cnt[USDT_RECORD_CNT_READ_FAIL])
@@ -1063,10 +1034,8 @@ void source_usdt__free(struct source_usdt *src)
 			log_debug("eBPF capture: %llu spans and %llu suspend/resume events read",
 				  (unsigned long long)src->spans, (unsigned long long)src->events);
 	}
-	ring_buffer__free(src->rb);
+	ringbuf__free(src->rb);
 	usdt_stage_free(src);
-	if (src->rb_pos)
-		munmap((void *)src->rb_pos, 2 * src->page);
 	targets__free(src->targets);
 	source_usdt_bpf__destroy(src->skel);
 	free(src->percpu);
