@@ -205,6 +205,8 @@ int loop_timer_disarm(struct loop_timer *t)
 {
 	struct itimerspec its = {0};
 
+	if (!t->armed)
+		return 0; /* fired or never armed: nothing to tell the kernel */
 	if (timerfd_settime(t->fd, 0, &its, NULL) < 0)
 		return -errno;
 	t->armed = false;

@@ -89,7 +89,7 @@ void source_usdt__free(struct source_usdt *src)
 #include "targets.h"
 #include "usdt_record.h"
 
-#define USDT_LATENCY_MS	     50	  /* a woken reader reads this much later: spans wait no longer */
+#define USDT_LATENCY_MS	     250  /* a woken reader reads this much later: spans wait no longer */
 #define USDT_BUDGET	     4096 /* records parsed per turn of the loop, so nothing else starves */
 #define USDT_DRAIN_ROUNDS    16384	  /* 64M records: more than a 1 GiB ring can hold */
 #define USDT_SLICE	     64		  /* records parsed between two looks at the ring */

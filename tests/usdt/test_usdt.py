@@ -242,6 +242,30 @@ def idle(tmp):
     check("at most 6 wake-ups in 4 s idle, got %d" % (after - before), after - before <= 6)
 
 
+@test("steady")
+def steady(tmp):
+    """At a steady 1,000 spans/s the reader wakes a few times a second, not once per span
+    nor 40 times a second: the record that lands in an empty ring wakes it, it leaves what
+    follows in the ring for USDT_LATENCY_MS (250 ms) and reads it all at once. Expected
+    ~9 wake-ups a second (4 ring wake-ups, 4 timer fires, the look at the binaries every
+    2 s); with a 50 ms hold it was ~41. Every span still arrives."""
+    ld = layout(tmp)
+    tr = tracer(tmp, "--lightningd", ld, "--no-plugins", "--batch-delay", "5000")
+    log = os.path.join(tmp, "steady.log")
+    em = Proc([ld, "--synthetic", "4000", "--rate", "1000/s", "--seed", "400", "--log", log],
+              tmp, "emitter")
+    em.wait_err("pid ")
+    t0, before = time.monotonic(), wakeups(tr.proc.pid)
+    em.stopped(sig=None, timeout=120, what="the emitter ran to its end")
+    secs, woke = time.monotonic() - t0, wakeups(tr.proc.pid) - before
+    print("  %d wake-ups in %.1f s at 1,000 spans/s: %.1f a second" % (woke, secs, woke / secs))
+    check("fewer than 20 wake-ups a second at 1,000 spans/s, got %.1f" % (woke / secs),
+          woke / secs < 20)
+    fired = read_log(log)[0]
+    tr.wait(lambda: len(tr.spans()) == len(fired), 60, "every span exported")
+    compare(fired, stopped(tr))
+
+
 def bpf_mappings(pid):
     """Sizes in bytes of the process's mappings of BPF maps (/proc/PID/maps)."""
     sizes = []
