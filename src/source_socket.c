@@ -25,7 +25,6 @@
 #define SOCKET_BATCH 32 /* datagrams per recvmmsg */
 /* The largest span, and its NUL if sent: longer datagrams are cut, then rejected. */
 #define SOCKET_DGRAM_MAX (SPAN_MAX_PAYLOAD + 1)
-#define SOCKET_RCVBUF	 (8 * 1024 * 1024)
 #define SOCKET_EXE_CACHE 64
 /*
  * net.unix.max_dgram_qlen, the datagrams a unix socket holds before a non-blocking sender
@@ -33,7 +32,8 @@
  * network namespace (every container). What arrives while cln-otlp is not scheduled must
  * fit: CLN emits 1,000-2,000 spans/s at startup and a loaded host can leave a reader off
  * its core for tens of milliseconds, so 512 datagrams (a quarter of a second of the
- * fastest startup; at most 1 MB of 2 KB spans, well within SOCKET_RCVBUF).
+ * fastest startup). The receive buffer bounds nothing here: unix datagrams are charged to
+ * each sender's send buffer (see SOCKET_DEFER_MAX_US), never to the receiver's.
  */
 #define SOCKET_QLEN_TARGET SOURCE_SOCKET_QLEN_TARGET
 #define SOCKET_QLEN_PATH   "/proc/sys/net/unix/max_dgram_qlen"
@@ -551,7 +551,7 @@ struct source_socket *source_socket__new(struct loop *loop, const struct config 
 	struct source_socket *src = calloc(1, sizeof(*src));
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 	const char *path = cfg->socket_path;
-	int one = 1, rcvbuf = SOCKET_RCVBUF;
+	int one = 1;
 	int r;
 
 	if (!src) {
@@ -592,9 +592,6 @@ struct source_socket *source_socket__new(struct loop *loop, const struct config 
 		snprintf(err, err_size, "--socket %s: SO_PASSCRED: %s", path, strerror(errno));
 		goto fail;
 	}
-	/* Room for a startup burst: CLN's sends are non-blocking and lost when we lag. */
-	if (setsockopt(src->fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0)
-		setsockopt(src->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	src->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (src->timer_fd < 0) {
 		snprintf(err, err_size, "--socket %s: timerfd: %s", path, strerror(errno));
