@@ -463,7 +463,8 @@ def voluntary(pid):
 
 
 def node_cost():
-    """The emitter's own CPU per span (ns), and the reader's wake-ups per span, by path."""
+    """The emitter's own CPU per span (ns), the median time of its sendto (ns), the reader's
+    wake-ups per span, and the datagrams refused, by path."""
     log("6/7 the node's cost per span, by capture path")
     n = 3000 if args.quick else 9000
     sock = os.path.join(tmp, "trace.sock")
@@ -475,6 +476,7 @@ def node_cost():
         setups[2:2] = [("eBPF capture (main)", "cln-otlp", args.main),
                        ("socket into --socket (main)", "socket", args.main)]
     cpu = {name: [] for name, _, _ in setups}
+    send = {name: [] for name, _, _ in setups}
     wakes = {name: [] for name, _, _ in setups}
     lost = {name: 0 for name, _, _ in setups}
     for r in range(args.runs):  # rounds interleaved: drift of the machine hits every path
@@ -491,26 +493,35 @@ def node_cost():
                 wakes[name].append((voluntary(tr.proc.pid) - w0) / n)
                 tr.stop()
             cpu[name].append(float(re.search(r"cpu ([\d.]+) ns/span_emit", p.stderr).group(1)))
+            m = re.search(r"sendto: median (\d+) ns", p.stderr)
+            if m:
+                send[name].append(int(m.group(1)))
             m = re.search(r"eagain (\d+)", p.stderr)
             lost[name] += int(m.group(1)) if m else 0
     return [(name, statistics.median(cpu[name]),
-             statistics.median(wakes[name]) if wakes[name] else None, lost[name])
+             statistics.median(send[name]) if send[name] else None,
+             statistics.median(wakes[name]) if wakes[name] else None, lost[name], n * args.runs)
             for name, _, _ in setups]
 
 
 def print_node_cost(rows):
     base = rows[0][1]
-    bare = next(c for name, c, _, _ in rows if "bare" in name) - base
+    bare = next(c for name, c, _, _, _, _ in rows if "bare" in name) - base
+    bare_send = next(s for name, _, s, _, _, _ in rows if "bare" in name)
     print("\n**The node's cost per span** by capture path: the emitter plays a node answering "
           "calls (3 spans per ~35 us of work), its own CPU time (user + system) per "
-          "span; wake-ups: the reader's voluntary context switches per span:\n")
-    print("| path | ns per span | added | of the bare sendto | reader wake-ups per span "
-          "| refused (EAGAIN) |")
-    print("|---|---:|---:|---:|---:|---:|")
-    for name, c, w, lost in rows:
+          "span; sendto: the median wall time of one sendto call (steadier than the CPU of a "
+          "run on a shared machine); wake-ups: the reader's voluntary context switches per "
+          "span; refused: of all the datagrams sent by all rounds:\n")
+    print("| path | ns per span | added | of the bare sendto | sendto median ns "
+          "| of the bare sendto | reader wake-ups per span | refused (EAGAIN) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, c, s, w, lost, sent in rows:
         ratio = f"{(c - base) / bare:.2f}x" if bare > 0 and name != "no tracer" else ""
-        print(f"| {name} | {c:.0f} | {c - base:+.0f} | {ratio} | "
-              f"{'' if w is None else f'{w:.3f}'} | {lost} |")
+        sratio = f"{s / bare_send:.2f}x" if s and bare_send else ""
+        print(f"| {name} | {c:.0f} | {c - base:+.0f} | {ratio} | {'' if s is None else s} | "
+              f"{sratio} | {'' if w is None else f'{w:.3f}'} | "
+              f"{f'{lost} of {sent}' if s is not None else ''} |")
 
 
 if args.node_cost:

@@ -25,7 +25,6 @@
 #define SOCKET_BATCH 32 /* datagrams per recvmmsg */
 /* The largest span, and its NUL if sent: longer datagrams are cut, then rejected. */
 #define SOCKET_DGRAM_MAX (SPAN_MAX_PAYLOAD + 1)
-#define SOCKET_RCVBUF	 (8 * 1024 * 1024)
 #define SOCKET_EXE_CACHE 64
 /*
  * net.unix.max_dgram_qlen, the datagrams a unix socket holds before a non-blocking sender
@@ -33,24 +32,25 @@
  * network namespace (every container). What arrives while cln-otlp is not scheduled must
  * fit: CLN emits 1,000-2,000 spans/s at startup and a loaded host can leave a reader off
  * its core for tens of milliseconds, so 512 datagrams (a quarter of a second of the
- * fastest startup; at most 1 MB of 2 KB spans, well within SOCKET_RCVBUF).
+ * fastest startup). The receive buffer bounds nothing here: unix datagrams are charged to
+ * each sender's send buffer (see SOCKET_DEFER_MAX_US), never to the receiver's.
  */
 #define SOCKET_QLEN_TARGET SOURCE_SOCKET_QLEN_TARGET
 #define SOCKET_QLEN_PATH   "/proc/sys/net/unix/max_dgram_qlen"
 /*
- * Deferred draining. A reader asleep on the socket is woken by every datagram, and the
- * sender pays for that wake-up (a cross-CPU wake cost a node ~17 us per span, five times
- * the sendto). So once a wake-up has drained the socket, cln-otlp stops watching it and
- * drains again on a timer; it watches again once drains have found it empty for
- * SOCKET_IDLE_US. While it does not watch, datagrams wait, so each sleep is bounded for
- * them to fit. The tighter bound is the sender's own: a datagram counts against its send
- * buffer until read, and the default one (212,992 bytes) holds 167 of CLN's spans up to
- * ~700 bytes (49 of 2 KB), fewer than the 512 the queue takes. A node sending nothing but
+ * Deferred draining. A reader asleep on the socket is woken by every datagram, and the sender
+ * pays for that wake-up (a cross-CPU wake cost a node ~17 us per span, five times the sendto).
+ * So once a wake-up has drained the socket, cln-otlp takes it out of its epoll set
+ * (source_socket_defer) and drains again on a timer; it watches again once drains have found
+ * it empty for SOCKET_IDLE_US. While it does not watch, datagrams wait, so each sleep is
+ * bounded for them to fit. The tighter bound is the sender's own: a datagram counts against
+ * its send buffer until read, and the default one (212,992 bytes) holds 167 of CLN's spans up
+ * to ~700 bytes (49 of 2 KB), fewer than the 512 the queue takes. A node sending nothing but
  * spans does one sendto per 3.4 us, but a node's fastest measured stream (getinfo calls in a
- * loop: 3 spans per 101 us of work) is ~30,000 spans/s: SOCKET_DEFER_MAX_US (1 ms) brings
- * ~30, even when the rate jumps from nothing to that during one sleep. The first sleep
- * after a wake-up is SOCKET_DEFER_MIN_US; each next one doubles, but never lasts longer
- * than SOCKET_DEFER_FILL datagrams took to come at the rate the last drain saw.
+ * loop: 3 spans per 101 us of work) is ~30,000 spans/s: SOCKET_DEFER_MAX_US (1 ms) brings ~30,
+ * even when the rate jumps from nothing to that during one sleep. The first sleep after a
+ * wake-up is SOCKET_DEFER_MIN_US; each next one doubles, but never lasts longer than
+ * SOCKET_DEFER_FILL datagrams took to come at the rate the last drain saw.
  */
 #define SOCKET_DEFER_MAX_US 1000
 #define SOCKET_DEFER_MIN_US 50
@@ -72,7 +72,7 @@ struct source_socket {
 	ino_t ino;
 	bool stopped;
 	int timer_fd;		      /* the deferred drain (timerfd, microseconds) */
-	bool deferred;		      /* not watching the socket: the timer drains it */
+	bool deferred;		      /* not in the epoll set: the timer drains it */
 	uint64_t idle_us;	      /* time the drains in a row found nothing in */
 	uint64_t delay_us;	      /* the last sleep */
 	uint64_t last_drain;	      /* CLOCK_MONOTONIC ns of the last drain */
@@ -232,6 +232,8 @@ static size_t source_socket_drain(struct source_socket *src)
 	return got;
 }
 
+static void source_socket_readable(struct loop *loop, int fd, uint32_t events, void *ctx);
+
 static uint64_t source_socket_now(void)
 {
 	struct timespec ts;
@@ -240,11 +242,18 @@ static uint64_t source_socket_now(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* Watch the socket again (@watch), or drain it in @us microseconds instead. */
+/*
+ * Watch the socket again (@watch), or drain it in @us microseconds instead. Not watching
+ * means not registered at all (EPOLL_CTL_DEL): an epoll entry left on the socket's wait
+ * queue, even one asking for no event, has every sendto lock that queue and run epoll's
+ * callback (~0.1 us of the sender's CPU per datagram); without one the sender's wake-up
+ * check finds nobody waiting and returns.
+ */
 static void source_socket_defer(struct source_socket *src, bool watch, uint64_t us)
 {
 	struct itimerspec its = {.it_value = {.tv_sec = (time_t)(us / 1000000),
 					      .tv_nsec = (long)(us % 1000000) * 1000}};
+	int r;
 
 	if (!watch && timerfd_settime(src->timer_fd, 0, &its, NULL) < 0) {
 		log_limited(&src->rl, LOG_LVL_WARN, "trace socket %s: timer: %s", src->path,
@@ -253,11 +262,22 @@ static void source_socket_defer(struct source_socket *src, bool watch, uint64_t 
 	}
 	if (watch == !src->deferred)
 		return;
-	if (loop_mod(src->loop, src->fd, watch ? EPOLLIN : 0) < 0) {
+	if (watch)
+		r = loop_add(src->loop, src->fd, EPOLLIN, source_socket_readable, src);
+	else
+		r = loop_del(src->loop, src->fd);
+	if (r < 0) {
 		log_limited(&src->rl, LOG_LVL_WARN, "trace socket %s: epoll: %s", src->path,
-			    strerror(errno));
+			    strerror(-r));
 		if (!watch)
 			return; /* still watched: a wake-up per datagram, nothing lost */
+		/* Not watched: keep draining on the timer, at the longest sleep. */
+		its.it_value.tv_nsec = SOCKET_DEFER_MAX_US * 1000;
+		src->delay_us = SOCKET_DEFER_MAX_US;
+		if (timerfd_settime(src->timer_fd, 0, &its, NULL) < 0)
+			log_limited(&src->rl, LOG_LVL_WARN, "trace socket %s: timer: %s", src->path,
+				    strerror(errno));
+		return;
 	}
 	src->deferred = !watch;
 }
@@ -531,7 +551,7 @@ struct source_socket *source_socket__new(struct loop *loop, const struct config 
 	struct source_socket *src = calloc(1, sizeof(*src));
 	struct sockaddr_un addr = {.sun_family = AF_UNIX};
 	const char *path = cfg->socket_path;
-	int one = 1, rcvbuf = SOCKET_RCVBUF;
+	int one = 1;
 	int r;
 
 	if (!src) {
@@ -572,9 +592,6 @@ struct source_socket *source_socket__new(struct loop *loop, const struct config 
 		snprintf(err, err_size, "--socket %s: SO_PASSCRED: %s", path, strerror(errno));
 		goto fail;
 	}
-	/* Room for a startup burst: CLN's sends are non-blocking and lost when we lag. */
-	if (setsockopt(src->fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0)
-		setsockopt(src->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	src->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	if (src->timer_fd < 0) {
 		snprintf(err, err_size, "--socket %s: timerfd: %s", path, strerror(errno));

@@ -21,6 +21,10 @@ network namespaces; in CI it fails rather than skips).
                10,000/s): none refused to the sender (EAGAIN), all exported, and cln-otlp woke
                fewer than once per 4 datagrams (voluntary context switches: it drains in
                batches on a timer instead of being woken by each datagram)
+  unwatched    while a stream comes (the emitter, 4,000/s), the socket is out of cln-otlp's
+               epoll set (its epoll fd's fdinfo), not merely asked for no event: an entry left
+               on the socket's wait queue costs every sendto epoll's callback; idle, it is
+               watched again, and every span is exported
 
 usage: test_socket.py TEST --cln-otlp BIN --sender BIN [--emitter BIN]
 """
@@ -32,10 +36,11 @@ import signal
 import socket
 import stat
 import sys
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
-from harness import (Proc, check, cln_json, give_to_daemon, main, need_root, options, run,  # noqa
-                     test)
+from harness import (Proc, check, cln_json, give_to_daemon, main, need_root, options,  # noqa
+                     release, run, start_emitter, test, wait_for)
 
 (NAME,), A = options("cln-otlp", "sender", "emitter")
 NOBODY = pwd.getpwnam("nobody").pw_uid
@@ -274,6 +279,66 @@ def burst(tmp):
         d.wait(lambda: len(by_id(d)) == sent, 60, "every datagram taken was exported")
         d.stopped()
         check("and no more", len(by_id(d)) == sent, len(by_id(d)))
+
+
+def socket_inode(path):
+    """The inode of the socket bound at path (/proc/net/unix), not of its file."""
+    with open("/proc/net/unix") as f:
+        for ln in f.readlines()[1:]:
+            cols = ln.split()
+            if len(cols) >= 8 and cols[7] == path:
+                return int(cols[6])
+    return None
+
+
+def epoll_targets(pid):
+    """The inodes of the files in every epoll set of process pid (fdinfo's tfd lines)."""
+    inos = set()
+    fd_dir = "/proc/%d/fd" % pid
+    for fd in os.listdir(fd_dir):
+        try:
+            if os.readlink(os.path.join(fd_dir, fd)) != "anon_inode:[eventpoll]":
+                continue
+            with open("/proc/%d/fdinfo/%s" % (pid, fd)) as f:
+                inos |= {int(m.group(1), 16) for m in re.finditer(r"^tfd:.* ino:([0-9a-f]+)",
+                                                                  f.read(), re.M)}
+        except FileNotFoundError:  # an fd closed meanwhile (a connection of curl's)
+            continue
+    return inos
+
+
+@test("unwatched")
+def unwatched(tmp):
+    path = os.path.join(sock_dir(tmp), "trace.sock")
+    n = 12000
+    with start(tmp, path, "--queue-size", "100000", "--batch-size", "128") as d:
+        ino = socket_inode(path)
+        check("the socket is in /proc/net/unix", ino, path)
+        watched = lambda: ino in epoll_targets(d.pid)  # noqa: E731
+        wait_for(watched, 30, "idle, the socket is in cln-otlp's epoll set")
+        e = start_emitter(tmp, A.emitter, "--synthetic", str(n), "--emit-only", "--rate", "4000",
+                          "--socket", path)
+        samples = []
+        open(e.go, "w").close()
+        while e.running():  # sampled for as long as the stream lasts (3 s)
+            samples.append(watched())
+            time.sleep(0.01)
+        release(e)
+        out = [ln for ln in e.lines("err") if " socket " in ln]
+        m = re.search(r"sent (\d+), eagain (\d+),", out[0] if out else "")
+        check("the emitter says what the socket took", m, e.err())
+        sent = int(m.group(1))
+        check("the stream was sampled", len(samples) >= 20, len(samples))
+        # Watched at the stream's start (the first datagram wakes cln-otlp), and again
+        # whenever the stream pauses for 4 ms (a loaded machine keeps the emitter off its CPU):
+        # a few samples; without a wait-queue entry between drains, never most of them.
+        check("the socket was out of the epoll set in most samples while the stream came",
+              samples.count(False) * 2 > len(samples),
+              "in the set in %d of %d samples" % (samples.count(True), len(samples)))
+        wait_for(watched, 30, "idle again, the socket is back in the epoll set")
+        d.wait(lambda: len(by_id(d)) == sent, 60, "every datagram taken was exported")
+        d.stopped()
+    check("and no more", len(by_id(d)) == sent, len(by_id(d)))
 
 
 if __name__ == "__main__":
