@@ -17,17 +17,21 @@ markdown table (figures, not pass/fail). Needs root (eBPF) and a build (scripts/
      calls (3 spans per ~35 us of work, --burst 3 --work) and prints its own CPU time
      per span, with no tracer, eBPF capture (cln-otlp --lightningd), its --socket mode into
      cln-otlp --socket, and --socket with nobody listening (the bare sendto); rounds
-     interleaved, medians; beside main's cln-otlp when --main BIN is given (--node-cost: this
-     part alone).
+     interleaved, medians (min-max); each beside main's cln-otlp when --main BIN (or
+     --old-build DIR) is given (--node-cost: this part alone).
 
   7. Footprint (--footprint: this part alone): RSS and PSS (/proc/PID/smaps_rollup) at rest
      and at 1,000 spans/s, CPU (utime + stime over a fixed window) idle and at 1,000
      spans/s, attached with eBPF and exporting to the mock collector, with the defaults, with
-     --ringbuf-size 16M, and with the binary of --old-build (today's main), side by side;
-     and the memory one queued span costs while the collector is down.
+     --ringbuf-size 16M, and with today's main (--old-build DIR or --main BIN), side by side;
+     an outage (the collector killed for 30 s while spans go on at 1,000/s, then back): RSS
+     before, at its end and once the queue has drained, the drain time, spans lost, and the
+     bytes one queued span costs; and the bytes per queued span with the collector down, on
+     the real capture replayed. Medians of --runs runs, with min-max.
 
 usage: bench/run.py [--build DIR] [--old-build DIR] [--runs N] [--quick] [--volume]
-                    [--node-cost] [--main BIN] [--footprint]
+                    [--node-cost] [--main BIN] [--footprint] [--fp-rate N] [--fp-window S]
+                    [--outage S] [--outage-lead S] [--drain-timeout S] [--queued-spans N]
 """
 import argparse
 import json
