@@ -54,7 +54,8 @@ ap.add_argument("--runs", type=int, default=5, help="runs per figure; the median
 ap.add_argument("--quick", action="store_true", help="fewer spans and runs (a smoke test)")
 ap.add_argument("--volume", action="store_true", help="only the volume figures (no root needed)")
 ap.add_argument("--node-cost", action="store_true", help="only the node's cost per span by path")
-ap.add_argument("--main", help="cln-otlp built from main, compared in the node cost figures")
+ap.add_argument("--main", help="cln-otlp built from main, compared in the node cost and "
+                "footprint figures")
 ap.add_argument("--footprint", action="store_true", help="only the footprint figures")
 ap.add_argument("--old-build", help="a build directory of today's main, compared in the "
                 "footprint and node cost figures (its cln-otlp; --main BIN alike)")
@@ -720,13 +721,11 @@ def print_node_cost(rows):
         print(f"| {name} | " + " | ".join(str(x) for x in here) + " |")
 
 
-if args.node_cost:
-    print_node_cost(node_cost())
-    shutil.rmtree(tmp, ignore_errors=True)
-    sys.exit(0)
-
-if args.footprint:
-    print_footprint(footprint())
+if args.node_cost or args.footprint:  # these parts alone, both when both are asked
+    if args.node_cost:
+        print_node_cost(node_cost())
+    if args.footprint:
+        print_footprint(footprint())
     shutil.rmtree(tmp, ignore_errors=True)
     sys.exit(0)
 
