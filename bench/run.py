@@ -17,17 +17,21 @@ markdown table (figures, not pass/fail). Needs root (eBPF) and a build (scripts/
      calls (3 spans per ~35 us of work, --burst 3 --work) and prints its own CPU time
      per span, with no tracer, eBPF capture (cln-otlp --lightningd), its --socket mode into
      cln-otlp --socket, and --socket with nobody listening (the bare sendto); rounds
-     interleaved, medians; beside main's cln-otlp when --main BIN is given (--node-cost: this
-     part alone).
+     interleaved, medians (min-max); each beside main's cln-otlp when --main BIN (or
+     --old-build DIR) is given (--node-cost: this part alone).
 
   7. Footprint (--footprint: this part alone): RSS and PSS (/proc/PID/smaps_rollup) at rest
      and at 1,000 spans/s, CPU (utime + stime over a fixed window) idle and at 1,000
      spans/s, attached with eBPF and exporting to the mock collector, with the defaults, with
-     --ringbuf-size 16M, and with the binary of --old-build (today's main), side by side;
-     and the memory one queued span costs while the collector is down.
+     --ringbuf-size 16M, and with today's main (--old-build DIR or --main BIN), side by side;
+     an outage (the collector killed for 30 s while spans go on at 1,000/s, then back): RSS
+     before, at its end and once the queue has drained, the drain time, spans lost, and the
+     bytes one queued span costs; and the bytes per queued span with the collector down, on
+     the real capture replayed. Medians of --runs runs, with min-max.
 
 usage: bench/run.py [--build DIR] [--old-build DIR] [--runs N] [--quick] [--volume]
-                    [--node-cost] [--main BIN] [--footprint]
+                    [--node-cost] [--main BIN] [--footprint] [--fp-rate N] [--fp-window S]
+                    [--outage S] [--outage-lead S] [--drain-timeout S] [--queued-spans N]
 """
 import argparse
 import json
@@ -38,8 +42,10 @@ import signal
 import statistics
 import subprocess
 import sys
+import socket
 import tempfile
 import time
+import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -48,14 +54,35 @@ ap.add_argument("--runs", type=int, default=5, help="runs per figure; the median
 ap.add_argument("--quick", action="store_true", help="fewer spans and runs (a smoke test)")
 ap.add_argument("--volume", action="store_true", help="only the volume figures (no root needed)")
 ap.add_argument("--node-cost", action="store_true", help="only the node's cost per span by path")
-ap.add_argument("--main", help="cln-otlp built from main, compared in the node cost figures")
+ap.add_argument("--main", help="cln-otlp built from main, compared in the node cost and "
+                "footprint figures")
 ap.add_argument("--footprint", action="store_true", help="only the footprint figures")
-ap.add_argument("--old-build", help="a build of the code to compare with (footprint)")
+ap.add_argument("--old-build", help="a build directory of today's main, compared in the "
+                "footprint and node cost figures (its cln-otlp; --main BIN alike)")
+fp = ap.add_argument_group("footprint (--quick: the shorter value)")
+fp.add_argument("--fp-rate", type=int, default=1000, help="spans/s of the busy figures and "
+                "the outage (default 1000)")
+fp.add_argument("--fp-window", type=float, help="seconds of each CPU window (10; 5)")
+fp.add_argument("--outage", type=float, help="seconds the collector is down (30; 10)")
+fp.add_argument("--outage-lead", type=float, help="seconds exporting before the outage (10; 8: "
+                "a bridge holds spans up to 5 s while it looks for the node's identity)")
+fp.add_argument("--drain-timeout", type=float, default=300,
+                help="longest wait for the queue to drain after the outage (default 300)")
+fp.add_argument("--queued-spans", type=int, help="spans queued with the collector down "
+                "(30000; 10000)")
 args = ap.parse_args()
 if os.geteuid() != 0 and not args.volume:
     sys.exit("bench: needs root (eBPF); run scripts/test.sh first to build")
 if args.quick:
     args.runs = min(args.runs, 3)
+for name, full, quick in (("fp_window", 10, 5), ("outage", 30, 10), ("outage_lead", 10, 8),
+                          ("queued_spans", 30000, 10000)):
+    if getattr(args, name) is None:
+        setattr(args, name, quick if args.quick else full)
+# Today's main: one binary for every comparison, from --main or --old-build.
+main_bin = args.main or (os.path.join(args.old_build, "cln-otlp") if args.old_build else None)
+if main_bin and not os.access(main_bin, os.X_OK):
+    sys.exit(f"bench: {main_bin}: not an executable cln-otlp")
 
 B = args.build
 cln_otlp = os.path.join(B, "cln-otlp")
@@ -364,16 +391,73 @@ def proc_cpu(pid):
     return (int(st[11]) + int(st[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scrape(port):
+    """The bridge's /metrics: {family: value}, labelled series summed per family."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            fam = name.split("{", 1)[0]
+            out[fam] = out.get(fam, 0) + float(value)
+    return out
+
+
+def wait_until(cond, timeout):
+    """Polls cond until it holds (True) or timeout seconds pass (False)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        if cond():
+            return True
+        time.sleep(0.1)
+    return cond()
+
+
+def start_collector(wd, port=0, record=None):
+    """The mock collector (http/protobuf); returns (process, port)."""
+    pf = os.path.join(wd, f"ports-{time.monotonic_ns()}.json")
+    coll = subprocess.Popen(["/usr/bin/python3", collector, "--proto-py", proto_py, "--http",
+                             str(port), "--port-file", pf] +
+                            (["--record", record] if record else []),
+                            stderr=subprocess.DEVNULL)
+    if not wait_until(lambda: os.path.exists(pf) and os.path.getsize(pf) > 0, 60):
+        sys.exit("bench: the mock collector did not start")
+    return coll, json.load(open(pf))["http"]
+
+
+def start_bridge(binary, wd, endpoint, extra=()):
+    """cln-otlp attached to the emitter, serving /metrics; returns (process, metrics port)."""
+    mport = free_port()
+    err = os.path.join(wd, f"bridge-{time.monotonic_ns()}.err")
+    bridge = subprocess.Popen([binary, "--lightningd", emitter, "--no-plugins", "--endpoint",
+                               endpoint, "--stats-interval", "0", "--metrics-listen",
+                               f"127.0.0.1:{mport}", *extra], stderr=open(err, "w"))
+    wait_text(err, "attached", bridge)
+    return bridge, mport
+
+
+def stop(proc):
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        log(f"bench: {proc.args[0]} did not stop within 60 s of SIGTERM: killed")
+        proc.kill()
+        proc.wait()
+
+
 def footprint_run(binary, extra, window):
     """One bridge attached to the emitter, exporting to the mock collector: memory and CPU
-    at rest, then with the emitter at 1,000 spans/s. Returns a dict of figures."""
+    at rest, then with the emitter at --fp-rate spans/s. Returns a dict of figures."""
     wd = tempfile.mkdtemp(dir=tmp)
-    pf = os.path.join(wd, "ports.json")
-    coll = subprocess.Popen(["/usr/bin/python3", collector, "--proto-py", proto_py, "--http",
-                             "0", "--port-file", pf], stderr=subprocess.DEVNULL)
-    while not os.path.exists(pf):
-        time.sleep(0.05)
-    port = json.load(open(pf))["http"]
+    coll, port = start_collector(wd)
     err = os.path.join(wd, "bridge.err")
     bridge = subprocess.Popen([binary, "--lightningd", emitter, "--no-plugins", "--endpoint",
                                f"http://127.0.0.1:{port}", *extra], stderr=open(err, "w"))
@@ -384,66 +468,171 @@ def footprint_run(binary, extra, window):
     time.sleep(window)
     f["cpu_idle"] = 100 * (proc_cpu(bridge.pid) - c0) / window
     f["rss_rest"], f["pss_rest"] = proc_mem(bridge.pid)
-    n = int(1000 * (window + 3))
-    em = subprocess.Popen([emitter, "--synthetic", str(n), "--size", "280", "--rate", "1000/s",
-                           "--emit-only"], stderr=subprocess.DEVNULL)
+    n = int(args.fp_rate * (window + 3))
+    em = subprocess.Popen([emitter, "--synthetic", str(n), "--size", "280", "--rate",
+                           f"{args.fp_rate}/s", "--emit-only"], stderr=subprocess.DEVNULL)
     time.sleep(2)  # the rate settled
     c0 = proc_cpu(bridge.pid)
     time.sleep(window)
     f["cpu_1k"] = 100 * (proc_cpu(bridge.pid) - c0) / window
     f["rss_1k"], f["pss_1k"] = proc_mem(bridge.pid)
     em.wait()
-    bridge.send_signal(signal.SIGTERM)
-    bridge.wait()
-    coll.send_signal(signal.SIGTERM)
-    coll.wait()
+    stop(bridge)
+    stop(coll)
     return f
 
 
+SPAN_ID = re.compile(r'"spanId": ?"([0-9a-f]{16})"')
+
+
+def outage_run(binary, seed):
+    """The bridge exporting at --fp-rate spans/s; the collector killed for --outage seconds
+    while the emitter goes on; then a new one on the same port. Memory before, at the end of
+    the outage and once the queue has drained; how long the drain took; spans lost."""
+    wd = tempfile.mkdtemp(dir=tmp)
+    rec = os.path.join(wd, "spans.jsonl")
+    coll, port = start_collector(wd, 0, rec)
+    bridge, mport = start_bridge(binary, wd, f"http://127.0.0.1:{port}")
+    n = int(args.fp_rate * (args.outage_lead + args.outage))
+    fired_log = os.path.join(wd, "fired.log")
+    em = subprocess.Popen([emitter, "--synthetic", str(n), "--size", "280", "--rate",
+                           f"{args.fp_rate}/s", "--emit-only", "--seed", str(seed), "--log",
+                           fired_log], stderr=subprocess.DEVNULL)
+    time.sleep(args.outage_lead)  # measurement window: the bridge exporting at its rate
+    f = {"rss_before": proc_mem(bridge.pid)[0]}
+    held = scrape(mport)["cln_otlp_queue_spans"]
+    if held > args.fp_rate:
+        log(f"bench: {binary} held {held:.0f} spans before the outage: not exporting yet, "
+            "RSS before is not the steady state (a longer --outage-lead)")
+    coll.kill()
+    coll.wait()
+    t_down = time.time()
+    em.wait()
+    f["outage_s"] = time.time() - t_down
+    received = lambda: scrape(mport).get("cln_otlp_spans_received_total", 0)
+    if not wait_until(lambda: received() >= n, 60):
+        log(f"bench: {binary} received {received():.0f} of {n} spans fired")
+    f["rss_during"] = proc_mem(bridge.pid)[0]
+    f["queued"] = scrape(mport)["cln_otlp_queue_spans"]
+    f["per_span_outage"] = ((f["rss_during"] - f["rss_before"]) * 1024 * 1024 / f["queued"]
+                            if f["queued"] else float("nan"))
+    coll, _ = start_collector(wd, port, rec)
+    t_up = time.time()
+    drained = wait_until(lambda: scrape(mport)["cln_otlp_queue_spans"] == 0, args.drain_timeout)
+    f["drain_s"] = time.time() - t_up if drained else float("inf")
+    f["rss_after"] = proc_mem(bridge.pid)[0]
+    fired = {line.split(" ", 1)[0] for line in open(fired_log) if line.endswith("\n")}
+
+    def missing():
+        got = set()
+        with open(rec, errors="replace") as fh:
+            for line in fh:
+                if line.endswith("\n"):
+                    m = SPAN_ID.search(line)
+                    got.add(m.group(1) if m else None)
+        return len(fired - got)
+    wait_until(lambda: missing() == 0, 10)  # the last answers' records flushed
+    f["lost"] = missing()
+    stop(bridge)
+    stop(coll)
+    return f
+
+
+def capture_payloads():
+    """The span_emit payloads of the real capture."""
+    return [line.split(" ", 2)[2].rstrip("\n") for line in open(capture, errors="replace")
+            if line.startswith("span_emit ")]
+
+
 def queued_bytes(binary):
-    """Memory per queued span with the collector down: RSS growth over 30,000 spans."""
-    err = os.path.join(tmp, "queued.err")
-    bridge = subprocess.Popen([binary, "--lightningd", emitter, "--no-plugins", "--endpoint",
-                               "http://127.0.0.1:9", "--stats-interval", "0"],
-                              stderr=open(err, "w"))
-    wait_text(err, "attached", bridge)
-    time.sleep(1)
+    """Memory per queued span with the collector down: RSS growth while the real capture,
+    replayed with unique ids (--queued-spans spans at 20,000/s), waits in the queue, over the
+    spans the bridge says it holds."""
+    wd = tempfile.mkdtemp(dir=tmp)
+    bridge, mport = start_bridge(binary, wd, "http://127.0.0.1:9")
+    time.sleep(1)  # start-up done
     r0, _ = proc_mem(bridge.pid)
-    emit(["--synthetic", "30000", "--size", "280", "--rate", "20000/s", "--emit-only"])
-    time.sleep(1)
+    repeat = -(-args.queued_spans // len(capture_payloads()))
+    _, n, _ = emit([capture, "--repeat", str(repeat), "--unique-ids", "--rate", "20000/s",
+                    "--emit-only"])
+    wait_until(lambda: scrape(mport).get("cln_otlp_spans_received_total", 0) >= n, 60)
     r1, _ = proc_mem(bridge.pid)
-    bridge.send_signal(signal.SIGTERM)
-    bridge.wait()
-    return (r1 - r0) * 1024 * 1024 / 30000
+    queued = scrape(mport)["cln_otlp_queue_spans"]
+    stop(bridge)
+    return (r1 - r0) * 1024 * 1024 / queued if queued else float("nan")
 
 
 def footprint():
-    log("7/7 footprint: RSS, PSS and CPU at rest and at 1,000 spans/s")
-    window = 5 if args.quick else 10
+    log(f"7/7 footprint: RSS, PSS and CPU at rest and at {args.fp_rate} spans/s, an outage, "
+        "memory per queued span")
+    window = args.fp_window
     setups = [("defaults", cln_otlp, []), ("--ringbuf-size 16M", cln_otlp,
                                            ["--ringbuf-size", "16M"])]
-    if args.old_build:
-        setups.append(("today's main", os.path.join(args.old_build, "cln-otlp"), []))
-    rows = []
-    for label, binary, extra in setups:
-        runs = [footprint_run(binary, extra, window) for _ in range(args.runs)]
-        rows.append((label, {k: statistics.median(r[k] for r in runs) for k in runs[0]}))
-    return rows, queued_bytes(cln_otlp)
+    if main_bin:
+        setups.append(("main", main_bin, []))
+    figs = {label: {} for label, _, _ in setups}
+
+    def add(label, f):
+        for k, v in f.items():
+            figs[label].setdefault(k, []).append(v)
+    for r in range(args.runs):  # rounds interleaved: drift of the machine hits every setup
+        for label, binary, extra in setups:
+            log(f"  run {r + 1}/{args.runs}: {label}")
+            add(label, footprint_run(binary, extra, window))
+            if not extra:  # the outage and the queue: each build with its defaults
+                add(label, outage_run(binary, r))
+                add(label, {"per_span_queued": queued_bytes(binary)})
+    return figs
 
 
-def print_footprint(res):
-    rows, per_span = res
-    print("\n**Footprint**, attached with eBPF, exporting to the mock collector (http/protobuf); "
-          "CPU: share of one core (utime + stime over the window), medians:\n")
-    print("| build / options | RSS at rest | PSS at rest | RSS at 1k/s | PSS at 1k/s | "
-          "CPU idle | CPU at 1k/s |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for label, f in rows:
-        print(f"| {label} | {f['rss_rest']:.1f} MiB | {f['pss_rest']:.1f} MiB | "
-              f"{f['rss_1k']:.1f} MiB | {f['pss_1k']:.1f} MiB | {f['cpu_idle']:.2f} % | "
-              f"{f['cpu_1k']:.2f} % |")
-    print(f"\nMemory per queued span (collector down, 30,000 spans of 280 bytes): "
-          f"**{per_span:.0f} bytes**.")
+def cell(values, fmt, unit=""):
+    """median, and (min–max) when there are several runs; "not run" when there is none."""
+    if not values:
+        return "not run"
+    med = statistics.median(values)
+    text = f"{med:{fmt}}{unit}"
+    if len(values) > 1:
+        text += f" ({min(values):{fmt}}–{max(values):{fmt}})"
+    return text
+
+
+def print_footprint(figs):
+    rate = f"{args.fp_rate / 1000:g}k/s"
+    real = capture_payloads()
+    mean = sum(len(p) for p in real) / len(real)
+    rows = [
+        ("RSS at rest", "rss_rest", ".1f", " MiB"),
+        ("PSS at rest", "pss_rest", ".1f", " MiB"),
+        (f"RSS at {rate}", "rss_1k", ".1f", " MiB"),
+        (f"PSS at {rate}", "pss_1k", ".1f", " MiB"),
+        ("CPU idle", "cpu_idle", ".2f", " %"),
+        (f"CPU at {rate}", "cpu_1k", ".2f", " %"),
+        (f"RSS before the outage ({rate})", "rss_before", ".1f", " MiB"),
+        (f"RSS at the end of a {args.outage:g} s outage", "rss_during", ".1f", " MiB"),
+        ("RSS after the drain", "rss_after", ".1f", " MiB"),
+        ("spans queued at the end of the outage", "queued", ".0f", ""),
+        ("bytes per queued span (outage)", "per_span_outage", ".0f", ""),
+        ("drain time, collector back to `queue_spans` 0", "drain_s", ".1f", " s"),
+        ("spans lost (fired, never recorded by the collector)", "lost", ".0f", ""),
+        (f"bytes per queued span (collector down, {args.queued_spans:,} real CLN spans)",
+         "per_span_queued", ".0f", ""),
+    ]
+    labels = list(figs)
+    print(f"\n**Footprint**, attached with eBPF, exporting to the mock collector "
+          f"(http/protobuf); medians of {args.runs} runs (min–max); CPU: share of one core "
+          f"(utime + stime over {args.fp_window:g} s); main: today's main's binary, same "
+          f"runs, interleaved.\n"
+          f"Outage: the emitter at {rate} (synthetic 280-byte spans), the collector killed "
+          f"for {args.outage:g} s after {args.outage_lead:g} s, a new one on the same port "
+          f"after; bytes per queued span (outage) = (RSS at the end − RSS before) / "
+          f"the bridge's `queue_spans` then. Collector down: the real capture "
+          f"(`{os.path.basename(capture)}`, {len(real)} spans, {mean:.0f} bytes of JSON on "
+          f"average) replayed with unique ids at 20,000/s, RSS growth / `queue_spans`.\n")
+    print("| figure | " + " | ".join(labels) + " |")
+    print("|---|" + "---:|" * len(labels))
+    for name, key, fmt, unit in rows:
+        print(f"| {name} | " + " | ".join(cell(figs[l].get(key), fmt, unit) for l in labels)
+              + " |")
 
 
 def print_volume(rows):
@@ -472,9 +661,9 @@ def node_cost():
     setups = [("no tracer", None, None), ("eBPF capture", "cln-otlp", cln_otlp),
               ("socket into cln-otlp --socket", "socket", cln_otlp),
               ("socket, nobody listening (bare sendto)", "bare", None)]
-    if args.main:
-        setups[2:2] = [("eBPF capture (main)", "cln-otlp", args.main),
-                       ("socket into --socket (main)", "socket", args.main)]
+    if main_bin:
+        setups[2:2] = [("eBPF capture (main)", "cln-otlp", main_bin),
+                       ("socket into cln-otlp --socket (main)", "socket", main_bin)]
     cpu = {name: [] for name, _, _ in setups}
     send = {name: [] for name, _, _ in setups}
     wakes = {name: [] for name, _, _ in setups}
@@ -498,39 +687,57 @@ def node_cost():
                 send[name].append(int(m.group(1)))
             m = re.search(r"eagain (\d+)", p.stderr)
             lost[name] += int(m.group(1)) if m else 0
-    return [(name, statistics.median(cpu[name]),
-             statistics.median(send[name]) if send[name] else None,
-             statistics.median(wakes[name]) if wakes[name] else None, lost[name], n * args.runs)
+    return [(name, cpu[name], send[name], wakes[name], lost[name], n * args.runs)
             for name, _, _ in setups]
 
 
 def print_node_cost(rows):
-    base = rows[0][1]
-    bare = next(c for name, c, _, _, _, _ in rows if "bare" in name) - base
-    bare_send = next(s for name, _, s, _, _, _ in rows if "bare" in name)
-    print("\n**The node's cost per span** by capture path: the emitter plays a node answering "
-          "calls (3 spans per ~35 us of work), its own CPU time (user + system) per "
-          "span; sendto: the median wall time of one sendto call (steadier than the CPU of a "
-          "run on a shared machine); wake-ups: the reader's voluntary context switches per "
-          "span; refused: of all the datagrams sent by all rounds:\n")
-    print("| path | ns per span | added | of the bare sendto | sendto median ns "
-          "| of the bare sendto | reader wake-ups per span | refused (EAGAIN) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for name, c, s, w, lost, sent in rows:
-        ratio = f"{(c - base) / bare:.2f}x" if bare > 0 and name != "no tracer" else ""
-        sratio = f"{s / bare_send:.2f}x" if s and bare_send else ""
-        print(f"| {name} | {c:.0f} | {c - base:+.0f} | {ratio} | {'' if s is None else s} | "
-              f"{sratio} | {'' if w is None else f'{w:.3f}'} | "
-              f"{f'{lost} of {sent}' if s is not None else ''} |")
+    """Medians (min–max); each path beside main's cln-otlp when it was measured."""
+    runs = {name: (c, s, w, lost, sent) for name, c, s, w, lost, sent in rows}
+    base = statistics.median(rows[0][1])
+    bare = next(statistics.median(c) for name, c, _, _, _, _ in rows if "bare" in name) - base
+    bare_send = next((statistics.median(s) for name, _, s, _, _, _ in rows
+                      if "bare" in name and s), None)
+    have_main = any(name.endswith(" (main)") for name in runs)
+
+    def cols(name):
+        if name is None:
+            return ["same (no cln-otlp)", "", "", "", "", "", ""]
+        c, s, w, lost, sent = runs[name]
+        added = statistics.median(c) - base
+        ratio = f"{added / bare:.2f}x" if bare > 0 and name != rows[0][0] else ""
+        sratio = f"{statistics.median(s) / bare_send:.2f}x" if s and bare_send else ""
+        return [cell(c, ".0f"), f"{added:+.0f}", ratio, cell(s, ".0f") if s else "", sratio,
+                cell(w, ".3f") if w else "", f"{lost} of {sent}" if s else ""]
+    print(f"\n**The node's cost per span** by capture path: the emitter plays a node answering "
+          f"calls (3 spans per ~35 us of work), its own CPU time (user + system) per "
+          f"span, medians of {args.runs} runs (min–max); sendto: the median wall time of one "
+          f"sendto call (steadier than the CPU of a run on a shared machine); wake-ups: the "
+          f"reader's voluntary context switches per span; refused: of all the datagrams "
+          f"sent by all rounds" + ("; main: today's main's cln-otlp in the same rounds"
+                                   if have_main else "") + ":\n")
+    head = ["ns per span", "added", "of the bare sendto (CPU)", "sendto median ns",
+            "of the bare sendto", "reader wake-ups per span", "refused (EAGAIN)"]
+    if have_main:
+        head = [h for pair in zip(head, [f"main: {h}" for h in head]) for h in pair]
+    print("| path | " + " | ".join(head) + " |")
+    print("|---|" + "---:|" * len(head))
+    for name in runs:
+        if name.endswith(" (main)"):
+            continue
+        here = cols(name)
+        if have_main:
+            other = f"{name} (main)"
+            there = cols(other if other in runs else None)
+            here = [x for pair in zip(here, there) for x in pair]
+        print(f"| {name} | " + " | ".join(str(x) for x in here) + " |")
 
 
-if args.node_cost:
-    print_node_cost(node_cost())
-    shutil.rmtree(tmp, ignore_errors=True)
-    sys.exit(0)
-
-if args.footprint:
-    print_footprint(footprint())
+if args.node_cost or args.footprint:  # these parts alone, both when both are asked
+    if args.node_cost:
+        print_node_cost(node_cost())
+    if args.footprint:
+        print_footprint(footprint())
     shutil.rmtree(tmp, ignore_errors=True)
     sys.exit(0)
 
