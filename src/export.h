@@ -55,6 +55,19 @@ struct exporter_ops {
 	 * (the batch stays the caller's, to drop and count as it would have).
 	 */
 	int (*spill)(struct exporter *ex, struct queue_batch *batch);
+	/*
+	 * Optional: every slot is taken and @batch (full) waits: take it as submit() does
+	 * (done() comes later, pending() counts it), but keep it encoded and compressed in
+	 * memory, its spans shed (queue_batch_shed), until a slot frees; parked batches go out
+	 * before any batch submitted after them. While some are parked, busy() says true.
+	 * Returns 0, or a negative errno (the batch stays the caller's, to drop and count).
+	 */
+	int (*park)(struct exporter *ex, struct queue_batch *batch);
+	/*
+	 * Optional: memory is short: move the oldest parked batch to disk (done() with
+	 * EXPORT_SPOOLED for it). Returns 0, or -ENOENT when nothing could be moved.
+	 */
+	int (*unpark)(struct exporter *ex);
 	/* Optional: shutdown began: start nothing more of the exporter's own (replays). */
 	void (*quiesce)(struct exporter *ex);
 };
