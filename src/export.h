@@ -3,8 +3,9 @@
  * export: the interface every exporter implements (stdout, console, OTLP over HTTP/gRPC).
  * The pipeline hands an exporter a batch; the exporter holds it until it calls done(),
  * exactly once per batch, with the final outcome (retries happen inside the exporter).
- * The batch (struct and spans) stays the pipeline's to free: the exporter never frees it,
- * and must not touch it after done(). done() may be called from inside submit().
+ * The batch (struct and spans) stays the pipeline's to free: the exporter never frees it
+ * (once it has encoded it, it may shed its spans: queue_batch_shed), and must not touch it
+ * after done(). done() may be called from inside submit().
  * done(ctx, NULL, EXPORT_OK) says only that room freed up (a request of the exporter's own,
  * a spool replay, finished): nothing to account.
  */

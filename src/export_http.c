@@ -832,7 +832,7 @@ static void park_pump(struct export_http *ex)
 		}
 	}
 	/* The backlog is gone: so is the room it took to encode and open it. */
-	if (ex->park && !park_bodies(ex->park) && ex->park_buf.cap) {
+	if (ex->park && !park_bodies(ex->park) && (ex->park_buf.cap || ex->park_enc.bytes.cap)) {
 		otlp_buf_release(&ex->park_enc);
 		buf_free(&ex->park_buf);
 	}
