@@ -483,6 +483,12 @@ def scrape(port):
     return {k: int(v) for k, v in re.findall(r"^cln_otlp_(\w+) (\d+)$", body.decode(), re.M)}
 
 
+def sanitized(binary):
+    """Built with AddressSanitizer? (its allocator keeps freed memory: RSS tells nothing)"""
+    with open(binary, "rb") as f:
+        return b"__asan_init" in f.read()
+
+
 def backlog_daemon(tmp, port, mport, trace, *args):
     return Proc([CLN_OTLP, "--user", "root", "--exporter", "otlp", "--endpoint",
                  "http://127.0.0.1:%d" % port, "--file", trace, "--follow", "--metrics-listen",
@@ -523,8 +529,9 @@ def backlog_footprint(tmp):
         check("every span of the outage held", held == 585 * BACKLOG_COPIES, m)
         check("at most 200 bytes held a span (%.0f)" % (nbytes / held), nbytes <= 200 * held,
               m)
+        asan = sanitized(CLN_OTLP)
         check("RSS grew by less than 200 bytes a span + 4 MB (%.1f MB)" % (
-            (rss1 - rss0) / 2**20), rss1 - rss0 < 200 * held + (4 << 20), (rss0, rss1))
+            (rss1 - rss0) / 2**20), asan or rss1 - rss0 < 200 * held + (4 << 20), (rss0, rss1))
         with Collector(tmp, http_port=port) as mc:
             d.wait(lambda: scrape(mport).get("queue_spans") == 0 and len(mc.records()) >= len(
                 want) - 585, 180, "every span delivered, nothing held")
@@ -539,7 +546,9 @@ def backlog_footprint(tmp):
         check("exported = every span, nothing held", (m.get("spans_exported_total"),
               m.get("queue_bytes")) == (len(want), 0), m)
         check("RSS back within 5 MB of before the outage (%.1f MB -> %.1f MB)" % (
-            rss0 / 2**20, rss2 / 2**20), rss2 - rss0 < 5 << 20, (rss0, rss1, rss2))
+            rss0 / 2**20, rss2 / 2**20), asan or rss2 - rss0 < 5 << 20, (rss0, rss1, rss2))
+        if asan:
+            log("AddressSanitizer build: RSS figures not checked")
         check("exit 0", d.stop() == 0, d.err()[-2000:])
 
 
