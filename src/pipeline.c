@@ -39,8 +39,8 @@ struct pipeline {
 /* Truncated spans waiting for their parent's traceId, at most. */
 #define PIPELINE_ORPHANS_MAX 1024
 /*
- * A backlog past this many spans or bytes held at once (a few MB as spans), once drained,
- * gives its memory back (malloc_trim).
+ * A backlog past this many spans, once drained, or this many bytes let go of (spans shed into
+ * compact bodies) gives its memory back (pipeline_trim).
  */
 #define PIPELINE_TRIM_SPANS 4096
 #define PIPELINE_TRIM_BYTES (2u << 20)
@@ -110,6 +110,19 @@ static void pipeline_volume_timer(struct loop *loop, void *ctx)
 	pipeline_volume_arm(p);
 }
 
+/*
+ * The queue let go of megabytes (a backlog drained, or spans held as structs while a node's
+ * identity was asked were parked as compact bodies): glibc keeps the heap it grew for them,
+ * the freed chunks pinned below newer ones, so the process would keep that memory for good.
+ * Give the free pages back, once per such drop, never per batch: malloc_trim walks the
+ * whole heap.
+ */
+static void pipeline_trim(struct pipeline *p)
+{
+	if (queue_trim_due(p->queue, PIPELINE_TRIM_SPANS, PIPELINE_TRIM_BYTES))
+		malloc_trim(0);
+}
+
 static void pipeline_check_idle(struct pipeline *p)
 {
 	if (!p->flushing || !p->idle_cb || !pipeline_idle(p))
@@ -156,13 +169,7 @@ static void pipeline_done(void *ctx, struct queue_batch *batch, enum export_resu
 	}
 	queue_release_batch(p->queue, batch);
 	free(batch);
-	/*
-	 * A backlog (an outage) drained: glibc keeps the heap it grew for it, so the process
-	 * would keep that memory for good. Give the free pages back, once per drained backlog,
-	 * never per batch: malloc_trim walks the whole heap.
-	 */
-	if (queue_drained_from(p->queue, PIPELINE_TRIM_SPANS, PIPELINE_TRIM_BYTES))
-		malloc_trim(0);
+	pipeline_trim(p);
 	pipeline_pump(p);
 	pipeline_check_idle(p);
 }
@@ -247,9 +254,10 @@ static void pipeline_park(struct pipeline *p, uint64_t now)
 			stats.dropped[STATS_DROP_ENCODE] += batch->n;
 			queue_release_batch(p->queue, batch);
 			free(batch);
-			return;
+			break;
 		}
 	}
+	pipeline_trim(p);
 }
 
 /* Hand out batches while the exporter has room and a batch is due; park the rest. */

@@ -160,11 +160,14 @@ void queue_batch_shed(struct queue_batch *batch, size_t body_bytes)
 	stats.queue_bytes = q->held_bytes;
 }
 
-bool queue_drained_from(struct queue *q, size_t spans, size_t bytes)
+bool queue_trim_due(struct queue *q, size_t spans, size_t bytes)
 {
-	bool drained = !q->held_spans && (q->peak_spans > spans || q->peak_bytes > bytes);
+	bool due =
+		(!q->held_spans && q->peak_spans > spans) || q->peak_bytes - q->held_bytes > bytes;
 
-	if (!q->held_spans)
-		q->peak_spans = q->peak_bytes = 0;
-	return drained;
+	if (due || !q->held_spans) {
+		q->peak_spans = q->held_spans;
+		q->peak_bytes = q->held_bytes;
+	}
+	return due;
 }

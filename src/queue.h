@@ -66,9 +66,11 @@ void queue_release_batch(struct queue *q, struct queue_batch *batch);
 void queue_batch_shed(struct queue_batch *batch, size_t body_bytes);
 
 /*
- * True once each time nothing is held any more after more than @spans spans or @bytes bytes
- * were at once (a drained backlog): the caller may give freed memory back to the system.
+ * True once each time the queue let go of much memory: nothing held any more after more
+ * than @spans spans were (a drained backlog), or the bytes held fell more than @bytes below
+ * their peak (spans shed into compact bodies). The caller may give freed memory back to the
+ * system then.
  */
-bool queue_drained_from(struct queue *q, size_t spans, size_t bytes);
+bool queue_trim_due(struct queue *q, size_t spans, size_t bytes);
 
 #endif

@@ -1655,7 +1655,7 @@ static void park_case(cJSON *c)
 /* An exporter that parks (export_http's contract, with what it keeps in a plain array). */
 struct park_exporter {
 	struct rec_exporter rec; /* first */
-	struct queue_batch *parked[64];
+	struct queue_batch *parked[128];
 	size_t n_parked;
 };
 
@@ -1663,7 +1663,7 @@ static int parkx_park(struct exporter *ex, struct queue_batch *b)
 {
 	struct park_exporter *x = (struct park_exporter *)ex;
 
-	if (x->n_parked == 64)
+	if (x->n_parked == 128)
 		return -ENOSPC;
 	CHECK_MSG(b->spans != NULL, "a parked batch comes with its spans");
 	x->parked[x->n_parked++] = b;
@@ -1681,11 +1681,21 @@ static unsigned parkx_pending(const struct exporter *ex)
 	return rec_pending(ex) + (unsigned)((const struct park_exporter *)ex)->n_parked;
 }
 
+static void parkx_abort(struct exporter *ex)
+{
+	struct park_exporter *x = (struct park_exporter *)ex;
+
+	rec_abort(ex);
+	for (size_t i = 0; i < x->n_parked; i++)
+		ex->done(ex->done_ctx, x->parked[i], EXPORT_FAIL_SHUTDOWN);
+	x->n_parked = 0;
+}
+
 static const struct exporter_ops parkx_ops = {
 	.submit = rec_submit,
 	.busy = parkx_busy,
 	.pending = parkx_pending,
-	.abort = rec_abort,
+	.abort = parkx_abort,
 	.free = rec_free,
 	.park = parkx_park,
 };
@@ -1809,6 +1819,65 @@ static void suite_pipeline_trim(void)
 	loop__free(loop);
 }
 
+static bool trim_holding;
+
+static bool trim_hold(void *ctx, uint64_t now_ms, uint64_t *until_ms)
+{
+	*until_ms = now_ms + 1000;
+	return trim_holding;
+}
+
+/*
+ * 40,000 spans held as structs (a new node's identity being asked), then parked as compact
+ * bodies once the hold ends: they are still held, but the memory of their structs goes back
+ * to the system at once, not at the end of the outage.
+ */
+static void suite_pipeline_trim_parked(void)
+{
+	struct park_exporter x = {.rec = {.ex = {.ops = &parkx_ops}, .hold = true}};
+	struct pipeline_cfg cfg = {
+		.queue = {.max_spans = 65536, .max_bytes = 256 << 20, .batch_size = 512},
+		.schedule_delay_ms = 50,
+		.suspend_ttl_ms = 1000};
+	struct pipeline_hooks hooks = {.hold = trim_hold};
+	struct pipeline_origin origin = {.source = STATS_SRC_FILE, .pid = 42};
+	struct loop *loop = loop__new();
+	struct pipeline *p = pipeline__new(loop, &cfg, &x.rec.ex);
+	size_t rss0, rss1, rss2;
+	void *pin;
+
+	CHECK_MSG(p != NULL, "pipeline");
+	if (!p)
+		return;
+	pipeline_set_hooks(p, &hooks);
+	trim_holding = true;
+	malloc_trim(0);
+	rss0 = self_rss();
+	for (uint64_t i = 1; i <= 40000; i++)
+		ingest(p, &origin, i, 0, TRACE);
+	pin = malloc(64 << 10); /* above the spans in the heap: they cannot shrink it */
+	rss1 = self_rss();
+	CHECK_MSG(x.rec.pending == 0 && x.n_parked == 0, "held back: %u sent, %zu parked",
+		  x.rec.pending, x.n_parked);
+	trim_holding = false;
+	ingest(p, &origin, 40001, 0, TRACE);
+	rss2 = self_rss();
+	CHECK_MSG(x.rec.pending == 2 && x.n_parked == 76 && stats.queue_spans == 40001,
+		  "2 batches sent, 76 parked, every span still held: %u, %zu, %llu", x.rec.pending,
+		  x.n_parked, (unsigned long long)stats.queue_spans);
+#ifdef UNIT_ASAN
+	rss1 = rss0 + (20u << 20);
+	rss2 = rss0;
+#endif
+	CHECK_MSG(rss1 > rss0 + (10u << 20) && rss2 < rss0 + (6u << 20),
+		  "the structs' memory given back once parked: %zu -> %zu -> %zu", rss0, rss1,
+		  rss2);
+	free(pin);
+	pipeline_abort(p); /* the parked batches given up: done() for each */
+	pipeline__free(p);
+	loop__free(loop);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct {
@@ -1832,6 +1901,7 @@ int main(int argc, char **argv)
 		{"orphans_cache", suite_orphans_cache},
 		{"pipeline_park", suite_pipeline_park},
 		{"pipeline_trim", suite_pipeline_trim},
+		{"pipeline_trim_parked", suite_pipeline_trim_parked},
 	};
 	bool all_fail = argc > 1 && !strcmp(argv[1], "--all-fail"), ran = false;
 	const char *suite, *data, *only;
