@@ -3,8 +3,9 @@
  * export: the interface every exporter implements (stdout, console, OTLP over HTTP/gRPC).
  * The pipeline hands an exporter a batch; the exporter holds it until it calls done(),
  * exactly once per batch, with the final outcome (retries happen inside the exporter).
- * The batch (struct and spans) stays the pipeline's to free: the exporter never frees it,
- * and must not touch it after done(). done() may be called from inside submit().
+ * The batch (struct and spans) stays the pipeline's to free: the exporter never frees it
+ * (once it has encoded it, it may shed its spans: queue_batch_shed), and must not touch it
+ * after done(). done() may be called from inside submit().
  * done(ctx, NULL, EXPORT_OK) says only that room freed up (a request of the exporter's own,
  * a spool replay, finished): nothing to account.
  */
@@ -55,6 +56,19 @@ struct exporter_ops {
 	 * (the batch stays the caller's, to drop and count as it would have).
 	 */
 	int (*spill)(struct exporter *ex, struct queue_batch *batch);
+	/*
+	 * Optional: every slot is taken and @batch (full) waits: take it as submit() does
+	 * (done() comes later, pending() counts it), but keep it encoded and compressed in
+	 * memory, its spans shed (queue_batch_shed), until a slot frees; parked batches go out
+	 * before any batch submitted after them. While some are parked, busy() says true.
+	 * Returns 0, or a negative errno (the batch stays the caller's, to drop and count).
+	 */
+	int (*park)(struct exporter *ex, struct queue_batch *batch);
+	/*
+	 * Optional: memory is short: move the oldest parked batch to disk (done() with
+	 * EXPORT_SPOOLED for it). Returns 0, or -ENOENT when nothing could be moved.
+	 */
+	int (*unpark)(struct exporter *ex);
 	/* Optional: shutdown began: start nothing more of the exporter's own (replays). */
 	void (*quiesce)(struct exporter *ex);
 };

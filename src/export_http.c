@@ -19,6 +19,13 @@
  * collector answers: a live success, or a replay that works as a probe (at start, then
  * with a backoff while the collector stays down). A replay is not retried in its slot: on a
  * retryable failure its file stays and the probe waits.
+ *
+ * Memory: once encoded, a batch's spans are shed (queue_batch_shed): its retries need only
+ * the bytes. While every slot is taken, the pipeline parks full batches here (park op): each
+ * is encoded and kept as its compressed request body (park.h), and parked bodies take the
+ * free slots, oldest first, before any newer batch. A parked batch is a live one (done()
+ * counts it; given up, it is spooled like one); memory short (unpark op) or shutdown moves
+ * parked bodies to the spool when there is one.
  */
 #include "export_http.h"
 
@@ -37,6 +44,7 @@
 #include "export_curl.h"
 #include "export_wire.h"
 #include "log.h"
+#include "park.h"
 #include "retry.h"
 #include "spool.h"
 #include "stats.h"
@@ -125,6 +133,9 @@ struct export_http {
 	bool outage;		  /* a retryable failure and no success since */
 	bool quiesced;		  /* shutdown: no more replays */
 	unsigned n_replay;	  /* replays in flight (at most 1) */
+	struct park *park;	  /* batches parked while every slot is taken */
+	struct otlp_buf park_enc; /* encoding a batch to park, and opening a parked body */
+	struct buf park_buf;
 	struct log_ratelimit rl_transport, rl_refused, rl_partial, rl_expired, rl_internal;
 	struct log_ratelimit rl_bad_count, rl_unconfirmed;
 };
@@ -232,6 +243,7 @@ static enum export_result slot_spool(struct http_slot *slot, enum export_result 
 }
 
 static void replay_pump(struct export_http *ex, bool probe);
+static void park_pump(struct export_http *ex);
 
 /* A replay ended: its file goes when it was delivered or refused for good, else stays. */
 static void replay_finish(struct http_slot *slot, enum export_result res)
@@ -254,6 +266,7 @@ static void replay_finish(struct http_slot *slot, enum export_result res)
 	}
 	slot_release(slot);
 	/* Live batches first to the slot a replay leaves, then the next replay. */
+	park_pump(ex);
 	if (ex->base.done && !ex->aborting)
 		ex->base.done(ex->base.done_ctx, NULL, EXPORT_OK);
 	replay_pump(ex, false);
@@ -280,6 +293,7 @@ static void slot_finish(struct http_slot *slot, enum export_result res)
 	slot_release(slot);
 	/* A replay first to the slot a live batch leaves: they take turns. */
 	replay_pump(ex, false);
+	park_pump(ex);
 	if (ex->base.done)
 		ex->base.done(ex->base.done_ctx, batch, res);
 }
@@ -612,20 +626,26 @@ static void on_slot_timer(struct loop *loop, void *ctx)
 		slot_retry_or_expire(slot, -1);
 }
 
-/* Encode the batch once, then frame/compress it as the protocol wants. */
-static int slot_encode(struct export_http *ex, struct http_slot *slot)
+/* Encode @b once, then frame/compress it as the protocol wants: the request in *@req. */
+static int batch_encode(struct export_http *ex, const struct queue_batch *b, struct otlp_buf *enc,
+			struct buf *body, const uint8_t **req, size_t *req_len)
 {
-	struct queue_batch *b = slot->batch;
 	int err;
 
+	if (!b->spans)
+		return -EINVAL; /* shed: cannot happen, a shed batch is never encoded again */
 	if (ex->proto == CONFIG_PROTO_HTTP_JSON)
-		err = otlp_encode_json(ex->res, b->spans, b->n, &slot->enc);
+		err = otlp_encode_json(ex->res, b->spans, b->n, enc);
 	else
-		err = otlp_encode_pb(ex->res, b->spans, b->n, &slot->enc);
+		err = otlp_encode_pb(ex->res, b->spans, b->n, enc);
 	if (err < 0)
 		return err;
-	return export_wire_request(ex->wire, &slot->enc.bytes, &slot->body, &slot->req,
-				   &slot->req_len);
+	return export_wire_request(ex->wire, &enc->bytes, body, req, req_len);
+}
+
+static int slot_encode(struct export_http *ex, struct http_slot *slot)
+{
+	return batch_encode(ex, slot->batch, &slot->enc, &slot->body, &slot->req, &slot->req_len);
 }
 
 static int eh_submit(struct exporter *base, struct queue_batch *batch)
@@ -656,6 +676,8 @@ static int eh_submit(struct exporter *base, struct queue_batch *batch)
 		slot_defer(slot, EXPORT_FAIL_ENCODE);
 		return 0;
 	}
+	/* Retries resend these bytes: the spans are not needed any more. */
+	queue_batch_shed(batch, slot->req_len);
 	if (slot_send(slot) < 0) {
 		slot->state = SLOT_WAITING;
 		slot_retry_or_expire(slot, -1);
@@ -735,6 +757,7 @@ static void replay_failed(struct http_slot *slot)
 			    "export to %s failed: %s; %zu spooled batches wait", ex->display,
 			    slot->last_error, spool_files(ex->spool));
 		slot_release(slot);
+		park_pump(ex);
 	}
 	ex->probe_ms = ex->probe_ms ? ex->probe_ms * 2 : PROBE_FIRST_MS;
 	if (ex->probe_ms > PROBE_MAX_MS)
@@ -773,6 +796,131 @@ static int eh_spill(struct exporter *base, struct queue_batch *batch)
 	return rc;
 }
 
+/* ---- batches parked in memory ---------------------------------------------------------- */
+
+/*
+ * Parked batches into the free slots, oldest first, each sent as a live batch (retried in its
+ * slot, the collector up or not: a live batch is the probe). Not while aborting or closing.
+ */
+static void park_pump(struct export_http *ex)
+{
+	struct http_slot *slot;
+	struct park_body *b;
+	int err;
+
+	while (ex->park && !ex->aborting && !ex->closing && park_oldest(ex->park) &&
+	       (slot = slot_free(ex))) {
+		b = park_take(ex->park);
+		ex->n_active++;
+		slot->batch = b->owner;
+		slot->deferred = 0;
+		retry_state_start(&slot->retry, clock_mono_ms());
+		err = park_open(b, &slot->body);
+		free(b);
+		if (err < 0) {
+			log_limited(&ex->rl_internal, LOG_LVL_ERROR,
+				    "export: cannot open a parked batch of %zu spans: %s",
+				    slot->batch->n, strerror(-err));
+			slot_defer(slot, EXPORT_FAIL_ENCODE);
+			continue;
+		}
+		slot->req = slot->body.data;
+		slot->req_len = slot->body.len;
+		if (slot_send(slot) < 0) {
+			slot->state = SLOT_WAITING;
+			slot_retry_or_expire(slot, -1);
+		}
+	}
+	/* The backlog is gone: so is the room it took to encode and open it. */
+	if (ex->park && !park_bodies(ex->park) && (ex->park_buf.cap || ex->park_enc.bytes.cap)) {
+		otlp_buf_release(&ex->park_enc);
+		buf_free(&ex->park_buf);
+	}
+}
+
+/* The pipeline's park op: keep @batch as its compressed request body, its spans freed. */
+static int eh_park(struct exporter *base, struct queue_batch *batch)
+{
+	struct export_http *ex = (struct export_http *)base;
+	struct park_body *b;
+	const uint8_t *req;
+	size_t len;
+	int rc;
+
+	if (!ex->park || ex->aborting || ex->closing)
+		return -EBUSY;
+	rc = batch_encode(ex, batch, &ex->park_enc, &ex->park_buf, &req, &len);
+	if (rc < 0) {
+		log_limited(&ex->rl_internal, LOG_LVL_ERROR,
+			    "export: cannot encode a batch of %zu spans: %s", batch->n,
+			    strerror(-rc));
+		return rc;
+	}
+	/* gzip on the wire: the body is compressed as it is; else deflated, inflated to send. */
+	b = park_seal(req, len, (uint32_t)batch->n, !ex->gzip);
+	if (!b)
+		return -ENOMEM;
+	b->owner = batch;
+	rc = park_put(ex->park, b);
+	if (rc < 0) {
+		free(b);
+		return rc;
+	}
+	queue_batch_shed(batch, park_cost(b) + sizeof(*batch));
+	log_debug("export: a batch of %zu spans parked in %zu bytes", batch->n, b->len);
+	return 0;
+}
+
+/* Parked body @b into the spool, as the request it stands for. 0, or a negative errno. */
+static int park_spool(struct export_http *ex, const struct park_body *b)
+{
+	int rc = park_open(b, &ex->park_buf);
+
+	if (rc == 0)
+		rc = spool_put(ex->spool, ex->park_buf.data, ex->park_buf.len, b->n_spans,
+			       ex->spool_format);
+	return rc;
+}
+
+/* The pipeline's unpark op: memory is short, the oldest parked batch goes to the spool. */
+static int eh_unpark(struct exporter *base)
+{
+	struct export_http *ex = (struct export_http *)base;
+	struct park_body *b = ex->park ? park_oldest(ex->park) : NULL;
+	struct queue_batch *batch;
+
+	if (!b || !ex->spool || park_spool(ex, b) < 0)
+		return -ENOENT;
+	park_take(ex->park);
+	batch = b->owner;
+	free(b);
+	log_debug("export: a parked batch of %zu spans spooled", batch->n);
+	if (ex->base.done)
+		ex->base.done(ex->base.done_ctx, batch, EXPORT_SPOOLED);
+	return 0;
+}
+
+/* Shutdown gave up: parked batches to the spool if there is one, else dropped (by done()). */
+static void park_abort(struct export_http *ex)
+{
+	struct park_body *b;
+
+	while (ex->park && (b = park_take(ex->park))) {
+		struct queue_batch *batch = b->owner;
+		enum export_result res = EXPORT_FAIL_SHUTDOWN;
+
+		if (ex->spool) {
+			if (park_spool(ex, b) == 0)
+				res = EXPORT_SPOOLED;
+			else
+				stats.spool_failed += b->n_spans;
+		}
+		free(b);
+		if (ex->base.done)
+			ex->base.done(ex->base.done_ctx, batch, res);
+	}
+}
+
 static void eh_quiesce(struct exporter *base)
 {
 	struct export_http *ex = (struct export_http *)base;
@@ -786,12 +934,15 @@ static bool eh_busy(const struct exporter *base)
 {
 	const struct export_http *ex = (const struct export_http *)base;
 
-	return ex->aborting || ex->closing || ex->n_active >= ex->max_inflight;
+	return ex->aborting || ex->closing || ex->n_active >= ex->max_inflight ||
+	       (ex->park && park_bodies(ex->park));
 }
 
 static unsigned eh_pending(const struct exporter *base)
 {
-	return ((const struct export_http *)base)->n_active;
+	const struct export_http *ex = (const struct export_http *)base;
+
+	return ex->n_active + (ex->park ? (unsigned)park_bodies(ex->park) : 0);
 }
 
 static void eh_abort(struct exporter *base)
@@ -812,6 +963,7 @@ static void eh_abort(struct exporter *base)
 		loop_timer_disarm(slot->timer);
 		slot_finish(slot, EXPORT_FAIL_SHUTDOWN);
 	}
+	park_abort(ex);
 	ex->aborting = false;
 }
 
@@ -821,7 +973,7 @@ static void eh_free(struct exporter *base)
 
 	if (!ex)
 		return;
-	if (ex->slots && ex->n_active)
+	if (ex->slots && (ex->n_active || (ex->park && park_bodies(ex->park))))
 		eh_abort(base);
 	ex->closing = true;
 	if (ex->slots) {
@@ -840,6 +992,9 @@ static void eh_free(struct exporter *base)
 		log_info("spool: %zu batches (%llu bytes) wait in the spool for the next run",
 			 spool_files(ex->spool), (unsigned long long)spool_bytes(ex->spool));
 	spool__free(ex->spool);
+	park__free(ex->park);
+	otlp_buf_release(&ex->park_enc);
+	buf_free(&ex->park_buf);
 	loop_timer__free(ex->probe);
 	export_curl__free(ex->curl);
 	curl_slist_free_all(ex->headers);
@@ -863,6 +1018,7 @@ static const struct exporter_ops export_http_ops = {
 	.abort = eh_abort,
 	.free = eh_free,
 	.reload = eh_reload,
+	.park = eh_park,
 };
 
 /* With --spool: the same, and what the pipeline cannot hold goes to the spool. */
@@ -874,6 +1030,8 @@ static const struct exporter_ops export_http_spool_ops = {
 	.free = eh_free,
 	.reload = eh_reload,
 	.spill = eh_spill,
+	.park = eh_park,
+	.unpark = eh_unpark,
 	.quiesce = eh_quiesce,
 };
 
@@ -1392,6 +1550,20 @@ static int setup_slots(struct export_http *ex, const struct config *cfg, char *e
 	return 0;
 }
 
+/* Room to park batches while every slot is taken: the queue's own bounds (they count it). */
+static int setup_park(struct export_http *ex, const struct config *cfg, char *err, size_t err_size)
+{
+	struct park_cfg pc = {.max_bodies = cfg->max_queue_spans,
+			      .max_bytes = cfg->max_queue_bytes};
+
+	ex->park = park__new(&pc);
+	if (!ex->park) {
+		snprintf(err, err_size, "out of memory");
+		return -ENOMEM;
+	}
+	return 0;
+}
+
 /* --spool: open it (before the privilege drop), and replay what it holds from the start. */
 static int setup_spool(struct export_http *ex, const struct config *cfg, char *err, size_t err_size)
 {
@@ -1448,6 +1620,8 @@ static struct export_http *eh_alloc(struct loop *loop, const struct config *cfg,
 	if (getrandom(&ex->rnd, sizeof(ex->rnd), GRND_NONBLOCK) != sizeof(ex->rnd))
 		ex->rnd = clock_real_ns() ^ ((uint64_t)getpid() << 32);
 	ex->rnd |= 1;
+	otlp_buf_init(&ex->park_enc);
+	buf_init(&ex->park_buf, OTLP_BUF_MAX);
 	return ex;
 }
 
@@ -1502,6 +1676,8 @@ struct exporter *export_http__new(struct loop *loop, const struct config *cfg,
 	rc = eh_prepare(ex, cfg, err, err_size);
 	if (rc == 0)
 		rc = setup_slots(ex, cfg, err, err_size);
+	if (rc == 0)
+		rc = setup_park(ex, cfg, err, err_size);
 	if (rc == 0 && cfg->spool_dir)
 		rc = setup_spool(ex, cfg, err, err_size);
 	if (rc < 0)

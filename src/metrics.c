@@ -189,7 +189,9 @@ size_t metrics_render(char *buf, size_t size, uint64_t start_time_ns)
 	metrics_labelled(&o, "metrics_connections_closed_total", "reason", "timeout",
 			 stats.metrics_timeouts);
 	metrics_u64(&o, "queue_spans", "gauge", "Spans queued or in flight.", stats.queue_spans);
-	metrics_u64(&o, "queue_bytes", "gauge", "Payload bytes of the spans queued or in flight.",
+	metrics_u64(&o, "queue_bytes", "gauge",
+		    "Bytes held for the spans queued or in flight: spans waiting, and the "
+		    "encoded bodies of batches waiting or retried.",
 		    stats.queue_bytes);
 	metrics_span_metrics(&o);
 	return o.len;

@@ -2,6 +2,7 @@
 #include "pipeline.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 
 #include "clock.h"
@@ -37,6 +38,12 @@ struct pipeline {
 
 /* Truncated spans waiting for their parent's traceId, at most. */
 #define PIPELINE_ORPHANS_MAX 1024
+/*
+ * A backlog past this many spans, once drained, or this many bytes let go of (spans shed into
+ * compact bodies) gives its memory back (pipeline_trim).
+ */
+#define PIPELINE_TRIM_SPANS 4096
+#define PIPELINE_TRIM_BYTES (2u << 20)
 
 static void pipeline_pump(struct pipeline *p);
 static void pipeline_release(struct pipeline *p, struct span *span);
@@ -103,6 +110,19 @@ static void pipeline_volume_timer(struct loop *loop, void *ctx)
 	pipeline_volume_arm(p);
 }
 
+/*
+ * The queue let go of megabytes (a backlog drained, or spans held as structs while a node's
+ * identity was asked were parked as compact bodies): glibc keeps the heap it grew for them,
+ * the freed chunks pinned below newer ones, so the process would keep that memory for good.
+ * Give the free pages back, once per such drop, never per batch: malloc_trim walks the
+ * whole heap.
+ */
+static void pipeline_trim(struct pipeline *p)
+{
+	if (queue_trim_due(p->queue, PIPELINE_TRIM_SPANS, PIPELINE_TRIM_BYTES))
+		malloc_trim(0);
+}
+
 static void pipeline_check_idle(struct pipeline *p)
 {
 	if (!p->flushing || !p->idle_cb || !pipeline_idle(p))
@@ -149,6 +169,7 @@ static void pipeline_done(void *ctx, struct queue_batch *batch, enum export_resu
 	}
 	queue_release_batch(p->queue, batch);
 	free(batch);
+	pipeline_trim(p);
 	pipeline_pump(p);
 	pipeline_check_idle(p);
 }
@@ -192,6 +213,7 @@ void pipeline__free(struct pipeline *p)
 	if (!p)
 		return;
 	/* The exporter first: it may still hold batches whose spans the queue accounts. */
+	p->aborting = true; /* nothing new handed out while it gives them back */
 	if (p->ex && p->ex->ops->pending(p->ex))
 		p->ex->ops->abort(p->ex);
 	exporter__free(p->ex);
@@ -206,7 +228,39 @@ void pipeline__free(struct pipeline *p)
 	free(p);
 }
 
-/* Hand out batches while the exporter has room and a batch is due. */
+/*
+ * Every slot of the exporter is taken: full batches wait encoded and compressed in the
+ * exporter (its park op), a few dozen bytes a span, rather than as spans, several hundred.
+ * Not while the hold hook holds batches back (a node's identity is being asked).
+ */
+static void pipeline_park(struct pipeline *p, uint64_t now)
+{
+	struct queue_batch *batch;
+	uint64_t until;
+
+	if (!p->ex->ops->park || p->aborting)
+		return;
+	while (queue_waiting(p->queue) >= p->cfg.queue.batch_size && p->ex->ops->busy(p->ex)) {
+		if (!p->flushing && p->hooks.hold && !pipeline_backlogged(p) &&
+		    p->hooks.hold(p->hooks.ctx, now, &until))
+			return;
+		batch = calloc(1, sizeof(*batch));
+		if (!batch || queue_take_batch(p->queue, batch) <= 0) {
+			free(batch);
+			return;
+		}
+		if (p->ex->ops->park(p->ex, batch) < 0) {
+			/* out of memory (or shutting down): counted, never leaked */
+			stats.dropped[STATS_DROP_ENCODE] += batch->n;
+			queue_release_batch(p->queue, batch);
+			free(batch);
+			break;
+		}
+	}
+	pipeline_trim(p);
+}
+
+/* Hand out batches while the exporter has room and a batch is due; park the rest. */
 static void pipeline_pump_once(struct pipeline *p)
 {
 	uint64_t now = clock_mono_ms();
@@ -239,6 +293,7 @@ static void pipeline_pump_once(struct pipeline *p)
 			free(batch);
 		}
 	}
+	pipeline_park(p, now);
 }
 
 /*
@@ -279,7 +334,9 @@ static void pipeline_queue(void *ctx, struct span *span)
 	struct queue_batch batch;
 
 	queue_set_clock(p->queue, clock_mono_ms());
+	/* Memory short: the oldest batch to disk, parked (older) before waiting spans. */
 	if (p->ex->ops->spill && queue_nearly_full(p->queue) &&
+	    (!p->ex->ops->unpark || p->ex->ops->unpark(p->ex) < 0) &&
 	    queue_take_batch(p->queue, &batch) > 0)
 		pipeline_spill(p, &batch, STATS_DROP_QUEUE_FULL);
 	if (queue_push_take(p->queue, span) < 0) {

@@ -19,6 +19,8 @@ struct queue {
 	size_t count;
 	size_t held_spans;
 	size_t held_bytes;
+	size_t peak_spans; /* most held_spans since nothing was last held */
+	size_t peak_bytes; /* most held_bytes since then */
 	uint64_t now_ms;
 };
 
@@ -69,6 +71,10 @@ int queue_push_take(struct queue *q, struct span *span)
 	q->count++;
 	q->held_spans++;
 	q->held_bytes += bytes;
+	if (q->held_bytes > q->peak_bytes)
+		q->peak_bytes = q->held_bytes;
+	if (q->held_spans > q->peak_spans)
+		q->peak_spans = q->held_spans;
 	stats.queued++;
 	stats.queue_spans = q->held_spans;
 	stats.queue_bytes = q->held_bytes;
@@ -107,6 +113,7 @@ int queue_take_batch(struct queue *q, struct queue_batch *batch)
 	batch->n = 0;
 	batch->bytes = 0;
 	batch->rejected = 0;
+	batch->owner = q;
 	if (!n)
 		return 0;
 	batch->spans = malloc(n * sizeof(*batch->spans));
@@ -126,7 +133,7 @@ int queue_take_batch(struct queue *q, struct queue_batch *batch)
 
 void queue_release_batch(struct queue *q, struct queue_batch *batch)
 {
-	for (size_t i = 0; i < batch->n; i++)
+	for (size_t i = 0; batch->spans && i < batch->n; i++)
 		span__free(batch->spans[i]);
 	q->held_spans -= batch->n;
 	q->held_bytes -= batch->bytes;
@@ -136,4 +143,31 @@ void queue_release_batch(struct queue *q, struct queue_batch *batch)
 	batch->spans = NULL;
 	batch->n = 0;
 	batch->bytes = 0;
+}
+
+void queue_batch_shed(struct queue_batch *batch, size_t body_bytes)
+{
+	struct queue *q = batch->owner;
+
+	if (!q || !batch->spans)
+		return;
+	for (size_t i = 0; i < batch->n; i++)
+		span__free(batch->spans[i]);
+	free(batch->spans);
+	batch->spans = NULL;
+	q->held_bytes = q->held_bytes - batch->bytes + body_bytes;
+	batch->bytes = body_bytes;
+	stats.queue_bytes = q->held_bytes;
+}
+
+bool queue_trim_due(struct queue *q, size_t spans, size_t bytes)
+{
+	bool due =
+		(!q->held_spans && q->peak_spans > spans) || q->peak_bytes - q->held_bytes > bytes;
+
+	if (due || !q->held_spans) {
+		q->peak_spans = q->held_spans;
+		q->peak_bytes = q->held_bytes;
+	}
+	return due;
 }

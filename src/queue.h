@@ -20,14 +20,15 @@ struct queue_cfg {
 	size_t batch_size; /* OTEL_BSP_MAX_EXPORT_BATCH_SIZE */
 };
 
-struct queue_batch {
-	struct span **spans;
-	size_t n;
-	size_t bytes;
-	size_t rejected; /* set by the exporter: spans refused in a partial success */
-};
-
 struct queue;
+
+struct queue_batch {
+	struct span **spans; /* NULL once shed (queue_batch_shed) */
+	size_t n;
+	size_t bytes;	     /* held against the byte budget: the spans', or the body's once shed */
+	size_t rejected;     /* set by the exporter: spans refused in a partial success */
+	struct queue *owner; /* the queue it came from; NULL for a batch made by hand */
+};
 
 struct queue *queue__new(const struct queue_cfg *cfg);
 /* Frees every span still waiting; batches handed out must have been released. */
@@ -55,5 +56,21 @@ void queue_set_clock(struct queue *q, uint64_t now_ms); /* stamps pushes after t
 int queue_take_batch(struct queue *q, struct queue_batch *batch);
 /* The batch is finished (delivered or given up): free its spans and their budget. */
 void queue_release_batch(struct queue *q, struct queue_batch *batch);
+
+/*
+ * The exporter encoded @batch and keeps only its request body (@body_bytes of memory): the
+ * spans are freed now, and the byte budget holds @body_bytes in their place until the batch
+ * is released. Its spans stay held (in_queue): a span is held until delivered or dropped.
+ * Nothing happens to a batch not from a queue (owner NULL: its spans are its maker's).
+ */
+void queue_batch_shed(struct queue_batch *batch, size_t body_bytes);
+
+/*
+ * True once each time the queue let go of much memory: nothing held any more after more
+ * than @spans spans were (a drained backlog), or the bytes held fell more than @bytes below
+ * their peak (spans shed into compact bodies). The caller may give freed memory back to the
+ * system then.
+ */
+bool queue_trim_due(struct queue *q, size_t spans, size_t bytes);
 
 #endif

@@ -265,6 +265,8 @@ void stats_format_line(char *buf, size_t size)
 					      : 0);
 	off = stats_put_ms(buf, size, off, "latency_max_ms", stats.export_latency_us_max);
 	off = stats_put(buf, size, off, "", "in_queue", stats.queue_spans);
+	/* What they cost: waiting spans, and the bodies of batches encoded while they wait. */
+	off = stats_put(buf, size, off, "", "queue_bytes", stats.queue_bytes);
 	if (stats.metrics_evicted)
 		off = stats_put(buf, size, off, "", "metrics_evicted", stats.metrics_evicted);
 	if (stats.metrics_timeouts)

@@ -68,7 +68,7 @@ struct stats {
 	uint64_t metrics_evicted;  /* /metrics connections closed for a newer one */
 	uint64_t metrics_timeouts; /* /metrics connections closed at their deadline */
 	uint64_t queue_spans;	   /* gauge: spans queued or in flight */
-	uint64_t queue_bytes;	   /* gauge: their payload bytes */
+	uint64_t queue_bytes;	   /* gauge: their bytes (spans, or encoded bodies) */
 
 	/* The spool (spool.h). */
 	uint64_t spooled_spans;	   /* spans written to the spool */

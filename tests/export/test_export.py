@@ -6,16 +6,18 @@ tests/export/CMakeLists.txt): CLN_OTLP (the binary), MOCK_COLLECTOR, MOCK_PROTO_
 MOCK_CERTS_SH.
 """
 import glob
+import json
 import math
 import os
 import re
 import sys
 import time
+import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../lib"))
 from harness import (CAPTURE_DIR, Collector, Proc, cases, certs, check, clean_env,  # noqa
-                     cln_spans, expected_otlp, free_port, give_to_daemon, main, run,
-                     span_fields, test)
+                     cln_spans, expected_otlp, free_port, give_to_daemon, log, main,
+                     read_jsonl, run, span_fields, test)
 
 CLN_OTLP = os.environ.get("CLN_OTLP", "cln-otlp")
 FILES = sorted(glob.glob(os.path.join(CAPTURE_DIR, "lightningd-trace.*")))
@@ -438,6 +440,137 @@ def sigterm_during_outage(tmp):
     check("the shutdown timeout said", "shutdown timeout (2000 ms) reached" in d.err(), d.err())
     check("610 spans were not delivered", "610 spans were not delivered" in d.err())
     check("drop_shutdown counted", re.search(r"drop_shutdown=\d+", d.err()))
+
+
+# ---- a backlog: what a queued span costs, and memory given back --------------------------
+
+BACKLOG_COPIES = 52  # 52 x 585 = 30,420 spans
+
+
+def relabelled(path, k):
+    """The lines of the trace file @path with every span and trace id made unique to copy
+    @k (XOR with a per-copy constant): the same spans, as a new set."""
+    def sid(h):
+        return "%016x" % (int(h, 16) ^ ((k + 1) << 44))
+
+    def tid(h):
+        return "%032x" % (int(h, 16) ^ ((k + 1) << 100))
+    out = []
+    with open(path, encoding="utf-8") as f:
+        for ln in f:
+            ln = re.sub(r"^(span_\w+) ([0-9a-f]{16})", lambda m: m.group(1) + " " + sid(
+                m.group(2)), ln)
+            ln = re.sub(r'"(id|parentId)":"([0-9a-f]{16})"', lambda m: '"%s":"%s"' % (
+                m.group(1), sid(m.group(2))), ln)
+            ln = re.sub(r'"traceId":"([0-9a-f]{32})"', lambda m: '"traceId":"%s"' % tid(
+                m.group(1)), ln)
+            out.append(ln)
+    return "".join(out)
+
+
+def vm_rss(pid):
+    """VmRSS of @pid, in bytes."""
+    with open("/proc/%d/status" % pid) as f:
+        return int(re.search(r"^VmRSS:\s+(\d+) kB", f.read(), re.M).group(1)) * 1024
+
+
+def scrape(port):
+    """Every unlabelled sample of /metrics, or {} while it cannot be read."""
+    try:
+        body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5).read()
+    except OSError:
+        return {}
+    return {k: int(v) for k, v in re.findall(r"^cln_otlp_(\w+) (\d+)$", body.decode(), re.M)}
+
+
+def sanitized(binary):
+    """Built with AddressSanitizer? (its allocator keeps freed memory: RSS tells nothing)"""
+    with open(binary, "rb") as f:
+        return b"__asan_init" in f.read()
+
+
+def backlog_daemon(tmp, port, mport, trace, *args):
+    return Proc([CLN_OTLP, "--user", "root", "--exporter", "otlp", "--endpoint",
+                 "http://127.0.0.1:%d" % port, "--file", trace, "--follow", "--metrics-listen",
+                 "127.0.0.1:%d" % mport, "--stats-interval", "0", *args], tmp, "cln-otlp")
+
+
+@test("backlog")
+def backlog_footprint(tmp):
+    """Spans delivered, then the collector down while 30,420 real spans queue: the daemon's
+    own account of what it holds is at most 200 bytes a span, and so is the growth of its
+    RSS (plus a small constant); collector up again: every span delivered once, and the RSS
+    back within 5 MB of what it was before the outage."""
+    capture = os.path.join(CAPTURE_DIR, "lightningd-trace.32274")
+    copies = [relabelled(capture, k) for k in range(BACKLOG_COPIES + 1)]
+    want = {json.loads(ln.split(" ", 2)[2])[0]["id"] for c in copies for ln in c.splitlines()
+            if ln.startswith("span_emit ")}
+    check("31,005 distinct spans", len(want) == 585 * (BACKLOG_COPIES + 1), len(want))
+    trace = os.path.join(tmp, "trace")
+    open(trace, "w").close()
+    port, mport = free_port(), free_port()
+    with backlog_daemon(tmp, port, mport, trace) as d:
+        with Collector(tmp, http_port=port) as mc:  # before the outage: 585 spans delivered
+            with open(trace, "a") as f:
+                f.write(copies[0])
+            d.wait(lambda: len(mc.records()) == 585 and scrape(mport).get("queue_spans") == 0,
+                   60, "the first 585 spans delivered")
+            rss0 = vm_rss(d.proc.pid)
+        with open(trace, "a") as f:  # the outage
+            f.write("".join(copies[1:]))
+        d.wait(lambda: scrape(mport).get("spans_queued_total") == len(want), 120,
+               "every span queued")
+        d.wait_err("retrying in")
+        m = scrape(mport)
+        held, nbytes = m["queue_spans"], m["queue_bytes"]
+        rss1 = vm_rss(d.proc.pid)
+        log("held %d spans in %d bytes (%.0f a span); RSS %.1f MB before, %.1f MB during" % (
+            held, nbytes, nbytes / held, rss0 / 2**20, rss1 / 2**20))
+        check("every span of the outage held", held == 585 * BACKLOG_COPIES, m)
+        check("at most 200 bytes held a span (%.0f)" % (nbytes / held), nbytes <= 200 * held,
+              m)
+        asan = sanitized(CLN_OTLP)
+        check("RSS grew by less than 200 bytes a span + 4 MB (%.1f MB)" % (
+            (rss1 - rss0) / 2**20), asan or rss1 - rss0 < 200 * held + (4 << 20), (rss0, rss1))
+        with Collector(tmp, http_port=port) as mc:
+            d.wait(lambda: scrape(mport).get("queue_spans") == 0 and len(mc.records()) >= len(
+                want) - 585, 180, "every span delivered, nothing held")
+            rss2 = vm_rss(d.proc.pid)
+            ids = [r["span"]["spanId"] for r in mc.records()]
+            m = scrape(mport)
+        ids += [r["span"]["spanId"] for r in read_jsonl(
+            os.path.join(tmp, "mock0-spans.jsonl"))]
+        log("RSS %.1f MB after the outage" % (rss2 / 2**20))
+        check("every span delivered once", len(ids) == len(set(ids)) and set(ids) == want,
+              (len(ids), len(set(ids)), len(set(ids) ^ want)))
+        check("exported = every span, nothing held", (m.get("spans_exported_total"),
+              m.get("queue_bytes")) == (len(want), 0), m)
+        check("RSS back within 5 MB of before the outage (%.1f MB -> %.1f MB)" % (
+            rss0 / 2**20, rss2 / 2**20), asan or rss2 - rss0 < 5 << 20, (rss0, rss1, rss2))
+        if asan:
+            log("AddressSanitizer build: RSS figures not checked")
+        check("exit 0", d.stop() == 0, d.err()[-2000:])
+
+
+@test("backlog")
+def backlog_in_slots(tmp):
+    """Collector down, every batch in an export slot waiting for its retry: what a slot
+    keeps is the request body (gzip), not the spans: at most 200 bytes held a span."""
+    spans = len(cln_spans(os.path.join(CAPTURE_DIR, "lightningd-trace.32274")))
+    trace = os.path.join(tmp, "trace")
+    with open(trace, "w") as f:
+        f.write(relabelled(os.path.join(CAPTURE_DIR, "lightningd-trace.32274"), 0))
+    port, mport = free_port(), free_port()
+    with backlog_daemon(tmp, port, mport, trace, "--batch-size", "100", "--max-inflight", "8",
+                        "--batch-delay", "100", "--compression", "gzip") as d:
+        d.wait(lambda: scrape(mport).get("spans_queued_total") == spans, 60,
+               "every span queued")
+        d.wait_err("retrying in")
+        d.wait(lambda: scrape(mport).get("queue_bytes", 1 << 30) <= 200 * spans, 30,
+               "at most 200 bytes held a span")
+        m = scrape(mport)
+        check("every span still held", m["queue_spans"] == spans, m)
+        d.stop()
 
 
 def secrets(tmp, proto, script):

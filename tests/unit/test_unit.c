@@ -16,10 +16,12 @@
  * Prints "N passed, M failed" and exits non-zero on any failure.
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -34,6 +36,7 @@
 #include "loop.h"
 #include "orphans.h"
 #include "otlp.h"
+#include "park.h"
 #include "pipeline.h"
 #include "queue.h"
 #include "span.h"
@@ -1551,16 +1554,338 @@ static void suite_orphans_cache(void)
 
 /* ---- main -------------------------------------------------------------------------------- */
 
+/* ---- park: bodies waiting in memory ------------------------------------------------------ */
+
+/* @len bytes of @name repeated: a body that says which it is. */
+static uint8_t *park_payload(const char *name, size_t len)
+{
+	uint8_t *d = malloc(len ? len : 1);
+	size_t k = strlen(name);
+
+	if (!d)
+		data_error("out of memory");
+	for (size_t i = 0; i < len; i++)
+		d[i] = (uint8_t)name[i % k];
+	return d;
+}
+
+/* The name a body was made from (its first bytes up to the first repeat: names differ). */
+static bool park_is(const struct park_body *b, const char *name, size_t len)
+{
+	struct buf out = BUF_INIT(1 << 20);
+	uint8_t *want = park_payload(name, len);
+	bool same = park_open(b, &out) == 0 && out.len == len && !memcmp(out.data, want, len);
+
+	buf_free(&out);
+	free(want);
+	return same;
+}
+
+/*
+ * A case: "max_bodies", "max_data" and "headers" (the byte bound: max_data bytes of data
+ * and that many body headers, max_bodies unless given), then "steps":
+ * {"put": NAME, "len", "spans", "deflate", "expect": "ok"|"ENOSPC"}, {"take": NAME|null}
+ * (the oldest, opened and compared with what was put), each with optional "bodies",
+ * "held_spans" and "data" (park_bytes() less the headers) to check after it.
+ */
+static void park_case(cJSON *c)
+{
+	size_t max_bodies = (size_t)get_num(c, "max_bodies", 16);
+	size_t headers = (size_t)get_num(c, "headers", (double)max_bodies);
+	struct park_cfg cfg = {.max_bodies = max_bodies,
+			       .max_bytes = (size_t)get_num(c, "max_data", 1 << 20) +
+					    headers * sizeof(struct park_body)};
+	struct park *p = park__new(&cfg);
+	const cJSON *st;
+	int i = 0;
+
+	CHECK_MSG(p != NULL, "park__new");
+	if (!p)
+		return;
+	cJSON_ArrayForEach(st, cJSON_GetObjectItem(c, "steps"))
+	{
+		const char *put = get_str(st, "put"), *want = get_str(st, "expect");
+		size_t len = (size_t)get_num(st, "len", 0);
+		const cJSON *take = cJSON_GetObjectItem(st, "take");
+
+		i++;
+		if (put) {
+			uint8_t *d = park_payload(put, len);
+			struct park_body *b =
+				park_seal(d, len, (uint32_t)get_num(st, "spans", 1),
+					  cJSON_IsTrue(cJSON_GetObjectItem(st, "deflate")));
+			int r = b ? park_put(p, b) : -ENOMEM;
+
+			free(d);
+			if (r < 0)
+				free(b);
+			const char *got = r == 0 ? "ok" : r == -ENOSPC ? "ENOSPC" : "ENOMEM";
+
+			CHECK_MSG(!strcmp(got, want ? want : "ok"), "step %d: put %s: %s, want %s",
+				  i, put, got, want ? want : "ok");
+			if (b && r == 0 && cJSON_IsTrue(cJSON_GetObjectItem(st, "deflate")))
+				CHECK_MSG(b->len < len, "step %d: %s deflated: %zu of %zu bytes", i,
+					  put, b->len, len);
+		} else if (take) {
+			struct park_body *b = park_take(p);
+			const char *name = cJSON_IsString(take) ? take->valuestring : NULL;
+
+			CHECK_MSG(!b == !name, "step %d: take: %s, want %s", i,
+				  b ? "a body" : "none", name ? name : "none");
+			if (b && name)
+				CHECK_MSG(park_is(b, name, b->raw_len),
+					  "step %d: the oldest is %s, as put", i, name);
+			free(b);
+		}
+		if (cJSON_GetObjectItem(st, "bodies"))
+			CHECK_MSG(park_bodies(p) == (size_t)get_num(st, "bodies", 0),
+				  "step %d: %zu bodies", i, park_bodies(p));
+		if (cJSON_GetObjectItem(st, "held_spans"))
+			CHECK_MSG(park_spans(p) == (size_t)get_num(st, "held_spans", 0),
+				  "step %d: %zu spans", i, park_spans(p));
+		if (cJSON_GetObjectItem(st, "data"))
+			CHECK_MSG(park_bytes(p) - park_bodies(p) * sizeof(struct park_body) ==
+					  (size_t)get_num(st, "data", 0),
+				  "step %d: %zu bytes of data", i,
+				  park_bytes(p) - park_bodies(p) * sizeof(struct park_body));
+	}
+	park__free(p); /* frees what is left: ASan checks it */
+}
+
+/* An exporter that parks (export_http's contract, with what it keeps in a plain array). */
+struct park_exporter {
+	struct rec_exporter rec; /* first */
+	struct queue_batch *parked[128];
+	size_t n_parked;
+};
+
+static int parkx_park(struct exporter *ex, struct queue_batch *b)
+{
+	struct park_exporter *x = (struct park_exporter *)ex;
+
+	if (x->n_parked == 128)
+		return -ENOSPC;
+	CHECK_MSG(b->spans != NULL, "a parked batch comes with its spans");
+	x->parked[x->n_parked++] = b;
+	queue_batch_shed(b, 100); /* "encoded in 100 bytes" */
+	return 0;
+}
+
+static bool parkx_busy(const struct exporter *ex)
+{
+	return rec_busy(ex) || ((const struct park_exporter *)ex)->n_parked;
+}
+
+static unsigned parkx_pending(const struct exporter *ex)
+{
+	return rec_pending(ex) + (unsigned)((const struct park_exporter *)ex)->n_parked;
+}
+
+static void parkx_abort(struct exporter *ex)
+{
+	struct park_exporter *x = (struct park_exporter *)ex;
+
+	rec_abort(ex);
+	for (size_t i = 0; i < x->n_parked; i++)
+		ex->done(ex->done_ctx, x->parked[i], EXPORT_FAIL_SHUTDOWN);
+	x->n_parked = 0;
+}
+
+static const struct exporter_ops parkx_ops = {
+	.submit = rec_submit,
+	.busy = parkx_busy,
+	.pending = parkx_pending,
+	.abort = parkx_abort,
+	.free = rec_free,
+	.park = parkx_park,
+};
+
+/*
+ * Every slot taken: full batches are parked, their spans shed, still counted as held
+ * (in_queue) but at the bytes the exporter says; delivered, they count as exported.
+ */
+static void suite_pipeline_park(void)
+{
+	struct park_exporter x = {.rec = {.ex = {.ops = &parkx_ops}, .hold = true}};
+	struct pipeline_cfg cfg = {
+		.queue = {.max_spans = 1000, .max_bytes = 64 << 20, .batch_size = 10},
+		.schedule_delay_ms = 50,
+		.suspend_ttl_ms = 1000};
+	struct pipeline_origin origin = {.source = STATS_SRC_FILE, .pid = 42};
+	struct loop *loop = loop__new();
+	struct pipeline *p = pipeline__new(loop, &cfg, &x.rec.ex);
+	uint64_t exported = stats.exported;
+
+	CHECK_MSG(p != NULL, "pipeline");
+	if (!p)
+		return;
+	for (int i = 1; i <= 55; i++)
+		ingest(p, &origin, (uint64_t)i, 0, TRACE);
+	CHECK_MSG(x.rec.pending == 2 && x.n_parked == 3,
+		  "2 batches in the exporter's slots, 3 parked: %u, %zu", x.rec.pending,
+		  x.n_parked);
+	CHECK_MSG(stats.queue_spans == 55, "every span still held: in_queue=%llu",
+		  (unsigned long long)stats.queue_spans);
+	CHECK_MSG(x.n_parked == 3 && !x.parked[0]->spans && x.parked[0]->n == 10,
+		  "a parked batch keeps its count, not its spans");
+	CHECK_MSG(stats.queue_bytes <
+			  2 * 10 * sizeof(struct span) + 3 * 100 + 5 * (sizeof(struct span) + 256),
+		  "parked batches held at their body's bytes: queue_bytes=%llu",
+		  (unsigned long long)stats.queue_bytes);
+	/* Delivered: parked batches count as exported, their bytes released. */
+	x.rec.hold = false;
+	while (x.rec.pending)
+		x.rec.ex.done(x.rec.ex.done_ctx, x.rec.held[--x.rec.pending], EXPORT_OK);
+	for (size_t i = 0; i < x.n_parked; i++)
+		x.rec.ex.done(x.rec.ex.done_ctx, x.parked[i], EXPORT_OK);
+	x.n_parked = 0;
+	pipeline_flush(p);
+	CHECK_MSG(stats.exported - exported == 55 && stats.queue_spans == 0 &&
+			  stats.queue_bytes == 0,
+		  "every span exported once, nothing held: exported %llu, in_queue %llu, "
+		  "queue_bytes %llu",
+		  (unsigned long long)(stats.exported - exported),
+		  (unsigned long long)stats.queue_spans, (unsigned long long)stats.queue_bytes);
+	pipeline__free(p);
+	loop__free(loop);
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UNIT_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNIT_ASAN 1
+#endif
+#endif
+
+static size_t self_rss(void)
+{
+	unsigned long size = 0, rss = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+
+	if (!f || fscanf(f, "%lu %lu", &size, &rss) != 2)
+		rss = 0;
+	if (f)
+		fclose(f);
+	return rss * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/*
+ * A backlog of 40,000 spans (an exporter that cannot take them), then delivered: once the
+ * queue has drained, the memory goes back to the system, although something allocated
+ * during the backlog still sits above it in the heap.
+ */
+static void suite_pipeline_trim(void)
+{
+	struct rec_exporter rec = {.ex = {.ops = &rec_ops}, .hold = true};
+	struct pipeline_cfg cfg = {
+		.queue = {.max_spans = 65536, .max_bytes = 256 << 20, .batch_size = 4096},
+		.schedule_delay_ms = 50,
+		.suspend_ttl_ms = 1000};
+	struct pipeline_origin origin = {.source = STATS_SRC_FILE, .pid = 42};
+	struct loop *loop = loop__new();
+	struct pipeline *p = pipeline__new(loop, &cfg, &rec.ex);
+	size_t rss0, rss1, rss2;
+	void *pin;
+
+	CHECK_MSG(p != NULL, "pipeline");
+	if (!p)
+		return;
+	malloc_trim(0);
+	rss0 = self_rss();
+	for (uint64_t i = 1; i <= 40000; i++)
+		ingest(p, &origin, i, 0, TRACE);
+	pin = malloc(64 << 10); /* above the spans in the heap: they cannot shrink it */
+	rss1 = self_rss();
+#ifndef UNIT_ASAN
+	CHECK_MSG(rss1 > rss0 + (10u << 20), "the backlog took memory: %zu -> %zu", rss0, rss1);
+#endif
+	rec.hold = false;
+	while (rec.pending)
+		rec.ex.done(rec.ex.done_ctx, rec.held[--rec.pending], EXPORT_OK);
+	pipeline_flush(p);
+	rss2 = self_rss();
+	CHECK_MSG(stats.queue_spans == 0, "drained: in_queue=%llu",
+		  (unsigned long long)stats.queue_spans);
+#ifdef UNIT_ASAN
+	/* AddressSanitizer's allocator keeps freed memory in quarantine: RSS tells nothing. */
+	rss1 = rss0 + (20u << 20);
+	rss2 = rss0;
+#endif
+	CHECK_MSG(rss2 < rss0 + (2u << 20), "memory given back once drained: %zu -> %zu -> %zu",
+		  rss0, rss1, rss2);
+	free(pin);
+	pipeline__free(p);
+	loop__free(loop);
+}
+
+static bool trim_holding;
+
+static bool trim_hold(void *ctx, uint64_t now_ms, uint64_t *until_ms)
+{
+	*until_ms = now_ms + 1000;
+	return trim_holding;
+}
+
+/*
+ * 40,000 spans held as structs (a new node's identity being asked), then parked as compact
+ * bodies once the hold ends: they are still held, but the memory of their structs goes back
+ * to the system at once, not at the end of the outage.
+ */
+static void suite_pipeline_trim_parked(void)
+{
+	struct park_exporter x = {.rec = {.ex = {.ops = &parkx_ops}, .hold = true}};
+	struct pipeline_cfg cfg = {
+		.queue = {.max_spans = 65536, .max_bytes = 256 << 20, .batch_size = 512},
+		.schedule_delay_ms = 50,
+		.suspend_ttl_ms = 1000};
+	struct pipeline_hooks hooks = {.hold = trim_hold};
+	struct pipeline_origin origin = {.source = STATS_SRC_FILE, .pid = 42};
+	struct loop *loop = loop__new();
+	struct pipeline *p = pipeline__new(loop, &cfg, &x.rec.ex);
+	size_t rss0, rss1, rss2;
+	void *pin;
+
+	CHECK_MSG(p != NULL, "pipeline");
+	if (!p)
+		return;
+	pipeline_set_hooks(p, &hooks);
+	trim_holding = true;
+	malloc_trim(0);
+	rss0 = self_rss();
+	for (uint64_t i = 1; i <= 40000; i++)
+		ingest(p, &origin, i, 0, TRACE);
+	pin = malloc(64 << 10); /* above the spans in the heap: they cannot shrink it */
+	rss1 = self_rss();
+	CHECK_MSG(x.rec.pending == 0 && x.n_parked == 0, "held back: %u sent, %zu parked",
+		  x.rec.pending, x.n_parked);
+	trim_holding = false;
+	ingest(p, &origin, 40001, 0, TRACE);
+	rss2 = self_rss();
+	CHECK_MSG(x.rec.pending == 2 && x.n_parked == 76 && stats.queue_spans == 40001,
+		  "2 batches sent, 76 parked, every span still held: %u, %zu, %llu", x.rec.pending,
+		  x.n_parked, (unsigned long long)stats.queue_spans);
+#ifdef UNIT_ASAN
+	rss1 = rss0 + (20u << 20);
+	rss2 = rss0;
+#endif
+	CHECK_MSG(rss1 > rss0 + (10u << 20) && rss2 < rss0 + (6u << 20),
+		  "the structs' memory given back once parked: %zu -> %zu -> %zu", rss0, rss1,
+		  rss2);
+	free(pin);
+	pipeline_abort(p); /* the parked batches given up: done() for each */
+	pipeline__free(p);
+	loop__free(loop);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct {
 		const char *name;
 		void (*run)(cJSON *c);
 	} data_suites[] = {
-		{"span", span_case},
-		{"otlp", otlp_case},
-		{"config", config_case},
-		{"orphans", orphans_case},
+		{"span", span_case},	   {"otlp", otlp_case}, {"config", config_case},
+		{"orphans", orphans_case}, {"park", park_case},
 	};
 	static const struct {
 		const char *name;
@@ -1574,6 +1899,9 @@ int main(int argc, char **argv)
 		{"pipeline_adopt_wide", suite_pipeline_adopt_wide},
 		{"pipeline_derive_family", suite_pipeline_derive_family},
 		{"orphans_cache", suite_orphans_cache},
+		{"pipeline_park", suite_pipeline_park},
+		{"pipeline_trim", suite_pipeline_trim},
+		{"pipeline_trim_parked", suite_pipeline_trim_parked},
 	};
 	bool all_fail = argc > 1 && !strcmp(argv[1], "--all-fail"), ran = false;
 	const char *suite, *data, *only;
@@ -1598,11 +1926,13 @@ int main(int argc, char **argv)
 		}
 	}
 	if (!ran) {
-		fprintf(stderr, "usage: test_unit [--all-fail] span|otlp|config|orphans CASES.json "
-				"[NAME]\n"
-				"       test_unit queue|suspend|pipeline|pipeline_orphans|"
-				"pipeline_adopt_wide|\n"
-				"                 pipeline_derive_family|orphans_cache\n");
+		fprintf(stderr,
+			"usage: test_unit [--all-fail] span|otlp|config|orphans|park CASES.json "
+			"[NAME]\n"
+			"       test_unit queue|suspend|pipeline|pipeline_orphans|"
+			"pipeline_adopt_wide|\n"
+			"                 pipeline_derive_family|orphans_cache|pipeline_park|\n"
+			"                 pipeline_trim\n");
 		return 2;
 	}
 	exe_paths_reset();
