@@ -41,6 +41,7 @@
 #include <curl/curl.h>
 
 #include "clock.h"
+#include "endpoint.h"
 #include "export_curl.h"
 #include "export_wire.h"
 #include "log.h"
@@ -58,8 +59,6 @@
 #define PROBE_FIRST_MS		 1000 /* a replay failed: try again this much later, doubling */
 #define PROBE_MAX_MS		 5000 /* up to this (the retry policy's cap) */
 #define ERR_MSG_CAP		 256
-#define GRPC_PATH		 "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
-#define TRACES_PATH		 "v1/traces" /* the OTLP/HTTP signal path */
 
 enum slot_state {
 	SLOT_FREE = 0,
@@ -1229,163 +1228,6 @@ static int eh_reload(struct exporter *base, const struct config *cfg, char *err,
 	return 0;
 }
 
-/*
- * Append @suffix ("/...") to the path of @u. With @trim, the path's trailing slashes go first
- * (gRPC: "http://h:4317/" and "http://h:4317" name the same service); without, a path that
- * ends in '/' keeps it once ("http://h:4318/otlp/" + "/v1/traces" is "/otlp/v1/traces").
- * The query and fragment stay where they are.
- */
-static int url_append_path(CURLU *u, const char *suffix, bool trim)
-{
-	char *path = NULL, *p = NULL;
-	size_t n, size;
-	int rc = 0;
-
-	if (curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK)
-		return -EINVAL;
-	n = strlen(path);
-	while (n > 0 && path[n - 1] == '/' && (trim || n == strlen(path)))
-		n--;
-	size = n + strlen(suffix) + 1;
-	p = malloc(size);
-	if (!p) {
-		rc = -ENOMEM;
-		goto cleanup;
-	}
-	snprintf(p, size, "%.*s%s", (int)n, path, suffix);
-	if (curl_url_set(u, CURLUPART_PATH, p, 0) != CURLUE_OK)
-		rc = -EINVAL;
-cleanup:
-	free(p);
-	curl_free(path);
-	return rc;
-}
-
-/* The URL's display form: scheme://host[:port], nothing else (no credentials, path, query). */
-static int url_display(CURLU *u, const char *scheme, const char *host, char **display)
-{
-	char *port = NULL;
-	size_t n;
-
-	if (curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK)
-		port = NULL;
-	n = strlen(scheme) + strlen(host) + (port ? strlen(port) : 0) + 8;
-	*display = malloc(n);
-	if (*display)
-		snprintf(*display, n, "%s://%s%s%s", scheme, host, port ? ":" : "",
-			 port ? port : "");
-	curl_free(port);
-	return *display ? 0 : -ENOMEM;
-}
-
-/*
- * gRPC: a scheme-less host:port is TLS unless @insecure (protocol/exporter.md, Insecure:
- * "whether to enable client transport security for the exporter's gRPC connection", which
- * "only applies to OTLP/gRPC when an endpoint is provided without the http or https scheme").
- * Returns @endpoint itself, or an allocated copy with the scheme (*@copy).
- */
-static const char *url_with_scheme(const char *endpoint, bool grpc, bool insecure, char **copy)
-{
-	size_t n = strlen(endpoint) + sizeof("https://");
-
-	*copy = NULL;
-	if (!grpc || strstr(endpoint, "://"))
-		return endpoint;
-	*copy = malloc(n);
-	if (*copy)
-		snprintf(*copy, n, "%s://%s", insecure ? "http" : "https", endpoint);
-	return *copy;
-}
-
-/* gRPC: the path of the endpoint has no meaning; the Export method's replaces it. */
-static int url_grpc_path(CURLU *u, bool *ignored)
-{
-	char *path = NULL;
-
-	if (curl_url_get(u, CURLUPART_PATH, &path, 0) != CURLUE_OK)
-		return -EINVAL;
-	*ignored = path[strspn(path, "/")] != '\0';
-	curl_free(path);
-	return curl_url_set(u, CURLUPART_PATH, GRPC_PATH, 0) == CURLUE_OK ? 0 : -EINVAL;
-}
-
-int export_http_url(const char *endpoint, bool grpc, bool append, bool insecure,
-		    struct export_http_url *out, char *err, size_t err_size)
-{
-	CURLU *u = NULL;
-	char *scheme = NULL, *host = NULL, *url = NULL, *copy = NULL;
-	char shown[ERR_MSG_CAP]; /* the endpoint as it may be quoted: no password, no query */
-	const char *full;
-	int rc = 0;
-
-	memset(out, 0, sizeof(*out));
-	err[0] = '\0';
-	if (!endpoint || !endpoint[0]) {
-		snprintf(err, err_size, "no OTLP endpoint: give --endpoint http://host:port");
-		return -EINVAL;
-	}
-	export_wire_redact_url(endpoint, strlen(endpoint), shown, sizeof(shown));
-	full = url_with_scheme(endpoint, grpc, insecure, &copy);
-	u = curl_url();
-	if (!u || !full) {
-		rc = -ENOMEM;
-		goto cleanup;
-	}
-	if (curl_url_set(u, CURLUPART_URL, full, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
-		snprintf(err, err_size,
-			 "endpoint \"%s\" is not a URL: write it as http://host:port or "
-			 "https://host:port%s",
-			 shown, grpc ? " (or host:port for grpc)" : "");
-		rc = -EINVAL;
-		goto cleanup;
-	}
-	if (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0) {
-		snprintf(err, err_size,
-			 "endpoint \"%s\": scheme %s is not supported: use http:// or https://",
-			 shown, scheme);
-		rc = -EINVAL;
-		goto cleanup;
-	}
-	out->tls = strcasecmp(scheme, "https") == 0;
-	rc = url_display(u, scheme, host, &out->display);
-	if (rc == 0 && grpc)
-		rc = url_grpc_path(u, &out->path_ignored);
-	else if (rc == 0 && append)
-		rc = url_append_path(u, "/" TRACES_PATH, false);
-	if (rc == 0 && curl_url_get(u, CURLUPART_URL, &url, 0) != CURLUE_OK)
-		rc = -ENOMEM;
-	if (rc == 0 && !(out->url = strdup(url)))
-		rc = -ENOMEM;
-	if (rc == 0 && !grpc)
-		out->signal_doubled = strstr(url, "/" TRACES_PATH "/" TRACES_PATH) != NULL;
-cleanup:
-	if (rc == -ENOMEM)
-		snprintf(err, err_size, "out of memory");
-	else if (rc < 0 && !err[0])
-		snprintf(err, err_size, "endpoint \"%s\" is not usable", shown);
-	if (rc < 0)
-		export_http_url_release(out);
-	if (copy)
-		explicit_bzero(copy, strlen(copy));
-	free(copy);
-	curl_free(url);
-	curl_free(host);
-	curl_free(scheme);
-	curl_url_cleanup(u);
-	return rc;
-}
-
-void export_http_url_release(struct export_http_url *url)
-{
-	if (!url)
-		return;
-	free(url->url);
-	free(url->display);
-	url->url = url->display = NULL;
-}
-
 static int setup_easy(struct export_http *ex, const struct config *cfg, struct http_slot *slot)
 {
 	CURL *e = curl_easy_init();
@@ -1628,7 +1470,7 @@ static struct export_http *eh_alloc(struct loop *loop, const struct config *cfg,
 /* Everything but the request slots: libcurl, the URL, the TLS files, framing, headers. */
 static int eh_prepare(struct export_http *ex, const struct config *cfg, char *err, size_t err_size)
 {
-	struct export_http_url where;
+	struct endpoint_url where;
 	int rc;
 
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -1636,8 +1478,8 @@ static int eh_prepare(struct export_http *ex, const struct config *cfg, char *er
 		return -EIO;
 	}
 	ex->curl_ready = true;
-	rc = export_http_url(cfg->endpoint, ex->grpc, cfg->endpoint_append, cfg->insecure, &where,
-			     err, err_size);
+	rc = endpoint_url_parse(cfg->endpoint, ex->grpc, cfg->endpoint_append, cfg->insecure,
+				&where, err, err_size);
 	if (rc < 0)
 		return rc;
 	ex->url = where.url; /* taken */
@@ -1647,7 +1489,7 @@ static int eh_prepare(struct export_http *ex, const struct config *cfg, char *er
 	if (where.path_ignored)
 		log_warn("export: the path of the gRPC endpoint %s is ignored: gRPC requests go "
 			 "to %s on the host and port",
-			 ex->display, GRPC_PATH);
+			 ex->display, ENDPOINT_GRPC_PATH);
 	rc = check_curl(ex, err, err_size);
 	if (rc == 0)
 		rc = check_tls(ex, cfg, err, err_size);

@@ -39,26 +39,4 @@ int export_http_spool_check(struct exporter *ex, char *err, size_t err_size);
  */
 int export_http_check(const struct config *cfg, char *msg, size_t msg_size);
 
-/* Where requests go. */
-struct export_http_url {
-	char *url;	     /* the request URL */
-	char *display;	     /* scheme://host:port, for messages (no credentials, path or query) */
-	bool tls;	     /* https */
-	bool path_ignored;   /* gRPC: the endpoint had a path, replaced by the method's */
-	bool signal_doubled; /* OTLP/HTTP: the path holds /v1/traces/v1/traces */
-};
-
-/*
- * Build the request URL from @endpoint (http:// or https://; for gRPC also host:port, TLS
- * unless @insecure). OTLP/gRPC (@grpc) sends to the Export method's path at the host and
- * port: any path of the endpoint is replaced (out->path_ignored says so). OTLP/HTTP appends
- * /v1/traces to the path when @append (OTEL_EXPORTER_OTLP_ENDPOINT: a path ending in '/'
- * keeps one) and takes the endpoint as it is otherwise (the _TRACES_ variant). A query
- * string stays the query. Returns 0 (release @out with export_http_url_release), or a
- * negative errno with a message in @err.
- */
-int export_http_url(const char *endpoint, bool grpc, bool append, bool insecure,
-		    struct export_http_url *out, char *err, size_t err_size);
-void export_http_url_release(struct export_http_url *url);
-
 #endif

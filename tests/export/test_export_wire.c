@@ -9,7 +9,7 @@
  *       unless told) fed to export_wire, and the verdict (outcome, hint, partial success and
  *       whether its count was impossible, the message the exporter logs);
  *   test_export_wire url tests/data/export_url/cases.json
- *       export_http_url(): the request URL, its display form, TLS, or the error (which must
+ *       endpoint_url_parse(): the request URL, its display form, TLS, or the error (which must
  *       not contain "error_lacks", a password say), "path_ignored" (gRPC) and "signal_doubled";
  *       the case may say "protocol": "grpc", "append": false, "insecure": true; "redact":
  *       export_wire_redact_url().
@@ -23,6 +23,7 @@
 
 #include "../check.h"
 #include "../cases.h"
+#include "endpoint.h"
 #include "export_http.h"
 #include "export_wire.h"
 
@@ -259,7 +260,7 @@ static void run_url(cJSON *c)
 	const cJSON *expect = cases_get(c, "expect");
 	const char *want_err = cases_str(expect, "error", NULL);
 	const char *lacks = cases_str(expect, "error_lacks", NULL);
-	struct export_http_url u;
+	struct endpoint_url u;
 	char err[512];
 	int rc;
 
@@ -267,10 +268,10 @@ static void run_url(cJSON *c)
 		run_redact(c);
 		return;
 	}
-	rc = export_http_url(cases_str(c, "endpoint", ""),
-			     !strcmp(cases_str(c, "protocol", "http"), "grpc"),
-			     cases_bool(c, "append", true), cases_bool(c, "insecure", false), &u, err,
-			     sizeof(err));
+	rc = endpoint_url_parse(cases_str(c, "endpoint", ""),
+				!strcmp(cases_str(c, "protocol", "http"), "grpc"),
+				cases_bool(c, "append", true), cases_bool(c, "insecure", false), &u,
+				err, sizeof(err));
 	if (want_err) {
 		CHECK_EQ(rc, -EINVAL);
 		CHECK_MSG(strstr(err, want_err), "error \"%s\" does not say \"%s\"", err, want_err);
@@ -283,7 +284,7 @@ static void run_url(cJSON *c)
 		CHECK_EQ(u.path_ignored, cases_bool(expect, "path_ignored", false));
 		CHECK_EQ(u.signal_doubled, cases_bool(expect, "signal_doubled", false));
 	}
-	export_http_url_release(&u);
+	endpoint_url_release(&u);
 }
 
 int main(int argc, char **argv)
