@@ -156,6 +156,8 @@ void queue_batch_shed(struct queue_batch *batch, size_t body_bytes)
 	free(batch->spans);
 	batch->spans = NULL;
 	q->held_bytes = q->held_bytes - batch->bytes + body_bytes;
+	if (q->held_bytes > q->peak_bytes) /* a body larger than its spans: keep the peak a peak */
+		q->peak_bytes = q->held_bytes;
 	batch->bytes = body_bytes;
 	stats.queue_bytes = q->held_bytes;
 }

@@ -594,6 +594,21 @@ static void suite_queue(void)
 		r += queue_push_take(q, mk_span(i)) == -ENOSPC;
 	CHECK_MSG(r >= 7, "byte bound: refuses past max_bytes: refused %d", r);
 	queue__free(q); /* frees what is still waiting: valgrind/ASan check it */
+
+	/*
+	 * A batch shed into a body larger than its spans: the bytes held grow past their peak,
+	 * which must follow them (else "fallen below the peak" wraps and asks for a trim at
+	 * every call).
+	 */
+	cfg.max_bytes = 1 << 20;
+	q = queue__new(&cfg);
+	queue_push_take(q, mk_span(1));
+	queue_take_batch(q, &b1);
+	queue_batch_shed(&b1, b1.bytes + 4096);
+	CHECK_MSG(!queue_trim_due(q, 1000, 1000), "a body larger than its spans: no trim due");
+	CHECK_MSG(!queue_trim_due(q, 1000, 1000), "and none at the next call either");
+	queue_release_batch(q, &b1);
+	queue__free(q);
 }
 
 static void suite_suspend(void)
