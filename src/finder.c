@@ -261,6 +261,15 @@ out:
 	return n;
 }
 
+/* A reply to @req: its operation, sequence number and pid, nothing found yet. */
+static void finder_reply_start(struct finder_reply *out, const struct finder_req *req)
+{
+	memset(out, 0, sizeof(*out));
+	out->op = req->op;
+	out->seq = req->seq;
+	out->pid = req->pid;
+}
+
 static void finder_who_fail(struct finder_reply *out, int err, uint32_t pid, const char *what)
 {
 	if (err == -ESRCH)
@@ -299,10 +308,7 @@ void finder_who(struct finder *f, const struct finder_req *req, struct finder_re
 	ssize_t n;
 	int ret;
 
-	memset(out, 0, sizeof(*out));
-	out->op = req->op;
-	out->seq = req->seq;
-	out->pid = req->pid;
+	finder_reply_start(out, req);
 	ret = finder_stat(req->pid, &p);
 	if (ret)
 		return finder_who_fail(out, ret, req->pid, "its stat");
@@ -659,10 +665,7 @@ int finder_connect(struct finder *f, const struct finder_req *req, struct finder
 	int ret, sock = -1;
 	ssize_t len;
 
-	memset(out, 0, sizeof(*out));
-	out->op = req->op;
-	out->seq = req->seq;
-	out->pid = req->pid;
+	finder_reply_start(out, req);
 	ret = finder_stat(req->pid, &p);
 	if (!ret && p.start != req->start)
 		ret = -ESRCH;
