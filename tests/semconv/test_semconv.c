@@ -22,6 +22,7 @@
 #include "otlp.h"
 #include "span.h"
 #include "uuid5.h"
+#include "../trace_lines.h"
 
 enum { K_INTERNAL = 1, K_SERVER = 2, K_CLIENT = 3 };
 enum { R_SERVER, R_PLUGIN_RPC, R_PLUGIN_CALL, R_DB, R_OTHER, R__N };
@@ -126,21 +127,16 @@ static void kinds_json(const char *path)
 static void kinds_trace(const char *path)
 {
 	FILE *f = fopen(path, "r");
-	char *line = NULL, *json;
-	size_t cap = 0;
+	char *line = NULL;
+	const char *json;
+	size_t cap = 0, n;
 	ssize_t len;
 
 	if (!CHECK_MSG(f, "%s: cannot open", path))
 		return;
-	while ((len = getline(&line, &cap, f)) > 0) {
-		if (strncmp(line, "span_emit ", 10) || !(json = strchr(line + 10, ' ')))
-			continue;
-		json++;
-		len -= json - line;
-		while (len && (json[len - 1] == '\n' || json[len - 1] == '\r'))
-			len--;
-		try_payload(path, json, (size_t)len);
-	}
+	while ((len = getline(&line, &cap, f)) > 0)
+		if (trace_line_span(line, (size_t)len, &json, &n))
+			try_payload(path, json, n);
 	free(line);
 	fclose(f);
 }

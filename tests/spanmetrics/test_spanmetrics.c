@@ -17,6 +17,7 @@
 
 #include "span.h"
 #include "spanmetrics.h"
+#include "../trace_lines.h"
 
 #define TEXT_MAX (8u << 20)
 
@@ -397,12 +398,12 @@ static void bench(const char *path)
 		return;
 	}
 	while (n < 1024 && fgets(line, sizeof(line), f)) {
-		char *json = strchr(line + 10, ' ');
+		const char *json;
+		size_t len;
 		enum span_reject why;
 
-		if (strncmp(line, "span_emit ", 10) || !json)
-			continue;
-		if (span_parse(json + 1, strlen(json + 1) - 1, &spans[n], &why) == 0)
+		if (trace_line_span(line, strlen(line), &json, &len) &&
+		    span_parse(json, len, &spans[n], &why) == 0)
 			n++;
 	}
 	fclose(f);

@@ -11,6 +11,7 @@
 
 #include "otlp.h"
 #include "span.h"
+#include "../trace_lines.h"
 
 #define MAX_SPANS 100000
 
@@ -36,15 +37,12 @@ int main(int argc, char **argv)
 		}
 		while ((len = getline(&line, &cap, f)) > 0) {
 			enum span_reject why;
-			char *json;
+			const char *json;
+			size_t json_len;
 
-			if (strncmp(line, "span_emit ", 10) || !(json = strchr(line + 10, ' ')))
+			if (!trace_line_span(line, (size_t)len, &json, &json_len))
 				continue;
-			json++;
-			len -= json - line;
-			while (len && (json[len - 1] == '\n' || json[len - 1] == '\r'))
-				len--;
-			if (n == MAX_SPANS || span_parse(json, (size_t)len, &spans[n], &why) < 0) {
+			if (n == MAX_SPANS || span_parse(json, json_len, &spans[n], &why) < 0) {
 				fprintf(stderr, "%s: span rejected or too many\n", argv[i]);
 				status = 1;
 				continue;
